@@ -1,0 +1,52 @@
+"""The `quantdesk` command: every subcommand hangs off `cli`; user errors exit 2 in one line."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from quantdesk.cli.context import AppContext
+from quantdesk.errors import QuantdeskError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Path to quantdesk.toml (default: ./quantdesk.toml when present).",
+)
+@click.version_option(package_name="quantdesk")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """quantdesk: research, backtest and trade crypto strategies from one code base."""
+    ctx.obj = AppContext(config_path)
+
+
+def _register() -> None:
+    # Imported here so each command module can import `cli` from this package.
+    from quantdesk.cli import data  # noqa: F401
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the CLI, turning user errors into one line and exit 2."""
+    try:
+        code = cli.main(args=argv, prog_name="quantdesk", standalone_mode=False)
+    except QuantdeskError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,121 @@
+"""quantdesk.toml: pydantic models for the project's configuration, and loading it."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from quantdesk.data.store import DataStore
+from quantdesk.errors import ConfigError
+
+CONFIG_FILE = "quantdesk.toml"
+DATA_ENV = "QUANTDESK_DATA"
+
+
+class _Model(BaseModel):
+    # Unknown keys are typos until proven otherwise: refuse them instead of ignoring them.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Model):
+    """Where market data lives."""
+
+    root: Path = Path("data")
+
+
+class VenueConfig(_Model):
+    """One trading venue: a ccxt exchange, its market type, and where its credentials come from."""
+
+    exchange: str = Field(min_length=1, description="ccxt exchange id, e.g. binance")
+    market: Literal["spot", "usdm"] = "spot"
+    sandbox_url: str | None = Field(default=None, description="base URL of a quantdesk sandbox")
+    api_key_env: str | None = Field(default=None, description="environment variable with the key")
+    api_secret_env: str | None = None
+
+    @field_validator("sandbox_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+    def credentials(self, env: Mapping[str, str] | None = None) -> tuple[SecretStr, SecretStr]:
+        """API key and secret read from the named environment variables (secret-wrapped)."""
+        env = os.environ if env is None else env
+        values = []
+        for field in ("api_key_env", "api_secret_env"):
+            name = getattr(self, field)
+            if not name:
+                raise ConfigError(f"venue {self.exchange}: {field} is not set in the config")
+            if not env.get(name):
+                raise ConfigError(f"environment variable {name} ({field}) is empty or unset")
+            values.append(SecretStr(env[name]))
+        return values[0], values[1]
+
+
+class Config(_Model):
+    """The whole quantdesk.toml."""
+
+    data: DataConfig = DataConfig()
+    venues: dict[str, VenueConfig] = {}
+    source: Path | None = Field(default=None, exclude=True)
+
+    def store(self) -> DataStore:
+        """The data store at the configured root."""
+        return DataStore(self.data.root)
+
+    def venue(self, name: str) -> VenueConfig:
+        """A configured venue by name, or ConfigError listing the known ones."""
+        if name not in self.venues:
+            known = ", ".join(sorted(self.venues)) or "none configured"
+            raise ConfigError(f"unknown venue {name!r} (known: {known})")
+        return self.venues[name]
+
+
+def _one_line(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{source}: {where}: {first['msg']}{more}"
+
+
+def parse_config(
+    raw: Mapping[str, object], source: str = CONFIG_FILE, base_dir: Path | None = None
+) -> Config:
+    """Validate a parsed TOML mapping into a Config; ConfigError names the first bad field."""
+    try:
+        config = Config.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, source)) from None
+    root = config.data.root
+    if base_dir is not None and not root.is_absolute():
+        root = base_dir / root
+    return config.model_copy(update={"data": DataConfig(root=root)})
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load quantdesk.toml (given path, else ./quantdesk.toml if present, else defaults)."""
+    env = os.environ if env is None else env
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"config file {file} does not exist")
+    else:
+        file = Path(CONFIG_FILE)
+    if file.is_file():
+        try:
+            raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        config = parse_config(raw, str(file), file.parent)
+        config = config.model_copy(update={"source": file})
+    else:
+        config = Config()
+    if env.get(DATA_ENV):
+        config = config.model_copy(update={"data": DataConfig(root=Path(env[DATA_ENV]))})
+    return config
