@@ -98,7 +98,9 @@ def parse_config(
     return config.model_copy(update={"data": DataConfig(root=root)})
 
 
-def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Config:
     """Load quantdesk.toml (given path, else ./quantdesk.toml if present, else defaults)."""
     env = os.environ if env is None else env
     if path is not None:

@@ -45,16 +45,27 @@ def list_(app: AppContext, exchange: str | None, market: str | None) -> None:
 
 @data.command()
 @click.option("--seed", type=int, default=7, show_default=True, help="Random seed.")
-@click.option("--days", type=click.IntRange(1, 3660), default=180, show_default=True,
-              help="Length of the history in days.")
+@click.option(
+    "--days",
+    type=click.IntRange(1, 3660),
+    default=180,
+    show_default=True,
+    help="Length of the history in days.",
+)
 @click.option("--start", default="2024-01-01", show_default=True, help="First bar (UTC).")
-@click.option("--exchange", default="synthetic", show_default=True,
-              help="Exchange folder to write into.")
-@click.option("--timeframes", default="1m,1h,1d", show_default=True,
-              help="Comma-separated timeframes to store (1m is the base, others resample it).")
+@click.option(
+    "--exchange", default="synthetic", show_default=True, help="Exchange folder to write into."
+)
+@click.option(
+    "--timeframes",
+    default="1m,1h,1d",
+    show_default=True,
+    help="Comma-separated timeframes to store (1m is the base, others resample it).",
+)
 @click.pass_obj
-def synth(app: AppContext, seed: int, days: int, start: str, exchange: str,
-          timeframes: str) -> None:
+def synth(
+    app: AppContext, seed: int, days: int, start: str, exchange: str, timeframes: str
+) -> None:
     """Generate a seeded synthetic market (spot + USD-M perps, funding) into the store."""
     from quantdesk.data.synthetic import SynthSpec, generate_market, write_market
 
