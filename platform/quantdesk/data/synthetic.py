@@ -170,9 +170,9 @@ def generate_market(spec: SynthSpec = SynthSpec()) -> SyntheticMarket:
     shocks = z * vol_min
 
     # Jumps: market-wide about every 10 days, per symbol about every 15 days.
-    mkt_jump = (rng.random(minutes) < 1 / (10 * MINUTES_PER_DAY)) * rng.normal(0, 0.035, minutes)
+    mkt_jump = (rng.random(minutes) < 1 / (10 * MINUTES_PER_DAY)) * rng.normal(0, 0.02, minutes)
     own_jump = (rng.random((minutes, k)) < 1 / (15 * MINUTES_PER_DAY)) * rng.normal(
-        0, 0.045, (minutes, k)
+        0, 0.025, (minutes, k)
     )
     shocks += mkt_jump[:, None] * (annual / annual[0]) + own_jump
 
@@ -225,7 +225,7 @@ def generate_market(spec: SynthSpec = SynthSpec()) -> SyntheticMarket:
     basis = np.repeat(basis_h, MINUTES_PER_HOUR, axis=0)
     perp_noise = rng.lognormal(-0.08, 0.4, (minutes, k))
 
-    for j, asset in enumerate(spec.assets):
+    for j in range(k):
         spot_sym, perp_sym = spec.symbols[j], spec.perp_symbols[j]
         spot = pd.DataFrame(
             {
@@ -268,7 +268,7 @@ def write_market(
     for tf in timeframes:
         timeframe_ms(tf)  # validate all before writing any
     jobs: list[tuple[SeriesKey, pd.DataFrame | None]] = []
-    for (mkt, symbol) in market.minute_bars:
+    for mkt, symbol in market.minute_bars:
         jobs += [(SeriesKey(exchange, mkt, symbol, tf), None) for tf in timeframes]
     for symbol, frame in market.funding.items():
         jobs.append((SeriesKey(exchange, "usdm", symbol, FUNDING), frame))

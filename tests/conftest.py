@@ -1,0 +1,46 @@
+"""Shared fixtures: small explicit market data and isolated data roots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from quantdesk.data.store import DataStore
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data" / "binance-um"
+
+
+@pytest.fixture(autouse=True)
+def _no_data_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test picks up the developer's QUANTDESK_DATA by accident."""
+    monkeypatch.delenv("QUANTDESK_DATA", raising=False)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> DataStore:
+    """An empty store in a temporary folder."""
+    return DataStore(tmp_path / "store")
+
+
+def make_bars(n: int, start: str = "2024-01-01", freq: str = "1h", seed: int = 0) -> pd.DataFrame:
+    """n consistent OHLCV bars from a seeded random walk."""
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.005, n))
+    low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.005, n))
+    index = pd.date_range(start, periods=n, freq=freq, tz="UTC", name="time")
+    return pd.DataFrame(
+        {"open": open_, "high": high, "low": low, "close": close, "volume": rng.uniform(1, 5, n)},
+        index=index,
+    )
+
+
+@pytest.fixture
+def bars() -> pd.DataFrame:
+    """48 hourly bars."""
+    return make_bars(48)
