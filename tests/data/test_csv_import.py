@@ -1,0 +1,284 @@
+"""CSV import: the real Binance files, the official archive layout, generic files, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import SHARED_DATA
+
+from quantdesk.data.csv_import import (
+    ImportOptions,
+    epoch_to_times,
+    import_csv,
+    name_info,
+    parse_column_map,
+    parse_csv,
+)
+from quantdesk.data.store import DataStore, SeriesKey
+from quantdesk.errors import DataError
+
+BTC_1D = SHARED_DATA / "BTCUSDT-1d.csv"
+XRP_1D = SHARED_DATA / "XRPUSDT-1d.csv"
+BTC_FUNDING = SHARED_DATA / "BTCUSDT-funding.csv"
+
+
+def _csv_rows(path: Path) -> list[list[str]]:
+    lines = path.read_bytes().decode().split("\r\n")
+    return [line.split(",") for line in lines[1:] if line]
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory: pytest.TempPathFactory) -> tuple[DataStore, list]:
+    """The whole shared folder imported once (it is small) for the read-only tests below."""
+    store = DataStore(tmp_path_factory.mktemp("imported"))
+    return store, import_csv(store, SHARED_DATA)
+
+
+@pytest.mark.parametrize(("path", "rows"), [(BTC_1D, 2465), (XRP_1D, 2455)])
+def test_real_klines_match_the_csv_text(imported, path: Path, rows: int) -> None:
+    store, _ = imported
+    symbol = f"{path.name[:3]}/USDT"
+    frame = store.load(symbol, "1d")
+    assert len(frame) == rows
+    text = _csv_rows(path)
+    assert len(text) == rows
+    for row, (ts, bar) in (
+        (text[0], next(frame.iterrows())),
+        (text[-1], list(frame.iterrows())[-1]),
+    ):
+        assert ts == pd.Timestamp(int(row[0]), unit="ms", tz="UTC")
+        assert list(bar) == [float(v) for v in row[1:6]]
+    assert frame.index.tz is not None and str(frame.index.tz) == "UTC"
+    assert list(frame.columns) == ["open", "high", "low", "close", "volume"]
+
+
+def test_real_funding_rounded_to_the_settlement_hour(imported) -> None:
+    store, _ = imported
+    funding = store.load("BTC/USDT:USDT", "funding", market="usdm")
+    assert len(funding) == 7395
+    assert funding["funding_rate"].iloc[0] == -0.00012359
+    text = _csv_rows(BTC_FUNDING)
+    assert funding["funding_rate"].iloc[-1] == float(text[-1][2])
+    # Raw times are 0-47 ms late; stored times sit exactly on 00/08/16 h.
+    assert int(text[-1][0]) % 1000 == 2
+    assert funding.index[-1] == pd.Timestamp("2026-09-30 16:00", tz="UTC")
+    assert set(funding.index.hour) == {0, 8, 16}
+    assert (funding.index.minute == 0).all() and (funding.index.second == 0).all()
+    assert (funding.index.microsecond == 0).all()
+    # Scientific notation in the source (8.4E-7 on 2020-01-04 08:00).
+    assert funding.loc["2020-01-04 08:00", "funding_rate"] == 8.4e-7
+
+
+def test_folder_import_summary_and_quality(imported) -> None:
+    _, results = imported
+    by_key = {str(r.key): r for r in results}
+    assert set(by_key) == {
+        "binance/spot/BNB/USDT 1d",
+        "binance/spot/BTC/USDT 1d",
+        "binance/spot/ETH/USDT 1d",
+        "binance/spot/LTC/USDT 1d",
+        "binance/spot/XRP/USDT 1d",
+        "binance/usdm/BTC/USDT:USDT funding",
+        "binance/usdm/ETH/USDT:USDT funding",
+    }
+    xrp = by_key["binance/spot/XRP/USDT 1d"]
+    assert (xrp.rows_read, xrp.rows_added) == (2455, 2455)
+    assert xrp.first == pd.Timestamp("2020-01-06", tz="UTC")
+    assert xrp.last == pd.Timestamp("2026-09-30", tz="UTC")
+    assert [(f.rule, f.count) for f in xrp.findings if f.rule == "gaps"] == [("gaps", 5)]
+    btc = by_key["binance/spot/BTC/USDT 1d"]
+    assert not [f for f in btc.findings if f.rule == "gaps"]
+
+
+def test_reimport_adds_nothing(tmp_path: Path) -> None:
+    store = DataStore(tmp_path)
+    assert import_csv(store, BTC_1D)[0].rows_added == 2465
+    before = _snapshot(tmp_path)
+    again = import_csv(store, BTC_1D)
+    assert [(r.rows_read, r.rows_added) for r in again] == [(2465, 0)]
+    assert _snapshot(tmp_path) == before
+
+
+def test_usdm_market_gives_perp_symbols(tmp_path: Path) -> None:
+    store = DataStore(tmp_path)
+    (result,) = import_csv(store, BTC_1D, ImportOptions(market="usdm"))
+    assert result.key == SeriesKey("binance", "usdm", "BTC/USDT:USDT", "1d")
+    assert len(store.load("BTC/USDT:USDT", "1d")) == 2465
+
+
+def test_official_headerless_archive_with_microseconds(tmp_path: Path) -> None:
+    # Binance's spot archive switched to microsecond timestamps in 2025.
+    t0 = 1_735_689_600_000_000  # 2025-01-01 00:00 UTC in µs
+    hour = 3_600_000_000
+    lines = [
+        f"{t0 + i * hour},{100 + i}.5,{102 + i}.25,{99 + i}.0,{101 + i}.75,{10 + i}.125,"
+        f"{t0 + (i + 1) * hour - 1},1234.5,42,5.0,600.0,0"
+        for i in range(3)
+    ]
+    path = tmp_path / "ETHBTC-1h-2025-01-01.csv"
+    path.write_text("\n".join(lines) + "\n")
+    store = DataStore(tmp_path / "store")
+    (result,) = import_csv(store, path)
+    assert result.key == SeriesKey("binance", "spot", "ETH/BTC", "1h")
+    frame = store.read(result.key)
+    assert list(frame.index) == list(pd.date_range("2025-01-01", periods=3, freq="1h", tz="UTC"))
+    assert frame.iloc[1].tolist() == [101.5, 103.25, 100.0, 102.75, 11.125]
+
+
+def test_official_header_variant_in_milliseconds(tmp_path: Path) -> None:
+    header = (
+        "open_time,open,high,low,close,volume,close_time,quote_volume,count,"
+        "taker_buy_volume,taker_buy_quote_volume,ignore"
+    )
+    path = tmp_path / "SOLUSDT-4h-2024-03.csv"
+    path.write_text(
+        f"{header}\n1709251200000,1,2,0.5,1.5,7,1709265599999,10,3,1,1,0\n"
+        "1709265600000,1.5,2.5,1.25,2,8,1709279999999,10,3,1,1,0\n"
+    )
+    parsed = parse_csv(path)
+    assert parsed.key == SeriesKey("binance", "spot", "SOL/USDT", "4h")
+    assert parsed.frame.index[1] == pd.Timestamp("2024-03-01 04:00", tz="UTC")
+    assert parsed.frame["close"].tolist() == [1.5, 2.0]
+
+
+def test_epoch_units_by_magnitude() -> None:
+    when = pd.Timestamp("2024-05-06 07:08:09", tz="UTC")
+    seconds = when.value // 10**9
+    times = epoch_to_times(
+        pd.Series([seconds, seconds * 10**3, seconds * 10**6, seconds * 10**9]).to_numpy(
+            dtype="float64"
+        )
+    )
+    assert list(times) == [when] * 4
+
+
+def test_generic_csv_with_column_map(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "Date,Open,High,Low,Close,Adj Close,Volume\n"
+        "2024-01-02,10,12,9,11,11,100\n"
+        "2024-01-01T00:00:00Z,9,10.5,8.5,10,10,90\n"
+    )
+    columns = parse_column_map("time=Date,open=Open,high=High,low=Low,close=Close,volume=Volume")
+    store = DataStore(tmp_path / "store")
+    options = ImportOptions(exchange="yahoo", symbol="btc/usd", timeframe="1d", columns=columns)
+    (result,) = import_csv(store, path, options)
+    assert result.key == SeriesKey("yahoo", "spot", "BTC/USD", "1d")
+    frame = store.read(result.key)
+    assert frame.index.tolist() == list(pd.date_range("2024-01-01", periods=2, tz="UTC"))
+    assert frame["close"].tolist() == [10.0, 11.0]
+    # The file was out of order: the raw check says so, the store sorted it.
+    assert "non_monotonic" in [f.rule for f in result.findings]
+
+
+def test_generic_csv_autodetects_short_names(tmp_path: Path) -> None:
+    path = tmp_path / "bars.csv"
+    path.write_text("Timestamp,O,H,L,C,V\n2024-01-01 00:00,1,2,0.5,1.5,3\n")
+    parsed = parse_csv(path, ImportOptions(symbol="BTC/USDT", timeframe="1h"))
+    assert parsed.frame.iloc[0].tolist() == [1.0, 2.0, 0.5, 1.5, 3.0]
+
+
+def test_name_info() -> None:
+    assert name_info(Path("BTCUSDT-1d.csv")) == ("BTCUSDT", "1d")
+    assert name_info(Path("BTCUSDT-funding.csv")) == ("BTCUSDT", "funding")
+    assert name_info(Path("BTCUSDT-fundingRate-2024-01.csv")) == ("BTCUSDT", "funding")
+    assert name_info(Path("BTCUSDT-15m-2024-01-31.csv")) == ("BTCUSDT", "15m")
+    assert name_info(Path("prices.csv")) is None
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "options", "message"),
+    [
+        ("prices.csv", "time,open,high,low,close,volume\n1,1,1,1,1,1\n", {}, "--symbol"),
+        (
+            "prices.csv",
+            "time,open,high,low,close,volume\n1,1,1,1,1,1\n",
+            {"symbol": "BTC/USDT"},
+            "--timeframe",
+        ),
+        ("BTCUSDT-1d.csv", "time,open,high,low,close\n1,1,1,1,1\n", {}, "no volume column"),
+        ("BTCUSDT-1d.csv", "time,open,high,low,close,volume\n", {}, "no data rows"),
+        ("BTCUSDT-1d.csv", "", {}, "empty file"),
+        (
+            "BTCUSDT-1d.csv",
+            "time,open,high,low,close,volume\n2024-01-01,1,1,1,1,1\n2024-01-02,1,x1,1,1,1\n",
+            {},
+            "line 3: high value 'x1' is not a number",
+        ),
+        (
+            "BTCUSDT-1d.csv",
+            "time,open,high,low,close,volume\nyesterday,1,1,1,1,1\n",
+            {},
+            "line 2: time 'yesterday'",
+        ),
+        ("XYZ-1d.csv", "time,open,high,low,close,volume\n1,1,1,1,1,1\n", {}, "base and quote"),
+        ("BTCUSDT-1M.csv", "time,open,high,low,close,volume\n1,1,1,1,1,1\n", {}, "timeframe"),
+        ("BTCUSDT-1d.csv", "1,2,3\n", {}, "headerless"),
+    ],
+)
+def test_bad_files_are_one_line_errors(
+    tmp_path: Path, name: str, text: str, options: dict, message: str
+) -> None:
+    path = _write(tmp_path / name, text)
+    store = DataStore(tmp_path / "store")
+    with pytest.raises(DataError) as info:
+        import_csv(store, path, ImportOptions(**options))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "store").exists()
+
+
+def test_one_bad_file_in_a_folder_writes_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = BTC_1D.read_bytes()
+    (folder / "BTCUSDT-1d.csv").write_bytes(good)
+    (folder / "ZZZUSDT-1d.csv").write_text("open_time,open,high,low,close,volume\n1,2,3,4,5,oops\n")
+    store = DataStore(tmp_path / "store")
+    import_csv(store, SHARED_DATA / "ETHUSDT-1d.csv")
+    before = _snapshot(store.root)
+    with pytest.raises(DataError, match=r"ZZZUSDT-1d\.csv line 2: volume"):
+        import_csv(store, folder)
+    assert _snapshot(store.root) == before
+
+
+def test_unreadable_and_missing_paths(tmp_path: Path) -> None:
+    store = DataStore(tmp_path / "store")
+    with pytest.raises(DataError, match="no such file or folder"):
+        import_csv(store, tmp_path / "nope.csv")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"no \.csv files"):
+        import_csv(store, tmp_path / "empty")
+    binary = tmp_path / "BTCUSDT-1d.csv"
+    binary.write_bytes(b"\xff\xfe\x00garbage\x00\xff")
+    with pytest.raises(DataError):
+        import_csv(store, binary)
+    assert not store.root.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("time=Date,open", "bad --columns entry 'open'"), ("price=Close", "unknown field 'price'")],
+)
+def test_bad_column_maps(text: str, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        parse_column_map(text)
+
+
+def test_column_map_naming_absent_column(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "BTCUSDT-1d.csv", "Date,Open,High,Low,Close,Volume\n2024-01-01,1,1,1,1,1\n"
+    )
+    with pytest.raises(DataError, match="no column"):
+        parse_csv(path, ImportOptions(columns={"time": "When"}))
