@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from quantdesk.cli import cli
 from quantdesk.cli.context import AppContext
-from quantdesk.cli.output import console, print_table
 from quantdesk.cli.options import venue_filter_options
+from quantdesk.cli.output import console, print_table
 
 
 @cli.group()
@@ -77,3 +79,229 @@ def synth(
         f"wrote {len(paths)} series for {len(spec.symbols)} symbols "
         f"({', '.join(tfs)} + funding, seed {seed}) under {app.store.root / exchange}"
     )
+
+
+def _span(first: object, last: object) -> tuple[str, str]:
+    fmt = "{:%Y-%m-%d %H:%M}"
+    return (
+        fmt.format(first) if first is not None else "",
+        fmt.format(last) if last is not None else "",
+    )
+
+
+def _when(ts: object) -> str:
+    return "" if ts is None else f"{ts:%Y-%m-%d %H:%M}"
+
+
+def _print_findings(title: str, findings: list) -> None:
+    if not findings:
+        console().print(f"{title}: ok")
+        return
+    rows = [
+        (
+            f.rule,
+            f.severity,
+            f.count,
+            "" if f.first is None else f"{f.first:%Y-%m-%d %H:%M}",
+            f.detail,
+        )
+        for f in findings
+    ]
+    print_table(("rule", "severity", "count", "first", "detail"), rows, title=title)
+
+
+@data.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--exchange", default="binance", show_default=True, help="Exchange folder to file under."
+)
+@click.option(
+    "--market",
+    type=click.Choice(["spot", "usdm"]),
+    default="spot",
+    show_default=True,
+    help="Market type; usdm files bars under BASE/QUOTE:QUOTE (funding always goes to usdm).",
+)
+@click.option(
+    "--symbol", default=None, help="Symbol (default: from the file name, BTCUSDT-1d.csv)."
+)
+@click.option("--timeframe", default=None, help="Bar size (default: from the file name).")
+@click.option(
+    "--columns",
+    default=None,
+    help="Column map for generic CSVs, e.g. time=Date,open=Open,...,volume=Volume.",
+)
+@click.pass_obj
+def import_(
+    app: AppContext,
+    path: Path,
+    exchange: str,
+    market: str,
+    symbol: str | None,
+    timeframe: str | None,
+    columns: str | None,
+) -> None:
+    """Import a CSV file, or every SYMBOL-TIMEFRAME.csv in a folder, into the store."""
+    from quantdesk.data.csv_import import ImportOptions, import_csv, parse_column_map
+
+    options = ImportOptions(exchange, market, symbol, timeframe, parse_column_map(columns))
+    results = import_csv(app.store, path, options, progress=True)
+    print_table(
+        ("series", "files", "rows read", "rows added", "first", "last"),
+        [
+            (str(r.key), len(r.files), r.rows_read, r.rows_added, *_span(r.first, r.last))
+            for r in results
+        ],
+        title=f"imported into {app.store.root}",
+    )
+    warnings = [(str(r.key), f) for r in results for f in r.findings]
+    if warnings:
+        print_table(
+            ("series", "rule", "count", "first", "detail"),
+            [(key, f.rule, f.count, _when(f.first), f.detail) for key, f in warnings],
+            title="quality warnings (see 'quantdesk data check')",
+        )
+
+
+@data.command()
+@click.option("--symbols", required=True, help="Comma-separated symbols, e.g. BTC/USDT,ETH/USDT.")
+@click.option("--timeframe", default="1h", show_default=True, help="Bar size, e.g. 1m, 1h, 1d.")
+@click.option("--since", default=None, help="First bar (UTC); default: resume after stored data.")
+@click.option("--until", default=None, help="Stop before this time (UTC, exclusive).")
+@click.option("--exchange", default="binance", show_default=True, help="ccxt exchange id.")
+@click.option(
+    "--market",
+    type=click.Choice(["spot", "usdm"]),
+    default=None,
+    help="spot (default) or usdm perpetuals (these also get their funding history).",
+)
+@click.option(
+    "--venue", default=None, help="A venue from quantdesk.toml (exchange, market, sandbox_url)."
+)
+@click.option("--funding", is_flag=True, help="Also download funding rates of the usdm perpetuals.")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1500),
+    default=1000,
+    show_default=True,
+    help="Bars per request.",
+)
+@click.pass_obj
+def download(
+    app: AppContext,
+    symbols: str,
+    timeframe: str,
+    since: str | None,
+    until: str | None,
+    exchange: str,
+    market: str | None,
+    venue: str | None,
+    funding: bool,
+    limit: int,
+) -> None:
+    """Download bars (and funding) with ccxt: paginated, resumable, only closed bars."""
+    from quantdesk.data.csv_import import market_symbol
+    from quantdesk.data.download import download as run_download
+    from quantdesk.data.download import make_exchange
+    from quantdesk.data.store import FUNDING, SeriesKey
+    from quantdesk.data.symbols import parse_symbols
+    from quantdesk.data.timeframes import validate_timeframe
+
+    url = None
+    if venue is not None:
+        config = app.config.venue(venue)
+        exchange, url = config.exchange, config.sandbox_url
+        market = market or config.market
+    market = market or "spot"
+    validate_timeframe(timeframe)
+    wanted = parse_symbols(symbols)
+    bar_keys = [SeriesKey(exchange, market, market_symbol(s, market), timeframe) for s in wanted]
+    funding_keys = [
+        SeriesKey(exchange, "usdm", market_symbol(s, "usdm"), FUNDING)
+        for s in wanted
+        if funding or market == "usdm"
+    ]
+    client = make_exchange(exchange, market, url)
+    results = run_download(client, app.store, bar_keys, since, until, limit)
+    if funding_keys:
+        perp_client = client if market == "usdm" else make_exchange(exchange, "usdm", url)
+        results += run_download(perp_client, app.store, funding_keys, since, until, limit)
+    print_table(
+        ("series", "requests", "rows added", "first", "last"),
+        [(str(r.key), r.requests, r.rows_added, *_span(r.first, r.last)) for r in results],
+        title=f"downloaded into {app.store.root}",
+    )
+
+
+@data.command()
+@click.option(
+    "--symbols", default=None, help="Comma-separated symbols (default: every stored one)."
+)
+@click.option("--timeframe", default=None, help="Only this timeframe (or 'funding').")
+@venue_filter_options
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Check a raw CSV instead of the store.",
+)
+@click.option("--columns", default=None, help="Column map for --file, as in 'data import'.")
+@click.option("--strict", is_flag=True, help="Exit 1 when anything is found.")
+@click.option(
+    "--max-zero-volume-run",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Report runs of at least this many zero-volume bars.",
+)
+@click.option(
+    "--outlier-sigma",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Robust sigmas beyond which a return (or funding rate) is an outlier "
+    "[default: 12 for bars, 30 for funding].",
+)
+@click.pass_context
+def check(
+    ctx: click.Context,
+    symbols: str | None,
+    timeframe: str | None,
+    exchange: str | None,
+    market: str | None,
+    file: Path | None,
+    columns: str | None,
+    strict: bool,
+    max_zero_volume_run: int,
+    outlier_sigma: float | None,
+) -> None:
+    """Report gaps, duplicates, bad prices, zero-volume runs and outliers per series."""
+    from quantdesk.data.csv_import import ImportOptions, parse_column_map, parse_csv
+    from quantdesk.data.quality import check_frame
+    from quantdesk.data.symbols import parse_symbols
+    from quantdesk.errors import NoDataError
+
+    app: AppContext = ctx.obj
+    limits = {"max_zero_volume_run": max_zero_volume_run, "outlier_sigma": outlier_sigma}
+    found = 0
+    if file is not None:
+        symbol = parse_symbols(symbols)[0] if symbols else None
+        options = ImportOptions(
+            exchange or "binance", market or "spot", symbol, timeframe, parse_column_map(columns)
+        )
+        parsed = parse_csv(file, options)
+        findings = check_frame(parsed.frame, parsed.key.timeframe, **limits)
+        _print_findings(f"{file} ({parsed.key})", findings)
+        found = len(findings)
+    else:
+        store = app.store
+        wanted = parse_symbols(symbols) if symbols else [None]
+        keys = [k for s in wanted for k in store.keys(exchange, market, s, timeframe)]
+        if not keys:
+            raise NoDataError(f"nothing to check in {store.root} for the given filters")
+        for key in keys:
+            findings = check_frame(store.read(key), key.timeframe, **limits)
+            _print_findings(str(key), findings)
+            found += len(findings)
+    if strict and found:
+        ctx.exit(1)

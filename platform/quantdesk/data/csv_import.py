@@ -66,6 +66,11 @@ _NAME = re.compile(
 _NAN_TEXT = {"nan", "NaN", "NAN"}
 
 
+def _quiet(progress: bool) -> bool | None:
+    # None lets tqdm decide: bars on a terminal, silence in logs and pipes.
+    return None if progress else True
+
+
 @dataclass(frozen=True)
 class ImportOptions:
     """Where imported series go, and overrides for what the file name would say."""
@@ -228,9 +233,10 @@ def _numbers(path: Path, raw: pd.Series, what: str, line_offset: int) -> np.ndar
     bad = np.isnan(values) & ~text.isin(_NAN_TEXT).to_numpy()
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"{path.name} line {i + line_offset}: {what} value {raw.iloc[i]!r} is not a number"
-        )
+        where = f"{path.name} line {i + line_offset}"
+        if not text.iloc[i]:
+            raise DataError(f"{where}: {what} is empty")
+        raise DataError(f"{where}: {what} value {raw.iloc[i]!r} is not a number")
     return values
 
 
@@ -333,12 +339,12 @@ def import_csv(
                 "pass --symbol and --timeframe"
             )
         files = named
-    parsed = [parse_csv(f, options) for f in tqdm(files, desc="reading", disable=not progress)]
+    parsed = [parse_csv(f, options) for f in tqdm(files, desc="reading", disable=_quiet(progress))]
     groups: dict[SeriesKey, list[ParsedFile]] = {}
     for item in parsed:
         groups.setdefault(item.key, []).append(item)
     results = []
-    for key, items in tqdm(groups.items(), desc="writing", disable=not progress):
+    for key, items in tqdm(groups.items(), desc="writing", disable=_quiet(progress)):
         frame = pd.concat([item.frame for item in items])
         findings = check_frame(frame, key.timeframe) if check else []
         added = store.append(key, frame)

@@ -27,6 +27,11 @@ FUNDING_ROUND = "h"
 _USDM_CLASSES = {"binance": "binanceusdm"}
 
 
+def _quiet(progress: bool) -> bool | None:
+    # None lets tqdm decide: bars on a terminal, silence in logs and pipes.
+    return None if progress else True
+
+
 @dataclass(frozen=True)
 class DownloadResult:
     """What one series received from a download."""
@@ -106,7 +111,7 @@ def download_ohlcv(
     cursor, added, requests = start, 0, 0
     first = last = None
     with tqdm(
-        total=total, desc=f"{key.symbol} {key.timeframe}", unit="bar", disable=not progress
+        total=total, desc=f"{key.symbol} {key.timeframe}", unit="bar", disable=_quiet(progress)
     ) as bar:
         while cursor <= last_open:
             try:
@@ -152,7 +157,7 @@ def download_funding(
         end = min(end, to_ms(parse_time(until)) - 1)
     added, requests = 0, 0
     first = last = None
-    with tqdm(desc=f"{key.symbol} funding", unit="rate", disable=not progress) as bar:
+    with tqdm(desc=f"{key.symbol} funding", unit="rate", disable=_quiet(progress)) as bar:
         while cursor <= end:
             try:
                 rows = exchange.fetch_funding_rate_history(key.symbol, since=cursor, limit=limit)

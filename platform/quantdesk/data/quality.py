@@ -141,15 +141,16 @@ def _gaps(index: pd.DatetimeIndex, timeframe: str) -> list[Finding]:
         return findings
     sizes = [(hi - lo) // step + 1 for lo, hi in runs]
     widest = int(np.argmax(sizes))
-    lo, hi = runs[widest]
+    shown = runs if len(runs) <= 3 else [runs[widest]]
+    where = ", ".join(f"{_stamp(lo)} .. {_stamp(hi)} ({(hi - lo) // step + 1})" for lo, hi in shown)
+    label = "" if len(runs) <= 3 else "largest "
     findings.append(
         Finding(
             "gaps",
             WARNING,
             sum(sizes),
             runs[0][0],
-            f"{sum(sizes)} missing bar(s) in {len(runs)} run(s); largest {sizes[widest]} "
-            f"bar(s) {_stamp(lo)} .. {_stamp(hi)}",
+            f"{sum(sizes)} missing bar(s) in {len(runs)} run(s); {label}{where}",
         )
     )
     return findings
