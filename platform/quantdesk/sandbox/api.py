@@ -1,0 +1,786 @@
+"""Handlers for the Binance REST subset: /api/v3 (spot) and /fapi (USD-M futures).
+
+Each handler takes (sandbox, params, account) and returns the JSON body; routes carry the
+request weight and whether the request is signed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import numpy as np
+
+from quantdesk.data.timeframes import timeframe_ms
+from quantdesk.errors import DataError
+from quantdesk.fills import Side
+from quantdesk.sandbox import formats as fmt
+from quantdesk.sandbox.errors import BinanceError, bad_param, bad_symbol, from_reject
+from quantdesk.sandbox.market import MINUTE_MS
+from quantdesk.sandbox.state import Sandbox
+from quantdesk.venues.accounts import Account
+from quantdesk.venues.models import (
+    MarketSpec,
+    Order,
+    OrderRejected,
+    OrderRequest,
+    OrderType,
+    Reject,
+    TimeInForce,
+)
+
+Params = dict[str, str]
+Handler = Callable[[Sandbox, Params, Account | None], Any]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One endpoint: handler, request weight, signed or public, spot or futures."""
+
+    handler: Handler
+    weight: int = 1
+    signed: bool = False
+    futures: bool = False
+    places_order: bool = False
+
+
+# -- parameter helpers --------------------------------------------------------------------------
+
+
+def _req(params: Params, name: str) -> str:
+    value = params.get(name)
+    if value in (None, ""):
+        raise bad_param(f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+    return value
+
+
+def _dec(params: Params, name: str) -> Decimal | None:
+    value = params.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        out = Decimal(value)
+    except InvalidOperation:
+        raise BinanceError(400, -1100, f"Illegal characters found in parameter '{name}'.") from None
+    if not out.is_finite():
+        raise BinanceError(400, -1100, f"Illegal characters found in parameter '{name}'.")
+    return out
+
+
+def _int(params: Params, name: str, default: int | None = None) -> int | None:
+    value = params.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise BinanceError(400, -1100, f"Illegal characters found in parameter '{name}'.") from None
+
+
+def _spec(sb: Sandbox, params: Params, futures: bool, required: bool = True) -> MarketSpec | None:
+    market_id = params.get("symbol")
+    if not market_id:
+        if required:
+            _req(params, "symbol")
+        return None
+    spec = sb.core.by_id.get((market_id.upper(), futures))
+    if spec is None:
+        raise bad_symbol()
+    return spec
+
+
+def _specs(sb: Sandbox, futures: bool) -> list[MarketSpec]:
+    return [m for m in sb.core.markets.values() if m.perp == futures]
+
+
+def _limit(params: Params, default: int, maximum: int) -> int:
+    limit = _int(params, "limit", default)
+    return max(1, min(limit, maximum))
+
+
+def _window(
+    items: list, params: Params, time_of: Callable[[Any], int], default: int, cap: int
+) -> list:
+    start, end = _int(params, "startTime"), _int(params, "endTime")
+    items = [
+        x
+        for x in items
+        if (start is None or time_of(x) >= start) and (end is None or time_of(x) <= end)
+    ]
+    limit = _limit(params, default, cap)
+    return items[:limit] if start is not None else items[-limit:]
+
+
+# -- public market data ------------------------------------------------------------------------
+
+
+def ping(sb: Sandbox, params: Params, account: Account | None) -> Any:
+    """GET ping."""
+    return {}
+
+
+def server_time(sb: Sandbox, params: Params, account: Account | None) -> Any:
+    """GET time: wall-clock server time (skewed by the clock-skew fault)."""
+    return {"serverTime": sb.server_ms()}
+
+
+def _filters(spec: MarketSpec) -> list[dict[str, Any]]:
+    notional = (
+        {"filterType": "MIN_NOTIONAL", "notional": fmt.s(spec.min_notional)}
+        if spec.perp
+        else {
+            "filterType": "NOTIONAL",
+            "minNotional": fmt.s(spec.min_notional),
+            "applyMinToMarket": True,
+            "maxNotional": "9000000",
+            "applyMaxToMarket": False,
+            "avgPriceMins": 5,
+        }
+    )
+    return [
+        {
+            "filterType": "PRICE_FILTER",
+            "minPrice": fmt.s(spec.tick_size),
+            "maxPrice": "10000000",
+            "tickSize": fmt.s(spec.tick_size),
+        },
+        {
+            "filterType": "LOT_SIZE",
+            "minQty": fmt.s(spec.min_qty),
+            "maxQty": fmt.s(spec.max_qty),
+            "stepSize": fmt.s(spec.step_size),
+        },
+        {
+            "filterType": "MARKET_LOT_SIZE",
+            "minQty": fmt.s(spec.min_qty),
+            "maxQty": fmt.s(spec.max_qty),
+            "stepSize": fmt.s(spec.step_size),
+        },
+        notional,
+    ]
+
+
+def _decimals(quantum: Decimal) -> int:
+    return max(-quantum.normalize().as_tuple().exponent, 0)
+
+
+def exchange_info(futures: bool) -> Handler:
+    """GET exchangeInfo: symbols with filters and order types."""
+
+    def handler(sb: Sandbox, params: Params, account: Account | None) -> Any:
+        symbols = []
+        for spec in _specs(sb, futures):
+            entry: dict[str, Any] = {
+                "symbol": spec.id,
+                "status": "TRADING",
+                "baseAsset": spec.base,
+                "quoteAsset": spec.quote,
+                "baseAssetPrecision": 8,
+                "quotePrecision": 8,
+                "filters": _filters(spec),
+            }
+            if futures:
+                entry |= {
+                    "pair": spec.id,
+                    "contractType": "PERPETUAL",
+                    "deliveryDate": 4133404800000,
+                    "onboardDate": int(sb.times[0]),
+                    "marginAsset": spec.quote,
+                    "pricePrecision": _decimals(spec.tick_size),
+                    "quantityPrecision": _decimals(spec.step_size),
+                    "underlyingType": "COIN",
+                    "orderTypes": [
+                        "LIMIT",
+                        "MARKET",
+                        "STOP",
+                        "STOP_MARKET",
+                        "TAKE_PROFIT",
+                        "TAKE_PROFIT_MARKET",
+                    ],
+                    "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+                }
+            else:
+                entry |= {
+                    "baseCommissionPrecision": 8,
+                    "quoteCommissionPrecision": 8,
+                    "orderTypes": [
+                        "LIMIT",
+                        "LIMIT_MAKER",
+                        "MARKET",
+                        "STOP_LOSS",
+                        "STOP_LOSS_LIMIT",
+                        "TAKE_PROFIT",
+                        "TAKE_PROFIT_LIMIT",
+                    ],
+                    "isSpotTradingAllowed": True,
+                    "isMarginTradingAllowed": False,
+                    "permissions": ["SPOT"],
+                }
+            symbols.append(entry)
+        return {
+            "timezone": "UTC",
+            "serverTime": sb.server_ms(),
+            "rateLimits": [
+                {
+                    "rateLimitType": "REQUEST_WEIGHT",
+                    "interval": "MINUTE",
+                    "intervalNum": 1,
+                    "limit": sb.limiter.limit,
+                }
+            ],
+            "exchangeFilters": [],
+            "symbols": symbols,
+        }
+
+    return handler
+
+
+def _ticker(sb: Sandbox, spec: MarketSpec, futures: bool) -> dict[str, Any]:
+    series = sb.series[spec.symbol]
+    lo = max(sb.index - 1439, 0)
+    window = series.ohlcv[lo : sb.index + 1]
+    bar = sb.core.bars[spec.symbol]
+    open_ = series.bar(lo).open
+    high = fmt.s(Decimal(repr(float(window[:, 1].max()))).quantize(spec.tick_size))
+    low = fmt.s(Decimal(repr(float(window[:, 2].min()))).quantize(spec.tick_size))
+    volume = float(window[:, 4].sum())
+    quote = float((window[:, 4] * window[:, 3]).sum())
+    change = bar.close - open_
+    out: dict[str, Any] = {
+        "symbol": spec.id,
+        "priceChange": fmt.s(change),
+        "priceChangePercent": f"{float(change / open_ * 100):.3f}",
+        "weightedAvgPrice": f"{quote / volume:.8f}" if volume else "0",
+        "lastPrice": fmt.s(bar.close),
+        "lastQty": "0",
+        "openPrice": fmt.s(open_),
+        "highPrice": high,
+        "lowPrice": low,
+        "volume": f"{volume:.8f}",
+        "quoteVolume": f"{quote:.8f}",
+        "openTime": int(series.times[lo]),
+        "closeTime": sb.now_ms() - 1,
+        "firstId": 0,
+        "lastId": 0,
+        "count": int(sb.index - lo + 1),
+    }
+    if not futures:
+        book = sb.core.books[spec.symbol]
+        best_bid = book.bids[0] if book.bids else ["0", "0"]
+        best_ask = book.asks[0] if book.asks else ["0", "0"]
+        out |= {
+            "prevClosePrice": fmt.s(series.bar(max(lo - 1, 0)).close),
+            "bidPrice": fmt.s(best_bid[0]),
+            "bidQty": fmt.s(best_bid[1]),
+            "askPrice": fmt.s(best_ask[0]),
+            "askQty": fmt.s(best_ask[1]),
+        }
+    return out
+
+
+def ticker_24hr(futures: bool) -> Handler:
+    """GET ticker/24hr for one symbol, a JSON list of symbols, or all."""
+
+    def handler(sb: Sandbox, params: Params, account: Account | None) -> Any:
+        spec = _spec(sb, params, futures, required=False)
+        if spec is not None:
+            return _ticker(sb, spec, futures)
+        if "symbols" in params:
+            try:
+                ids = json.loads(params["symbols"])
+            except ValueError:
+                raise bad_param("Illegal characters found in parameter 'symbols'.") from None
+            specs = [_spec(sb, {"symbol": i}, futures) for i in ids]
+        else:
+            specs = _specs(sb, futures)
+        return [_ticker(sb, sp, futures) for sp in specs]
+
+    return handler
+
+
+def klines(futures: bool) -> Handler:
+    """GET klines: bars up to the clock, any Binance interval built from 1-minute bars."""
+
+    def handler(sb: Sandbox, params: Params, account: Account | None) -> Any:
+        spec = _spec(sb, params, futures)
+        interval = _req(params, "interval")
+        try:
+            if timeframe_ms(interval) % MINUTE_MS:
+                raise DataError(interval)
+        except DataError:
+            raise BinanceError(400, -1120, "Invalid interval.") from None
+        limit = _limit(params, 500, 1500 if futures else 1000)
+        return sb.series[spec.symbol].klines(
+            interval, sb.index, _int(params, "startTime"), _int(params, "endTime"), limit
+        )
+
+    return handler
+
+
+def depth(futures: bool) -> Handler:
+    """GET depth: the current book (derived from the latest bar, minus what takers took)."""
+
+    def handler(sb: Sandbox, params: Params, account: Account | None) -> Any:
+        spec = _spec(sb, params, futures)
+        bids, asks = sb.core.books[spec.symbol].snapshot(_limit(params, 100, 5000))
+        out: dict[str, Any] = {
+            "lastUpdateId": sb.index,
+            "bids": [[fmt.s(p), fmt.s(q)] for p, q in bids],
+            "asks": [[fmt.s(p), fmt.s(q)] for p, q in asks],
+        }
+        if futures:
+            out |= {"E": sb.now_ms(), "T": sb.now_ms()}
+        return out
+
+    return handler
+
+
+def _next_funding(sb: Sandbox, spec: MarketSpec) -> tuple[int, Decimal]:
+    series = sb.series[spec.symbol]
+    ptr = sb.funding_next.get(spec.symbol, 0)
+    if ptr < len(series.funding_times):
+        return int(series.funding_times[ptr]), Decimal(repr(float(series.funding_rates[ptr])))
+    return 0, Decimal(0)
+
+
+def premium_index(sb: Sandbox, params: Params, account: Account | None) -> Any:
+    """GET /fapi/v1/premiumIndex: mark, index, the upcoming funding rate and time."""
+
+    def one(spec: MarketSpec) -> dict[str, Any]:
+        nxt, rate = _next_funding(sb, spec)
+        spot = sb.core.bars.get(f"{spec.base}/{spec.quote}")
+        mark = sb.core.mark(spec.symbol)
+        return {
+            "symbol": spec.id,
+            "markPrice": fmt.s(mark),
+            "indexPrice": fmt.s(spot.close if spot else mark),
+            "estimatedSettlePrice": fmt.s(mark),
+            "lastFundingRate": fmt.s(rate),
+            "interestRate": "0.0001",
+            "nextFundingTime": nxt,
+            "time": sb.now_ms(),
+        }
+
+    spec = _spec(sb, params, True, required=False)
+    return one(spec) if spec else [one(sp) for sp in _specs(sb, True)]
+
+
+def funding_rate(sb: Sandbox, params: Params, account: Account | None) -> Any:
+    """GET /fapi/v1/fundingRate: settled funding rates up to the clock."""
+    spec = _spec(sb, params, True)
+    series = sb.series[spec.symbol]
+    end = sb.funding_next.get(spec.symbol, 0)
+    rows = []
+    for i in range(end):
+        t = int(series.funding_times[i])
+        j = min(int(np.searchsorted(series.times, t)) - 1, sb.index)
+        rows.append(
+            {
+                "symbol": spec.id,
+                "fundingTime": t,
+                "fundingRate": fmt.s(Decimal(repr(float(series.funding_rates[i])))),
+                "markPrice": fmt.s(series.bar(max(j, 0)).close),
+            }
+        )
+    return _window(rows, params, lambda r: r["fundingTime"], 100, 1000)
+
+
+# -- account and orders ----------------------------------------------------------------------
+
+
+def spot_account(sb: Sandbox, params: Params, account: Account | None) -> Any:
+    """GET /api/v3/account."""
+    assert account is not None
+    return {
+        "makerCommission": int(sb.core.spot_fees.maker * 10000),
+        "takerCommission": int(sb.core.spot_fees.taker * 10000),
+        "buyerCommission": 0,
+        "sellerCommission": 0,
+        "canTrade": True,
+        "canWithdraw": False,
+        "canDeposit": False,
+        "brokered": False,
+        "requireSelfTradePrevention": False,
+        "updateTime": sb.now_ms(),
+        "accountType": "SPOT",
+        "balances": [
+            {"asset": asset, "free": fmt.s(b.free), "locked": fmt.s(b.locked)}
+            for asset, b in sorted(account.balances.items())
+        ],
+        "permissions": ["SPOT"],
+        "uid": abs(hash(account.name)) % 10**9,
+    }
+
+
+def futures_account(sb: Sandbox, params: Params, account: Account | None) -> Any:
+    """GET /fapi/v2|v3/account."""
+    assert account is not None
+    specs = sb.core.markets
+    return fmt.futures_account(account, specs, sb.core.marks(), sb.now_ms())
+
+
+def futures_balance(sb: Sandbox, params: Params, account: Account | None) -> Any:
+    """GET /fapi/v2|v3/balance."""
+    data = futures_account(sb, params, account)
+    return [
+        {
+            "accountAlias": "sandbox",
+            "asset": a["asset"],
+            "balance": a["walletBalance"],
+            "crossWalletBalance": a["crossWalletBalance"],
+            "crossUnPnl": a["crossUnPnl"],
+            "availableBalance": a["availableBalance"],
+            "maxWithdrawAmount": a["maxWithdrawAmount"],
+            "marginAvailable": True,
+            "updateTime": a["updateTime"],
+        }
+        for a in data["assets"]
+    ]
+
+
+_SPOT_TYPES = {t.value: t for t in OrderType}
+
+
+def _order_request(params: Params, spec: MarketSpec, futures: bool, algo: bool) -> OrderRequest:
+    side_text = _req(params, "side").upper()
+    if side_text not in ("BUY", "SELL"):
+        raise BinanceError(400, -1117, "Invalid side.")
+    kind = _req(params, "type").upper()
+    table = FUTURES_TYPES if futures else _SPOT_TYPES
+    if kind not in table:
+        raise BinanceError(400, -1116, "Invalid orderType.")
+    order_type = table[kind]
+    if futures and order_type.is_conditional != algo:
+        raise BinanceError(
+            400,
+            -4120,
+            "Order type not supported for this endpoint. Please use the Algo Order API endpoints"
+            " instead.",
+        )
+    tif_text = params.get("timeInForce")
+    if order_type is OrderType.LIMIT_MAKER:
+        tif = TimeInForce.GTC
+    elif tif_text:
+        try:
+            tif = TimeInForce(tif_text.upper())
+        except ValueError:
+            raise BinanceError(400, -1115, "Invalid timeInForce.") from None
+        if tif is TimeInForce.GTX and not futures:
+            raise BinanceError(400, -1115, "Invalid timeInForce.")
+    elif (
+        order_type in (OrderType.LIMIT, OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
+        and not futures
+    ):
+        raise bad_param(
+            "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed."
+        )
+    else:
+        tif = TimeInForce.GTC
+    client_key = "clientAlgoId" if algo else "newClientOrderId"
+    return OrderRequest(
+        symbol=spec.symbol,
+        side=Side.BUY if side_text == "BUY" else Side.SELL,
+        type=order_type,
+        qty=_dec(params, "quantity"),
+        price=_dec(params, "price"),
+        stop_price=_dec(params, "triggerPrice" if algo else "stopPrice"),
+        quote_qty=_dec(params, "quoteOrderQty"),
+        tif=tif,
+        client_id=params.get(client_key) or None,
+        reduce_only=params.get("reduceOnly", "").lower() == "true",
+    )
+
+
+FUTURES_TYPES = fmt.FUTURES_TO_CORE
+
+
+def _render(
+    order: Order, spec: MarketSpec, futures: bool, algo: bool = False, full: bool = False
+) -> dict:
+    if algo:
+        return fmt.algo_order(order, spec)
+    return fmt.futures_order(order, spec) if futures else fmt.spot_order(order, spec, full)
+
+
+def new_order(futures: bool, algo: bool = False) -> Handler:
+    """POST order / algoOrder: validate, place, match against the book."""
+
+    def handler(sb: Sandbox, params: Params, account: Account | None) -> Any:
+        assert account is not None
+        spec = _spec(sb, params, futures)
+        req = _order_request(params, spec, futures, algo)
+        try:
+            order = sb.core.submit(account, req)
+        except OrderRejected as exc:
+            raise from_reject(exc.reason, futures, detail=str(exc)) from None
+        resp_type = params.get("newOrderRespType", "FULL" if not futures else "ACK").upper()
+        if not futures and resp_type == "ACK":
+            return {
+                "symbol": spec.id,
+                "orderId": order.id,
+                "orderListId": -1,
+                "clientOrderId": order.client_id,
+                "transactTime": order.time,
+            }
+        return _render(order, spec, futures, algo, full=resp_type == "FULL")
+
+    return handler
+
+
+def _lookup(
+    sb: Sandbox, params: Params, account: Account, futures: bool, algo: bool, cancel: bool
+) -> tuple[Order, MarketSpec]:
+    spec = _spec(sb, params, futures)
+    if algo:
+        order_id, client_id = _int(params, "algoId"), params.get("clientAlgoId")
+    else:
+        order_id = _int(params, "orderId")
+        client_id = params.get("origClientOrderId") or params.get("clientOrderId")
+    if order_id is None and not client_id:
+        raise bad_param(
+            "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
+        )
+    try:
+        order = sb.core.find(account, spec.symbol, order_id, client_id)
+    except OrderRejected as exc:
+        raise from_reject(exc.reason, futures, cancel=cancel) from None
+    if futures and order.type.is_conditional != algo:
+        raise from_reject(Reject.UNKNOWN_ORDER, futures, cancel=cancel)
+    return order, spec
+
+
+def get_order(futures: bool, algo: bool = False) -> Handler:
+    """GET order / algoOrder by id or client id."""
+
+    def handler(sb: Sandbox, params: Params, account: Account | None) -> Any:
+        assert account is not None
+        order, spec = _lookup(sb, params, account, futures, algo, cancel=False)
+        return _render(order, spec, futures, algo)
+
+    return handler
+
+
+def cancel_order(futures: bool, algo: bool = False) -> Handler:
+    """DELETE order / algoOrder."""
+
+    def handler(sb: Sandbox, params: Params, account: Account | None) -> Any:
+        assert account is not None
+        order, spec = _lookup(sb, params, account, futures, algo, cancel=True)
+        try:
+            sb.core.cancel(account, spec.symbol, order.id, None)
+        except OrderRejected as exc:
+            raise from_reject(exc.reason, futures, cancel=True) from None
+        if algo:
+            return {
+                "algoId": order.id,
+                "clientAlgoId": order.client_id,
+                "code": "200",
+                "msg": "success",
+            }
+        out = _render(order, spec, futures)
+        if not futures:
+            out["origClientOrderId"] = order.client_id
+            out["transactTime"] = sb.now_ms()
+        return out
+
+    return handler
+
+
+def _family(orders: list[Order], futures: bool, algo: bool) -> list[Order]:
+    return [o for o in orders if not futures or o.type.is_conditional == algo]
+
+
+def open_orders(futures: bool, algo: bool = False) -> Handler:
+    """GET openOrders / openAlgoOrders (symbol optional)."""
+
+    def handler(sb: Sandbox, params: Params, account: Account | None) -> Any:
+        assert account is not None
+        spec = _spec(sb, params, futures, required=False)
+        if spec is None:
+            orders = [
+                o
+                for o in sb.core.orders_of(account, None, True)
+                if sb.core.markets[o.symbol].perp == futures
+            ]
+        else:
+            orders = sb.core.orders_of(account, spec.symbol, True)
+        return [
+            _render(o, sb.core.markets[o.symbol], futures, algo)
+            for o in _family(orders, futures, algo)
+        ]
+
+    return handler
+
+
+def all_orders(futures: bool, algo: bool = False) -> Handler:
+    """GET allOrders / allAlgoOrders."""
+
+    def handler(sb: Sandbox, params: Params, account: Account | None) -> Any:
+        assert account is not None
+        spec = _spec(sb, params, futures)
+        orders = _family(sb.core.orders_of(account, spec.symbol, False), futures, algo)
+        first = _int(params, "orderId")
+        if first is not None:
+            orders = [o for o in orders if o.id >= first]
+        orders = _window(orders, params, lambda o: o.time, 500, 1000)
+        return [_render(o, spec, futures, algo) for o in orders]
+
+    return handler
+
+
+def cancel_all(futures: bool, algo: bool = False) -> Handler:
+    """DELETE openOrders (spot: the cancelled orders) / allOpenOrders / algoOpenOrders."""
+
+    def handler(sb: Sandbox, params: Params, account: Account | None) -> Any:
+        assert account is not None
+        spec = _spec(sb, params, futures)
+        mine = _family(sb.core.orders_of(account, spec.symbol, True), futures, algo)
+        for order in mine:
+            sb.core.cancel(account, spec.symbol, order.id, None)
+        if futures:
+            return {"code": 200, "msg": "The operation of cancel all open order is done."}
+        return [_render(o, spec, futures) | {"origClientOrderId": o.client_id} for o in mine]
+
+    return handler
+
+
+def my_trades(futures: bool) -> Handler:
+    """GET myTrades / userTrades."""
+
+    def handler(sb: Sandbox, params: Params, account: Account | None) -> Any:
+        assert account is not None
+        spec = _spec(sb, params, futures)
+        fills = sb.core.trades_of(account, spec.symbol)
+        order_id = _int(params, "orderId")
+        if order_id is not None:
+            fills = [f for f in fills if f.order_id == order_id]
+        from_id = _int(params, "fromId")
+        if from_id is not None:
+            fills = [f for f in fills if f.trade_id >= from_id]
+        fills = _window(fills, params, lambda f: f.time, 500, 1000)
+        render = fmt.futures_trade if futures else fmt.spot_trade
+        return [render(f, spec) for f in fills]
+
+    return handler
+
+
+# -- USD-M positions, leverage, income --------------------------------------------------------
+
+
+def position_risk(sb: Sandbox, params: Params, account: Account | None) -> Any:
+    """GET /fapi/v2|v3/positionRisk."""
+    assert account is not None
+    spec = _spec(sb, params, True, required=False)
+    now = sb.now_ms()
+    out = []
+    for symbol, pos in account.positions.items():
+        if not pos.qty or (spec is not None and symbol != spec.symbol):
+            continue
+        out.append(fmt.position_risk(pos, sb.core.markets[symbol], sb.core.mark(symbol), now))
+    return out
+
+
+def leverage_bracket(sb: Sandbox, params: Params, account: Account | None) -> Any:
+    """GET /fapi/v1/leverageBracket: one bracket per symbol (the simple margin model)."""
+    spec = _spec(sb, params, True, required=False)
+    specs = [spec] if spec else _specs(sb, True)
+    return [
+        {
+            "symbol": sp.id,
+            "notionalCoef": 1.0,
+            "brackets": [
+                {
+                    "bracket": 1,
+                    "initialLeverage": 125,
+                    "notionalCap": 9000000000,
+                    "notionalFloor": 0,
+                    "maintMarginRatio": 0.004,
+                    "cum": 0.0,
+                }
+            ],
+        }
+        for sp in specs
+    ]
+
+
+def set_leverage(sb: Sandbox, params: Params, account: Account | None) -> Any:
+    """POST /fapi/v1/leverage."""
+    assert account is not None
+    spec = _spec(sb, params, True)
+    leverage = _int(params, "leverage")
+    if leverage is None or not 1 <= leverage <= 125:
+        raise BinanceError(400, -4028, "Leverage is not valid")
+    sb.core.set_leverage(account, spec.symbol, leverage)
+    return {"leverage": leverage, "maxNotionalValue": "9000000000", "symbol": spec.id}
+
+
+def income(sb: Sandbox, params: Params, account: Account | None) -> Any:
+    """GET /fapi/v1/income: funding fees, realized PnL and commissions."""
+    assert account is not None
+    spec = _spec(sb, params, True, required=False)
+    kind = params.get("incomeType")
+    rows = [
+        e
+        for e in account.income
+        if (spec is None or e.symbol == spec.symbol) and (kind is None or e.kind == kind)
+    ]
+    rows = _window(rows, params, lambda e: e.time, 100, 1000)
+    return [
+        {
+            "symbol": sb.core.markets[e.symbol].id,
+            "incomeType": e.kind,
+            "income": fmt.s(e.amount),
+            "asset": e.asset,
+            "info": e.info,
+            "time": e.time,
+            "tranId": e.id,
+            "tradeId": "",
+        }
+        for e in rows
+    ]
+
+
+def routes() -> dict[tuple[str, str], Route]:
+    """The endpoint table: (method, path) -> Route."""
+    table: dict[tuple[str, str], Route] = {}
+    for prefix, futures in (("/api/v3", False), ("/fapi/v1", True)):
+        table[("GET", f"{prefix}/ping")] = Route(ping, 1, futures=futures)
+        table[("GET", f"{prefix}/time")] = Route(server_time, 1, futures=futures)
+        table[("GET", f"{prefix}/exchangeInfo")] = Route(
+            exchange_info(futures), 20, futures=futures
+        )
+        table[("GET", f"{prefix}/ticker/24hr")] = Route(ticker_24hr(futures), 2, futures=futures)
+        table[("GET", f"{prefix}/klines")] = Route(klines(futures), 2, futures=futures)
+        table[("GET", f"{prefix}/depth")] = Route(depth(futures), 5, futures=futures)
+        table[("POST", f"{prefix}/order")] = Route(new_order(futures), 1, True, futures, True)
+        table[("GET", f"{prefix}/order")] = Route(get_order(futures), 4, True, futures)
+        table[("DELETE", f"{prefix}/order")] = Route(cancel_order(futures), 1, True, futures)
+        table[("GET", f"{prefix}/openOrders")] = Route(open_orders(futures), 6, True, futures)
+        table[("GET", f"{prefix}/allOrders")] = Route(all_orders(futures), 20, True, futures)
+    table[("GET", "/api/v3/account")] = Route(spot_account, 20, True)
+    table[("GET", "/api/v3/myTrades")] = Route(my_trades(False), 20, True)
+    table[("DELETE", "/api/v3/openOrders")] = Route(cancel_all(False), 1, True)
+    fapi = {
+        ("GET", "/fapi/v1/premiumIndex"): Route(premium_index, 1, futures=True),
+        ("GET", "/fapi/v1/fundingRate"): Route(funding_rate, 1, futures=True),
+        ("DELETE", "/fapi/v1/allOpenOrders"): Route(cancel_all(True), 1, True, True),
+        ("GET", "/fapi/v1/userTrades"): Route(my_trades(True), 5, True, True),
+        ("GET", "/fapi/v1/income"): Route(income, 30, True, True),
+        ("GET", "/fapi/v1/leverageBracket"): Route(leverage_bracket, 1, True, True),
+        ("POST", "/fapi/v1/leverage"): Route(set_leverage, 1, True, True),
+        ("POST", "/fapi/v1/algoOrder"): Route(new_order(True, True), 1, True, True, True),
+        ("GET", "/fapi/v1/algoOrder"): Route(get_order(True, True), 1, True, True),
+        ("DELETE", "/fapi/v1/algoOrder"): Route(cancel_order(True, True), 1, True, True),
+        ("GET", "/fapi/v1/openAlgoOrders"): Route(open_orders(True, True), 1, True, True),
+        ("GET", "/fapi/v1/allAlgoOrders"): Route(all_orders(True, True), 5, True, True),
+        ("DELETE", "/fapi/v1/algoOpenOrders"): Route(cancel_all(True, True), 1, True, True),
+    }
+    table |= fapi
+    for version in ("v2", "v3"):
+        table[("GET", f"/fapi/{version}/account")] = Route(futures_account, 5, True, True)
+        table[("GET", f"/fapi/{version}/balance")] = Route(futures_balance, 5, True, True)
+        table[("GET", f"/fapi/{version}/positionRisk")] = Route(position_risk, 5, True, True)
+    return table

@@ -1,0 +1,108 @@
+"""Binance request authentication (HMAC-SHA256, X-MBX-APIKEY, recvWindow) and IP weights."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+from dataclasses import dataclass, field
+
+from quantdesk.sandbox.errors import BinanceError
+
+MAX_RECV_WINDOW = 60_000
+DEFAULT_RECV_WINDOW = 5_000
+
+
+def verify(
+    secrets: dict[str, str],
+    api_key: str | None,
+    query: str,
+    body: str,
+    params: dict[str, str],
+    server_ms: int,
+) -> str:
+    """Check key, signature and timestamp of a signed request; return the api key."""
+    if not api_key:
+        raise BinanceError(401, -2014, "API-key format invalid.")
+    secret = secrets.get(api_key)
+    if secret is None:
+        raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+    # Binance signs totalParams = query string followed by the request body, minus signature.
+    total = query + body
+    payload, sep, signature = total.rpartition("&signature=")
+    if not sep:
+        raise BinanceError(400, -1102, "Mandatory parameter 'signature' was not sent.")
+    expected = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature.lower()):
+        raise BinanceError(400, -1022, "Signature for this request is not valid.")
+    try:
+        timestamp = int(params["timestamp"])
+        recv_window = int(params.get("recvWindow", DEFAULT_RECV_WINDOW))
+    except (KeyError, ValueError):
+        raise BinanceError(400, -1102, "Mandatory parameter 'timestamp' was not sent.") from None
+    if not 0 < recv_window <= MAX_RECV_WINDOW:
+        raise BinanceError(400, -1131, "recvWindow must be less than 60000")
+    if timestamp > server_ms + 1000 or server_ms - timestamp > recv_window:
+        raise BinanceError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+    return api_key
+
+
+@dataclass
+class WeightLimiter:
+    """Request weight per client IP per window (Binance: 1 minute), with 429 then 418 bans.
+
+    A client that keeps sending after a 429 (more than `strikes` times inside the window) is
+    banned with 418 for `ban_s` seconds, as Binance does.
+    """
+
+    limit: int = 6000
+    window_s: float = 60.0
+    strikes: int = 3
+    ban_s: float = 120.0
+    _used: dict[str, tuple[int, int]] = field(default_factory=dict)  # ip -> (window, weight)
+    _strikes: dict[str, int] = field(default_factory=dict)
+    _banned_until: dict[str, float] = field(default_factory=dict)
+
+    def charge(self, ip: str, weight: int, now_s: float) -> int:
+        """Add weight for ip; return the used weight or raise 429 / 418."""
+        banned = self._banned_until.get(ip, 0.0)
+        if now_s < banned:
+            until = int(banned * 1000)
+            raise BinanceError(
+                418, -1003, f"Way too much request weight used; IP banned until {until}."
+            )
+        window = math.floor(now_s / self.window_s)
+        w, used = self._used.get(ip, (window, 0))
+        if w != window:
+            used = 0
+            self._strikes[ip] = 0
+        if used + weight > self.limit:
+            strikes = self._strikes.get(ip, 0) + 1
+            self._strikes[ip] = strikes
+            self._used[ip] = (window, used)
+            if strikes > self.strikes:
+                self._banned_until[ip] = now_s + self.ban_s
+                raise BinanceError(418, -1003, "Way too much request weight used; IP banned.")
+            raise too_many(self.limit)
+        self._used[ip] = (window, used + weight)
+        return used + weight
+
+    def used(self, ip: str, now_s: float) -> int:
+        """Weight used by ip in the current window."""
+        w, used = self._used.get(ip, (None, 0))
+        return used if w == math.floor(now_s / self.window_s) else 0
+
+    def reset(self) -> None:
+        """Forget all usage and bans."""
+        self._used.clear()
+        self._strikes.clear()
+        self._banned_until.clear()
+
+
+def too_many(limit: int) -> BinanceError:
+    """HTTP 429 / -1003."""
+    return BinanceError(
+        429,
+        -1003,
+        f"Too much request weight used; current limit is {limit} request weight per 1 MINUTE.",
+    )

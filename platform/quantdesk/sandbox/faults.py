@@ -1,0 +1,59 @@
+"""Fault injection: latency, 5xx errors, dropped order responses, resets, skew, 429 bursts.
+
+Counted faults ("the next N requests") are exactly reproducible; the random error rate draws
+from a generator seeded by the fault configuration, never from the wall clock.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from quantdesk.errors import ConfigError
+
+
+@dataclass
+class Faults:
+    """Active faults; all off by default."""
+
+    latency_ms: int = 0  # added to every non-admin request
+    error_rate: float = 0.0  # probability of a 503 without executing the request
+    drop_orders: int = 0  # next N order placements execute, then the connection is closed
+    hang_orders: int = 0  # next N order placements execute, then the response never comes
+    reset_requests: int = 0  # next N requests: connection reset before anything executes
+    rate_limit_burst: int = 0  # next N requests answered 429
+    skew_ms: int = 0  # server clock offset (fetch_time and the recvWindow check)
+    seed: int = 0
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Faults:
+        """Build from an admin request body; unknown keys are an error."""
+        names = {f.name for f in fields(cls) if not f.name.startswith("_")}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"unknown fault(s): {', '.join(sorted(unknown))}")
+        faults = cls(**{k: type(getattr(cls(), k))(v) for k, v in data.items()})
+        if not 0 <= faults.error_rate <= 1:
+            raise ConfigError("error_rate must be within 0..1")
+        return faults
+
+    def as_dict(self) -> dict[str, Any]:
+        """Public view."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+
+    def take(self, name: str) -> bool:
+        """Consume one unit of a counted fault; True if it fires."""
+        left = getattr(self, name)
+        if left > 0:
+            setattr(self, name, left - 1)
+            return True
+        return False
+
+    def error_now(self) -> bool:
+        """Draw whether this request fails with a 5xx."""
+        return self.error_rate > 0 and self._rng.random() < self.error_rate

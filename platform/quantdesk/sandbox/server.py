@@ -1,0 +1,293 @@
+"""The aiohttp server: dispatch, auth, weights, faults, admin endpoints; run or run in a thread.
+
+Admin endpoints live under /sandbox/ and are served only when `config.admin` is set (the CLI
+enables them on loopback binds only, unless asked otherwise):
+  GET  /sandbox/clock                 market time, bar index, speed
+  POST /sandbox/advance   {"bars": n} move the clock forward n bars and replay them
+  POST /sandbox/reset                 initial state (accounts, orders, clock, faults, weights)
+  POST /sandbox/balances  {"api_key": k, "balances": {"USDT": "1000"}, "futures": true}
+  POST /sandbox/book      {"symbol": "BTC/USDT", "bids": [[p, q]], "asks": [[p, q]]}
+  GET  /sandbox/faults    POST /sandbox/faults {...}   DELETE /sandbox/faults
+  GET  /sandbox/fills[?api_key=k]     every fill (the fill report)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aiohttp import web
+
+from quantdesk.errors import ConfigError, QuantdeskError
+from quantdesk.sandbox import formats as fmt
+from quantdesk.sandbox.api import routes
+from quantdesk.sandbox.auth import too_many, verify
+from quantdesk.sandbox.errors import BinanceError
+from quantdesk.sandbox.faults import Faults
+from quantdesk.sandbox.state import Sandbox
+
+SANDBOX_KEY = web.AppKey("sandbox", Sandbox)
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        text=json.dumps(data, separators=(",", ":")),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _error(exc: BinanceError, headers: dict[str, str] | None = None) -> web.Response:
+    return _json({"code": exc.code, "msg": exc.msg}, exc.status, headers)
+
+
+def _drop(request: web.Request) -> web.Response:
+    """Close the connection without answering (the client sees a reset / disconnect)."""
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response(status=204)
+
+
+async def _params(request: web.Request) -> tuple[dict[str, str], str, str]:
+    query = request.query_string
+    body = await request.text() if request.can_read_body else ""
+    params = dict(request.query)
+    if body:
+        from urllib.parse import parse_qsl
+
+        params.update(parse_qsl(body, keep_blank_values=True))
+    return params, query, body
+
+
+def make_app(sandbox: Sandbox) -> web.Application:
+    """The aiohttp application serving `sandbox`."""
+    table = routes()
+    app = web.Application()
+    app[SANDBOX_KEY] = sandbox
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        sb = request.app[SANDBOX_KEY]
+        path = request.path
+        route = table.get((request.method, path))
+        if route is None:
+            return web.Response(status=404, text="Not Found")
+        faults = sb.faults
+        if faults.take("reset_requests"):
+            return _drop(request)
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        if faults.take("rate_limit_burst"):
+            return _error(too_many(sb.limiter.limit), {"Retry-After": "1"})
+        if faults.error_now():
+            return web.Response(status=503, text="Service Unavailable")
+        ip = request.remote or "?"
+        try:
+            used = sb.limiter.charge(ip, route.weight, time.time())
+        except BinanceError as exc:
+            return _error(exc, {"Retry-After": "60"})
+        headers = {"X-MBX-USED-WEIGHT-1M": str(used), "X-MBX-USED-WEIGHT": str(used)}
+        try:
+            params, query, body = await _params(request)
+            account = None
+            if route.signed:
+                key = verify(
+                    sb.secrets,
+                    request.headers.get("X-MBX-APIKEY"),
+                    query,
+                    body,
+                    params,
+                    sb.server_ms(),
+                )
+                account = sb.core.accounts[key]
+            sb.sync()
+            data = route.handler(sb, params, account)
+        except BinanceError as exc:
+            return _error(exc, headers)
+        if route.places_order:
+            if faults.take("drop_orders"):
+                return _drop(request)
+            if faults.take("hang_orders"):
+                await asyncio.sleep(sb.config.hang_s)
+                return _drop(request)
+        return _json(data, headers=headers)
+
+    app.router.add_route("*", "/api/{tail:.*}", dispatch)
+    app.router.add_route("*", "/fapi/{tail:.*}", dispatch)
+    if sandbox.config.admin:
+        _add_admin(app)
+    return app
+
+
+def _add_admin(app: web.Application) -> None:
+    async def body(request: web.Request) -> dict[str, Any]:
+        if not request.can_read_body:
+            return {}
+        try:
+            data = await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest(text="body must be JSON") from None
+        if not isinstance(data, dict):
+            raise web.HTTPBadRequest(text="body must be a JSON object")
+        return data
+
+    def clock_view(sb: Sandbox) -> dict[str, Any]:
+        return {"time": sb.now_ms(), "index": sb.index, "bars": sb.n_bars, "speed": sb.clock.speed}
+
+    def admin(handler):
+        async def wrapped(request: web.Request) -> web.Response:
+            sb = request.app[SANDBOX_KEY]
+            try:
+                return _json(await handler(sb, request))
+            except (QuantdeskError, KeyError, ValueError, TypeError, InvalidOperation) as exc:
+                return _json({"error": str(exc)}, 400)
+
+        return wrapped
+
+    async def clock(sb: Sandbox, request: web.Request) -> Any:
+        sb.sync()
+        return clock_view(sb)
+
+    async def advance(sb: Sandbox, request: web.Request) -> Any:
+        sb.sync()
+        sb.advance(int((await body(request)).get("bars", 1)))
+        return clock_view(sb)
+
+    async def reset(sb: Sandbox, request: web.Request) -> Any:
+        sb.reset()
+        return clock_view(sb)
+
+    async def balances(sb: Sandbox, request: web.Request) -> Any:
+        data = await body(request)
+        account = sb.core.accounts.get(data.get("api_key", ""))
+        if account is None:
+            raise ConfigError("unknown api_key")
+        amounts = {k: Decimal(str(v)) for k, v in data["balances"].items()}
+        if data.get("futures"):
+            sb.core.set_balances(account, {}, amounts)
+        else:
+            sb.core.set_balances(account, amounts, None)
+        return {"ok": True}
+
+    async def book(sb: Sandbox, request: web.Request) -> Any:
+        data = await body(request)
+        sb.sync()
+
+        def levels(rows: list) -> list[list[Decimal]]:
+            return [[Decimal(str(p)), Decimal(str(q))] for p, q in rows]
+
+        sb.core.set_book(data["symbol"], levels(data.get("bids", [])), levels(data.get("asks", [])))
+        return {"ok": True}
+
+    async def faults_get(sb: Sandbox, request: web.Request) -> Any:
+        return sb.faults.as_dict()
+
+    async def faults_set(sb: Sandbox, request: web.Request) -> Any:
+        sb.faults = Faults.from_dict(await body(request))
+        return sb.faults.as_dict()
+
+    async def faults_clear(sb: Sandbox, request: web.Request) -> Any:
+        sb.faults = Faults()
+        sb.limiter.reset()
+        return sb.faults.as_dict()
+
+    async def fills(sb: Sandbox, request: web.Request) -> Any:
+        sb.sync()
+        key = request.query.get("api_key")
+        return [
+            {
+                "account": f.account,
+                "symbol": f.symbol,
+                "orderId": f.order_id,
+                "tradeId": f.trade_id,
+                "side": f.side.value,
+                "price": fmt.s(f.price),
+                "qty": fmt.s(f.qty),
+                "commission": fmt.s(f.commission),
+                "commissionAsset": f.commission_asset,
+                "maker": f.maker,
+                "realizedPnl": fmt.s(f.realized_pnl),
+                "time": f.time,
+            }
+            for f in sb.core.fills
+            if key is None or f.account == key
+        ]
+
+    r = app.router
+    r.add_get("/sandbox/clock", admin(clock))
+    r.add_post("/sandbox/advance", admin(advance))
+    r.add_post("/sandbox/reset", admin(reset))
+    r.add_post("/sandbox/balances", admin(balances))
+    r.add_post("/sandbox/book", admin(book))
+    r.add_get("/sandbox/faults", admin(faults_get))
+    r.add_post("/sandbox/faults", admin(faults_set))
+    r.add_delete("/sandbox/faults", admin(faults_clear))
+    r.add_get("/sandbox/fills", admin(fills))
+
+
+async def start(sandbox: Sandbox, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Start serving on host:port (port 0 picks a free one); return the runner and the port."""
+    runner = web.AppRunner(make_app(sandbox), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+    bound = sockets[0].getsockname()[1] if sockets else port
+    return runner, bound
+
+
+@contextmanager
+def serve_in_thread(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Run the server on a background thread (for tests and notebooks); yield its base URL."""
+    loop = asyncio.new_event_loop()
+    ready: dict[str, Any] = {}
+    started = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            ready["runner"], ready["port"] = loop.run_until_complete(start(sandbox, host, port))
+        except BaseException as exc:  # handed to the caller's thread
+            ready["error"] = exc
+            started.set()
+            return
+        started.set()
+        loop.run_forever()
+        loop.run_until_complete(ready["runner"].cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=run, name="quantdesk-sandbox", daemon=True)
+    thread.start()
+    started.wait()
+    if "error" in ready:
+        raise ready["error"]
+    try:
+        yield f"http://{host}:{ready['port']}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+
+
+def run(sandbox: Sandbox, host: str, port: int, announce: Any = print) -> None:
+    """Serve until Ctrl-C, then shut down cleanly."""
+
+    async def main() -> None:
+        runner, bound = await start(sandbox, host, port)
+        announce(f"sandbox listening on http://{host}:{bound} (Ctrl-C to stop)")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    with suppress(KeyboardInterrupt):
+        asyncio.run(main())

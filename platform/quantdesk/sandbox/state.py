@@ -1,0 +1,118 @@
+"""The sandbox's state: configuration, replayed market, matching core, accounts, faults."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+
+from quantdesk.errors import ConfigError
+from quantdesk.sandbox.auth import WeightLimiter
+from quantdesk.sandbox.faults import Faults
+from quantdesk.sandbox.market import MINUTE_MS, MarketClock, Series, synthetic_series
+from quantdesk.venues.book import BookConfig
+from quantdesk.venues.matching import PERP_FEES, SPOT_FEES, FeeSchedule, MatchingCore
+
+DEFAULT_BALANCES = {"USDT": Decimal("100000"), "BTC": Decimal("1")}
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """One API key: its secret and starting balances (spot and the USD-M wallet alike)."""
+
+    key: str
+    secret: str
+    balances: dict[str, Decimal] = field(default_factory=lambda: dict(DEFAULT_BALANCES))
+
+
+@dataclass
+class SandboxConfig:
+    """Everything `quantdesk sandbox` can set."""
+
+    symbols: list[str] = field(default_factory=lambda: ["BTC/USDT", "ETH/USDT"])
+    seed: int = 7
+    days: int = 30
+    speed: float = 60.0
+    history_bars: int = 1440  # bars visible when the clock starts
+    accounts: list[AccountConfig] = field(
+        default_factory=lambda: [AccountConfig("sandbox-key", "sandbox-secret")]
+    )
+    book: BookConfig = field(default_factory=BookConfig)
+    spot_fees: FeeSchedule = SPOT_FEES
+    perp_fees: FeeSchedule = PERP_FEES
+    weight_limit: int = 6000
+    rate_window_s: float = 60.0
+    ban_s: float = 120.0
+    hang_s: float = 30.0  # how long a "hang" fault keeps the response back
+    admin: bool = True
+
+
+class Sandbox:
+    """One sandbox venue: replays `series` through a MatchingCore for the configured accounts."""
+
+    def __init__(self, config: SandboxConfig, series: dict[str, Series] | None = None) -> None:
+        if not config.accounts:
+            raise ConfigError("the sandbox needs at least one account")
+        self.config = config
+        self.series = series or synthetic_series(config.symbols, config.seed, config.days)
+        lengths = {len(s.times) for s in self.series.values()}
+        if len(lengths) != 1:
+            raise ConfigError("all replayed markets must share one 1-minute timeline")
+        self.n_bars = lengths.pop()
+        self.times = next(iter(self.series.values())).times
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the initial state: fresh accounts, no orders, clock at the start, no faults."""
+        cfg = self.config
+        self.core = MatchingCore(
+            [s.spec for s in self.series.values()], cfg.book, cfg.spot_fees, cfg.perp_fees
+        )
+        self.secrets = {}
+        for acct in cfg.accounts:
+            self.core.add_account(acct.key, dict(acct.balances))
+            self.secrets[acct.key] = acct.secret
+        start = min(cfg.history_bars, self.n_bars - 1)
+        self.clock = MarketClock(self.n_bars, start, cfg.speed)
+        self.index = start
+        now = self.now_ms()
+        for symbol, series in self.series.items():
+            self.core.on_bar(symbol, series.bar(start), now)
+        self.funding_next = {
+            sym: int(np.searchsorted(s.funding_times, now, side="right"))
+            for sym, s in self.series.items()
+            if s.spec.perp
+        }
+        self.faults = Faults()
+        self.limiter = WeightLimiter(cfg.weight_limit, cfg.rate_window_s, ban_s=cfg.ban_s)
+
+    def now_ms(self) -> int:
+        """Market time: the close of the latest bar."""
+        return int(self.times[self.index]) + MINUTE_MS
+
+    def server_ms(self) -> int:
+        """Wall-clock server time (what /time answers and recvWindow checks), plus skew."""
+        return int(time.time() * 1000) + self.faults.skew_ms
+
+    def sync(self) -> None:
+        """Replay every bar up to the clock: match resting orders, rebuild books, pay funding."""
+        target = self.clock.index()
+        while self.index < target:
+            self.index += 1
+            now = self.now_ms()
+            for symbol, series in self.series.items():
+                self.core.on_bar(symbol, series.bar(self.index), now)
+            for symbol, ptr in self.funding_next.items():
+                series = self.series[symbol]
+                while ptr < len(series.funding_times) and series.funding_times[ptr] <= now:
+                    rate = Decimal(repr(float(series.funding_rates[ptr])))
+                    self.core.settle_funding(symbol, rate, int(series.funding_times[ptr]))
+                    ptr += 1
+                self.funding_next[symbol] = ptr
+
+    def advance(self, bars: int) -> None:
+        """Move the clock forward by hand and replay."""
+        self.clock.advance(bars)
+        self.sync()
