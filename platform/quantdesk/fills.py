@@ -3,7 +3,10 @@
 - A signal computed on the close of bar t executes at the open of bar t+1 (`next_open`).
 - Slippage is a fraction of price, always against the trader; fees are a fraction of notional.
 - Stops and take-profits trigger inside a bar on its high/low (touching counts) and fill at the
-  trigger price, or at the open when the bar gaps through it.
+  trigger price, or at the open when the bar gaps through it. A triggered stop is a market
+  order: it pays slippage. The trigger is a fraction of the entry fill price, and it is armed
+  from the bar after the entry fill (vectorbt checks stops before a bar's orders), so the entry
+  bar's own high/low never trigger it. When a bar reaches both, the stop-loss wins.
 - Limit orders fill at their price when the bar trades through it (strictly beyond: touching a
   price says nothing about queue position), or at the open when the bar opens beyond it.
 

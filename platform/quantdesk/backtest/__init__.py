@@ -1,0 +1,23 @@
+"""Vectorbt backtests: `run(strategy, data, costs) -> BacktestResult`, and parameter grids."""
+
+from quantdesk.backtest.results import BacktestResult
+from quantdesk.backtest.runner import (
+    BacktestError,
+    Costs,
+    GridResult,
+    run,
+    run_grid,
+    simulate,
+    to_bars,
+)
+
+__all__ = [
+    "BacktestError",
+    "BacktestResult",
+    "Costs",
+    "GridResult",
+    "run",
+    "run_grid",
+    "simulate",
+    "to_bars",
+]

@@ -1,0 +1,146 @@
+"""BacktestResult: stats, equity, trades and figures of one backtest, and saving them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import vectorbt as vbt
+
+from quantdesk.backtest import plots
+from quantdesk.backtest.metrics import compute_stats, stats_row
+from quantdesk.data.store import atomic_write_parquet
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from quantdesk.backtest.runner import Costs
+
+_TRADE_COLUMNS = {
+    "Column": "column",
+    "Direction": "direction",
+    "Status": "status",
+    "Size": "size",
+    "Entry Timestamp": "entry_time",
+    "Avg Entry Price": "entry_price",
+    "Entry Fees": "entry_fees",
+    "Exit Timestamp": "exit_time",
+    "Avg Exit Price": "exit_price",
+    "Exit Fees": "exit_fees",
+    "PnL": "pnl",
+    "Return": "return",
+}
+
+
+@dataclass
+class BacktestResult:
+    """Everything one backtest produced; computed lazily from the vectorbt portfolio."""
+
+    strategy: str
+    params: dict[str, Any]
+    symbols: list[str]
+    timeframe: str
+    costs: Costs
+    bars: pd.DataFrame = field(repr=False)
+    portfolio: vbt.Portfolio = field(repr=False)
+
+    @cached_property
+    def stats(self) -> pd.DataFrame:
+        """One row of statistics per symbol (or one for a target-weight portfolio)."""
+        return compute_stats(self.portfolio)
+
+    def summary(self, column: object | None = None) -> pd.Series:
+        """The stats of one column (the first when there are several)."""
+        return stats_row(self.stats, column if column is not None else self.stats.index[0])
+
+    @cached_property
+    def equity(self) -> pd.DataFrame:
+        """Portfolio value at each bar's close, one column per symbol (or 'portfolio')."""
+        value = self.portfolio.value()
+        return value.to_frame("portfolio") if isinstance(value, pd.Series) else value
+
+    @cached_property
+    def trades(self) -> pd.DataFrame:
+        """One row per trade: times, prices, size, fees, PnL, return, open/closed."""
+        raw = self.portfolio.trades.records_readable
+        trades = raw.rename(columns=_TRADE_COLUMNS)[list(_TRADE_COLUMNS.values())]
+        trades["column"] = trades["column"].astype(str)
+        trades["direction"] = trades["direction"].astype(str)
+        trades["status"] = trades["status"].astype(str)
+        return trades.reset_index(drop=True)
+
+    def equity_figure(self, column: object | None = None) -> go.Figure:
+        """Equity curve with the drawdown underneath."""
+        column = column if column is not None else self.equity.columns[0]
+        return plots.equity_figure(self.equity[column], title=f"{self.strategy} {column}")
+
+    def trades_figure(self, symbol: str | None = None) -> go.Figure:
+        """Close price with entry and exit markers."""
+        symbol = symbol or self.symbols[0]
+        trades = self.trades[self.trades["column"] == str(symbol)]
+        return plots.trades_figure(self.bars["close"][symbol], trades, title=f"{symbol} trades")
+
+    def metadata(self) -> dict[str, Any]:
+        """What was run, as JSON-friendly values."""
+        index = self.bars.index
+        return {
+            "strategy": self.strategy,
+            "params": self.params,
+            "symbols": self.symbols,
+            "timeframe": self.timeframe,
+            "start": index[0].isoformat(),
+            "end": index[-1].isoformat(),
+            "bars": len(index),
+            "fee": self.costs.fee,
+            "slippage": self.costs.slippage,
+            "init_cash": self.costs.init_cash,
+        }
+
+    def save(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write stats.json, equity.parquet and trades.parquet into a new folder under out_dir.
+
+        The folder appears complete or not at all: files are written into a temp folder that
+        is renamed into place.
+        """
+        root = Path(out_dir) / "backtests"
+        root.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        target = root / f"{self.strategy}-{stamp}"
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
+        try:
+            stats = self.stats.copy()
+            stats["max_drawdown_duration"] = stats["max_drawdown_duration"].astype(str)
+            payload = {
+                **self.metadata(),
+                "stats": {str(k): _json_row(v) for k, v in stats.to_dict("index").items()},
+            }
+            (tmp / "stats.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+            equity = self.equity.copy()
+            equity.columns = [str(c) for c in equity.columns]
+            atomic_write_parquet(tmp / "equity.parquet", equity)
+            atomic_write_parquet(tmp / "trades.parquet", self.trades)
+            tmp.rename(target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return {name: target / name for name in ("stats.json", "equity.parquet", "trades.parquet")}
+
+
+def _json_row(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if hasattr(value, "item"):
+            value = value.item()
+        if isinstance(value, float) and value != value:
+            value = None  # NaN is not JSON
+        elif isinstance(value, float) and value in (float("inf"), float("-inf")):
+            value = str(value)
+        out[key] = value
+    return out

@@ -1,0 +1,244 @@
+"""Vectorbt backtests of SignalStrategy objects under the fill convention of quantdesk.fills.
+
+Signals decided on the close of bar t are shifted with `fills.next_open` and executed at the
+open of bar t+1 (vectorbt `price=open`), slippage against the trader, fees on notional. Stops
+get the bars' open/high/low so they trigger inside a bar and fill at the stop price, or at the
+open when the bar gaps through (vectorbt's `get_stop_price_nb` does exactly that).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import vectorbt as vbt
+
+from quantdesk.backtest.metrics import compute_stats
+from quantdesk.backtest.results import BacktestResult
+from quantdesk.errors import QuantdeskError
+from quantdesk.fills import next_open
+from quantdesk.strategy import Signals, SignalStrategy, Strategy, StrategyError
+
+FIELDS = ("open", "high", "low", "close", "volume")
+INIT_CASH = 10_000.0
+
+
+class BacktestError(QuantdeskError):
+    """A backtest cannot run with the given inputs."""
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Trading costs: fee as a fraction of notional, slippage as a fraction of price."""
+
+    fee: float = 0.0
+    slippage: float = 0.0
+    init_cash: float = INIT_CASH
+
+    def __post_init__(self) -> None:
+        for name in ("fee", "slippage"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0.0 <= value < 0.1):
+                raise BacktestError(f"{name} must be a fraction in [0, 0.1), got {value!r}")
+        if not self.init_cash > 0:
+            raise BacktestError(f"init_cash must be positive, got {self.init_cash!r}")
+
+
+def to_bars(data: pd.DataFrame | Mapping[str, pd.DataFrame], symbol: str = "asset") -> pd.DataFrame:
+    """OHLCV frame(s) -> one frame with column levels (field, symbol) on a shared time index.
+
+    Symbols missing a bar on the shared index hold their last close (flat bar, no volume), so a
+    symbol listed later never trades before its first bar: its signals see NaN prices there.
+    """
+    frames = {symbol: data} if isinstance(data, pd.DataFrame) else dict(data)
+    if not frames:
+        raise BacktestError("no market data to backtest")
+    for name, frame in frames.items():
+        missing = [f for f in ("open", "high", "low", "close") if f not in frame.columns]
+        if missing:
+            raise BacktestError(f"{name}: data lacks column(s) {', '.join(missing)}")
+        if frame.empty:
+            raise BacktestError(f"{name}: no bars to backtest")
+    index = frames[next(iter(frames))].index
+    for frame in frames.values():
+        index = index.union(frame.index)
+    fields = {}
+    for field in FIELDS:
+        wide = pd.DataFrame(
+            {
+                s: f[field].reindex(index) if field in f else pd.Series(0.0, index=index)
+                for s, f in frames.items()
+            }
+        )
+        fields[field] = wide
+    close = fields["close"].ffill()
+    for field in ("open", "high", "low"):
+        fields[field] = fields[field].fillna(close)
+    fields["close"] = close
+    fields["volume"] = fields["volume"].fillna(0.0)
+    bars = pd.concat(fields, axis=1, names=["field", "symbol"])
+    return bars.astype(np.float64)
+
+
+def bar_freq(index: pd.Index) -> pd.Timedelta | None:
+    """The typical bar length of a time index (its median step), for annualisation."""
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 2:
+        return None
+    return pd.Series(index).diff().median()
+
+
+def _stop_array(value: Any, ncols: int) -> float | np.ndarray:
+    # 0 / None means "no stop"; vectorbt wants NaN for that (a 0 stop would fire at entry).
+    if value is None:
+        return np.nan
+    arr = np.asarray(value, dtype=np.float64)
+    arr = np.where(arr > 0, arr, np.nan)
+    if arr.ndim == 0:
+        return float(arr)
+    if arr.shape[0] != ncols:
+        raise StrategyError(f"stop values: expected {ncols} per-column values, got {arr.shape[0]}")
+    return arr[None, :]
+
+
+def _shift(frame: pd.DataFrame | None, like: pd.DataFrame) -> pd.DataFrame | None:
+    if frame is None:
+        return None
+    values = pd.DataFrame(np.asarray(frame, dtype=bool), index=like.index, columns=like.columns)
+    return values.apply(next_open)
+
+
+def _check_signals(signals: Signals, rows: int, cols: int) -> None:
+    for name in ("entries", "exits", "short_entries", "short_exits", "weights"):
+        frame = getattr(signals, name)
+        if frame is not None and np.shape(frame) != (rows, cols):
+            raise StrategyError(
+                f"signals.{name} has shape {np.shape(frame)}, expected {(rows, cols)}"
+            )
+
+
+def simulate(
+    bars: pd.DataFrame, signals: Signals, costs: Costs, columns: pd.Index | None = None
+) -> vbt.Portfolio:
+    """One vectorbt portfolio for signals over bars; bars' symbol columns are tiled per combo."""
+    columns = bars["close"].columns if columns is None else columns
+    reps = len(columns) // bars["close"].shape[1]
+    _check_signals(signals, len(bars), len(columns))
+
+    def wide(field: str) -> pd.DataFrame:
+        values = np.tile(bars[field].to_numpy(), reps)
+        return pd.DataFrame(values, index=bars.index, columns=columns)
+
+    close, open_ = wide("close"), wide("open")
+    common: dict[str, Any] = {
+        "close": close,
+        "price": open_,
+        "fees": costs.fee,
+        "slippage": costs.slippage,
+        "init_cash": costs.init_cash,
+        "freq": bar_freq(bars.index),
+    }
+    if signals.weights is not None:
+        weights = pd.DataFrame(np.asarray(signals.weights, dtype=np.float64), columns=columns)
+        weights.index = bars.index
+        return vbt.Portfolio.from_orders(
+            size=weights.apply(next_open),
+            size_type="targetpercent",
+            direction="both",
+            cash_sharing=True,
+            group_by=True,
+            call_seq="auto",
+            **common,
+        )
+    return vbt.Portfolio.from_signals(
+        entries=_shift(signals.entries, close),
+        exits=_shift(signals.exits, close),
+        short_entries=_shift(signals.short_entries, close),
+        short_exits=_shift(signals.short_exits, close),
+        open=open_,
+        high=wide("high"),
+        low=wide("low"),
+        size=np.inf,
+        sl_stop=_stop_array(signals.sl_stop, len(columns)),
+        tp_stop=_stop_array(signals.tp_stop, len(columns)),
+        # Stops are fractions of what the trade paid; triggered stops pay slippage like any
+        # market order (see quantdesk.fills).
+        stop_entry_price="fillprice",
+        stop_exit_price="stopmarket",
+        **common,
+    )
+
+
+def run(
+    strategy: Strategy,
+    data: pd.DataFrame | Mapping[str, pd.DataFrame],
+    costs: Costs | None = None,
+    timeframe: str | None = None,
+) -> BacktestResult:
+    """Backtest a SignalStrategy over one symbol's bars or a {symbol: bars} mapping."""
+    if not isinstance(strategy, SignalStrategy):
+        raise StrategyError(f"{strategy.label()} is not a SignalStrategy; backtest it in replay")
+    if strategy.combos is not None:
+        raise StrategyError("use run_grid() for a parameter sweep")
+    costs = costs or Costs()
+    bars = to_bars(data)
+    signals = strategy.signals(bars)
+    portfolio = simulate(bars, signals, costs)
+    return BacktestResult(
+        strategy=strategy.label(),
+        params=dict(strategy.values),
+        symbols=list(bars["close"].columns),
+        timeframe=timeframe or strategy.timeframe,
+        costs=costs,
+        bars=bars,
+        portfolio=portfolio,
+    )
+
+
+@dataclass
+class GridResult:
+    """A parameter sweep: one stats row per (param combination, symbol)."""
+
+    strategy: str
+    grid: dict[str, list[Any]]
+    stats: pd.DataFrame
+    portfolio: vbt.Portfolio
+
+    def top(self, n: int = 10, by: str = "total_return") -> pd.DataFrame:
+        """The n best rows by a stats column (descending; NaN last)."""
+        if by not in self.stats.columns:
+            raise BacktestError(f"unknown stat {by!r} (stats: {', '.join(self.stats.columns)})")
+        return self.stats.sort_values(by, ascending=False, na_position="last").head(n)
+
+
+def run_grid(
+    cls: type[Strategy],
+    grid: Mapping[str, Sequence[Any]],
+    data: pd.DataFrame | Mapping[str, pd.DataFrame],
+    costs: Costs | None = None,
+    fixed: Mapping[str, Any] | None = None,
+) -> GridResult:
+    """Every combination of grid values in one vectorized signals call and one Portfolio."""
+    if not issubclass(cls, SignalStrategy):
+        raise StrategyError(f"{cls.label()} is not a SignalStrategy")
+    costs = costs or Costs()
+    sweep = cls.sweep(grid, **dict(fixed or {}))
+    bars = to_bars(data)
+    symbols = list(bars["close"].columns)
+    names = list(grid)
+    tuples = [
+        (*(combo[n] for n in names), symbol) for combo in sweep.combos or [] for symbol in symbols
+    ]
+    columns = pd.MultiIndex.from_tuples(tuples, names=[*names, "symbol"])
+    signals = sweep.signals(bars)
+    portfolio = simulate(bars, signals, costs, columns=columns)
+    stats = compute_stats(portfolio)
+    return GridResult(cls.label(), {n: list(v) for n, v in grid.items()}, stats, portfolio)
+
+
+def combos_count(grid: Mapping[str, Sequence[Any]]) -> int:
+    """How many combinations a grid expands to."""
+    return math.prod(len(v) for v in grid.values())

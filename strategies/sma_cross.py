@@ -1,0 +1,39 @@
+"""SMA crossover, trend following: long when the fast SMA of the close crosses above the slow
+one, flat when it crosses back below; optional stop-loss and take-profit (fractions, 0 = off)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import vectorbt as vbt
+
+from quantdesk.strategy import Float, Int, Signals, SignalStrategy
+
+
+class SmaCross(SignalStrategy):
+    """Fast/slow simple moving average crossover, long only."""
+
+    params = {
+        "fast": Int(2, 200, 10),
+        "slow": Int(3, 500, 30),
+        "sl_stop": Float(0.0, 0.5, 0.0),
+        "tp_stop": Float(0.0, 2.0, 0.0),
+    }
+    timeframe = "1h"
+
+    @property
+    def warmup(self) -> int:
+        """The slow SMA needs `slow` bars, plus one to see a cross."""
+        return int(np.max(self.slow)) + 1
+
+    def signals(self, bars: pd.DataFrame) -> Signals:
+        """Entries on fast crossing above slow, exits on crossing below."""
+        close = bars["close"]
+        fast = vbt.MA.run(close, self.fast, short_name="fast")
+        slow = vbt.MA.run(close, self.slow, short_name="slow")
+        return Signals(
+            entries=fast.ma_crossed_above(slow),
+            exits=fast.ma_crossed_below(slow),
+            sl_stop=self.per_column(self.sl_stop, fast.ma),
+            tp_stop=self.per_column(self.tp_stop, fast.ma),
+        )
