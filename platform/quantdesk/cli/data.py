@@ -276,7 +276,12 @@ def check(
     outlier_sigma: float | None,
 ) -> None:
     """Report gaps, duplicates, bad prices, zero-volume runs and outliers per series."""
-    from quantdesk.data.csv_import import ImportOptions, parse_column_map, parse_csv
+    from quantdesk.data.csv_import import (
+        ImportOptions,
+        market_symbol,
+        parse_column_map,
+        parse_csv,
+    )
     from quantdesk.data.quality import check_frame
     from quantdesk.data.symbols import parse_symbols
     from quantdesk.errors import NoDataError
@@ -295,7 +300,9 @@ def check(
         found = len(findings)
     else:
         store = app.store
-        wanted = parse_symbols(symbols) if symbols else [None]
+        wanted: list[str | None] = [None]
+        if symbols:
+            wanted = [market_symbol(s, market) if market else s for s in parse_symbols(symbols)]
         keys = [k for s in wanted for k in store.keys(exchange, market, s, timeframe)]
         if not keys:
             raise NoDataError(f"nothing to check in {store.root} for the given filters")

@@ -200,6 +200,8 @@ def download(
     progress: bool = True,
 ) -> list[DownloadResult]:
     """Download every key (bars or funding) with one exchange client, after loading markets."""
+    for key in keys:
+        _start(store, key, since)  # fail on a missing --since before touching the network
     try:
         exchange.load_markets()
     except ccxt.BaseError as exc:
