@@ -8,6 +8,7 @@ enables them on loopback binds only, unless asked otherwise):
   POST /sandbox/balances  {"api_key": k, "balances": {"USDT": "1000"}, "futures": true}
   POST /sandbox/book      {"symbol": "BTC/USDT", "bids": [[p, q]], "asks": [[p, q]]}
   GET  /sandbox/faults    POST /sandbox/faults {...}   DELETE /sandbox/faults
+  POST /sandbox/limits    {"weight_limit": 6000, "strikes": 3}  request-weight limit per window
   GET  /sandbox/fills[?api_key=k]     every fill (the fill report)
 """
 
@@ -197,6 +198,13 @@ def _add_admin(app: web.Application) -> None:
         sb.limiter.reset()
         return sb.faults.as_dict()
 
+    async def limits(sb: Sandbox, request: web.Request) -> Any:
+        data = await body(request)
+        sb.limiter.limit = int(data.get("weight_limit", sb.limiter.limit))
+        sb.limiter.strikes = int(data.get("strikes", sb.limiter.strikes))
+        sb.limiter.reset()
+        return {"weight_limit": sb.limiter.limit, "strikes": sb.limiter.strikes}
+
     async def fills(sb: Sandbox, request: web.Request) -> Any:
         sb.sync()
         key = request.query.get("api_key")
@@ -228,6 +236,7 @@ def _add_admin(app: web.Application) -> None:
     r.add_get("/sandbox/faults", admin(faults_get))
     r.add_post("/sandbox/faults", admin(faults_set))
     r.add_delete("/sandbox/faults", admin(faults_clear))
+    r.add_post("/sandbox/limits", admin(limits))
     r.add_get("/sandbox/fills", admin(fills))
 
 

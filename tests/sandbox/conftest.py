@@ -1,0 +1,85 @@
+"""One sandbox server per test session (manual clock), reset before every test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import requests
+
+from quantdesk.sandbox import AccountConfig, Sandbox, SandboxConfig, serve_in_thread
+from quantdesk.venues import sandbox_client
+
+KEY, SECRET = "sandbox-key", "sandbox-secret"
+OTHER_KEY, OTHER_SECRET = "other-key", "other-secret"
+
+
+def make_config(seed: int = 7) -> SandboxConfig:
+    """Small market, manual clock, two accounts."""
+    return SandboxConfig(
+        symbols=["BTC/USDT", "ETH/USDT"],
+        seed=seed,
+        days=2,
+        speed=0,
+        history_bars=1440,
+        accounts=[
+            AccountConfig(KEY, SECRET),
+            AccountConfig(OTHER_KEY, OTHER_SECRET, {"USDT": Decimal("50000")}),
+        ],
+        hang_s=1.5,
+    )
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Sandbox:
+    return Sandbox(make_config())
+
+
+@pytest.fixture(scope="session")
+def url(sandbox: Sandbox) -> Iterator[str]:
+    with serve_in_thread(sandbox) as base:
+        yield base
+
+
+class Admin:
+    """Calls the /sandbox/ admin endpoints."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def __call__(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        resp = requests.request(method, f"{self.base}/sandbox/{path}", json=body, timeout=10)
+        resp.raise_for_status()
+        return resp.json()
+
+    def advance(self, bars: int) -> dict[str, Any]:
+        return self("POST", "advance", {"bars": bars})
+
+    def faults(self, **faults: Any) -> dict[str, Any]:
+        return self("POST", "faults", faults)
+
+
+@pytest.fixture
+def admin(url: str) -> Admin:
+    api = Admin(url)
+    api("POST", "reset")
+    return api
+
+
+@pytest.fixture
+def client(url: str, admin: Admin) -> Callable[..., Any]:
+    """Factory for real ccxt clients (sync) pointed at the sandbox."""
+
+    def make(exchange: str = "binance", key: str = KEY, secret: str = SECRET, **config: Any) -> Any:
+        ex = sandbox_client(exchange, url, key, secret, enableRateLimit=False, **config)
+        ex.load_markets()
+        return ex
+
+    return make
+
+
+def dec(value: Any) -> Decimal:
+    """Decimal from a ccxt/Binance string field."""
+    return Decimal(str(value))
