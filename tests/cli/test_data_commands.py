@@ -121,6 +121,23 @@ def test_bad_file_in_folder_exits_2_and_writes_nothing(
     assert _files(root) == {}
 
 
+def test_folder_skips_unnamed_csvs(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "XRPUSDT-1d.csv").write_bytes((SHARED_DATA / "XRPUSDT-1d.csv").read_bytes())
+    (folder / "notes.csv").write_text("anything,at,all\n")
+    code, out, _ = run(capsys, "data", "import", str(folder))
+    assert code == 0
+    assert "skipped (name is not SYMBOL-TIMEFRAME.csv): notes.csv" in out
+    keys = DataStore(root).keys(exchange="binance")
+    assert [str(k) for k in keys] == ["binance/spot/XRP/USDT 1d"]
+    (folder / "XRPUSDT-1d.csv").unlink()
+    code, _, err = run(capsys, "data", "import", str(folder))
+    assert code == 2 and "pass --symbol and --timeframe" in _error_line(err)
+
+
 def test_check_raw_file_reports_duplicates_and_order(
     root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

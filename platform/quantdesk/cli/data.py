@@ -142,10 +142,19 @@ def import_(
     columns: str | None,
 ) -> None:
     """Import a CSV file, or every SYMBOL-TIMEFRAME.csv in a folder, into the store."""
-    from quantdesk.data.csv_import import ImportOptions, import_csv, parse_column_map
+    from quantdesk.data.csv_import import (
+        ImportOptions,
+        import_csv,
+        import_files,
+        parse_column_map,
+    )
 
     options = ImportOptions(exchange, market, symbol, timeframe, parse_column_map(columns))
+    _, skipped = import_files(path, options)
     results = import_csv(app.store, path, options, progress=True)
+    if skipped:
+        names = ", ".join(f.name for f in skipped)
+        console().print(f"skipped (name is not SYMBOL-TIMEFRAME.csv): {names}")
     print_table(
         ("series", "files", "rows read", "rows added", "first", "last"),
         [

@@ -320,6 +320,21 @@ def find_csv_files(path: str | Path) -> list[Path]:
     raise DataError(f"no such file or folder: {path}")
 
 
+def import_files(path: str | Path, options: ImportOptions) -> tuple[list[Path], list[Path]]:
+    """(files an import of path reads, CSVs in the folder it skips for their names)."""
+    files = find_csv_files(path)
+    if not Path(path).is_dir() or (options.symbol is not None and options.timeframe is not None):
+        return files, []
+    # In a folder, files whose names say nothing are someone else's: leave them out.
+    named = [f for f in files if name_info(f) is not None]
+    if not named:
+        raise DataError(
+            f"no file in {path} is named like SYMBOL-TIMEFRAME.csv (e.g. BTCUSDT-1d.csv): "
+            "pass --symbol and --timeframe"
+        )
+    return named, [f for f in files if f not in named]
+
+
 def import_csv(
     store: DataStore,
     path: str | Path,
@@ -329,16 +344,7 @@ def import_csv(
     check: bool = True,
 ) -> list[ImportResult]:
     """Import a CSV file or a folder of them; all files are validated before any is written."""
-    files = find_csv_files(path)
-    if Path(path).is_dir() and (options.symbol is None or options.timeframe is None):
-        # In a folder, files whose names say nothing are someone else's: leave them out.
-        named = [f for f in files if name_info(f) is not None]
-        if not named:
-            raise DataError(
-                f"no file in {path} is named like SYMBOL-TIMEFRAME.csv (e.g. BTCUSDT-1d.csv): "
-                "pass --symbol and --timeframe"
-            )
-        files = named
+    files, _ = import_files(path, options)
     parsed = [parse_csv(f, options) for f in tqdm(files, desc="reading", disable=_quiet(progress))]
     groups: dict[SeriesKey, list[ParsedFile]] = {}
     for item in parsed:
