@@ -342,7 +342,7 @@ def _next_funding(sb: Sandbox, spec: MarketSpec) -> tuple[int, Decimal]:
     series = sb.series[spec.symbol]
     ptr = sb.funding_next.get(spec.symbol, 0)
     if ptr < len(series.funding_times):
-        return int(series.funding_times[ptr]), Decimal(repr(float(series.funding_rates[ptr])))
+        return int(series.funding_times[ptr]), series.funding_rate(ptr)
     return 0, Decimal(0)
 
 
@@ -381,7 +381,7 @@ def funding_rate(sb: Sandbox, params: Params, account: Account | None) -> Any:
             {
                 "symbol": spec.id,
                 "fundingTime": t,
-                "fundingRate": fmt.s(Decimal(repr(float(series.funding_rates[i])))),
+                "fundingRate": fmt.s(series.funding_rate(i)),
                 "markPrice": fmt.s(series.bar(max(j, 0)).close),
             }
         )

@@ -23,6 +23,7 @@ from quantdesk.errors import ConfigError, DataError, NoDataError
 from quantdesk.venues.models import Bar, MarketSpec
 
 MINUTE_MS = 60_000
+RATE_QUANTUM = Decimal("1e-8")
 
 
 @dataclass
@@ -47,6 +48,10 @@ class Series:
             _dec(c, tick),
             _dec(v, step),
         )
+
+    def funding_rate(self, i: int) -> Decimal:
+        """Funding rate i as Binance publishes it: 8 decimals."""
+        return Decimal(repr(float(self.funding_rates[i]))).quantize(RATE_QUANTUM)
 
     def klines(
         self, timeframe: str, upto: int, start: int | None, end: int | None, limit: int

@@ -107,7 +107,7 @@ class Sandbox:
             for symbol, ptr in self.funding_next.items():
                 series = self.series[symbol]
                 while ptr < len(series.funding_times) and series.funding_times[ptr] <= now:
-                    rate = Decimal(repr(float(series.funding_rates[ptr])))
+                    rate = series.funding_rate(ptr)
                     self.core.settle_funding(symbol, rate, int(series.funding_times[ptr]))
                     ptr += 1
                 self.funding_next[symbol] = ptr

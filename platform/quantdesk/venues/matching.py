@@ -39,6 +39,7 @@ class FeeSchedule:
     taker: Decimal
 
 
+FUNDING_QUANTUM = Decimal("1e-8")
 SPOT_FEES = FeeSchedule(Decimal("0.001"), Decimal("0.001"))
 PERP_FEES = FeeSchedule(Decimal("0.0002"), Decimal("0.0004"))
 
@@ -139,7 +140,8 @@ class MatchingCore:
             pos = account.positions.get(symbol)
             if pos is None or not pos.qty:
                 continue
-            amount = -pos.qty * mark * rate
+            # Settled to 8 decimals, as Binance books it.
+            amount = (-pos.qty * mark * rate).quantize(FUNDING_QUANTUM)
             account.credit(spec.quote, amount)
             entry = IncomeEntry(
                 next(self._income_ids), symbol, "FUNDING_FEE", amount, spec.quote, time
