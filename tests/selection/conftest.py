@@ -48,6 +48,12 @@ def real_panel(real_bars: dict[str, pd.DataFrame]) -> Panel:
     return Panel.from_bars(real_bars)
 
 
+@pytest.fixture(scope="session")
+def random_walk():
+    """The walk() helper, for tests that build their own bars."""
+    return walk
+
+
 @pytest.fixture(scope="module")
 def two_coin_panel() -> Panel:
     """Two coins, the second listed 20 days after the first, with one missing bar."""
