@@ -393,3 +393,46 @@ async def test_fill_already_in_journal_is_not_applied_again(world) -> None:
     assert fills == []  # not passed on to the portfolio a second time
     assert order.filled == D(1) and order.fill_ids == {"T1"}  # no synthetic duplicate either
     assert list(journal.fills) == [("fake", "T1")]
+
+
+async def test_restart_from_sqlite_journal_applies_each_fill_once(tmp_path) -> None:
+    from quantdesk.engine.journal import Journal
+    from quantdesk.engine.portfolio import Portfolio
+
+    log: list = []
+    venue = FakeVenue(log)
+    clock = Clock()
+    path = tmp_path / "journal.db"
+    portfolio = Portfolio(cash={"USDT": D(10_000)})
+    first = Journal(path)
+    om = OrderManager(
+        venue, first, clock, rng=random.Random(3), sleep=clock.sleep, on_fill=portfolio.apply_fill
+    )
+    order = await om.submit(limit(amount="2", price="95"))
+    venue.execute(order.client_order_id, D("0.5"), D("95"))
+    await om.refresh()
+    venue.execute(order.client_order_id, D("1.5"), D("94"))  # fills while the engine is down
+    first.close()  # the engine dies here
+
+    second = Journal(path)
+    rebuilt = Portfolio(cash={"USDT": D(10_000)})
+    for f in second.load_fills():
+        rebuilt.apply_fill(f)
+    assert rebuilt.positions["BTC/USDT"].quantity == D("0.5")
+    om2 = OrderManager(
+        venue, second, clock, rng=random.Random(3), sleep=clock.sleep, on_fill=rebuilt.apply_fill
+    )
+    [recovered] = await om2.recover(second.load_orders())
+    assert recovered.status is S.FILLED and recovered.filled == D(2)
+    assert recovered.average_price == (D("0.5") * 95 + D("1.5") * 94) / 2
+    assert rebuilt.positions["BTC/USDT"].quantity == D(2)  # only the missing fill was applied
+    assert second.count("fills") == 2 and len(venue.book) == 1
+    assert list(second.order_events(order.client_order_id)["new"]) == [
+        "pending",
+        "submitted",
+        "new",
+        "partially_filled",
+        "filled",
+    ]
+    assert second.orders().iloc[0]["status"] == "filled"
+    second.close()

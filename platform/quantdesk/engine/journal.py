@@ -1,0 +1,632 @@
+"""The journal: the engine's durable record, and what dashboards and reports read.
+
+SQLAlchemy Core over any URL; a plain file path means SQLite, opened in WAL mode so readers in
+other processes (dashboards, `quantdesk` commands) never block the engine's writes and never see
+half-written transactions. Decimals are stored as text (lossless on every backend), timestamps as
+integer milliseconds UTC. Payloads are JSON with secret-looking keys redacted.
+
+Fills carry a unique (venue, trade id): `record_fill` of a trade already stored returns False,
+which is how a replayed or re-reported fill is applied only once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import URL, Dialect, Engine, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
+
+from quantdesk.engine.orders import (
+    Fill,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+)
+from quantdesk.engine.portfolio import Position
+from quantdesk.fills import Side
+
+
+class DecimalText(TypeDecorator):
+    """A Decimal stored as its exact string form."""
+
+    impl = String(64)
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> str | None:
+        """Decimal -> text."""
+        return None if value is None else str(Decimal(value))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Decimal | None:
+        """Text -> Decimal."""
+        return None if value is None else Decimal(value)
+
+
+# Table definitions are immutable schema descriptions; each Journal has its own engine.
+metadata = MetaData()
+
+orders_t = Table(
+    "orders",
+    metadata,
+    Column("client_order_id", String(36), primary_key=True),
+    Column("strategy_id", String(100), nullable=False, default=""),
+    Column("venue", String(100), nullable=False, default=""),
+    Column("symbol", String(50), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("amount", DecimalText, nullable=False),
+    Column("price", DecimalText),
+    Column("trigger_price", DecimalText),
+    Column("time_in_force", String(3), nullable=False),
+    Column("reduce_only", Boolean, nullable=False),
+    Column("status", String(20), nullable=False, index=True),
+    Column("venue_order_id", String(100)),
+    Column("filled", DecimalText, nullable=False),
+    Column("average_price", DecimalText),
+    Column("fee", DecimalText, nullable=False),
+    Column("fee_currency", String(20)),
+    Column("submit_attempts", Integer, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+order_events_t = Table(
+    "order_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_order_id", String(36), nullable=False, index=True),
+    Column("old", String(20)),
+    Column("new", String(20), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+)
+
+fills_t = Table(
+    "fills",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("venue", String(100), nullable=False),
+    Column("trade_id", String(100), nullable=False),
+    Column("client_order_id", String(36), nullable=False, index=True),
+    Column("venue_order_id", String(100)),
+    Column("symbol", String(50), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("amount", DecimalText, nullable=False),
+    Column("price", DecimalText, nullable=False),
+    Column("fee", DecimalText, nullable=False),
+    Column("fee_currency", String(20), nullable=False),
+    Column("ts", BigInteger, nullable=False, index=True),
+    UniqueConstraint("venue", "trade_id", name="uq_fills_venue_trade"),
+)
+
+positions_t = Table(
+    "positions",
+    metadata,
+    Column("venue", String(100), primary_key=True),
+    Column("symbol", String(50), primary_key=True),
+    Column("quantity", DecimalText, nullable=False),
+    Column("average_price", DecimalText, nullable=False),
+    Column("realized_pnl", DecimalText, nullable=False),
+    Column("fees", DecimalText, nullable=False),
+    Column("funding", DecimalText, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+balances_t = Table(
+    "balances",
+    metadata,
+    Column("venue", String(100), primary_key=True),
+    Column("asset", String(20), primary_key=True),
+    Column("total", DecimalText, nullable=False),
+    Column("free", DecimalText, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+equity_t = Table(
+    "equity",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", BigInteger, nullable=False, index=True),
+    Column("equity", DecimalText, nullable=False),
+    Column("cash", DecimalText),
+    Column("unrealized_pnl", DecimalText),
+)
+
+risk_events_t = Table(
+    "risk_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", BigInteger, nullable=False, index=True),
+    Column("kind", String(50), nullable=False, index=True),
+    Column("severity", String(10), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("payload", Text, nullable=False, default="{}"),
+)
+
+commands_t = Table(
+    "commands",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("target", String(100), nullable=False, default=""),
+    Column("payload", Text, nullable=False, default="{}"),
+    Column("consumed", Boolean, nullable=False, default=False, index=True),
+    Column("consumed_ms", BigInteger),
+)
+
+alerts_t = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", BigInteger, nullable=False, index=True),
+    Column("level", String(10), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("payload", Text, nullable=False, default="{}"),
+)
+
+COMMAND_KINDS = ("kill", "resume", "approve", "reject", "cancel")
+_SECRET_KEY = re.compile(r"secret|api_?key|password|passphrase|token|private|signature", re.I)
+
+
+def redact(payload: Any) -> Any:
+    """A copy of a JSON-like payload with the values of secret-looking keys replaced."""
+    if isinstance(payload, Mapping):
+        return {k: "***" if _SECRET_KEY.search(str(k)) else redact(v) for k, v in payload.items()}
+    if isinstance(payload, list | tuple):
+        return [redact(v) for v in payload]
+    return payload
+
+
+def _dumps(payload: Mapping[str, Any] | None) -> str:
+    return json.dumps(redact(dict(payload or {})), default=str, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A control command from the CLI or a dashboard, waiting for the engine."""
+
+    id: int
+    ts: int
+    kind: str
+    target: str
+    payload: dict[str, Any]
+
+
+def journal_url(target: str | Path | URL) -> URL:
+    """A SQLAlchemy URL from a URL or a plain SQLite file path."""
+    if isinstance(target, URL):
+        return target
+    text = str(target)
+    if "://" in text:
+        return make_url(text)
+    return make_url(f"sqlite:///{Path(text).expanduser().resolve()}")
+
+
+def _sqlite_setup(engine: Engine, busy_timeout_ms: int, wal: bool) -> None:
+    """WAL, NORMAL sync and a busy timeout per connection; real BEGIN for transactions.
+
+    Python's sqlite3 module does not emit BEGIN before SELECTs, so without taking over
+    transaction control a "transaction" would not read from one consistent snapshot.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        if wal:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+class Journal:
+    """One journal database: writes from the engine, reads for dashboards and reports."""
+
+    def __init__(
+        self, target: str | Path | URL, *, busy_timeout_ms: int = 5_000, wal: bool = True
+    ) -> None:
+        """target: a SQLAlchemy URL or a SQLite file path (created if missing)."""
+        url = journal_url(target)
+        kwargs: dict[str, Any] = {}
+        is_sqlite = url.get_backend_name() == "sqlite"
+        memory = is_sqlite and url.database in (None, "", ":memory:")
+        if memory:
+            kwargs["poolclass"] = StaticPool  # one shared connection, or each sees its own DB
+            kwargs["connect_args"] = {"check_same_thread": False}
+        elif is_sqlite and url.database:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        self.url = url
+        self.engine = create_engine(url, **kwargs)
+        if is_sqlite:
+            _sqlite_setup(self.engine, busy_timeout_ms, wal=wal and not memory)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        """Release all connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def journal_mode(self) -> str | None:
+        """SQLite's journal mode as reported by the database (None for other backends)."""
+        if self.url.get_backend_name() != "sqlite":
+            return None
+        with self.engine.connect() as conn:
+            return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar())
+
+    # --- order manager writes (OrderJournal protocol) -----------------------------------------
+
+    def record_order(self, order: Order) -> None:
+        """Insert or update the order's current state."""
+        row = {
+            "strategy_id": order.strategy_id,
+            "venue": order.venue,
+            "symbol": order.symbol,
+            "side": order.side.value,
+            "type": order.type.value,
+            "amount": order.amount,
+            "price": order.price,
+            "trigger_price": order.trigger_price,
+            "time_in_force": order.time_in_force.value,
+            "reduce_only": order.reduce_only,
+            "status": order.status.value,
+            "venue_order_id": order.venue_order_id,
+            "filled": order.filled,
+            "average_price": order.average_price,
+            "fee": order.fee,
+            "fee_currency": order.fee_currency,
+            "submit_attempts": order.submit_attempts,
+            "reason": order.reason,
+            "created_ms": order.created_ms,
+            "updated_ms": order.updated_ms,
+        }
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(orders_t)
+                .where(orders_t.c.client_order_id == order.client_order_id)
+                .values(**row)
+            ).rowcount
+            if not done:
+                conn.execute(insert(orders_t).values(client_order_id=order.client_order_id, **row))
+
+    def record_event(self, event: OrderEvent) -> None:
+        """Append one order state transition."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(order_events_t).values(
+                    client_order_id=event.client_order_id,
+                    old=event.old.value if event.old else None,
+                    new=event.new.value,
+                    ts=event.timestamp,
+                    reason=event.reason,
+                )
+            )
+
+    def record_fill(self, fill: Fill) -> bool:
+        """Store a fill; False (and nothing written) if (venue, trade id) is already stored."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(fills_t).values(
+                        venue=fill.venue,
+                        trade_id=fill.trade_id,
+                        client_order_id=fill.client_order_id,
+                        venue_order_id=fill.venue_order_id,
+                        symbol=fill.symbol,
+                        side=fill.side.value,
+                        amount=fill.amount,
+                        price=fill.price,
+                        fee=fill.fee,
+                        fee_currency=fill.fee_currency,
+                        ts=fill.timestamp,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    # --- portfolio and monitoring writes --------------------------------------------------------
+
+    def record_position(self, position: Position, venue: str = "") -> None:
+        """Insert or update one position."""
+        row = {
+            "quantity": position.quantity,
+            "average_price": position.average_price,
+            "realized_pnl": position.realized_pnl,
+            "fees": position.fees,
+            "funding": position.funding,
+            "updated_ms": position.updated_ms,
+        }
+        key = (positions_t.c.venue == venue) & (positions_t.c.symbol == position.symbol)
+        with self.engine.begin() as conn:
+            if not conn.execute(update(positions_t).where(key).values(**row)).rowcount:
+                conn.execute(insert(positions_t).values(venue=venue, symbol=position.symbol, **row))
+
+    def record_balance(
+        self, venue: str, asset: str, total: Decimal, free: Decimal, timestamp: int
+    ) -> None:
+        """Insert or update one asset balance at a venue."""
+        row = {"total": total, "free": free, "updated_ms": timestamp}
+        key = (balances_t.c.venue == venue) & (balances_t.c.asset == asset)
+        with self.engine.begin() as conn:
+            if not conn.execute(update(balances_t).where(key).values(**row)).rowcount:
+                conn.execute(insert(balances_t).values(venue=venue, asset=asset, **row))
+
+    def record_equity(
+        self,
+        timestamp: int,
+        equity: Decimal,
+        cash: Decimal | None = None,
+        unrealized_pnl: Decimal | None = None,
+    ) -> None:
+        """Append one equity snapshot."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(equity_t).values(
+                    ts=timestamp, equity=equity, cash=cash, unrealized_pnl=unrealized_pnl
+                )
+            )
+
+    def record_risk_event(
+        self,
+        kind: str,
+        message: str,
+        timestamp: int,
+        severity: str = "warning",
+        payload: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append a risk event (limit breach, state change, reconciliation difference...)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(risk_events_t).values(
+                    ts=timestamp,
+                    kind=kind,
+                    severity=severity,
+                    message=message,
+                    payload=_dumps(payload),
+                )
+            )
+
+    def record_alert(
+        self, level: str, message: str, timestamp: int, payload: Mapping[str, Any] | None = None
+    ) -> None:
+        """Append an alert as sent to people."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(alerts_t).values(
+                    ts=timestamp, level=level, message=message, payload=_dumps(payload)
+                )
+            )
+
+    # --- control commands ---------------------------------------------------------------------
+
+    def add_command(
+        self,
+        kind: str,
+        timestamp: int,
+        target: str = "",
+        payload: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Queue a control command for the engine; returns its id."""
+        if kind not in COMMAND_KINDS:
+            raise ValueError(f"unknown command {kind!r}: use one of {', '.join(COMMAND_KINDS)}")
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                insert(commands_t).values(
+                    ts=timestamp, kind=kind, target=target, payload=_dumps(payload), consumed=False
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def consume_command(self, command_id: int, timestamp: int) -> bool:
+        """Mark a command consumed; False if it already was (another consumer won)."""
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    update(commands_t)
+                    .where((commands_t.c.id == command_id) & commands_t.c.consumed.is_(False))
+                    .values(consumed=True, consumed_ms=timestamp)
+                ).rowcount
+            )
+
+    def pending_commands(self, kind: str | None = None) -> list[Command]:
+        """Commands not yet consumed, oldest first."""
+        query = select(commands_t).where(commands_t.c.consumed.is_(False))
+        if kind is not None:
+            query = query.where(commands_t.c.kind == kind)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(commands_t.c.id)).mappings().all()
+        return [
+            Command(r["id"], r["ts"], r["kind"], r["target"], json.loads(r["payload"]))
+            for r in rows
+        ]
+
+    # --- reads (dashboards, reports, recovery) ----------------------------------------------------
+
+    def _frame(self, query: Any, columns: list[str]) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return pd.DataFrame([dict(r) for r in rows], columns=columns)
+
+    def orders(self, open_only: bool = False) -> pd.DataFrame:
+        """Orders (current state), newest first; money columns hold Decimals."""
+        query = select(orders_t)
+        if open_only:
+            open_states = [s.value for s in OrderStatus if s.is_open or s is OrderStatus.PENDING]
+            query = query.where(orders_t.c.status.in_(open_states))
+        query = query.order_by(orders_t.c.created_ms.desc(), orders_t.c.client_order_id)
+        return self._frame(query, [c.name for c in orders_t.columns])
+
+    def order_events(self, client_order_id: str | None = None) -> pd.DataFrame:
+        """State transitions in the order they happened."""
+        query = select(order_events_t).order_by(order_events_t.c.id)
+        if client_order_id is not None:
+            query = query.where(order_events_t.c.client_order_id == client_order_id)
+        return self._frame(query, [c.name for c in order_events_t.columns])
+
+    def fills(self, since: int | None = None) -> pd.DataFrame:
+        """Fills with ts >= since (ms), in journal order."""
+        query = select(fills_t).order_by(fills_t.c.id)
+        if since is not None:
+            query = query.where(fills_t.c.ts >= since)
+        return self._frame(query, [c.name for c in fills_t.columns])
+
+    def equity_curve(self) -> pd.DataFrame:
+        """Equity snapshots indexed by UTC time (column ts keeps the milliseconds)."""
+        frame = self._frame(
+            select(
+                equity_t.c.ts, equity_t.c.equity, equity_t.c.cash, equity_t.c.unrealized_pnl
+            ).order_by(equity_t.c.ts, equity_t.c.id),
+            ["ts", "equity", "cash", "unrealized_pnl"],
+        )
+        frame.index = pd.DatetimeIndex(
+            pd.to_datetime(frame["ts"].astype("int64"), unit="ms", utc=True), name="time"
+        )
+        return frame
+
+    def positions(self, include_flat: bool = False) -> pd.DataFrame:
+        """Current positions per venue and symbol."""
+        frame = self._frame(
+            select(positions_t).order_by(positions_t.c.venue, positions_t.c.symbol),
+            [c.name for c in positions_t.columns],
+        )
+        if not include_flat and len(frame):
+            frame = frame[frame["quantity"] != 0].reset_index(drop=True)
+        return frame
+
+    def balances(self) -> pd.DataFrame:
+        """Current balances per venue and asset."""
+        return self._frame(
+            select(balances_t).order_by(balances_t.c.venue, balances_t.c.asset),
+            [c.name for c in balances_t.columns],
+        )
+
+    def events(self, kind: str | None = None) -> pd.DataFrame:
+        """Risk events, oldest first; payload decoded."""
+        query = select(risk_events_t).order_by(risk_events_t.c.id)
+        if kind is not None:
+            query = query.where(risk_events_t.c.kind == kind)
+        frame = self._frame(query, [c.name for c in risk_events_t.columns])
+        frame["payload"] = [json.loads(p) for p in frame["payload"]]
+        return frame
+
+    def alerts(self) -> pd.DataFrame:
+        """Alerts, oldest first; payload decoded."""
+        frame = self._frame(
+            select(alerts_t).order_by(alerts_t.c.id), [c.name for c in alerts_t.columns]
+        )
+        frame["payload"] = [json.loads(p) for p in frame["payload"]]
+        return frame
+
+    def count(self, table: str) -> int:
+        """Number of rows in one journal table."""
+        t = metadata.tables[table]
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+
+    def load_fills(self, client_order_id: str | None = None) -> list[Fill]:
+        """Fills as objects in journal order (to rebuild a portfolio after a restart)."""
+        query = select(fills_t).order_by(fills_t.c.id)
+        if client_order_id is not None:
+            query = query.where(fills_t.c.client_order_id == client_order_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            Fill(
+                trade_id=r["trade_id"],
+                client_order_id=r["client_order_id"],
+                symbol=r["symbol"],
+                side=Side(r["side"]),
+                amount=r["amount"],
+                price=r["price"],
+                fee=r["fee"],
+                fee_currency=r["fee_currency"],
+                timestamp=r["ts"],
+                venue=r["venue"],
+                venue_order_id=r["venue_order_id"],
+            )
+            for r in rows
+        ]
+
+    def load_orders(self, open_only: bool = True) -> list[Order]:
+        """Orders as objects for recovery; filled/average/fees are rebuilt from the fills table,
+        which is written first, so a crash between a fill and its order update loses nothing."""
+        query = select(orders_t).order_by(orders_t.c.created_ms, orders_t.c.client_order_id)
+        if open_only:
+            query = query.where(
+                orders_t.c.status.in_([s.value for s in OrderStatus if not s.is_terminal])
+            )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        fills_by_order: dict[str, list[Fill]] = {}
+        for f in self.load_fills():
+            fills_by_order.setdefault(f.client_order_id, []).append(f)
+        orders = []
+        for r in rows:
+            order = Order(
+                client_order_id=r["client_order_id"],
+                symbol=r["symbol"],
+                side=Side(r["side"]),
+                type=OrderType(r["type"]),
+                amount=r["amount"],
+                created_ms=r["created_ms"],
+                price=r["price"],
+                trigger_price=r["trigger_price"],
+                time_in_force=TimeInForce(r["time_in_force"]),
+                reduce_only=r["reduce_only"],
+                strategy_id=r["strategy_id"],
+                venue=r["venue"],
+                status=OrderStatus(r["status"]),
+                venue_order_id=r["venue_order_id"],
+                fee_currency=r["fee_currency"],
+                updated_ms=r["updated_ms"],
+                submit_attempts=r["submit_attempts"],
+                reason=r["reason"],
+            )
+            fills = fills_by_order.get(order.client_order_id, [])
+            if fills:
+                order.filled = sum((f.amount for f in fills), Decimal(0))
+                order.average_price = sum((f.notional for f in fills), Decimal(0)) / order.filled
+                order.fee = sum((f.fee for f in fills), Decimal(0))
+                order.fill_ids = {f.trade_id for f in fills}
+            orders.append(order)
+        return orders
