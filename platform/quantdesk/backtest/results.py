@@ -21,7 +21,7 @@ from quantdesk.data.store import atomic_write_parquet
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from quantdesk.backtest.runner import Costs
+    from quantdesk.backtest.runner import Costs, GridResult
 
 _TRADE_COLUMNS = {
     "Column": "column",
@@ -144,3 +144,14 @@ def _json_row(row: dict[str, Any]) -> dict[str, Any]:
             value = str(value)
         out[key] = value
     return out
+
+
+def save_grid(result: GridResult, out_dir: str | Path) -> Path:
+    """Write a sweep's stats table to out_dir/backtests/NAME-grid-STAMP.parquet."""
+    root = Path(out_dir) / "backtests"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    path = root / f"{result.strategy}-grid-{stamp}.parquet"
+    stats = result.stats.reset_index()
+    stats["symbol"] = stats["symbol"].astype(str)
+    atomic_write_parquet(path, stats)
+    return path

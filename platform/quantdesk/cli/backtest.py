@@ -1,0 +1,128 @@
+"""`quantdesk backtest`: one vectorbt backtest, or a vectorized parameter sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from quantdesk.cli import cli
+from quantdesk.cli.context import AppContext
+from quantdesk.cli.options import venue_filter_options
+from quantdesk.cli.output import console, print_table
+
+
+@cli.command()
+@click.option(
+    "--strategy", "strategy_name", required=True, help="Strategy name (strategies/NAME.py)."
+)
+@click.option("--symbols", required=True, help="Comma-separated symbols, e.g. BTC/USDT,ETH/USDT.")
+@click.option("--timeframe", default=None, help="Bar size (default: the strategy's timeframe).")
+@click.option("--start", default=None, help="First bar (UTC), e.g. 2024-01-01.")
+@click.option("--end", default=None, help="Last bar (UTC, inclusive).")
+@click.option(
+    "--param",
+    "param_args",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Strategy parameter; NAME=lo:hi:step or NAME=a,b,c sweeps it (repeatable).",
+)
+@click.option(
+    "--fee", type=float, default=0.001, show_default=True, help="Fee, fraction of notional."
+)
+@click.option(
+    "--slippage", type=float, default=0.0, show_default=True, help="Slippage, fraction of price."
+)
+@click.option("--cash", type=float, default=10_000.0, show_default=True, help="Starting cash.")
+@click.option(
+    "--top",
+    type=click.IntRange(1, 1000),
+    default=10,
+    show_default=True,
+    help="Rows to print for a sweep.",
+)
+@click.option(
+    "--sort", "sort_by", default="total_return", show_default=True, help="Stat to rank a sweep by."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="reports",
+    show_default=True,
+    help="Folder results are saved under.",
+)
+@click.option(
+    "--strategies-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of strategy modules (default: ./strategies).",
+)
+@venue_filter_options
+@click.pass_obj
+def backtest(
+    app: AppContext,
+    strategy_name: str,
+    symbols: str,
+    timeframe: str | None,
+    start: str | None,
+    end: str | None,
+    param_args: tuple[str, ...],
+    fee: float,
+    slippage: float,
+    cash: float,
+    top: int,
+    sort_by: str,
+    out_dir: str,
+    strategies_dir: str | None,
+    exchange: str | None,
+    market: str | None,
+) -> None:
+    """Backtest a strategy on stored bars; print its stats and where results were saved."""
+    from quantdesk.backtest import Costs, run, run_grid
+    from quantdesk.backtest.metrics import STAT_COLUMNS, format_stats
+    from quantdesk.backtest.results import save_grid
+    from quantdesk.data.symbols import parse_symbols
+    from quantdesk.strategy import parse_param_args, strategy_class
+
+    cls = strategy_class(strategy_name, strategies_dir)
+    fixed, grid = parse_param_args(cls, param_args)
+    costs = Costs(fee=fee, slippage=slippage, init_cash=cash)
+    if grid and sort_by not in STAT_COLUMNS:
+        raise click.UsageError(f"--sort must be one of: {', '.join(STAT_COLUMNS)}")
+    names = parse_symbols(symbols)
+    tf = timeframe or cls.timeframe
+    data = app.store.load_many(names, tf, start, end, exchange, market)
+
+    if grid:
+        result = run_grid(cls, grid, data, costs, fixed=fixed)
+        best = result.top(top, by=sort_by)
+        rows = [
+            (
+                *(str(v) for v in (key if isinstance(key, tuple) else (key,))),
+                f"{row['total_return'] * 100:.2f}%",
+                f"{row['sharpe']:.2f}",
+                f"{row['max_drawdown'] * 100:.2f}%",
+                int(row["trades"]),
+            )
+            for key, row in best.iterrows()
+        ]
+        columns = [*best.index.names, "total return", "sharpe", "max drawdown", "trades"]
+        n = len(result.stats)
+        print_table(
+            columns, rows, title=f"{cls.label()} sweep: top {len(rows)} of {n} by {sort_by}"
+        )
+        path = save_grid(result, Path(out_dir))
+        console().print(f"sweep results: {path}")
+        return
+
+    result = run(cls(**fixed), data, costs, timeframe=tf)
+    labels = [label for label, _ in format_stats(result.summary())]
+    per_column = [dict(format_stats(result.stats.loc[c])) for c in result.stats.index]
+    rows = [(label, *(col[label] for col in per_column)) for label in labels]
+    params = ", ".join(f"{k}={v}" for k, v in result.params.items())
+    span = f"{result.bars.index[0]:%Y-%m-%d} .. {result.bars.index[-1]:%Y-%m-%d}"
+    title = f"{cls.label()}({params}) {tf} {span}"
+    print_table(["stat", *(str(c) for c in result.stats.index)], rows, title=title)
+    for name, path in result.save(Path(out_dir)).items():
+        console().print(f"{name}: {path}")
