@@ -312,6 +312,7 @@ async def test_partial_fill_then_timeout_cancel_and_stats(world) -> None:
     await om.refresh()
     await om.refresh()  # the same trade reported again is not applied twice
     assert order.status is S.PARTIALLY_FILLED and order.filled == D("0.5") and len(fills) == 1
+    assert clock.sleeps == []  # polling a reachable venue does not back off
     assert await om.cancel_stale() == []  # not yet old enough
     clock.now += 60_000
     assert await om.cancel_stale() == [order]

@@ -213,17 +213,21 @@ class OrderManager:
             return order
 
     async def _lookup(
-        self, order: Order, exc: BaseException | None
+        self, order: Order, failure: BaseException | None
     ) -> tuple[VenueOrder | None, bool]:
-        """Find an order by client id with backoff: (venue order or None, venue reachable)."""
-        last: BaseException | None = exc
-        for attempt in range(1, self.policy.max_attempts + 1):
-            delay = self.policy.delay(
-                attempt, self.rng, throttled=last is not None and is_throttled(last)
-            )
-            if attempt == 1 and exc is not None:
-                delay = max(delay, self.absent_after_s)
-            await self.sleep(delay)
+        """Find an order by client id: (venue order or None, venue reachable).
+
+        After a failed request (`failure`) the first lookup waits a backoff (at least
+        absent_after_s); a lookup that fails itself is retried with growing backoff.
+        """
+        last = failure
+        failures = 0 if failure is None else 1
+        for _ in range(self.policy.max_attempts):
+            if last is not None:
+                delay = self.policy.delay(failures, self.rng, throttled=is_throttled(last))
+                if failures == 1 and failure is not None:
+                    delay = max(delay, self.absent_after_s)
+                await self.sleep(delay)
             try:
                 return await self.venue.fetch_order_by_client_id(
                     order.symbol, order.client_order_id
@@ -233,6 +237,7 @@ class OrderManager:
             except Exception as err:
                 log.warning("order %s: lookup failed: %s", order.client_order_id, err)
                 last = err
+                failures += 1
         return None, False
 
     async def resolve_in_flight(self) -> list[Order]:
@@ -296,7 +301,7 @@ class OrderManager:
             reply = await self.venue.cancel_order(order)
         except Exception as exc:
             definitive = classify(exc, Operation.CANCEL) is Failure.DEFINITIVE
-            found, reachable = await self._lookup(order, None)
+            found, reachable = await self._lookup(order, exc)
             if found is not None:
                 self._adopt(order, found, cancel_refused=definitive)
             elif reachable and order.filled == 0:
