@@ -186,3 +186,17 @@ def test_bad_thresholds(clean: pd.DataFrame) -> None:
         check_frame(clean, "1h", max_zero_volume_run=0)
     with pytest.raises(ValueError):
         check_frame(clean, "1h", outlier_sigma=0)
+
+
+def test_outliers_are_judged_against_local_volatility() -> None:
+    # A calm stretch then a volatile one: a 3% move is ordinary in the volatile half (daily
+    # sigma ~1.5%) but a clear outlier in the calm half (sigma ~0.1%). A series-wide scale
+    # would flag the whole volatile half; the local scale flags the calm-period jump only.
+    rng = np.random.default_rng(0)
+    calm = rng.normal(0, 0.001, 1500)
+    wild = rng.normal(0, 0.015, 1500)
+    calm[700] = 0.03
+    frame = _walk(np.concatenate([calm, wild]))
+    rules = _rules(check_frame(frame, "1d", outlier_sigma=12))
+    assert rules["outliers"].count == 1
+    assert rules["outliers"].first == frame.index[701]

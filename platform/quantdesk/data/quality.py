@@ -19,6 +19,8 @@ PRICE_COLUMNS = ["open", "high", "low", "close"]
 FUNDING_INTERVAL = "8h"
 DEFAULT_MAX_ZERO_VOLUME_RUN = 3
 DEFAULT_OUTLIER_SIGMA = 12.0
+# Bars either side that set the local volatility scale for the outlier rule.
+OUTLIER_WINDOW = 501
 # Funding rates are fat-tailed by construction (long calm stretches at the 0.01% base rate,
 # bursts up to the exchange cap), so the same scale would flag every busy week.
 DEFAULT_FUNDING_OUTLIER_SIGMA = 30.0
@@ -247,12 +249,27 @@ def _outliers(changes: pd.Series, k: float, what: str) -> list[Finding]:
     finite = changes[np.isfinite(changes)]
     if len(finite) < 3:
         return []
-    center = float(np.median(finite))
-    sigma = _MAD_TO_SIGMA * float(np.median(np.abs(finite - center)))
-    if sigma == 0:
+    center: pd.Series | float = float(np.median(finite))
+    sigma: pd.Series | float = _MAD_TO_SIGMA * float(np.median(np.abs(finite - center)))
+    if len(finite) > OUTLIER_WINDOW:
+        # Judge each change against the volatility around it (a centred rolling MAD), not the
+        # series-wide one: under volatility clustering a global scale flags every busy week.
+        local = finite.rolling(OUTLIER_WINDOW, center=True, min_periods=OUTLIER_WINDOW // 2)
+        local_center = local.median()
+        local_dev = (
+            (finite - local_center)
+            .abs()
+            .rolling(OUTLIER_WINDOW, center=True, min_periods=OUTLIER_WINDOW // 2)
+        )
+        local_sigma = _MAD_TO_SIGMA * local_dev.median()
+        usable = local_sigma > 0
+        center = local_center.where(usable, center)
+        sigma = local_sigma.where(usable, sigma)
+    if not np.any(np.asarray(sigma) > 0):
         # Most values are identical (e.g. a capped funding rate): MAD cannot scale anything.
         return []
-    score = (finite - center).abs() / sigma
+    sigma = sigma.where(sigma > 0) if isinstance(sigma, pd.Series) else sigma
+    score = ((finite - center).abs() / sigma).dropna()
     flagged = score[score > k]
     if flagged.empty:
         return []
