@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/quantdesk data synth --seed 7
-	$(BIN)/quantdesk data check --exchange synthetic
+	$(BIN)/quantdesk data list --exchange synthetic --market spot
 	@echo
 	@echo "Demo outputs:"
 	@echo "  market data: $(CURDIR)/data/synthetic/"
