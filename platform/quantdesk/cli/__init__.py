@@ -29,6 +29,7 @@ def _register() -> None:
     # Imported here so each command module can import `cli` from this package.
     from quantdesk.cli import data  # noqa: F401
     from quantdesk.cli import backtest  # noqa: F401
+    from quantdesk.cli import sandbox  # noqa: F401
 
 
 _register()
