@@ -28,6 +28,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 def _register() -> None:
     # Imported here so each command module can import `cli` from this package.
     from quantdesk.cli import data  # noqa: F401
+    from quantdesk.cli import select  # noqa: F401
     from quantdesk.cli import backtest  # noqa: F401
     from quantdesk.cli import sandbox  # noqa: F401
 

@@ -1,0 +1,76 @@
+"""The ranking a user asks for, end to end: load a universe, compute the factors the weights and
+screens need as of a time, screen, rank. Shared by `quantdesk select`, the notebook and the
+Voila screener, so they always agree."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from quantdesk.data.store import DataStore
+from quantdesk.data.timeframes import timeframe_ms
+from quantdesk.data.times import parse_time
+from quantdesk.errors import ConfigError, DataError
+from quantdesk.selection.factors import FactorConfig, FactorSet, MarketInputs, compute_factors
+from quantdesk.selection.panel import Panel
+from quantdesk.selection.ranking import rank
+from quantdesk.selection.screens import Screen
+
+DEFAULT_WEIGHTS = {"momentum_30": 1.0, "trend": 0.5, "volatility": -0.5}
+YEAR_MS = 365 * 86_400_000
+
+
+@dataclass
+class Ranking:
+    """A ranked cross-section: the table (best first), who was left out and why, and when."""
+
+    table: pd.DataFrame
+    dropped: pd.Series
+    time: pd.Timestamp
+    factors: FactorSet
+
+
+def factor_config(timeframe: str) -> FactorConfig:
+    """Default windows, with volatility annualized for the timeframe."""
+    return FactorConfig(periods_per_year=YEAR_MS / timeframe_ms(timeframe))
+
+
+def load_panel(
+    store: DataStore,
+    symbols: Sequence[str],
+    timeframe: str,
+    exchange: str | None = None,
+    market: str | None = None,
+) -> Panel:
+    """The universe's bars from the store as a panel (every symbol in the store if none given)."""
+    if not symbols:
+        symbols = sorted({k.symbol for k in store.keys(exchange, market, timeframe=timeframe)})
+        if not symbols:
+            raise DataError(f"the universe is empty: no {timeframe} data in {store.root}")
+    return Panel.from_bars(store.load_many(symbols, timeframe, exchange=exchange, market=market))
+
+
+def rank_universe(
+    panel: Panel,
+    weights: Mapping[str, float] = DEFAULT_WEIGHTS,
+    as_of: object | None = None,
+    screen: Screen = Screen(),
+    timeframe: str = "1d",
+    inputs: MarketInputs = MarketInputs(),
+) -> Ranking:
+    """Rank the panel's symbols as of a time (default: the last bar), using bars up to then."""
+    if not weights:
+        raise ConfigError("no factor weights given")
+    when = panel.index[-1] if as_of is None else parse_time(as_of)  # type: ignore[arg-type]
+    if when < panel.index[0]:
+        raise DataError(
+            f"as-of {when:%Y-%m-%d %H:%M} is before the data (first bar {panel.index[0]:%Y-%m-%d})"
+        )
+    past = panel.loc(end=when)  # nothing after as-of is even loaded into the factors
+    needed = list(dict.fromkeys([*weights, *(c for c in screen.needed() if c != "close")]))
+    factors = compute_factors(past, needed, factor_config(timeframe), inputs)
+    snapshot = factors.as_of(when)
+    table, dropped = rank(snapshot, weights, screen)
+    return Ranking(table, dropped, snapshot.attrs["time"], factors)

@@ -1,0 +1,127 @@
+"""`quantdesk select`: ranked table from the store; bad input is one line and exit 2."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from quantdesk.cli import main
+from quantdesk.data.store import DataStore, SeriesKey
+
+DRIFTS = {"AAA/USDT": 0.010, "BBB/USDT": 0.005, "CCC/USDT": 0.0, "DDD/USDT": -0.005}
+
+
+def trending(drift: float, n: int = 90, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    close = 50 * np.exp(np.cumsum(drift + rng.normal(0, 0.001, n)))
+    index = pd.date_range("2024-01-01", periods=n, freq="1D", tz="UTC", name="time")
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    return pd.DataFrame(
+        {
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.002,
+            "low": np.minimum(open_, close) * 0.998,
+            "close": close,
+            "volume": np.full(n, 1_000.0),
+        },
+        index=index,
+    )
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch) -> DataStore:
+    store = DataStore(tmp_path / "md")
+    for i, (symbol, drift) in enumerate(DRIFTS.items()):
+        store.write(SeriesKey("binance", "usdm", symbol, "1d"), trending(drift, seed=i))
+    monkeypatch.setenv("QUANTDESK_DATA", str(store.root))
+    return store
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    out = capsys.readouterr()
+    return exit_info.value.code, out.out, out.err
+
+
+def ranked_symbols(out: str) -> list[str]:
+    return re.findall(r"│\s*\d+\s*│\s*(\S+/USDT)", out)
+
+
+def test_select_ranks_by_momentum(data_root, capsys) -> None:
+    code, out, err = run(
+        ["select", "--universe", ",".join(DRIFTS), "--top", "3", "--weights", "momentum_30=1"],
+        capsys,
+    )
+    assert code == 0, err
+    assert ranked_symbols(out) == ["AAA/USDT", "BBB/USDT", "CCC/USDT"]
+    assert "as of 2024-03-30" in out
+    assert "momentum_30" in out
+
+
+def test_negative_weight_reverses_and_screens_leave_out(data_root, capsys) -> None:
+    code, out, err = run(
+        [
+            "select",
+            "--weights",
+            "momentum_30=-1",
+            "--exclude",
+            "DDD/USDT",
+            "--as-of",
+            "2024-02-15",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert ranked_symbols(out) == ["CCC/USDT", "BBB/USDT", "AAA/USDT"]
+    assert "as of 2024-02-15" in out
+    assert "left out DDD/USDT: excluded" in out
+
+
+def test_min_history_before_enough_bars(data_root, capsys) -> None:
+    code, out, _ = run(["select", "--as-of", "2024-01-20", "--min-history", "30"], capsys)
+    assert code == 0
+    assert ranked_symbols(out) == []
+    assert out.count("listing_age 20 < 30") == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--weights", "momentum_30=1,beta=2"], "unknown factor 'beta'"),
+        (["--as-of", "2023-06-01"], "before the data"),
+        (["--universe", ","], "universe is empty"),
+        (["--universe", "ZZZ/USDT"], "no 1d data for ZZZ/USDT"),
+        (["--top", "0"], "--top must be at least 1"),
+        (["--weights", "momentum_30"], "factor=number"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(data_root, capsys, args, message) -> None:
+    code, out, err = run(["select", *args], capsys)
+    assert code == 2
+    assert err.startswith("error: ") and message in err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err + out
+
+
+def test_empty_store_is_an_empty_universe(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("QUANTDESK_DATA", str(tmp_path / "nothing"))
+    code, _, err = run(["select"], capsys)
+    assert code == 2 and "universe is empty" in err
+
+
+def test_select_on_real_data(real_bars, tmp_path, monkeypatch, capsys) -> None:
+    store = DataStore(tmp_path / "real")
+    for symbol, frame in real_bars.items():
+        store.write(SeriesKey("binance", "usdm", symbol, "1d"), frame)
+    monkeypatch.setenv("QUANTDESK_DATA", str(store.root))
+    code, out, err = run(
+        ["select", "--universe", ",".join(real_bars), "--as-of", "2025-06-01", "--top", "5"],
+        capsys,
+    )
+    assert code == 0, err
+    picks = ranked_symbols(out)
+    assert sorted(picks) == sorted(real_bars)
+    assert "as of 2025-06-01" in out
