@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from quantdesk.backtest.runner import run
 from quantdesk.data.synthetic import DEFAULT_ASSETS, Asset, SynthSpec, generate_market
-from quantdesk.errors import ConfigError
+from quantdesk.errors import ConfigError, QuantdeskError
 from quantdesk.selection.panel import Panel
 from quantdesk.selection.rotation import (
     Costs,
@@ -30,8 +31,8 @@ def rotation(**params):
 @pytest.fixture(scope="module")
 def real_runs(real_panel: Panel):
     strategy = rotation(lookback=30, top=2, every=7, min_history=60)
-    costly = run_strategy(strategy, real_panel, Costs(fees=0.001, slippage=0.0005))
-    free = run_strategy(strategy, real_panel, Costs(fees=0.0, slippage=0.0))
+    costly = run_strategy(strategy, real_panel, Costs(fee=0.001, slippage=0.0005))
+    free = run_strategy(strategy, real_panel, Costs(fee=0.0, slippage=0.0))
     bench = simulate(real_panel, buy_and_hold_weights(eligible(real_panel, strategy.warmup)))
     return strategy, costly, free, bench
 
@@ -78,6 +79,16 @@ def test_fills_at_next_open_with_slippage(real_runs, real_panel: Panel) -> None:
     assert first["Fees"] == pytest.approx(first["Size"] * first["Price"] * 0.001, rel=1e-9)
 
 
+def test_same_result_as_the_research_runner(real_runs, real_bars) -> None:
+    """quantdesk.backtest.run on the strategy gives the same equity while every coin trades."""
+    strategy, costly, _, _ = real_runs
+    result = run(strategy, real_bars, Costs(fee=0.001, slippage=0.0005))
+    end = "2026-09-30"  # LTC trades a week longer than the others; the two differ only there
+    pd.testing.assert_series_equal(
+        result.equity["portfolio"].loc[:end], costly.equity.loc[:end], check_names=False
+    )
+
+
 def test_schedule_does_not_depend_on_history_start(real_panel: Panel) -> None:
     strategy = rotation(lookback=10, top=2, every=7, min_history=20)
     full = strategy.signals(real_panel.to_multi()).weights
@@ -100,8 +111,8 @@ def synthetic_panel() -> Panel:
 @pytest.mark.parametrize("weighting", ["equal", "score"])
 def test_synthetic_universe_rotation(synthetic_panel: Panel, weighting: str) -> None:
     strategy = rotation(lookback=14, top=4, every=5, min_history=20, weighting=weighting)
-    costly = run_strategy(strategy, synthetic_panel, Costs(fees=0.002, slippage=0.001))
-    free = run_strategy(strategy, synthetic_panel, Costs(fees=0.0, slippage=0.0))
+    costly = run_strategy(strategy, synthetic_panel, Costs(fee=0.002, slippage=0.001))
+    free = run_strategy(strategy, synthetic_panel, Costs(fee=0.0, slippage=0.0))
     check_weights(costly.weights, top=4)
     assert costly.total_return < free.total_return
     first = first_eligible(eligible(synthetic_panel, strategy.warmup))
@@ -136,5 +147,9 @@ def test_bad_inputs_are_refused(real_panel: Panel) -> None:
     heavy = pd.DataFrame(0.6, index=real_panel.index[:3], columns=real_panel.symbols)
     with pytest.raises(ConfigError, match="sum above 1"):
         simulate(real_panel, heavy)
-    with pytest.raises(ConfigError, match="fractions"):
-        Costs(fees=-0.01)
+    late = pd.DataFrame(0.0, index=real_panel.index, columns=real_panel.symbols)
+    late.loc["2020-01-05", "BNB/USDT"] = 0.5  # BNB is listed on 2020-02-10
+    with pytest.raises(ConfigError, match="no price"):
+        simulate(real_panel, late)
+    with pytest.raises(QuantdeskError, match="fraction"):
+        Costs(fee=-0.01)

@@ -1,9 +1,10 @@
 """Rotation backtests: hold the top N of a score panel with target weights, rebalanced on a
-schedule, simulated by vectorbt with one shared cash pool; compared with an equal-weight
-buy-and-hold of the point-in-time universe.
+schedule; compared with an equal-weight buy-and-hold of the point-in-time universe.
 
-Fill convention (quantdesk.fills): weights decided on the close of bar t are traded at the
-open of bar t+1, with slippage against us and fees on notional.
+Simulation is the research runner's (quantdesk.backtest.runner.simulate): vectorbt
+`from_orders` with targetpercent sizes, one cash pool for the group, call_seq="auto", and the
+fill convention of quantdesk.fills: weights decided on the close of bar t trade at the open of
+t+1, slippage against us, fees on notional.
 """
 
 from __future__ import annotations
@@ -13,22 +14,14 @@ from dataclasses import dataclass
 import pandas as pd
 import vectorbt as vbt
 
+from quantdesk.backtest.runner import Costs
+from quantdesk.backtest.runner import simulate as simulate_signals
 from quantdesk.data.timeframes import timeframe_delta
 from quantdesk.errors import ConfigError
-from quantdesk.fills import next_open
-from quantdesk.selection.panel import Panel
+from quantdesk.selection.panel import FIELDS, Panel
+from quantdesk.strategy import Signals
 
-
-@dataclass(frozen=True)
-class Costs:
-    """Trading costs as fractions: fees of notional, slippage of price."""
-
-    fees: float = 0.001
-    slippage: float = 0.0005
-
-    def __post_init__(self) -> None:
-        if not (0 <= self.fees < 0.1 and 0 <= self.slippage < 0.1):
-            raise ConfigError("fees and slippage are fractions in [0, 0.1)")
+__all__ = ["Costs", "RotationResult", "rebalance_mask", "run_strategy", "simulate", "top_n_weights"]
 
 
 def rebalance_mask(index: pd.DatetimeIndex, every: int, timeframe: str = "1d") -> pd.Series:
@@ -108,48 +101,33 @@ class RotationResult:
         }
 
 
-def simulate(
-    panel: Panel,
-    weights: pd.DataFrame,
-    costs: Costs = Costs(),
-    init_cash: float = 100_000.0,
-    timeframe: str = "1d",
-) -> RotationResult:
-    """Trade target weights (decided on closes) at the next bar's open with vectorbt."""
+def tradable_bars(panel: Panel) -> pd.DataFrame:
+    """Bars vectorbt can value: before a listing the first close stands in (weights there are 0
+    or NaN, so nothing trades), after a delisting the last close is held."""
+    close = panel.close.ffill().bfill()
+    fields = {f: getattr(panel, f).fillna(close) for f in ("open", "high", "low")}
+    fields["close"] = close
+    fields["volume"] = panel.volume.fillna(0.0)
+    return pd.concat({f: fields[f] for f in FIELDS}, axis=1, names=["field", "symbol"])
+
+
+def simulate(panel: Panel, weights: pd.DataFrame, costs: Costs | None = None) -> RotationResult:
+    """Trade long-only target weights (decided on closes) at the next bar's open."""
     weights = weights.reindex(index=panel.index, columns=panel.symbols)
     if (weights < 0).any().any():
         raise ConfigError("rotation is long-only: negative target weight")
     sums = weights.sum(axis=1)
     if (sums > 1 + 1e-9).any():
         raise ConfigError(f"target weights sum above 1 at {sums.idxmax():%Y-%m-%d}")
-    size = weights.apply(next_open)
-    # Before listing (and after delisting) there is no price: no order may be placed there, and
-    # vectorbt still needs a finite price to value a zero position, so backfill the close.
-    size = size.where(panel.open.notna())
-    close = panel.close.bfill().ffill()
-    price = panel.open.fillna(close)
-    pf = vbt.Portfolio.from_orders(
-        close=close,
-        size=size,
-        size_type="targetpercent",
-        price=price,
-        fees=costs.fees,
-        slippage=costs.slippage,
-        init_cash=init_cash,
-        group_by=True,
-        cash_sharing=True,
-        call_seq="auto",
-        freq=timeframe_delta(timeframe),
-    )
-    return RotationResult(pf, weights)
+    if (weights.fillna(0).where(~panel.listed, 0) > 0).any().any():
+        raise ConfigError("a target weight is set where the symbol has no price")
+    portfolio = simulate_signals(tradable_bars(panel), Signals(weights=weights), costs or Costs())
+    return RotationResult(portfolio, weights)
 
 
-def run_strategy(
-    strategy: object, panel: Panel, costs: Costs = Costs(), init_cash: float = 100_000.0
-) -> RotationResult:
+def run_strategy(strategy: object, panel: Panel, costs: Costs | None = None) -> RotationResult:
     """Backtest a target-weight SignalStrategy (e.g. momentum_rotation) on a panel."""
     signals = strategy.signals(panel.to_multi())  # type: ignore[attr-defined]
     if signals.weights is None:
         raise ConfigError(f"{strategy!r} returns entries/exits, not target weights")
-    timeframe = getattr(strategy, "timeframe", "1d")
-    return simulate(panel, signals.weights, costs, init_cash, timeframe)
+    return simulate(panel, signals.weights, costs)
