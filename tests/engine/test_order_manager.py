@@ -7,6 +7,7 @@ and can be told to fail a request before or after executing it.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass, field
 from decimal import Decimal as D
@@ -437,3 +438,42 @@ async def test_restart_from_sqlite_journal_applies_each_fill_once(tmp_path) -> N
     ]
     assert second.orders().iloc[0]["status"] == "filled"
     second.close()
+
+
+class GatedVenue(FakeVenue):
+    """Holds every create request until the gate opens (a slow network)."""
+
+    def __init__(self, log: list) -> None:
+        super().__init__(log)
+        self.gate = asyncio.Event()
+        self.cancel_calls = 0
+
+    async def create_order(self, order: Order) -> VenueOrder:
+        await self.gate.wait()
+        return await super().create_order(order)
+
+    async def cancel_order(self, order: Order) -> VenueOrder:
+        self.cancel_calls += 1
+        return await super().cancel_order(order)
+
+
+@pytest.mark.parametrize("outcome", ["ok", "lost"])
+async def test_cancel_during_send_is_carried_out_after_the_ack(outcome: str) -> None:
+    venue = GatedVenue([])
+    venue.create_script = [outcome]
+    clock = Clock()
+    om = OrderManager(venue, MemoryJournal(), clock, rng=random.Random(2), sleep=clock.sleep)
+    order = limit()
+    task = asyncio.create_task(om.submit(order))
+    await asyncio.sleep(0)  # the send is now waiting on the network
+    assert order.status is S.SUBMITTED
+    await om.cancel(order.client_order_id)
+    assert order.status is S.CANCELING and venue.cancel_calls == 0
+    venue.gate.set()
+    await task
+    assert order.status is S.CANCELED
+    if outcome == "ok":  # it reached the venue: cancelled there
+        assert venue.cancel_calls == 1 and venue.book[order.client_order_id].status is S.CANCELED
+    else:  # lost in transit and proven absent: not resent, nothing to cancel
+        assert venue.create_calls == [order.client_order_id] and venue.book == {}
+        assert order.reason == "cancelled before it reached the venue"

@@ -162,6 +162,7 @@ class OrderManager:
         self.absent_after_s = absent_after_s
         self.on_fill = on_fill
         self.orders: dict[str, Order] = {}
+        self._sending: set[str] = set()  # client ids with a send in progress
 
     # --- submitting -------------------------------------------------------------------------
 
@@ -182,6 +183,19 @@ class OrderManager:
         return await self._send(order)
 
     async def _send(self, order: Order) -> Order:
+        """Send until placed, refused, proven absent or unresolvable; then carry out a cancel
+        requested while the send was in progress (it could not be sent before the ack)."""
+        cid = order.client_order_id
+        self._sending.add(cid)
+        try:
+            await self._send_attempts(order)
+        finally:
+            self._sending.discard(cid)
+        if order.status is S.CANCELING:
+            await self.cancel(cid)
+        return order
+
+    async def _send_attempts(self, order: Order) -> None:
         while True:
             order.submit_attempts += 1
             if order.status is S.PENDING:
@@ -192,25 +206,31 @@ class OrderManager:
                 reply = await self.venue.create_order(order)
             except Exception as exc:
                 if classify(exc, Operation.CREATE) is Failure.DEFINITIVE:
-                    self._move(order, S.REJECTED, _describe(exc))
-                    return order
+                    self._end_unplaced(order, _describe(exc))
+                    return
                 log.warning("order %s: ambiguous send failure: %s", order.client_order_id, exc)
                 found, reachable = await self._lookup(order, exc)
                 if found is not None:
                     self._adopt(order, found)
-                    return order
+                    return
                 if not reachable:
-                    return order  # in flight: resolve_in_flight or reconciliation decides
+                    return  # in flight: resolve_in_flight or reconciliation decides
+                if order.status is S.CANCELING:
+                    self._end_unplaced(order, "cancelled before it reached the venue")
+                    return
                 if not self.policy.should_retry(order.submit_attempts):
-                    self._move(
+                    self._end_unplaced(
                         order,
-                        S.REJECTED,
                         f"proven absent after {order.submit_attempts} attempts ({_describe(exc)})",
                     )
-                    return order
+                    return
                 continue  # resend under the same client id
             self._adopt(order, reply)
-            return order
+            return
+
+    def _end_unplaced(self, order: Order, reason: str) -> None:
+        """The order is known not to be at the venue: REJECTED, or CANCELED if so requested."""
+        self._move(order, S.CANCELED if order.status is S.CANCELING else S.REJECTED, reason)
 
     async def _lookup(
         self, order: Order, failure: BaseException | None
@@ -297,6 +317,8 @@ class OrderManager:
             return order
         if order.status is not S.CANCELING:
             self._move(order, S.CANCELING, reason)
+        if client_order_id in self._sending:
+            return order  # the sender cancels as soon as the venue has the order
         try:
             reply = await self.venue.cancel_order(order)
         except Exception as exc:
