@@ -230,3 +230,14 @@ def test_reader_process_does_not_block_writer_and_sees_consistent_snapshots(
             assert reader.wait(timeout=60) == 0
         finally:
             reader.kill()
+
+
+def test_a_command_is_consumed_by_one_of_two_readers(tmp_path: Path) -> None:
+    path = tmp_path / "cmd.db"
+    with Journal(path) as cli, Journal(path) as engine_a, Journal(path) as engine_b:
+        cid = cli.add_command("approve", 1, target="qd-9")
+        [seen_a] = engine_a.pending_commands()
+        [seen_b] = engine_b.pending_commands()
+        assert seen_a == seen_b and seen_a.target == "qd-9"
+        results = [engine_a.consume_command(cid, 2), engine_b.consume_command(cid, 3)]
+        assert results == [True, False] and cli.pending_commands() == []

@@ -146,3 +146,41 @@ def test_two_portfolios_do_not_share_state() -> None:
     a, b = Portfolio(cash={"USDT": D(1)}), Portfolio(cash={"USDT": D(2)})
     a.apply_fill(f("buy", "1", "1"))
     assert b.positions == {} and b.cash == {"USDT": D(2)} and b.closed_trips == []
+
+
+def test_random_fills_keep_the_accounting_identity() -> None:
+    """equity == start + realized + unrealized - fees + funding, after any fill sequence."""
+    import random
+
+    rng = random.Random(11)
+    pf = Portfolio(cash={"USDT": D(100_000)})
+    syms = ["BTC/USDT:USDT", "ETH/USDT:USDT"]
+    marks = {s: D(100) for s in syms}
+    for i in range(400):
+        sym = rng.choice(syms)
+        marks[sym] = (marks[sym] * D(rng.randint(95, 105)) / 100).quantize(D("0.01"))
+        if rng.random() < 0.1:
+            pf.apply_funding(sym, D(rng.randint(-50, 50)) / 100, T0 + i)
+            continue
+        amount = D(rng.randint(1, 300)) / 100
+        fee = (amount * marks[sym] * D("0.0004")).quantize(D("0.00000001"))
+        qty = pf.positions[sym].quantity if sym in pf.positions else D(0)
+        toward_flat = "sell" if qty > 0 else "buy"
+        side = toward_flat if rng.random() < 0.65 else rng.choice(["buy", "sell"])
+        pf.apply_fill(f(side, str(amount), str(marks[sym]), str(fee), T0 + i, sym))
+        expected = (
+            D(100_000)
+            + pf.realized_pnl()
+            + pf.unrealized_pnl(marks)
+            - pf.fees.get("USDT", D(0))
+            + pf.funding
+        )
+        # exact up to the 28-digit division behind each average price
+        assert abs(pf.equity(marks) - expected) < D("1e-18")
+    closed = sum((t.net_pnl for t in pf.closed_trips), D(0))
+    open_part = sum((t.pnl - t.fees + t.funding for t in pf.open_trips.values()), D(0))
+    net = pf.realized_pnl() - pf.fees["USDT"] + pf.funding
+    assert abs(closed + open_part - net) < D(
+        "1e-18"
+    )  # every fee and funding payment lands in exactly one trip
+    assert len(pf.closed_trips) > 20

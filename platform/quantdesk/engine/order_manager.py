@@ -39,7 +39,8 @@ class VenueOrder:
     """The venue's view of one order (an ack, a lookup or a cancel reply).
 
     `fills` itemizes executions when the venue reports them; otherwise the cumulative `filled`,
-    `average_price` and `fee` are used and the difference is applied as one synthetic fill.
+    `average_price` and `fee` are used and the difference is applied as one synthetic fill. A
+    venue adapter must do one or the other consistently: mixing them would count fills twice.
     """
 
     client_order_id: str
