@@ -241,3 +241,30 @@ def test_a_command_is_consumed_by_one_of_two_readers(tmp_path: Path) -> None:
         assert seen_a == seen_b and seen_a.target == "qd-9"
         results = [engine_a.consume_command(cid, 2), engine_b.consume_command(cid, 3)]
         assert results == [True, False] and cli.pending_commands() == []
+
+
+def test_batch_is_one_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "batch.db"
+    with Journal(path) as j, Journal(path) as other:
+        with j.batch():
+            j.record_equity(1, D(1))
+            assert j.record_fill(fill("T1"))
+            assert not j.record_fill(fill("T1"))  # the duplicate does not spoil the batch
+            with j.batch():  # nested: joins
+                j.record_equity(2, D(2))
+            assert j.count("equity") == 2  # the batch sees its own writes
+            assert other.count("equity") == 0  # nobody else sees them before the commit
+        assert other.count("equity") == 2 and other.count("fills") == 1
+
+        with pytest.raises(RuntimeError), j.batch():
+            j.record_equity(3, D(3))
+            raise RuntimeError("crash mid-batch")
+        assert other.count("equity") == 2  # all or nothing
+
+
+def test_batch_on_an_in_memory_database() -> None:
+    with Journal("sqlite://") as j:
+        with j.batch():
+            j.record_order(order())
+            assert len(j.orders()) == 1
+        assert len(j.orders()) == 1

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -38,7 +39,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import URL, Dialect, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
@@ -271,10 +272,43 @@ class Journal:
         elif is_sqlite and url.database:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
+        self._batch: Connection | None = None
         self.engine = create_engine(url, **kwargs)
         if is_sqlite:
             _sqlite_setup(self.engine, busy_timeout_ms, wal=wal and not memory)
         metadata.create_all(self.engine)
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """The open batch's connection, or a transaction of its own."""
+        if self._batch is not None:
+            yield self._batch
+            return
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """The open batch's connection (to see its own writes), or a fresh connection."""
+        if self._batch is not None:
+            yield self._batch
+            return
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the writes made inside into one transaction: all or nothing, and far fewer
+        commits (what a fast replay wants). Nested batches join the outer one."""
+        if self._batch is not None:
+            yield
+            return
+        with self.engine.begin() as conn:
+            self._batch = conn
+            try:
+                yield
+            finally:
+                self._batch = None
 
     def close(self) -> None:
         """Release all connections."""
@@ -290,7 +324,7 @@ class Journal:
         """SQLite's journal mode as reported by the database (None for other backends)."""
         if self.url.get_backend_name() != "sqlite":
             return None
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return str(conn.exec_driver_sql("PRAGMA journal_mode").scalar())
 
     # --- order manager writes (OrderJournal protocol) -----------------------------------------
@@ -319,7 +353,7 @@ class Journal:
             "created_ms": order.created_ms,
             "updated_ms": order.updated_ms,
         }
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             done = conn.execute(
                 update(orders_t)
                 .where(orders_t.c.client_order_id == order.client_order_id)
@@ -330,7 +364,7 @@ class Journal:
 
     def record_event(self, event: OrderEvent) -> None:
         """Append one order state transition."""
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(
                 insert(order_events_t).values(
                     client_order_id=event.client_order_id,
@@ -344,7 +378,7 @@ class Journal:
     def record_fill(self, fill: Fill) -> bool:
         """Store a fill; False (and nothing written) if (venue, trade id) is already stored."""
         try:
-            with self.engine.begin() as conn:
+            with self._tx() as conn, conn.begin_nested():
                 conn.execute(
                     insert(fills_t).values(
                         venue=fill.venue,
@@ -377,7 +411,7 @@ class Journal:
             "updated_ms": position.updated_ms,
         }
         key = (positions_t.c.venue == venue) & (positions_t.c.symbol == position.symbol)
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             if not conn.execute(update(positions_t).where(key).values(**row)).rowcount:
                 conn.execute(insert(positions_t).values(venue=venue, symbol=position.symbol, **row))
 
@@ -387,7 +421,7 @@ class Journal:
         """Insert or update one asset balance at a venue."""
         row = {"total": total, "free": free, "updated_ms": timestamp}
         key = (balances_t.c.venue == venue) & (balances_t.c.asset == asset)
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             if not conn.execute(update(balances_t).where(key).values(**row)).rowcount:
                 conn.execute(insert(balances_t).values(venue=venue, asset=asset, **row))
 
@@ -399,7 +433,7 @@ class Journal:
         unrealized_pnl: Decimal | None = None,
     ) -> None:
         """Append one equity snapshot."""
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(
                 insert(equity_t).values(
                     ts=timestamp, equity=equity, cash=cash, unrealized_pnl=unrealized_pnl
@@ -415,7 +449,7 @@ class Journal:
         payload: Mapping[str, Any] | None = None,
     ) -> None:
         """Append a risk event (limit breach, state change, reconciliation difference...)."""
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(
                 insert(risk_events_t).values(
                     ts=timestamp,
@@ -430,7 +464,7 @@ class Journal:
         self, level: str, message: str, timestamp: int, payload: Mapping[str, Any] | None = None
     ) -> None:
         """Append an alert as sent to people."""
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             conn.execute(
                 insert(alerts_t).values(
                     ts=timestamp, level=level, message=message, payload=_dumps(payload)
@@ -449,7 +483,7 @@ class Journal:
         """Queue a control command for the engine; returns its id."""
         if kind not in COMMAND_KINDS:
             raise ValueError(f"unknown command {kind!r}: use one of {', '.join(COMMAND_KINDS)}")
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             result = conn.execute(
                 insert(commands_t).values(
                     ts=timestamp, kind=kind, target=target, payload=_dumps(payload), consumed=False
@@ -459,7 +493,7 @@ class Journal:
 
     def consume_command(self, command_id: int, timestamp: int) -> bool:
         """Mark a command consumed; False if it already was (another consumer won)."""
-        with self.engine.begin() as conn:
+        with self._tx() as conn:
             return bool(
                 conn.execute(
                     update(commands_t)
@@ -473,7 +507,7 @@ class Journal:
         query = select(commands_t).where(commands_t.c.consumed.is_(False))
         if kind is not None:
             query = query.where(commands_t.c.kind == kind)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(query.order_by(commands_t.c.id)).mappings().all()
         return [
             Command(r["id"], r["ts"], r["kind"], r["target"], json.loads(r["payload"]))
@@ -483,7 +517,7 @@ class Journal:
     # --- reads (dashboards, reports, recovery) ----------------------------------------------------
 
     def _frame(self, query: Any, columns: list[str]) -> pd.DataFrame:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(query).mappings().all()
         return pd.DataFrame([dict(r) for r in rows], columns=columns)
 
@@ -560,7 +594,7 @@ class Journal:
     def count(self, table: str) -> int:
         """Number of rows in one journal table."""
         t = metadata.tables[table]
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return int(conn.execute(select(func.count()).select_from(t)).scalar_one())
 
     def load_fills(self, client_order_id: str | None = None) -> list[Fill]:
@@ -568,7 +602,7 @@ class Journal:
         query = select(fills_t).order_by(fills_t.c.id)
         if client_order_id is not None:
             query = query.where(fills_t.c.client_order_id == client_order_id)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(query).mappings().all()
         return [
             Fill(
@@ -595,7 +629,7 @@ class Journal:
             query = query.where(
                 orders_t.c.status.in_([s.value for s in OrderStatus if not s.is_terminal])
             )
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(query).mappings().all()
         fills_by_order: dict[str, list[Fill]] = {}
         for f in self.load_fills():
