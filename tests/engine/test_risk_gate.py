@@ -135,6 +135,9 @@ def test_derivative_margin_counts_the_part_that_closes() -> None:
     assert ok.decision is Decision.APPROVED  # 1 closes, 2 need 20 USDT margin
     cut = check(gate, order("buy", "3", "100", **perp), pos="-1", free={"USDT": D(5)})
     assert (cut.decision, cut.amount) == (Decision.APPROVED_REDUCED, D("1.5"))
+    with_fees = PreTradeRisk(rules(), leverage=D(10), fee_rate=D("0.001"))
+    opened = check(with_fees, order("buy", "3", "100", **perp), free={"USDT": D(11)})
+    assert opened.amount == D("1.089")  # 11 / (10 margin + 0.1 fee) per unit
 
 
 def test_halted_allows_only_cancels() -> None:

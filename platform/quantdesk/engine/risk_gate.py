@@ -273,7 +273,7 @@ class PreTradeRisk:
         if rules.is_derivative:
             # Closing part of an opposite position needs no margin; only the excess does.
             closing = _reducible(order.side, position)
-            margin_per_unit = price / self.leverage * (1 + self.fee_rate)
+            margin_per_unit = price / self.leverage + price * self.fee_rate  # fee on notional
             return closing + free.get(quote, ZERO) / margin_per_unit
         if order.side is Side.BUY:
             return free.get(quote, ZERO) / (price * (1 + self.fee_rate))
