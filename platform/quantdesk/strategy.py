@@ -347,9 +347,16 @@ def repo_strategies_dir() -> Path:
 
 
 def default_strategies_dir() -> Path:
-    """Where strategies are looked up: $QUANTDESK_STRATEGIES, else ./strategies."""
+    """Where strategies are looked up: $QUANTDESK_STRATEGIES, else ./strategies.
+
+    A notebook kernel runs in the notebook's folder; there, without ./strategies, the source
+    checkout's strategies/ folder is the one meant.
+    """
     env = os.environ.get(STRATEGIES_ENV)
-    return Path(env) if env else Path.cwd() / "strategies"
+    if env:
+        return Path(env)
+    local = Path.cwd() / "strategies"
+    return local if local.is_dir() or not repo_strategies_dir().is_dir() else repo_strategies_dir()
 
 
 def available_strategies(strategies_dir: str | Path | None = None) -> list[str]:

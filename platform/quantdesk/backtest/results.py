@@ -15,7 +15,7 @@ import pandas as pd
 import vectorbt as vbt
 
 from quantdesk.backtest import plots
-from quantdesk.backtest.metrics import compute_stats, stats_row
+from quantdesk.backtest.metrics import compute_stats, format_stats, monthly_returns, stats_row
 from quantdesk.data.store import atomic_write_parquet
 
 if TYPE_CHECKING:
@@ -75,6 +75,49 @@ class BacktestResult:
         trades["direction"] = trades["direction"].astype(str)
         trades["status"] = trades["status"].astype(str)
         return trades.reset_index(drop=True)
+
+    def description(self) -> str:
+        """One Markdown paragraph saying what was run."""
+        meta = self.metadata()
+        params = ", ".join(f"{k}={v}" for k, v in self.params.items()) or "defaults"
+        return (
+            f"**{self.strategy}** ({params}) on {', '.join(self.symbols)}, "
+            f"{self.timeframe} bars from {meta['start'][:16]} to {meta['end'][:16]} UTC "
+            f"({meta['bars']} bars). Starting cash {self.costs.init_cash:,.0f} per symbol, "
+            f"fee {self.costs.fee:.3%} of notional, slippage {self.costs.slippage:.3%} of price; "
+            "signals on a bar's close fill at the next bar's open."
+        )
+
+    def trades_table(self) -> pd.DataFrame:
+        """The trades table rounded for reading."""
+        return self.trades.round(
+            {
+                "size": 6,
+                "entry_price": 4,
+                "exit_price": 4,
+                "entry_fees": 2,
+                "exit_fees": 2,
+                "pnl": 2,
+                "return": 4,
+            }
+        )
+
+    def summary_table(self) -> pd.DataFrame:
+        """Stats formatted for people: one row per statistic, one column per symbol."""
+        table = {str(c): dict(format_stats(self.stats.loc[c])) for c in self.stats.index}
+        frame = pd.DataFrame(table)
+        frame.index.name = "statistic"
+        return frame
+
+    def monthly_returns(self, column: object | None = None) -> pd.DataFrame:
+        """Years x months table of returns of one equity column."""
+        column = column if column is not None else self.equity.columns[0]
+        return monthly_returns(self.equity[column])
+
+    def monthly_figure(self, column: object | None = None) -> go.Figure:
+        """Heatmap of monthly returns (%)."""
+        column = column if column is not None else self.equity.columns[0]
+        return plots.monthly_heatmap(self.monthly_returns(column), f"Monthly returns (%) {column}")
 
     def equity_figure(self, column: object | None = None) -> go.Figure:
         """Equity curve with the drawdown underneath."""
