@@ -14,10 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA, make_bars
 
 from quantdesk.cli import main
 from quantdesk.data.store import DataStore, SeriesKey
+from tests.conftest import SHARED_DATA, make_bars
 
 DAY_MS = 86_400_000
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA
 
 from quantdesk.data.csv_import import (
     ImportOptions,
@@ -18,6 +17,7 @@ from quantdesk.data.csv_import import (
 )
 from quantdesk.data.store import DataStore, SeriesKey
 from quantdesk.errors import DataError
+from tests.conftest import SHARED_DATA
 
 BTC_1D = SHARED_DATA / "BTCUSDT-1d.csv"
 XRP_1D = SHARED_DATA / "XRPUSDT-1d.csv"

@@ -10,11 +10,11 @@ import ccxt
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_bars
 
 from quantdesk.data.download import download, download_funding, download_ohlcv, make_exchange
 from quantdesk.data.store import DataStore, SeriesKey
 from quantdesk.errors import DataError
+from tests.conftest import make_bars
 
 HOUR_MS = 3_600_000
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA, make_bars
 
 from quantdesk.data.csv_import import parse_csv
 from quantdesk.data.quality import Finding, check_frame, gap_runs
+from tests.conftest import SHARED_DATA, make_bars
 
 
 def _rules(findings: list[Finding]) -> dict[str, Finding]:
