@@ -41,8 +41,9 @@ def real_root(tmp_path_factory) -> Path:
     return root
 
 
-def test_committed_notebook_has_parameters_and_no_outputs() -> None:
-    nb = nbformat.read(REPO / "notebooks" / "selection.ipynb", as_version=4)
+@pytest.mark.parametrize("name", ["selection.ipynb", "dashboards/screener.ipynb"])
+def test_committed_notebook_has_parameters_and_no_outputs(name: str) -> None:
+    nb = nbformat.read(REPO / "notebooks" / name, as_version=4)
     assert sum("parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
     for cell in nb.cells:
         if cell.cell_type == "code":
