@@ -125,3 +125,17 @@ def test_select_on_real_data(real_bars, tmp_path, monkeypatch, capsys) -> None:
     picks = ranked_symbols(out)
     assert sorted(picks) == sorted(real_bars)
     assert "as of 2025-06-01" in out
+
+
+def test_supply_table_enables_market_cap(data_root, tmp_path, capsys) -> None:
+    supply = tmp_path / "supply.csv"
+    supply.write_text(
+        "symbol,circulating_supply\nAAA/USDT,1\nBBB/USDT,1000\nCCC/USDT,10\nDDD/USDT,100\n"
+    )
+    code, out, err = run(
+        ["select", "--weights", "market_cap=1", "--supply", str(supply), "--top", "4"], capsys
+    )
+    assert code == 0, err
+    assert ranked_symbols(out) == ["BBB/USDT", "DDD/USDT", "CCC/USDT", "AAA/USDT"]
+    code, _, err = run(["select", "--weights", "market_cap=1"], capsys)
+    assert code == 2 and "needs a supply table" in err

@@ -89,6 +89,15 @@ def test_same_result_as_the_research_runner(real_runs, real_bars) -> None:
     )
 
 
+def test_weights_are_causal(real_panel: Panel) -> None:
+    """Weights decided at t from bars up to t equal the full-history weights at t."""
+    strategy = rotation(lookback=10, top=2, every=1, min_history=20)
+    full = strategy.signals(real_panel.to_multi()).weights
+    for cut in ["2020-02-20", "2020-03-12", "2020-03-13", "2022-05-10", "2024-12-31"]:
+        part = strategy.signals(real_panel.loc(end=cut).to_multi()).weights
+        pd.testing.assert_series_equal(part.iloc[-1], full.loc[cut], check_names=False)
+
+
 def test_schedule_does_not_depend_on_history_start(real_panel: Panel) -> None:
     strategy = rotation(lookback=10, top=2, every=7, min_history=20)
     full = strategy.signals(real_panel.to_multi()).weights

@@ -224,12 +224,6 @@ class FactorSet:
         snap["close"] = self.panel.close.iloc[pos]
         return snap
 
-    def stacked(self) -> pd.DataFrame:
-        """Long format: (time, symbol) rows x factor columns, rows without a close dropped."""
-        listed = self.panel.listed.stack()
-        frame = pd.DataFrame({n: v.stack(future_stack=True) for n, v in self.values.items()})
-        return frame[listed.reindex(frame.index, fill_value=False)]
-
 
 def compute_factors(
     panel: Panel,
