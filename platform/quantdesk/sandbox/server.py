@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -288,15 +289,21 @@ def serve_in_thread(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) ->
 
 
 def run(sandbox: Sandbox, host: str, port: int, announce: Any = print) -> None:
-    """Serve until Ctrl-C, then shut down cleanly."""
+    """Serve until Ctrl-C (SIGINT) or SIGTERM, then shut down cleanly."""
 
     async def main() -> None:
         runner, bound = await start(sandbox, host, port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with suppress(NotImplementedError, RuntimeError):  # e.g. Windows
+                loop.add_signal_handler(sig, stop.set)
         announce(f"sandbox listening on http://{host}:{bound} (Ctrl-C to stop)")
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await runner.cleanup()
+        announce("sandbox stopped")
 
     with suppress(KeyboardInterrupt):
         asyncio.run(main())

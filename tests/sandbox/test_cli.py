@@ -1,0 +1,87 @@
+"""`quantdesk sandbox` as a user runs it: starts, serves ccxt, stops cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from quantdesk.cli import main
+from quantdesk.venues import sandbox_client
+
+QUANTDESK = Path(sys.executable).with_name("quantdesk")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_cli_serves_ccxt_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(
+        '[[accounts]]\napi_key = "alice"\napi_secret = "s3"\nbalances = { ETH = "2" }\n'
+    )
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            str(QUANTDESK),
+            "sandbox",
+            "--port",
+            str(port),
+            "--symbols",
+            "ETH/USDT",
+            "--days",
+            "2",
+            "--speed",
+            "0",
+            "--balance",
+            "USDT=500",
+            "--accounts",
+            str(accounts),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        banner = proc.stdout.readline() + proc.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in banner and "alice" in banner
+        assert "s3" not in banner  # secrets are never printed
+        ex = sandbox_client("binance", f"http://127.0.0.1:{port}", enableRateLimit=False)
+        assert ex.fetch_balance()["total"] == {"USDT": 500.0}
+        alice = sandbox_client("binance", f"http://127.0.0.1:{port}", "alice", "s3")
+        assert alice.fetch_balance()["total"] == {"ETH": 2.0}
+        assert list(ex.load_markets()) == ["ETH/USDT"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "sandbox stopped" in out
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--balance", "USDT"], "--balance must look like"),
+        (["--balance", "USDT=lots"], "is not a number"),
+        (["--symbols", "BTC/USDT:USDT"], "spot symbols"),
+        (["--symbols", "FOO/USDT"], "synthetic market has no FOO/USDT"),
+        (["--accounts", "/nonexistent.toml"], "cannot read accounts file"),
+        (["--data", "/nonexistent-root"], "no 1m data for BTC/USDT"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args: list[str], message: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["sandbox", "--days", "1", *args])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and message in err and "\n" not in err
