@@ -31,6 +31,7 @@ def _register() -> None:
     from quantdesk.cli import select  # noqa: F401
     from quantdesk.cli import backtest  # noqa: F401
     from quantdesk.cli import report  # noqa: F401
+    from quantdesk.cli import dashboard  # noqa: F401
     from quantdesk.cli import sandbox  # noqa: F401
 
 

@@ -1,0 +1,1 @@
+"""Widgets the Voila dashboards in notebooks/dashboards/ compose (the notebooks stay thin)."""
