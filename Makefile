@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench clean chromium
 
 install: $(STAMP)
 
@@ -27,9 +27,21 @@ demo: $(STAMP)
 	@echo
 	@echo "Demo outputs:"
 	@echo "  market data: $(CURDIR)/data/synthetic/"
+	@echo "  backtest report of sma_cross on synthetic BTC/USDT 1h:"
+	@$(BIN)/quantdesk report backtest -p strategy sma_cross -p symbols BTC/USDT \
+		-p timeframe 1h -p exchange synthetic
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
+
+# Browser tests drive headless Chromium at /usr/bin/chromium: install it when missing
+# (Debian/Ubuntu, non-interactive: CI has no stdin).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+chromium:
+	@test -x /usr/bin/chromium || { \
+		command -v apt-get >/dev/null || { echo "install Chromium at /usr/bin/chromium" >&2; exit 1; }; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium </dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check platform strategies tests benchmarks

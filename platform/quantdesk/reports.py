@@ -98,6 +98,10 @@ def run_report(
     now = now or datetime.now(UTC)
     folder = Path(out_dir) / f"{now:%Y-%m-%d}"
     stem = f"{name}-{now:%H%M%S}"
+    n = 1
+    while (folder / f"{stem}.html").exists():  # two reports in one second keep both
+        n += 1
+        stem = f"{name}-{now:%H%M%S}-{n}"
     with tempfile.TemporaryDirectory(prefix="quantdesk-report-") as tmp:
         executed = Path(tmp) / f"{stem}.ipynb"
         try:
