@@ -12,7 +12,8 @@ import pytest
 from quantdesk.cli import main
 from quantdesk.data.store import DataStore, SeriesKey
 from quantdesk.reports import repo_notebooks_dir, run_report
-from quantdesk.selection.study import study_from_store
+from quantdesk.selection.models import load_model
+from quantdesk.selection.study import MODEL_FEATURES, study_from_store
 from quantdesk.strategy import repo_strategies_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,6 +56,7 @@ def test_selection_report_renders_and_passes_nbval(real_root, tmp_path, nbval) -
         **CI_PARAMS,
         "data_root": str(real_root),
         "strategies_dir": str(repo_strategies_dir()),
+        "model_out": str(tmp_path / "model.joblib"),
     }
     paths = run_report(
         "selection", params, out_dir=tmp_path, notebooks=repo_notebooks_dir(), progress=False
@@ -73,6 +75,8 @@ def test_selection_report_renders_and_passes_nbval(real_root, tmp_path, nbval) -
     assert f"rotation total return: {expected.rotation.total_return:.4%}" in html
     assert f"out-of-sample IC: {expected.validation.mean_ic:.4f}" in html
     assert "no leak suspected" in html
+    saved = load_model(tmp_path / "model.joblib", MODEL_FEATURES)  # refused if features differ
+    assert saved.horizon == CI_PARAMS["horizon"]
 
     proc = nbval(paths.notebook)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]

@@ -10,6 +10,11 @@ import pytest
 
 from quantdesk.cli import main
 from quantdesk.data.store import DataStore, SeriesKey
+from quantdesk.selection.factors import compute_factors
+from quantdesk.selection.models import SavedModel, build_dataset, fit, make_pipeline, save_model
+from quantdesk.selection.panel import Panel
+from quantdesk.selection.screener import rank_by_model
+from quantdesk.selection.screens import Screen
 
 DRIFTS = {"AAA/USDT": 0.010, "BBB/USDT": 0.005, "CCC/USDT": 0.0, "DDD/USDT": -0.005}
 
@@ -139,3 +144,30 @@ def test_supply_table_enables_market_cap(data_root, tmp_path, capsys) -> None:
     assert ranked_symbols(out) == ["BBB/USDT", "DDD/USDT", "CCC/USDT", "AAA/USDT"]
     code, _, err = run(["select", "--weights", "market_cap=1"], capsys)
     assert code == 2 and "needs a supply table" in err
+
+
+def test_select_by_saved_model(data_root, tmp_path, capsys) -> None:
+    panel = Panel.from_bars({s: data_root.load(s, "1d") for s in DRIFTS})
+    factors = compute_factors(panel, ["momentum_7", "volatility"])
+    model = fit(make_pipeline("ridge"), build_dataset(factors, ["momentum_7", "volatility"]))
+    path = save_model(model, tmp_path / "ridge.joblib")
+
+    code, out, err = run(["select", "--model", str(path), "--as-of", "2024-03-01"], capsys)
+    assert code == 0, err
+    snapshot = factors.as_of("2024-03-01")
+    predicted = model.predict(snapshot).sort_values(ascending=False)
+    assert ranked_symbols(out) == list(predicted.index)
+    assert "momentum_7" in out and "volatility" in out
+
+    table = rank_by_model(panel, model, "2024-03-01", Screen(min_history=30)).table
+    parts = table[["w:momentum_7", "w:volatility"]].sum(axis=1)
+    intercept = model.pipeline[-1].intercept_
+    np.testing.assert_allclose(parts + intercept, table["score"], rtol=1e-9)
+
+    code, _, err = run(["select", "--model", str(path), "--weights", "rsi=1"], capsys)
+    assert code == 2 and "leave out --weights" in err
+    alien = save_model(SavedModel(model.pipeline, ["peek", "volatility"], 1), tmp_path / "a.jl")
+    code, _, err = run(["select", "--model", str(alien)], capsys)
+    assert code == 2 and "unknown factor 'peek'" in err
+    code, _, err = run(["select", "--model", str(tmp_path / "missing.joblib")], capsys)
+    assert code == 2 and "cannot load model" in err

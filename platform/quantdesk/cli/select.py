@@ -38,6 +38,13 @@ from quantdesk.cli.output import console, print_table
     default=None,
     help="CSV symbol,circulating_supply: enables the market_cap factor.",
 )
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Rank by a saved model's prediction (joblib from quantdesk.selection.models) instead.",
+)
 @venue_filter_options
 @click.pass_obj
 def select(
@@ -55,15 +62,23 @@ def select(
     max_volatility: float | None,
     exclude: str,
     supply: str | None,
+    model_path: str | None,
     exchange: str | None,
     market: str | None,
 ) -> None:
-    """Rank coins by a weighted score of cross-sectional factor z-scores; show the top picks."""
+    """Rank coins by a weighted score of cross-sectional factor z-scores (or by a saved model's
+    prediction); show the top picks with each factor's contribution."""
     from quantdesk.data.symbols import parse_symbols
     from quantdesk.errors import ConfigError, DataError
     from quantdesk.selection.factors import MarketInputs, load_supply
+    from quantdesk.selection.models import load_model
     from quantdesk.selection.ranking import explain, parse_weights, top_n
-    from quantdesk.selection.screener import DEFAULT_WEIGHTS, load_panel, rank_universe
+    from quantdesk.selection.screener import (
+        DEFAULT_WEIGHTS,
+        load_panel,
+        rank_by_model,
+        rank_universe,
+    )
     from quantdesk.selection.screens import Screen
 
     if top < 1:
@@ -81,9 +96,15 @@ def select(
         max_volatility=max_volatility,
         exclude=frozenset(s.strip() for s in exclude.split(",") if s.strip()),
     )
+    if model_path and (weights is not None or supply):
+        raise ConfigError("--model ranks by the model: leave out --weights and --supply")
+    model = load_model(model_path) if model_path else None
     inputs = MarketInputs(supply=load_supply(supply)) if supply else MarketInputs()
     panel = load_panel(app.store, symbols, timeframe, exchange, market)
-    ranking = rank_universe(panel, factor_weights, as_of, screen, timeframe, inputs)
+    if model is not None:
+        ranking = rank_by_model(panel, model, as_of, screen, timeframe)
+    else:
+        ranking = rank_universe(panel, factor_weights, as_of, screen, timeframe, inputs)
     picks = top_n(ranking.table, top)
     contrib = [c for c in picks.columns if str(c).startswith("w:")]
     rows = [

@@ -213,6 +213,18 @@ class SavedModel:
         return pd.Series(self.pipeline.predict(rows), index=rows.index, name="prediction")
 
 
+def contributions(model: SavedModel, frame: pd.DataFrame) -> pd.DataFrame | None:
+    """Per-feature contributions (coefficient x scaled value) of a linear model's predictions;
+    they sum to the prediction minus the intercept. None for tree models."""
+    estimator = model.pipeline[-1]
+    if not hasattr(estimator, "coef_"):
+        return None
+    rows = frame[model.features].dropna()
+    scaled = model.pipeline[:-1].transform(rows) if len(model.pipeline) > 1 else rows.to_numpy()
+    coef = np.ravel(estimator.coef_)
+    return pd.DataFrame(np.asarray(scaled) * coef, index=rows.index, columns=model.features)
+
+
 def fit(pipeline: Pipeline, data: Dataset) -> SavedModel:
     """Fit the pipeline on the whole dataset."""
     fitted = clone(pipeline).fit(data.X, data.target)

@@ -1,6 +1,6 @@
-"""The ranking a user asks for, end to end: load a universe, compute the factors the weights and
-screens need as of a time, screen, rank. Shared by `quantdesk select`, the notebook and the
-Voila screener, so they always agree."""
+"""The ranking a user asks for, end to end: load a universe, compute the factors the weights
+(or a saved model) and screens need as of a time, screen, rank. Shared by `quantdesk select`,
+the notebook and the Voila screener, so they always agree."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from quantdesk.data.timeframes import timeframe_ms
 from quantdesk.data.times import parse_time
 from quantdesk.errors import ConfigError, DataError
 from quantdesk.selection.factors import FactorConfig, FactorSet, MarketInputs, compute_factors
+from quantdesk.selection.models import SavedModel, contributions
 from quantdesk.selection.panel import Panel
 from quantdesk.selection.ranking import rank
 from quantdesk.selection.screens import Screen
@@ -63,14 +64,46 @@ def rank_universe(
     """Rank the panel's symbols as of a time (default: the last bar), using bars up to then."""
     if not weights:
         raise ConfigError("no factor weights given")
-    when = panel.index[-1] if as_of is None else parse_time(as_of)  # type: ignore[arg-type]
-    if when < panel.index[0]:
-        raise DataError(
-            f"as-of {when:%Y-%m-%d %H:%M} is before the data (first bar {panel.index[0]:%Y-%m-%d})"
-        )
+    when = _as_of(panel, as_of)
     past = panel.loc(end=when)  # nothing after as-of is even loaded into the factors
     needed = list(dict.fromkeys([*weights, *(c for c in screen.needed() if c != "close")]))
     factors = compute_factors(past, needed, factor_config(timeframe), inputs)
     snapshot = factors.as_of(when)
     table, dropped = rank(snapshot, weights, screen)
     return Ranking(table, dropped, snapshot.attrs["time"], factors)
+
+
+def rank_by_model(
+    panel: Panel,
+    model: SavedModel,
+    as_of: object | None = None,
+    screen: Screen = Screen(),
+    timeframe: str = "1d",
+) -> Ranking:
+    """Rank by a saved model's predicted return rank; linear models show their contributions."""
+    when = _as_of(panel, as_of)
+    past = panel.loc(end=when)
+    needed = list(dict.fromkeys([*model.features, *(c for c in screen.needed() if c != "close")]))
+    factors = compute_factors(past, needed, factor_config(timeframe))
+    snapshot = factors.as_of(when)
+    reasons = screen.reasons(snapshot)
+    lacking = snapshot[model.features].isna().any(axis=1) & (reasons == "")
+    reasons[lacking] = "a model feature is unknown (not enough history)"
+    kept = snapshot[reasons == ""]
+    table = pd.DataFrame({"score": model.predict(kept)})
+    parts = contributions(model, kept)
+    if parts is not None:
+        table = pd.concat([table, parts.add_prefix("w:")], axis=1)
+    table = pd.concat([table, kept[model.features]], axis=1)
+    table = table.sort_values("score", ascending=False, kind="stable")
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return Ranking(table, reasons[reasons != ""], snapshot.attrs["time"], factors)
+
+
+def _as_of(panel: Panel, as_of: object | None) -> pd.Timestamp:
+    when = panel.index[-1] if as_of is None else parse_time(as_of)  # type: ignore[arg-type]
+    if when < panel.index[0]:
+        raise DataError(
+            f"as-of {when:%Y-%m-%d %H:%M} is before the data (first bar {panel.index[0]:%Y-%m-%d})"
+        )
+    return when

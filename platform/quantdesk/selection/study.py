@@ -16,7 +16,15 @@ from quantdesk.data.store import DataStore
 from quantdesk.data.symbols import parse_symbols
 from quantdesk.selection import plots
 from quantdesk.selection.factors import compute_factors
-from quantdesk.selection.models import Validation, build_dataset, make_pipeline, walk_forward
+from quantdesk.selection.models import (
+    Dataset,
+    Validation,
+    build_dataset,
+    fit,
+    make_pipeline,
+    save_model,
+    walk_forward,
+)
 from quantdesk.selection.ranking import explain, parse_weights
 from quantdesk.selection.rotation import (
     RotationResult,
@@ -50,6 +58,11 @@ class SelectionStudy:
     benchmark: RotationResult
     strategy: str
     factor_panels: dict[str, pd.DataFrame]
+    dataset: Dataset
+
+    def save_model(self, path: str | Path) -> Path:
+        """Fit the study's model on all its data and save it (for `quantdesk select --model`)."""
+        return save_model(fit(make_pipeline(self.model), self.dataset), path)
 
     def description(self) -> str:
         """One Markdown paragraph saying what was studied."""
@@ -147,4 +160,5 @@ def study_from_store(
         benchmark=benchmark,
         strategy=repr(strategy),
         factor_panels={n: v.where(universe) for n, v in factors.values.items()},
+        dataset=data,
     )
