@@ -7,6 +7,7 @@ request weight and whether the request is signed.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -411,7 +412,7 @@ def spot_account(sb: Sandbox, params: Params, account: Account | None) -> Any:
             for asset, b in sorted(account.balances.items())
         ],
         "permissions": ["SPOT"],
-        "uid": abs(hash(account.name)) % 10**9,
+        "uid": zlib.crc32(account.name.encode()),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -52,10 +53,16 @@ class SandboxConfig:
 class Sandbox:
     """One sandbox venue: replays `series` through a MatchingCore for the configured accounts."""
 
-    def __init__(self, config: SandboxConfig, series: dict[str, Series] | None = None) -> None:
+    def __init__(
+        self,
+        config: SandboxConfig,
+        series: dict[str, Series] | None = None,
+        wall: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not config.accounts:
             raise ConfigError("the sandbox needs at least one account")
         self.config = config
+        self._wall = wall
         self.series = series or synthetic_series(config.symbols, config.seed, config.days)
         lengths = {len(s.times) for s in self.series.values()}
         if len(lengths) != 1:
@@ -75,7 +82,7 @@ class Sandbox:
             self.core.add_account(acct.key, dict(acct.balances))
             self.secrets[acct.key] = acct.secret
         start = min(cfg.history_bars, self.n_bars - 1)
-        self.clock = MarketClock(self.n_bars, start, cfg.speed)
+        self.clock = MarketClock(self.n_bars, start, cfg.speed, self._wall)
         self.index = start
         now = self.now_ms()
         for symbol, series in self.series.items():
