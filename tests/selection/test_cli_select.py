@@ -171,3 +171,26 @@ def test_select_by_saved_model(data_root, tmp_path, capsys) -> None:
     assert code == 2 and "unknown factor 'peek'" in err
     code, _, err = run(["select", "--model", str(tmp_path / "missing.joblib")], capsys)
     assert code == 2 and "cannot load model" in err
+
+
+def test_spreads_feed_the_max_spread_screen(data_root, tmp_path, capsys) -> None:
+    spreads = tmp_path / "spreads.csv"
+    spreads.write_text(
+        "time,symbol,spread\n"
+        "2024-02-01,AAA/USDT,0.0005\n2024-02-01,BBB/USDT,0.004\n"
+        "2024-02-01,CCC/USDT,0.001\n2024-03-01,CCC/USDT,0.003\n"
+    )
+    argv = ["select", "--spreads", str(spreads), "--max-spread", "0.001", "--weights"]
+    code, out, err = run([*argv, "momentum_30=1", "--as-of", "2024-02-20"], capsys)
+    assert code == 0, err
+    assert ranked_symbols(out) == ["AAA/USDT", "CCC/USDT"]  # CCC at exactly the bound passes
+    assert "left out BBB/USDT: spread 0.004 > 0.001" in out
+    assert "left out DDD/USDT: spread unknown" in out
+    code, out, _ = run([*argv, "momentum_30=1", "--as-of", "2024-03-05"], capsys)
+    assert ranked_symbols(out) == ["AAA/USDT"]  # CCC's spread widened on 03-01
+    code, _, err = run(["select", "--max-spread", "0.01"], capsys)
+    assert code == 2 and "needs a spread table" in err
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time,symbol\n2024-01-01,AAA/USDT\n")
+    code, _, err = run(["select", "--spreads", str(bad)], capsys)
+    assert code == 2 and "lacks column(s) spread" in err

@@ -31,12 +31,19 @@ from quantdesk.cli.output import console, print_table
 @click.option("--max-price", type=float, default=None)
 @click.option("--min-volatility", type=float, default=None, help="Annualized, e.g. 0.3.")
 @click.option("--max-volatility", type=float, default=None, help="Annualized, e.g. 1.5.")
+@click.option("--max-spread", type=float, default=None, help="Relative spread, needs --spreads.")
 @click.option("--exclude", default="", help="Comma-separated symbols never to pick.")
 @click.option(
     "--supply",
     type=click.Path(dir_okay=False),
     default=None,
     help="CSV symbol,circulating_supply: enables the market_cap factor.",
+)
+@click.option(
+    "--spreads",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="CSV time,symbol,spread (relative bid-ask spread from book snapshots).",
 )
 @click.option(
     "--model",
@@ -60,8 +67,10 @@ def select(
     max_price: float | None,
     min_volatility: float | None,
     max_volatility: float | None,
+    max_spread: float | None,
     exclude: str,
     supply: str | None,
+    spreads: str | None,
     model_path: str | None,
     exchange: str | None,
     market: str | None,
@@ -70,7 +79,7 @@ def select(
     prediction); show the top picks with each factor's contribution."""
     from quantdesk.data.symbols import parse_symbols
     from quantdesk.errors import ConfigError, DataError
-    from quantdesk.selection.factors import MarketInputs, load_supply
+    from quantdesk.selection.factors import MarketInputs, load_spreads, load_supply
     from quantdesk.selection.models import load_model
     from quantdesk.selection.ranking import explain, parse_weights, top_n
     from quantdesk.selection.screener import (
@@ -94,15 +103,19 @@ def select(
         max_price=max_price,
         min_volatility=min_volatility,
         max_volatility=max_volatility,
+        max_spread=max_spread,
         exclude=frozenset(s.strip() for s in exclude.split(",") if s.strip()),
     )
-    if model_path and (weights is not None or supply):
-        raise ConfigError("--model ranks by the model: leave out --weights and --supply")
+    if model_path and weights is not None:
+        raise ConfigError("--model ranks by the model's prediction: leave out --weights")
     model = load_model(model_path) if model_path else None
-    inputs = MarketInputs(supply=load_supply(supply)) if supply else MarketInputs()
+    inputs = MarketInputs(
+        spread=load_spreads(spreads) if spreads else None,
+        supply=load_supply(supply) if supply else None,
+    )
     panel = load_panel(app.store, symbols, timeframe, exchange, market)
     if model is not None:
-        ranking = rank_by_model(panel, model, as_of, screen, timeframe)
+        ranking = rank_by_model(panel, model, as_of, screen, timeframe, inputs)
     else:
         ranking = rank_universe(panel, factor_weights, as_of, screen, timeframe, inputs)
     picks = top_n(ranking.table, top)

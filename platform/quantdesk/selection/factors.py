@@ -257,3 +257,24 @@ def load_supply(path: str | Path) -> pd.Series:
         raise DataError(f"supply table {path}: circulating_supply must be positive numbers")
     symbols = [validate_symbol(str(s)) for s in table["symbol"]]
     return pd.Series(supply.to_numpy(float), index=symbols, name="circulating_supply")
+
+
+def load_spreads(path: str | Path) -> pd.DataFrame:
+    """Relative bid-ask spreads from a CSV with columns time,symbol,spread (time x symbol).
+
+    Each value applies from its time on (carried forward), e.g. from periodic book snapshots.
+    """
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read spread table {path}: {exc}") from None
+    missing = {"time", "symbol", "spread"} - set(table.columns)
+    if missing:
+        raise DataError(f"spread table {path} lacks column(s) {', '.join(sorted(missing))}")
+    spread = pd.to_numeric(table["spread"], errors="coerce")
+    if spread.isna().any() or (spread < 0).any():
+        raise DataError(f"spread table {path}: spread must be non-negative numbers")
+    times = [parse_time(t) for t in table["time"]]
+    symbols = [validate_symbol(str(s)) for s in table["symbol"]]
+    frame = pd.DataFrame({"time": times, "symbol": symbols, "spread": spread.to_numpy(float)})
+    return frame.pivot_table(index="time", columns="symbol", values="spread", aggfunc="last")

@@ -79,12 +79,13 @@ def rank_by_model(
     as_of: object | None = None,
     screen: Screen = Screen(),
     timeframe: str = "1d",
+    inputs: MarketInputs = MarketInputs(),
 ) -> Ranking:
     """Rank by a saved model's predicted return rank; linear models show their contributions."""
     when = _as_of(panel, as_of)
     past = panel.loc(end=when)
     needed = list(dict.fromkeys([*model.features, *(c for c in screen.needed() if c != "close")]))
-    factors = compute_factors(past, needed, factor_config(timeframe))
+    factors = compute_factors(past, needed, factor_config(timeframe), inputs)
     snapshot = factors.as_of(when)
     reasons = screen.reasons(snapshot)
     lacking = snapshot[model.features].isna().any(axis=1) & (reasons == "")
