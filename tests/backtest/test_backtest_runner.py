@@ -170,3 +170,52 @@ def test_figures_show_equity_drawdown_and_trades(ohlc, scripted):
     trades = result.trades_figure()
     entry = next(t for t in trades.data if t.name == "entry")
     assert list(entry.y) == pytest.approx([102.0])
+
+
+def test_short_entries_sell_all_equity_at_the_next_open(ohlc):
+    from quantdesk.strategy import Signals, SignalStrategy
+
+    class ShortOnce(SignalStrategy):
+        def signals(self, bars):
+            close = bars["close"]
+            none = pd.DataFrame(False, index=close.index, columns=close.columns)
+            short_entries, short_exits = none.copy(), none.copy()
+            short_entries.iloc[1] = True
+            short_exits.iloc[3] = True
+            return Signals(entries=none, exits=none, short_entries=short_entries,
+                           short_exits=short_exits)  # fmt: skip
+
+    fee_rate = 0.001
+    result = run(ShortOnce(), ohlc(ROWS), Costs(fee=fee_rate))
+    trade = result.trades.iloc[0]
+    units = CASH / (102.0 * (1 + fee_rate))
+    assert trade["direction"] == "Short"
+    assert trade["size"] == pytest.approx(units, rel=1e-12)
+    assert (trade["entry_price"], trade["exit_price"]) == (102.0, 104.0)
+    expected = (
+        CASH + units * (102.0 - 104.0) - fee(units * 102.0, fee_rate) - fee(units * 104.0, fee_rate)
+    )
+    assert result.summary()["end_value"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_target_weights_rebalance_at_the_next_open_with_shared_cash(ohlc):
+    from quantdesk.strategy import Signals, SignalStrategy
+
+    class Weights(SignalStrategy):
+        def signals(self, bars):
+            close = bars["close"]
+            w = pd.DataFrame(np.nan, index=close.index, columns=close.columns)
+            w.iloc[1] = [0.5, 0.5]  # decided on bar 1's close
+            w.iloc[3] = [0.0, 0.0]  # flat on bar 3's close
+            return Signals(weights=w)
+
+    a = ohlc(ROWS)
+    b = ohlc([(o / 2, h / 2, lo / 2, c / 2 + 1) for o, h, lo, c in ROWS])
+    result = run(Weights(), {"A/USDT": a, "B/USDT": b}, Costs())
+    assert list(result.equity.columns) == ["portfolio"]
+    units_a, units_b = 5_000 / 102.0, 5_000 / 51.0  # bar 2 opens
+    equity = result.equity["portfolio"]
+    assert equity.iloc[2] == pytest.approx(units_a * 103.0 + units_b * 52.5, rel=1e-12)
+    final = units_a * 104.0 + units_b * 52.0  # sold at bar 4's opens
+    assert equity.iloc[-1] == pytest.approx(final, rel=1e-12)
+    assert result.summary()["trades"] == 2
