@@ -29,6 +29,7 @@ def make_config(seed: int = 7) -> SandboxConfig:
             AccountConfig(OTHER_KEY, OTHER_SECRET, {"USDT": Decimal("50000")}),
         ],
         hang_s=1.5,
+        rate_window_s=3600.0,  # weight windows never roll over in the middle of a test
     )
 
 

@@ -190,3 +190,29 @@ def test_accounts_are_isolated(client) -> None:
         theirs.cancel_order(order["id"], BTC)
     assert theirs.fetch_balance()["total"] == {"USDT": 50000.0}
     assert dec(mine.fetch_balance()["USDT"]["used"]) == Decimal("3000")
+
+
+def test_market_buy_by_cost_uses_quote_order_qty(client) -> None:
+    ex = client()
+    order = ex.create_order(BTC, "market", "buy", 0.01, 40000)  # cost = amount * price
+    assert dec(order["info"]["origQuoteOrderQty"]) == Decimal("400")
+    spent = dec(order["info"]["cummulativeQuoteQty"])
+    assert Decimal("399") < spent <= Decimal("400")
+    assert dec(ex.fetch_balance()["USDT"]["free"]) == Decimal("100000") - spent
+
+
+def test_admin_sets_balances_and_reports_fills(client, admin) -> None:
+    ex = client()
+    admin("POST", "balances", {"api_key": "sandbox-key", "balances": {"USDT": "25", "ETH": "3"}})
+    assert ex.fetch_balance()["total"] == {"BTC": 1.0, "USDT": 25.0, "ETH": 3.0}
+    with pytest.raises(ccxt.InsufficientFunds):
+        ex.create_order(BTC, "market", "buy", 0.01)
+    admin(
+        "POST", "balances", {"api_key": "sandbox-key", "balances": {"USDT": "7"}, "futures": True}
+    )
+    perp = client("binanceusdm")
+    assert perp.fetch_balance()["total"] == {"USDT": 7.0}  # the futures wallet is replaced
+    sold = ex.create_order(BTC, "market", "sell", 0.01)
+    report = admin("GET", "fills?api_key=sandbox-key")
+    assert [f["orderId"] for f in report] == [int(sold["id"])] * len(sold["info"]["fills"])
+    assert admin("GET", "fills?api_key=other-key") == []

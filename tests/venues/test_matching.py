@@ -335,3 +335,42 @@ def test_perp_insufficient_margin(core: MatchingCore) -> None:
             core.accounts["poor"], OrderRequest(PERP.symbol, Side.BUY, OrderType.MARKET, qty=D("1"))
         )
     assert exc.value.reason is Reject.INSUFFICIENT_FUNDS
+
+
+def test_reduce_only_never_flips_a_position(core: MatchingCore) -> None:
+    acct = core.accounts["a"]
+    core.submit(acct, OrderRequest(PERP.symbol, Side.BUY, OrderType.MARKET, qty=D("0.5")))
+    stop = core.submit(
+        acct,
+        OrderRequest(
+            PERP.symbol,
+            Side.SELL,
+            OrderType.STOP_LOSS,
+            qty=D("2"),
+            stop_price=D("39000"),
+            reduce_only=True,
+        ),
+    )
+    closer = core.submit(
+        acct, OrderRequest(PERP.symbol, Side.SELL, OrderType.MARKET, qty=D("2"), reduce_only=True)
+    )
+    assert closer.filled == D("0.5") and closer.status is OrderStatus.EXPIRED
+    assert acct.positions[PERP.symbol].qty == 0
+    core.on_bar(PERP.symbol, bar(60_000, "39500", "39500", "38000", "38500"), 120_000)
+    assert stop.status is OrderStatus.EXPIRED and stop.filled == 0  # nothing left to reduce
+    assert acct.positions[PERP.symbol].qty == 0
+
+
+def test_gapped_stop_buy_expires_rather_than_overdraw(core: MatchingCore) -> None:
+    core.add_account("thin", {"USDT": D("4100")})
+    thin = core.accounts["thin"]
+    stop = core.submit(
+        thin,
+        OrderRequest(
+            SPOT.symbol, Side.BUY, OrderType.STOP_LOSS, qty=D("0.1"), stop_price=D("40500")
+        ),
+    )
+    assert thin.balance("USDT").locked == D("4050")
+    core.on_bar(SPOT.symbol, bar(60_000, "45000", "45000", "44000", "44500"), 120_000)
+    assert stop.status is OrderStatus.EXPIRED and stop.filled == 0
+    assert thin.balance("USDT").free == D("4100") and thin.balance("USDT").locked == 0

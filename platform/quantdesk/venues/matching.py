@@ -336,7 +336,8 @@ class MatchingCore:
             executions = _take_quote(book, spec, order.side, order.quote_qty)
             order.qty = sum((q for _, q in executions), ZERO)
         else:
-            executions = book.take(order.side, order.remaining, limit)
+            want = min(order.remaining, self._reduce_cap(account, spec, order))
+            executions = book.take(order.side, want, limit)
         for price, qty in executions:
             self._fill(account, spec, order, price, qty, maker=False)
 
@@ -356,19 +357,42 @@ class MatchingCore:
                 or (order.side is Side.SELL and limit <= trigger)
             ):
                 return []  # the limit rests from the next bar on
-            return [self._fill_all(account, spec, order, trigger, maker=False)]
+            return self._fill_all(account, spec, order, trigger, maker=False)
         if order.price is None:
             return []
         price = limit_fill(order.side, order.price, bar.open, bar.high, bar.low)
         if price is None:
             return []
-        return [self._fill_all(account, spec, order, price, maker=True)]
+        return self._fill_all(account, spec, order, price, maker=True)
 
     def _fill_all(
         self, account: Account, spec: MarketSpec, order: Order, price: Decimal, maker: bool
-    ) -> Fill:
-        fill = self._fill(account, spec, order, price, order.remaining, maker)
-        return fill
+    ) -> list[Fill]:
+        """Fill the rest of a resting or triggered order at price, if the account still can."""
+        qty = min(order.remaining, self._reduce_cap(account, spec, order))
+        short_of_quote = (
+            not spec.perp
+            and order.side is Side.BUY
+            and price * qty > order.locked + account.balance(spec.quote).free
+        )
+        if qty <= 0 or short_of_quote:
+            # A reduce-only order with nothing left to reduce, or a stop buy that gapped past
+            # what the account can pay: it expires instead of overdrawing.
+            self._close(account, spec, order, OrderStatus.EXPIRED)
+            return []
+        fill = self._fill(account, spec, order, price, qty, maker)
+        if order.status.is_open:
+            self._close(account, spec, order, OrderStatus.EXPIRED)
+        return [fill]
+
+    def _reduce_cap(self, account: Account, spec: MarketSpec, order: Order) -> Decimal:
+        """How much a reduce-only order may still fill (the open position's size)."""
+        if not (spec.perp and order.reduce_only):
+            return order.remaining
+        pos = account.position(spec.symbol)
+        if not pos.qty or (pos.qty > 0) == (order.side is Side.BUY):
+            return ZERO
+        return abs(pos.qty)
 
     def _fill(
         self,
