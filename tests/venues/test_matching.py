@@ -374,3 +374,25 @@ def test_gapped_stop_buy_expires_rather_than_overdraw(core: MatchingCore) -> Non
     core.on_bar(SPOT.symbol, bar(60_000, "45000", "45000", "44000", "44500"), 120_000)
     assert stop.status is OrderStatus.EXPIRED and stop.filled == 0
     assert thin.balance("USDT").free == D("4100") and thin.balance("USDT").locked == 0
+
+
+def test_liquidation_closes_at_the_liquidation_price(core: MatchingCore) -> None:
+    acct = core.accounts["a"]
+    core.set_leverage(acct, PERP.symbol, 10)
+    core.submit(acct, OrderRequest(PERP.symbol, Side.BUY, OrderType.MARKET, qty=D("1")))
+    resting = core.submit(
+        acct, OrderRequest(PERP.symbol, Side.BUY, OrderType.LIMIT, qty=D("0.1"), price=D("30000"))
+    )
+    pos = acct.positions[PERP.symbol]
+    liq = PERP.round_price(pos.liquidation_price, up=True)
+    wallet = acct.wallet_balance()
+    core.on_bar(PERP.symbol, bar(60_000, "40000", "40000", str(liq + 1), "39000"), 120_000)
+    assert pos.qty == D("1")  # not reached yet
+    fills = core.on_bar(PERP.symbol, bar(120_000, "39000", "39000", "36000", "36500"), 180_000)
+    [fill] = fills
+    order = core.orders[fill.order_id]
+    assert order.client_id.startswith("autoclose-") and order.status is OrderStatus.FILLED
+    assert fill.price == liq and fill.commission == 0
+    assert pos.qty == 0 and resting.status is OrderStatus.CANCELED
+    assert acct.wallet_balance() == wallet + (liq - D("40004.0"))
+    assert acct.order_margin == 0

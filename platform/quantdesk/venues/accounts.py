@@ -3,7 +3,8 @@
 Position margin is isolated-style and simple (documented, not Binance's tiered formula):
 initial margin = |qty| * entry / leverage; with maintenance rate m the liquidation price is
 long: entry * (1 - 1/leverage) / (1 - m), short: entry * (1 + 1/leverage) / (1 + m),
-i.e. where margin + unrealized PnL equals the maintenance margin at that price.
+i.e. where margin + unrealized PnL equals the maintenance margin at that price. The matching
+core closes a position when a bar reaches it (MatchingCore._liquidate).
 """
 
 from __future__ import annotations

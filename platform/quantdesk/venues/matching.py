@@ -119,6 +119,8 @@ class MatchingCore:
         if symbol in self.bars:  # the first bar only seeds the book
             for order in [o for o in self.open_orders.values() if o.symbol == symbol]:
                 fills += self._match_bar(order, bar)
+            if self.markets[symbol].perp:
+                fills += self._liquidate(symbol, bar)
         self.bars[symbol] = bar
         self.books[symbol] = book_from_bar(bar, self.markets[symbol], self.book_config)
         return fills
@@ -241,6 +243,47 @@ class MatchingCore:
         account.position(symbol).leverage = leverage
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _liquidate(self, symbol: str, bar: Bar) -> list[Fill]:
+        """Close positions whose liquidation price the bar reached, at that price.
+
+        Open orders of the account in that market are cancelled first, as Binance does; the
+        closing order has client id `autoclose-<n>` and pays no fee (the model keeps it simple).
+        """
+        spec = self.markets[symbol]
+        fills = []
+        for account in self.accounts.values():
+            pos = account.positions.get(symbol)
+            if pos is None or not pos.qty:
+                continue
+            liq = spec.round_price(pos.liquidation_price, up=pos.qty > 0)
+            if not (bar.low <= liq if pos.qty > 0 else bar.high >= liq):
+                continue
+            self.cancel_all(account, symbol)
+            side = Side.SELL if pos.qty > 0 else Side.BUY
+            order_id = next(self._order_ids)
+            order = Order(
+                id=order_id,
+                account=account.name,
+                client_id=f"autoclose-{order_id}",
+                symbol=symbol,
+                side=side,
+                type=OrderType.MARKET,
+                tif=TimeInForce.IOC,
+                qty=abs(pos.qty),
+                price=None,
+                stop_price=None,
+                quote_qty=None,
+                reduce_only=True,
+                time=self.now,
+                update_time=self.now,
+            )
+            self.orders[order.id] = order
+            self.open_orders[order.id] = order
+            # the open price when the bar gapped through the liquidation price
+            price = min(liq, bar.open) if pos.qty > 0 else max(liq, bar.open)
+            fills.append(self._fill(account, spec, order, price, order.qty, maker=False, rate=ZERO))
+        return fills
 
     def _validate(self, account: Account, spec: MarketSpec, req: OrderRequest) -> None:
         if req.type.has_limit and req.price is None:
@@ -402,9 +445,11 @@ class MatchingCore:
         price: Decimal,
         qty: Decimal,
         maker: bool,
+        rate: Decimal | None = None,
     ) -> Fill:
-        rates = self.fees(spec)
-        rate = rates.maker if maker else rates.taker
+        if rate is None:
+            rates = self.fees(spec)
+            rate = rates.maker if maker else rates.taker
         quote_qty = price * qty
         realized = ZERO
         if spec.perp:
