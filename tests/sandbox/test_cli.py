@@ -85,3 +85,19 @@ def test_bad_input_is_one_line_exit_2(args: list[str], message: str, capsys) -> 
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err
+
+
+def test_admin_endpoints_only_on_loopback_by_default() -> None:
+    import requests
+
+    from quantdesk.cli.sandbox import _is_loopback
+    from quantdesk.sandbox import Sandbox, serve_in_thread
+    from tests.sandbox.conftest import make_config
+
+    assert _is_loopback("127.0.0.1") and _is_loopback("::1") and _is_loopback("localhost")
+    assert not _is_loopback("0.0.0.0") and not _is_loopback("192.168.1.10")
+    config = make_config()
+    config.admin = False
+    with serve_in_thread(Sandbox(config)) as base:
+        assert requests.post(f"{base}/sandbox/faults", json={}, timeout=5).status_code == 404
+        assert requests.get(f"{base}/api/v3/ping", timeout=5).json() == {}
