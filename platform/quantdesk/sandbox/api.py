@@ -443,6 +443,7 @@ def futures_balance(sb: Sandbox, params: Params, account: Account | None) -> Any
 
 
 _SPOT_TYPES = {t.value: t for t in OrderType}
+FUTURES_TYPES = fmt.FUTURES_TO_CORE
 
 
 def _order_request(params: Params, spec: MarketSpec, futures: bool, algo: bool) -> OrderRequest:
@@ -493,9 +494,6 @@ def _order_request(params: Params, spec: MarketSpec, futures: bool, algo: bool) 
         client_id=params.get(client_key) or None,
         reduce_only=params.get("reduceOnly", "").lower() == "true",
     )
-
-
-FUTURES_TYPES = fmt.FUTURES_TO_CORE
 
 
 def _render(

@@ -25,7 +25,7 @@ def s(value: Decimal | int | None) -> str:
     if value is None:
         return "0"
     text = format(Decimal(value).normalize(), "f")
-    return "0" if text in ("-0", "0E-8") else text
+    return "0" if text == "-0" else text
 
 
 def spot_order(order: Order, spec: MarketSpec, full: bool = False) -> dict[str, Any]:

@@ -19,10 +19,11 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -35,6 +36,7 @@ from quantdesk.sandbox.faults import Faults
 from quantdesk.sandbox.state import Sandbox
 
 SANDBOX_KEY = web.AppKey("sandbox", Sandbox)
+AdminHandler = Callable[[Sandbox, web.Request], Awaitable[Any]]
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -62,8 +64,6 @@ async def _params(request: web.Request) -> tuple[dict[str, str], str, str]:
     body = await request.text() if request.can_read_body else ""
     params = dict(request.query)
     if body:
-        from urllib.parse import parse_qsl
-
         params.update(parse_qsl(body, keep_blank_values=True))
     return params, query, body
 
@@ -142,7 +142,7 @@ def _add_admin(app: web.Application) -> None:
     def clock_view(sb: Sandbox) -> dict[str, Any]:
         return {"time": sb.now_ms(), "index": sb.index, "bars": sb.n_bars, "speed": sb.clock.speed}
 
-    def admin(handler):
+    def admin(handler: AdminHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def wrapped(request: web.Request) -> web.Response:
             sb = request.app[SANDBOX_KEY]
             try:
