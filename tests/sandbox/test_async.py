@@ -43,3 +43,23 @@ async def test_async_spot_and_usdm_round_trip(url: str, admin: Admin) -> None:
     finally:
         await spot.close()
         await perp.close()
+
+
+async def test_async_dropped_order_is_found_by_client_id(url: str, admin: Admin) -> None:
+    ex = sandbox_client("binance", url, async_=True, enableRateLimit=False)
+    try:
+        await ex.load_markets()
+        admin.faults(drop_orders=1)
+        try:
+            await ex.create_order("BTC/USDT", "market", "buy", 0.02, params={"clientOrderId": "c1"})
+        except ccxt.NetworkError:
+            pass
+        else:
+            raise AssertionError("the response should have been dropped")
+        found = await ex.fetch_order(None, "BTC/USDT", {"clientOrderId": "c1"})
+        assert found["status"] == "closed" and found["filled"] == 0.02
+        assert dec((await ex.fetch_balance())["BTC"]["total"]) == Decimal("1") + Decimal("0.02") * (
+            1 - Decimal("0.001")
+        )
+    finally:
+        await ex.close()
