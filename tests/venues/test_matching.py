@@ -396,3 +396,22 @@ def test_liquidation_closes_at_the_liquidation_price(core: MatchingCore) -> None
     assert pos.qty == 0 and resting.status is OrderStatus.CANCELED
     assert acct.wallet_balance() == wallet + (liq - D("40004.0"))
     assert acct.order_margin == 0
+
+
+def test_quote_quantity_market_orders(core: MatchingCore) -> None:
+    acct = core.accounts["a"]
+    buy = core.submit(
+        acct, OrderRequest(SPOT.symbol, Side.BUY, OrderType.MARKET, quote_qty=D("60006"))
+    )
+    # 1 BTC at 40004 then 0.5 at 40008 spends 60008 > 60006, so the second level takes 0.499
+    assert [(f.price, f.qty) for f in buy.fills] == [
+        (D("40004.00"), D("1")),
+        (D("40008.00"), D("0.499")),
+    ]
+    assert buy.status is OrderStatus.FILLED and buy.qty == D("1.499")
+    sell = core.submit(
+        acct, OrderRequest(SPOT.symbol, Side.SELL, OrderType.MARKET, quote_qty=D("20000"))
+    )
+    assert sell.fills[0].qty == D("0.500") and sell.fills[0].price == D("39996.00")
+    assert acct.balance("BTC").locked == 0
+    assert acct.balance("BTC").free == D("1") + D("1.499") * (1 - D("0.001")) - D("0.5")

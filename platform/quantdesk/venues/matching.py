@@ -166,7 +166,7 @@ class MatchingCore:
             side=req.side,
             type=req.type,
             tif=req.tif,
-            qty=req.qty or ZERO,
+            qty=req.qty if req.qty is not None else self._qty_for_quote(spec, req),
             price=req.price,
             stop_price=req.stop_price,
             quote_qty=req.quote_qty,
@@ -355,9 +355,7 @@ class MatchingCore:
             return
         if order.type is OrderType.MARKET:
             # Market buys lock nothing; check the cost of walking the book now.
-            cost = order.quote_qty
-            if cost is None:
-                cost = sum((p * q for p, q in _walk(book, order.side, order.qty)), ZERO)
+            cost = sum((p * q for p, q in _walk(book, order.side, order.qty)), ZERO)
             if cost > account.balance(spec.quote).free:
                 raise OrderRejected(
                     Reject.INSUFFICIENT_FUNDS,
@@ -368,6 +366,22 @@ class MatchingCore:
         account.lock(spec.quote, amount)
         order.locked = amount
 
+    def _qty_for_quote(self, spec: MarketSpec, req: OrderRequest) -> Decimal:
+        """Base quantity a quoteOrderQty market order buys or sells on the current book."""
+        quote, qty = req.quote_qty or ZERO, ZERO
+        levels = (
+            self.books[spec.symbol].asks if req.side is Side.BUY else self.books[spec.symbol].bids
+        )
+        for price, size in levels:
+            take = min(size, spec.round_qty(quote / price))
+            if take <= 0:
+                break
+            qty += take
+            quote -= price * take
+        if qty <= 0:
+            raise OrderRejected(Reject.LOT_SIZE, "Filter failure: LOT_SIZE")
+        return qty
+
     def _take(
         self, account: Account, spec: MarketSpec, order: Order, limit: Decimal | None
     ) -> None:
@@ -375,13 +389,8 @@ class MatchingCore:
         book = self.books[spec.symbol]
         if order.tif is TimeInForce.FOK and book.available(order.side, limit) < order.remaining:
             return  # spot FOK: nothing fills, the order expires
-        if order.quote_qty is not None and not order.qty:
-            executions = _take_quote(book, spec, order.side, order.quote_qty)
-            order.qty = sum((q for _, q in executions), ZERO)
-        else:
-            want = min(order.remaining, self._reduce_cap(account, spec, order))
-            executions = book.take(order.side, want, limit)
-        for price, qty in executions:
+        want = min(order.remaining, self._reduce_cap(account, spec, order))
+        for price, qty in book.take(order.side, want, limit):
             self._fill(account, spec, order, price, qty, maker=False)
 
     def _match_bar(self, order: Order, bar: Bar) -> list[Fill]:
@@ -532,21 +541,4 @@ def _walk(book: Book, side: Side, qty: Decimal) -> list[tuple[Decimal, Decimal]]
         take = min(qty, size)
         out.append((price, take))
         qty -= take
-    return out
-
-
-def _take_quote(
-    book: Book, spec: MarketSpec, side: Side, quote: Decimal
-) -> list[tuple[Decimal, Decimal]]:
-    """Take from the book until `quote` is spent (quoteOrderQty market orders)."""
-    out = []
-    levels = book.asks if side is Side.BUY else book.bids
-    for level in levels:
-        qty = min(level[1], spec.round_qty(quote / level[0]))
-        if qty <= 0:
-            break
-        out.append((level[0], qty))
-        level[1] -= qty
-        quote -= level[0] * qty
-    levels[:] = [lv for lv in levels if lv[1] > 0]
     return out
