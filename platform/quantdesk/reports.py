@@ -112,6 +112,8 @@ def run_report(
                 kernel_name="python3",
                 progress_bar=progress,
                 cwd=str(Path.cwd()),
+                # Keep the kernel's own log (transport warnings) out of the user's terminal.
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
         except pm.PapermillExecutionError as exc:
             raise ReportError(f"notebook {name} failed: {exc.ename}: {exc.evalue}") from None
