@@ -62,5 +62,5 @@ def report(
     paths = run_report(
         name, values, out_dir=out_dir, notebooks=notebooks_dir, progress=sys.stderr.isatty()
     )
-    console().print(f"report: {paths.html}")
-    console().print(f"notebook: {paths.notebook}")
+    console().print(f"report: {paths.html.resolve()}")
+    console().print(f"notebook: {paths.notebook.resolve()}")
