@@ -213,6 +213,7 @@ def test_target_weights_rebalance_at_the_next_open_with_shared_cash(ohlc):
     b = ohlc([(o / 2, h / 2, lo / 2, c / 2 + 1) for o, h, lo, c in ROWS])
     result = run(Weights(), {"A/USDT": a, "B/USDT": b}, Costs())
     assert list(result.equity.columns) == ["portfolio"]
+    assert list(result.stats.index) == ["portfolio"]
     units_a, units_b = 5_000 / 102.0, 5_000 / 51.0  # bar 2 opens
     equity = result.equity["portfolio"]
     assert equity.iloc[2] == pytest.approx(units_a * 103.0 + units_b * 52.5, rel=1e-12)

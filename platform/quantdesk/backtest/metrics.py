@@ -29,7 +29,7 @@ def compute_stats(portfolio: vbt.Portfolio) -> pd.DataFrame:
     closed = portfolio.trades.closed
     value = portfolio.value()
     if isinstance(value, pd.Series):
-        value = value.to_frame()
+        value = value.to_frame("portfolio")  # one cash-sharing group (target weights)
     assets = portfolio.assets()
     if isinstance(assets, pd.DataFrame) and portfolio.wrapper.grouper.is_grouped():
         exposure = (assets != 0).any(axis=1).mean()
