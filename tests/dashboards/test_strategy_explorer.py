@@ -71,3 +71,13 @@ def test_a_bad_selection_shows_an_error_and_keeps_the_last_result(store):
 def test_empty_store_is_a_user_error(tmp_path):
     with pytest.raises(QuantdeskError, match="no bars under"):
         StrategyExplorer(DataStore(tmp_path), strategies_dir=DIR)
+
+
+def test_dashboard_cli_unknown_name_exits_2(capsys):
+    from quantdesk.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["dashboard", "nope", "--port", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2
+    assert len(err) == 1 and "unknown notebook 'nope'" in err[0] and "strategy_explorer" in err[0]

@@ -39,7 +39,7 @@ def dashboard(app: AppContext, name: str, port: int, notebooks_dir: str | None) 
         env[STRATEGIES_ENV] = str((Path.cwd() / "strategies").resolve())
     command = [
         sys.executable, "-m", "voila", str(path), f"--port={port}", "--no-browser",
-        "--Voila.ip=127.0.0.1", "--show_tracebacks=False",
+        "--Voila.ip=127.0.0.1", "--Voila.port_retries=0", "--show_tracebacks=False",
     ]  # fmt: skip
     console().print(f"serving {path.name} at http://127.0.0.1:{port}/ (Ctrl-C stops)")
     sys.exit(subprocess.call(command, env=env))
