@@ -54,3 +54,13 @@ def test_sweep_equals_individual_backtests(market):
             assert grid.stats.loc[(window, level, symbol), "total_return"] == pytest.approx(
                 single.loc[symbol, "total_return"], rel=1e-12
             )
+
+
+def test_history_before_the_warmup_does_not_matter(market):
+    bars = to_bars(market["BTC/USDT"])
+    s = load_strategy("rsi_reversion", {"rsi_window": 6, "bb_window": 12}, DIR)
+    full = s.signals(bars)
+    t = 200
+    short = s.signals(bars.iloc[t + 1 - s.warmup - 1 : t + 1])
+    assert short.entries.iloc[-1].equals(full.entries.iloc[t])
+    assert short.exits.iloc[-1].equals(full.exits.iloc[t])
