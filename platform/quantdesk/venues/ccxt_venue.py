@@ -1,0 +1,307 @@
+"""CcxtVenue: the engine's `Venue` over a real exchange (or the sandbox) through ccxt.async_support.
+
+Fills are ITEMIZED (see `VenueOrder`): whenever the exchange reports an order with a filled
+amount, its trades are fetched (`fetch_my_trades` filtered by the order id) and the reply's
+`filled` is the sum of those trades. Trade ids are the exchange's, so the same execution seen
+through an order reply and through reconciliation is one fill. If the trade list lags behind the
+order's cumulative fill, the reply says less (and stays open) rather than inventing a fill:
+a later refresh or reconciliation picks up the rest.
+
+Amounts and prices go out formatted by ccxt's `amount_to_precision` / `price_to_precision`; an
+amount off the exchange's step grid, or outside its limits, is refused before any request
+(ccxt.InvalidOrder, a definitive failure), so the venue never works a different amount than the
+engine tracks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import ccxt
+import ccxt.async_support as ccxt_async
+
+from quantdesk.config import VenueConfig
+from quantdesk.engine.order_manager import VenueOrder
+from quantdesk.engine.orders import ZERO, Fill, Order, OrderStatus, OrderType
+from quantdesk.engine.risk_gate import MarketRules
+from quantdesk.errors import ConfigError
+from quantdesk.fills import Side
+from quantdesk.venues.client import sandbox_client
+
+log = logging.getLogger(__name__)
+S = OrderStatus
+
+_EXCHANGE_IDS = {("binance", "spot"): "binance", ("binance", "usdm"): "binanceusdm"}
+_UNIFIED_STATUS = {
+    "closed": S.FILLED,
+    "canceled": S.CANCELED,
+    "cancelled": S.CANCELED,
+    "expired": S.EXPIRED,
+    "rejected": S.REJECTED,
+}
+
+
+def dec(value: Any) -> Decimal:
+    """Decimal from a ccxt number or string (None -> 0); floats through their shortest repr."""
+    if value is None or value == "":
+        return ZERO
+    return Decimal(str(value))
+
+
+@dataclass(frozen=True)
+class VenueBalance:
+    """One asset's balance at the venue."""
+
+    asset: str
+    total: Decimal
+    free: Decimal
+
+
+@dataclass(frozen=True)
+class VenuePosition:
+    """A derivative position at the venue: signed quantity (negative = short)."""
+
+    symbol: str
+    quantity: Decimal
+    entry_price: Decimal
+
+
+def make_exchange(config: VenueConfig, env: Mapping[str, str] | None = None) -> Any:
+    """An async ccxt client for a configured venue; credentials come from the environment.
+
+    A venue with `sandbox_url` talks to a quantdesk sandbox (the sandbox's default key pair is
+    used when the config names no credential variables).
+    """
+    exchange_id = _EXCHANGE_IDS.get((config.exchange, config.market), config.exchange)
+    if config.sandbox_url:
+        if config.api_key_env or config.api_secret_env:
+            key, secret = config.credentials(env)
+            creds = {"key": key.get_secret_value(), "secret": secret.get_secret_value()}
+        else:
+            creds = {}
+        return sandbox_client(exchange_id, config.sandbox_url, async_=True, **creds)
+    if not hasattr(ccxt_async, exchange_id):
+        raise ConfigError(f"unknown ccxt exchange {config.exchange!r}")
+    key, secret = config.credentials(env)
+    options = {"defaultType": "swap"} if config.market == "usdm" else {}
+    return getattr(ccxt_async, exchange_id)(
+        {
+            "apiKey": key.get_secret_value(),
+            "secret": secret.get_secret_value(),
+            "enableRateLimit": True,
+            "options": options,
+        }
+    )
+
+
+class CcxtVenue:
+    """One exchange account through ccxt.async_support (implements the engine's `Venue`)."""
+
+    def __init__(self, exchange: Any, name: str, *, market: str = "spot") -> None:
+        """exchange: an async ccxt client (not yet loaded is fine); market: spot or usdm."""
+        self.exchange = exchange
+        self.name = name
+        self.market = market
+        self.rules: dict[str, MarketRules] = {}
+        self.marks: dict[str, Decimal] = {}  # reference prices for market-order notional checks
+        binance = exchange.id.startswith("binance")
+        self._create_key = "newClientOrderId" if binance else "clientOrderId"
+        self._fetch_key = "origClientOrderId" if binance else "clientOrderId"
+
+    @classmethod
+    def from_config(
+        cls, name: str, config: VenueConfig, env: Mapping[str, str] | None = None
+    ) -> CcxtVenue:
+        """A venue from quantdesk.toml's [venues.NAME]."""
+        return cls(make_exchange(config, env), name, market=config.market)
+
+    async def load(self) -> dict[str, MarketRules]:
+        """Load markets and build each market's rules (steps, ticks, limits)."""
+        markets = await self.exchange.load_markets()
+        mode = self.exchange.precisionMode
+        self.rules = {s: MarketRules.from_ccxt(m, mode) for s, m in markets.items()}
+        return self.rules
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        await self.exchange.close()
+
+    # --- Venue protocol -----------------------------------------------------------------------
+
+    async def create_order(self, order: Order) -> VenueOrder:
+        """Place the order under its client id, after precision and limit checks."""
+        if not self.rules:
+            await self.load()
+        amount, price, params = self._request(order)
+        kind = "limit" if order.type.needs_price else "market"
+        raw = await self.exchange.create_order(
+            order.symbol, kind, order.side.value, amount, price, params
+        )
+        return await self._reply(raw, order.symbol, order.client_order_id)
+
+    async def fetch_order_by_client_id(
+        self, symbol: str, client_order_id: str
+    ) -> VenueOrder | None:
+        """The order with this client id, or None if the venue says it has no such order."""
+        try:
+            raw = await self.exchange.fetch_order(
+                None, symbol, {self._fetch_key: client_order_id, **self._family(symbol, None)}
+            )
+        except ccxt.OrderNotFound:
+            return None
+        return await self._reply(raw, symbol, client_order_id)
+
+    async def cancel_order(self, order: Order) -> VenueOrder:
+        """Cancel by client id; returns the order as the venue reports it afterwards."""
+        params = {self._fetch_key: order.client_order_id, **self._family(order.symbol, order)}
+        raw = await self.exchange.cancel_order(None, order.symbol, params)
+        return await self._reply(raw, order.symbol, order.client_order_id)
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
+        """All open orders (of every symbol when symbol is None)."""
+        raws = await self.exchange.fetch_open_orders(symbol)
+        return [await self._reply(r, r["symbol"], r.get("clientOrderId") or "") for r in raws]
+
+    # --- what reconciliation reads -----------------------------------------------------------
+
+    async def fetch_fills(self, symbol: str, since_ms: int | None = None) -> list[Fill]:
+        """Our trades in `symbol` at or after since_ms, oldest first (client id left empty:
+        trades carry only the venue order id)."""
+        trades = await self.exchange.fetch_my_trades(symbol, since_ms)
+        return [self._fill(t, "") for t in trades]
+
+    async def fetch_order_client_id(self, symbol: str, venue_order_id: str) -> str:
+        """The client id of an order known by its venue id."""
+        raw = await self.exchange.fetch_order(venue_order_id, symbol)
+        return raw.get("clientOrderId") or ""
+
+    async def fetch_balances(self) -> dict[str, VenueBalance]:
+        """Non-zero balances per asset (spot wallet, or the futures wallet balance)."""
+        raw = await self.exchange.fetch_balance()
+        out = {}
+        for asset, total in (raw.get("total") or {}).items():
+            if total is None:
+                continue
+            free = (raw.get("free") or {}).get(asset)
+            bal = VenueBalance(asset, dec(total), dec(free))
+            if bal.total or bal.free:
+                out[asset] = bal
+        return out
+
+    async def fetch_positions(self) -> dict[str, VenuePosition]:
+        """Open derivative positions by symbol (spot venues have none)."""
+        if self.market != "usdm":
+            return {}
+        out = {}
+        for p in await self.exchange.fetch_positions():
+            qty = dec(p.get("contracts")) * dec(p.get("contractSize") or 1)
+            if not qty:
+                continue
+            if p.get("side") == "short":
+                qty = -qty
+            out[p["symbol"]] = VenuePosition(p["symbol"], qty, dec(p.get("entryPrice")))
+        return out
+
+    async def fetch_closed_bars(
+        self, symbol: str, timeframe: str, since_ms: int | None, limit: int = 500
+    ) -> list[list[Any]]:
+        """Closed candles [open_ms, o, h, l, c, v] with open_ms >= since_ms.
+
+        A candle is closed when its end is at or before the venue's current time, taken from
+        the ticker (the sandbox replays history, so the local wall clock says nothing).
+        """
+        rows = await self.exchange.fetch_ohlcv(symbol, timeframe, since_ms, limit)
+        ticker = await self.exchange.fetch_ticker(symbol)
+        now = int(ticker.get("timestamp") or 0) + 1  # closeTime is the last ms of the window
+        span = self.exchange.parse_timeframe(timeframe) * 1000
+        return [r for r in rows if r[0] + span <= now]
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _family(self, symbol: str, order: Order | None) -> dict[str, Any]:
+        """USD-M conditional orders live on Binance's algo endpoints: tell ccxt so."""
+        if self.market == "usdm" and order is not None and order.type.needs_trigger:
+            return {"trigger": True}
+        return {}
+
+    def _request(self, order: Order) -> tuple[str, str | None, dict[str, Any]]:
+        """Formatted amount/price and params; InvalidOrder for what the venue would refuse."""
+        rules = self.rules.get(order.symbol)
+        if rules is None:
+            raise ccxt.BadSymbol(f"{self.name}: no market {order.symbol}")
+        ex = self.exchange
+        amount = ex.amount_to_precision(order.symbol, str(order.amount))
+        if Decimal(amount) != order.amount:
+            raise ccxt.InvalidOrder(
+                f"amount {order.amount} is not on the {order.symbol} step {rules.amount_step}"
+            )
+        if order.amount < rules.min_amount:
+            raise ccxt.InvalidOrder(f"amount {order.amount} below minimum {rules.min_amount}")
+        if rules.max_amount is not None and order.amount > rules.max_amount:
+            raise ccxt.InvalidOrder(f"amount {order.amount} above maximum {rules.max_amount}")
+        price = ex.price_to_precision(order.symbol, str(order.price)) if order.price else None
+        ref = order.price or order.trigger_price or self.marks.get(order.symbol)
+        if not order.reduce_only and ref and order.amount * ref < rules.min_notional:
+            raise ccxt.InvalidOrder(
+                f"notional {order.amount * ref} below minimum {rules.min_notional}"
+            )
+        params: dict[str, Any] = {self._create_key: order.client_order_id}
+        if order.trigger_price is not None:
+            trigger = ex.price_to_precision(order.symbol, str(order.trigger_price))
+            stop = order.type in (OrderType.STOP, OrderType.STOP_LIMIT)
+            params["stopLossPrice" if stop else "takeProfitPrice"] = trigger
+        if order.type.needs_price:
+            params["timeInForce"] = order.time_in_force.value
+        if order.reduce_only:
+            params["reduceOnly"] = True
+        return amount, price, params
+
+    async def _reply(self, raw: Mapping[str, Any], symbol: str, client_order_id: str) -> VenueOrder:
+        """A VenueOrder from a ccxt order, its fills itemized from the trade list."""
+        cid = raw.get("clientOrderId") or client_order_id
+        venue_id = str(raw["id"]) if raw.get("id") is not None else None
+        reported = dec(raw.get("filled"))
+        fills: tuple[Fill, ...] = ()
+        if reported > 0 and venue_id is not None:
+            trades = await self.exchange.fetch_my_trades(symbol, None, None, {"orderId": venue_id})
+            fills = tuple(self._fill(t, cid) for t in trades if str(t.get("order")) == venue_id)
+        filled = sum((f.amount for f in fills), ZERO)
+        status = _UNIFIED_STATUS.get(raw.get("status") or "", S.NEW)
+        if filled < reported:
+            log.warning("order %s: trades lag the order (%s < %s)", cid, filled, reported)
+            status = S.PARTIALLY_FILLED if filled else S.NEW
+        elif status is S.NEW and filled > 0:
+            status = S.PARTIALLY_FILLED
+        fee_ccy = fills[0].fee_currency if fills else ""
+        return VenueOrder(
+            client_order_id=cid,
+            status=status,
+            venue_order_id=venue_id,
+            filled=filled,
+            average_price=sum((f.notional for f in fills), ZERO) / filled if filled else None,
+            fee=sum((f.fee for f in fills), ZERO),
+            fee_currency=fee_ccy,
+            fills=fills,
+            timestamp=int(raw.get("lastUpdateTimestamp") or raw.get("timestamp") or 0),
+            reason=str((raw.get("info") or {}).get("status", "")).lower(),
+        )
+
+    def _fill(self, trade: Mapping[str, Any], client_order_id: str) -> Fill:
+        fee = trade.get("fee") or {}
+        return Fill(
+            trade_id=str(trade["id"]),
+            client_order_id=client_order_id,
+            symbol=trade["symbol"],
+            side=Side(trade["side"]),
+            amount=dec(trade["amount"]),
+            price=dec(trade["price"]),
+            fee=dec(fee.get("cost")),
+            fee_currency=fee.get("currency") or "",
+            timestamp=int(trade.get("timestamp") or 0),
+            venue=self.name,
+            venue_order_id=str(trade.get("order")) if trade.get("order") is not None else None,
+        )
