@@ -10,8 +10,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from quantdesk.alerts import AlertsConfig
 from quantdesk.data.store import DataStore
 from quantdesk.errors import ConfigError
+from quantdesk.risk.limits import RiskConfig
 
 CONFIG_FILE = "quantdesk.toml"
 DATA_ENV = "QUANTDESK_DATA"
@@ -63,6 +65,8 @@ class Config(_Model):
 
     data: DataConfig = DataConfig()
     venues: dict[str, VenueConfig] = {}
+    risk: RiskConfig = RiskConfig()
+    alerts: AlertsConfig = AlertsConfig()
     source: Path | None = Field(default=None, exclude=True)
 
     def store(self) -> DataStore:

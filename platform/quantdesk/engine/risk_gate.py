@@ -54,6 +54,18 @@ class Reason(StrEnum):
     MIN_NOTIONAL = "min_notional"
     MAX_NOTIONAL = "max_notional"  # our per-order limit
     INSUFFICIENT_BALANCE = "insufficient_balance"
+    # Limits that need portfolio state or history (quantdesk.risk.checks.RiskEngine):
+    CIRCUIT_OPEN = "circuit_open"  # the venue's circuit breaker is open
+    ORDER_RATE = "order_rate"  # too many orders per second or per minute
+    CANCEL_RATIO = "cancel_ratio"  # too many cancels per order in the window
+    PRICE_BAND = "price_band"  # limit price too far from the last price
+    RISK_PER_TRADE = "risk_per_trade"  # stop distance x size above the share of equity
+    MAX_POSITIONS = "max_positions"  # would open one position too many
+    SYMBOL_EXPOSURE = "symbol_exposure"  # |position| x price above the share of equity
+    GROSS_EXPOSURE = "gross_exposure"  # sum of |notional| above the currency cap
+    LEVERAGE = "leverage"  # gross exposure / equity above the maximum
+    LIQUIDATION_BUFFER = "liquidation_buffer"  # liquidation price too close to the mark
+    NO_EQUITY = "no_equity"  # equity <= 0: nothing may be risked
 
 
 @dataclass(frozen=True)

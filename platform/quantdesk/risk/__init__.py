@@ -1,0 +1,1 @@
+"""Risk: limits and pre-trade checks, monitors, VaR/CVaR, circuit breaker, kill switch, reload."""
