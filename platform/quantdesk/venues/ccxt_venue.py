@@ -49,6 +49,8 @@ def dec(value: Any) -> Decimal:
     """Decimal from a ccxt number or string (None -> 0); floats through their shortest repr."""
     if value is None or value == "":
         return ZERO
+    if isinstance(value, float) and value.is_integer():
+        return Decimal(int(value))  # 100250.0 -> 100250, as the exchange printed it
     return Decimal(str(value))
 
 
@@ -178,6 +180,42 @@ class CcxtVenue:
         """The client id of an order known by its venue id."""
         raw = await self.exchange.fetch_order(venue_order_id, symbol)
         return raw.get("clientOrderId") or ""
+
+    async def fetch_open_engine_orders(self, symbol: str | None = None) -> list[Order]:
+        """Open venue orders as engine orders in SUBMITTED state (for adoption or cancelling):
+        their fills and status are then read through `fetch_order_by_client_id`."""
+        out = []
+        for raw in await self.exchange.fetch_open_orders(symbol):
+            price = dec(raw.get("price")) or None
+            trigger = dec(raw.get("triggerPrice") or raw.get("stopPrice")) or None
+            if trigger is not None:
+                kind = (
+                    OrderType.STOP_LIMIT
+                    if price and raw.get("type") != "market"
+                    else OrderType.STOP
+                )
+                price = price if kind is OrderType.STOP_LIMIT else None
+            else:
+                kind = OrderType.LIMIT if raw.get("type") == "limit" else OrderType.MARKET
+                price = price if kind is OrderType.LIMIT else None
+            out.append(
+                Order(
+                    client_order_id=raw.get("clientOrderId") or f"venue-{raw['id']}",
+                    symbol=raw["symbol"],
+                    side=Side(raw["side"]),
+                    type=kind,
+                    amount=dec(raw["amount"]),
+                    created_ms=int(raw.get("timestamp") or 0),
+                    price=price,
+                    trigger_price=trigger,
+                    reduce_only=bool(raw.get("reduceOnly")),
+                    strategy_id="adopted",
+                    venue=self.name,
+                    status=S.SUBMITTED,
+                    venue_order_id=str(raw["id"]),
+                )
+            )
+        return out
 
     async def fetch_balances(self) -> dict[str, VenueBalance]:
         """Non-zero balances per asset (spot wallet, or the futures wallet balance)."""
