@@ -1,0 +1,710 @@
+"""Optuna optimization of SignalStrategy parameters.
+
+The search space is the strategy's own `params` (Param.suggest), optionally narrowed from the
+command line: `fast=5:50:5` searches only those values, `sl_stop=0` fixes a param. Objectives are
+computed from vectorbt backtests; small discrete spaces are evaluated at once with a vectorbt
+grid (`run_grid`) and recorded as ordinary trials, so every study reads the same way. Studies live
+in any optuna storage (SQLite file by default, an RDB URL, or a JournalStorage file) so several
+worker processes can share one study.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import multiprocessing
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.exc import SQLAlchemyError
+from tqdm.auto import tqdm
+
+from quantdesk.backtest.metrics import compute_stats
+from quantdesk.backtest.runner import Costs, run_grid, simulate, to_bars
+from quantdesk.errors import QuantdeskError
+from quantdesk.strategy import (
+    Choice,
+    Float,
+    Int,
+    Signals,
+    SignalStrategy,
+    Strategy,
+    StrategyError,
+    strategy_class,
+)
+
+META_KEY = "quantdesk"
+DEFAULT_STORAGE = Path("reports") / "optuna.sqlite3"
+METRIC_CAP = 1e3  # ratios explode on flat equity; cap them so samplers see finite numbers
+GRID_CHUNK = 500  # combinations per vectorbt call: bounds memory on long histories
+
+
+class OptimizeError(QuantdeskError):
+    """An optimization cannot run (bad objective, storage, study or search space)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Objectives
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a study optimizes: metric names and their optuna directions."""
+
+    name: str
+    directions: tuple[str, ...]
+    description: str
+
+    @property
+    def multi(self) -> bool:
+        """True for a multi-objective (Pareto) study."""
+        return len(self.directions) > 1
+
+    def values(self, metrics: Mapping[str, float], dd_penalty: float) -> list[float]:
+        """The objective value(s) of one evaluation's metrics."""
+        if self.name == "return_dd":
+            return [metrics["total_return"] - dd_penalty * metrics["max_drawdown"]]
+        if self.name == "return_vs_drawdown":
+            return [metrics["total_return"], metrics["max_drawdown"]]
+        return [metrics[self.name]]
+
+
+OBJECTIVES: dict[str, Objective] = {
+    o.name: o
+    for o in (
+        Objective("sharpe", ("maximize",), "annualized Sharpe ratio"),
+        Objective("sortino", ("maximize",), "annualized Sortino ratio"),
+        Objective("calmar", ("maximize",), "CAGR / max drawdown"),
+        Objective("return_dd", ("maximize",), "total return minus dd_penalty x max drawdown"),
+        Objective(
+            "return_vs_drawdown",
+            ("maximize", "minimize"),
+            "Pareto front of total return (max) vs max drawdown (min)",
+        ),
+    )
+}
+
+
+def get_objective(name: str) -> Objective:
+    """The objective called name, or OptimizeError listing them."""
+    if name not in OBJECTIVES:
+        raise OptimizeError(f"unknown objective {name!r} (objectives: {', '.join(OBJECTIVES)})")
+    return OBJECTIVES[name]
+
+
+# --------------------------------------------------------------------------------------------
+# Search space
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The strategy's params minus fixed ones; `grid` narrows a param to listed values."""
+
+    cls: type[Strategy]
+    fixed: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.cls.validate_params(self.fixed)
+        for name, values in self.grid.items():
+            if name in self.fixed:
+                raise OptimizeError(f"param {name} is both fixed and searched")
+            if not values:
+                raise OptimizeError(f"param {name}: empty list of values")
+            for value in values:
+                self.cls.validate_params({name: value})
+        if not self.names:
+            raise OptimizeError(f"strategy {self.cls.label()} has no free parameter to search")
+
+    @property
+    def names(self) -> list[str]:
+        """The searched param names, in declaration order."""
+        return [n for n in self.cls.params if n not in self.fixed]
+
+    def distributions(self) -> dict[str, BaseDistribution]:
+        """One optuna distribution per searched param (what `suggest` asks for)."""
+        out: dict[str, BaseDistribution] = {}
+        for name in self.names:
+            param = self.cls.params[name]
+            if name in self.grid:
+                out[name] = CategoricalDistribution(list(self.grid[name]))
+            elif isinstance(param, Int):
+                out[name] = IntDistribution(param.low, param.high)
+            elif isinstance(param, Float):
+                out[name] = FloatDistribution(param.low, param.high)
+            elif isinstance(param, Choice):
+                out[name] = CategoricalDistribution(list(param.options))
+            else:
+                raise OptimizeError(f"param {name}: {type(param).__name__} cannot be searched")
+        return out
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Full validated params: fixed values plus one suggestion per searched param."""
+        values = dict(self.fixed)
+        for name in self.names:
+            if name in self.grid:
+                values[name] = trial.suggest_categorical(name, list(self.grid[name]))
+            else:
+                values[name] = self.cls.params[name].suggest(trial, name)
+        return self.cls.validate_params(values)
+
+    def discrete_values(self) -> dict[str, list[Any]] | None:
+        """Every value of every searched param, or None when a Float param is free."""
+        out: dict[str, list[Any]] = {}
+        for name in self.names:
+            param = self.cls.params[name]
+            if name in self.grid:
+                out[name] = list(self.grid[name])
+            elif isinstance(param, Int):
+                out[name] = list(range(param.low, param.high + 1))
+            elif isinstance(param, Choice):
+                out[name] = list(param.options)
+            else:
+                return None
+        return out
+
+    def size(self) -> float:
+        """Number of combinations (inf when continuous)."""
+        values = self.discrete_values()
+        return math.inf if values is None else float(math.prod(len(v) for v in values.values()))
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def slice_signals(signals: Signals, rows: slice) -> Signals:
+    """The signals of a row range (stops are per column, unchanged)."""
+
+    def cut(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+        return None if frame is None else frame.iloc[rows]
+
+    return Signals(
+        entries=cut(signals.entries),
+        exits=cut(signals.exits),
+        short_entries=cut(signals.short_entries),
+        short_exits=cut(signals.short_exits),
+        weights=cut(signals.weights),
+        sl_stop=signals.sl_stop,
+        tp_stop=signals.tp_stop,
+    )
+
+
+def _finite(value: float) -> float:
+    value = float(value)
+    if math.isnan(value):
+        return 0.0  # no trades / flat equity: no edge either way
+    return float(np.clip(value, -METRIC_CAP, METRIC_CAP))
+
+
+def portfolio_metrics(portfolio: Any, groups: list[str] | None = None) -> pd.DataFrame:
+    """Objective metrics per portfolio column (or per param combination when groups given).
+
+    Symbols of one combination are averaged (trades summed). max_drawdown is a positive
+    fraction; sharpe_bar is the per-bar (not annualized) Sharpe used by the deflated Sharpe.
+    """
+    stats = compute_stats(portfolio)
+    returns = portfolio.returns()
+    if isinstance(returns, pd.Series):
+        returns = returns.to_frame("portfolio")
+    std = returns.std(ddof=1)
+    stats["sharpe_bar"] = (returns.mean() / std.where(std > 0)).to_numpy()
+    stats["max_drawdown"] = stats["max_drawdown"].abs()
+    cols = ["sharpe", "sortino", "calmar", "total_return", "max_drawdown", "sharpe_bar", "trades"]
+    frame = stats[cols].astype(float)
+    if groups:
+        agg = {c: ("sum" if c == "trades" else "mean") for c in cols}
+        frame = frame.groupby(level=groups, sort=False).agg(agg)
+    else:
+        trades = frame["trades"].sum()
+        frame = frame.mean().to_frame().T
+        frame["trades"] = trades
+    for col in cols:
+        frame[col] = frame[col].map(_finite)
+    frame["bars"] = float(len(returns))
+    return frame
+
+
+def evaluate(
+    strategy: SignalStrategy,
+    bars: pd.DataFrame,
+    costs: Costs,
+    start: int = 0,
+    end: int | None = None,
+) -> dict[str, float]:
+    """Metrics of a backtest of bars[start:end], signals computed on bars[:end].
+
+    History before `start` warms the indicators up but is not traded: the walk-forward
+    out-of-sample windows and the pruning prefixes both use this.
+    """
+    history = bars.iloc[:end]
+    signals = slice_signals(strategy.signals(history), slice(start, None))
+    portfolio = simulate(history.iloc[start:], signals, costs)
+    return portfolio_metrics(portfolio).iloc[0].to_dict()
+
+
+# --------------------------------------------------------------------------------------------
+# Jobs and studies
+
+
+@dataclass
+class OptimizeJob:
+    """Everything a worker process needs to evaluate trials (picklable)."""
+
+    strategy: str
+    data: dict[str, pd.DataFrame]
+    timeframe: str
+    objective: str = "sharpe"
+    costs: Costs = field(default_factory=Costs)
+    fixed: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    min_trades: int = 0
+    dd_penalty: float = 0.5
+    prune: bool = True
+    seed: int = 0
+    strategies_dir: str | None = None
+    source: dict[str, Any] = field(default_factory=dict)  # exchange/market/start/end asked for
+
+    def strategy_cls(self) -> type[SignalStrategy]:
+        """The strategy class, loaded by name."""
+        cls = strategy_class(self.strategy, self.strategies_dir)
+        if not issubclass(cls, SignalStrategy):
+            raise StrategyError(f"{cls.label()} is not a SignalStrategy; it cannot be optimized")
+        return cls
+
+    def space(self) -> SearchSpace:
+        """The search space of this job."""
+        return SearchSpace(self.strategy_cls(), dict(self.fixed), dict(self.grid))
+
+    def bars(self) -> pd.DataFrame:
+        """The job's data as one (field, symbol) frame."""
+        return to_bars(self.data)
+
+    def metadata(self) -> dict[str, Any]:
+        """What the study is about, stored on it (JSON-friendly) for reports and promotion."""
+        bars = self.bars()
+        return {
+            "strategy": self.strategy,
+            "symbols": list(self.data),
+            "timeframe": self.timeframe,
+            "start": bars.index[0].isoformat(),
+            "end": bars.index[-1].isoformat(),
+            "bars": len(bars),
+            "objective": self.objective,
+            "min_trades": self.min_trades,
+            "dd_penalty": self.dd_penalty,
+            "fee": self.costs.fee,
+            "slippage": self.costs.slippage,
+            "init_cash": self.costs.init_cash,
+            "fixed": self.fixed,
+            "grid": self.grid,
+            **{k: v for k, v in self.source.items() if v is not None},
+        }
+
+
+class TrialObjective:
+    """The optuna objective of a job: suggest params, backtest, report prefixes for pruning."""
+
+    def __init__(self, job: OptimizeJob) -> None:
+        self.job = job
+        self.space = job.space()
+        self.objective = get_objective(job.objective)
+        self.bars = job.bars()
+
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        """Evaluate one trial."""
+        params = self.space.suggest(trial)
+        strategy = self.space.cls(**params)
+        if self.job.prune and not self.objective.multi:
+            # Half the history first: a clearly bad trial stops before paying for the rest.
+            half = len(self.bars) // 2
+            if half > strategy.warmup + 2:
+                early = evaluate(strategy, self.bars, self.job.costs, end=half)
+                trial.report(self.objective.values(early, self.job.dd_penalty)[0], step=half)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+        metrics = evaluate(strategy, self.bars, self.job.costs)
+        record(trial, metrics, self.job.min_trades)
+        values = self.objective.values(metrics, self.job.dd_penalty)
+        return values if self.objective.multi else values[0]
+
+
+def record(trial: Any, metrics: Mapping[str, float], min_trades: int) -> None:
+    """Store a trial's metrics as user attrs and the min-trade-count constraint."""
+    for key, value in metrics.items():
+        trial.set_user_attr(key, float(value))
+    trial.set_constraint("min_trades", float(min_trades - metrics["trades"]))
+
+
+def open_storage(spec: str | Path | None) -> optuna.storages.BaseStorage | None:
+    """An optuna storage from a URL, a journal file (*.log / *.journal), a SQLite path, or
+    'memory'; None means the default SQLite file reports/optuna.sqlite3."""
+    if spec is not None and str(spec) in ("memory", ":memory:"):
+        return None
+    text = str(spec if spec is not None else DEFAULT_STORAGE)
+    try:
+        if "://" in text:
+            if text.startswith("sqlite"):
+                return _sqlite_storage(text)
+            return optuna.storages.RDBStorage(text)
+        path = Path(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix in (".log", ".journal", ".jsonl"):
+            backend = optuna.storages.journal.JournalFileBackend(str(path))
+            return optuna.storages.JournalStorage(backend)
+        return _sqlite_storage(f"sqlite:///{path}")
+    except (ImportError, ValueError, OSError, SQLAlchemyError) as exc:
+        raise OptimizeError(f"cannot open optuna storage {text!r}: {exc}") from None
+
+
+def _sqlite_storage(url: str) -> optuna.storages.RDBStorage:
+    # Several worker processes write one SQLite file: wait for the lock instead of failing.
+    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+
+
+def default_study_name(job: OptimizeJob) -> str:
+    """strategy-timeframe-objective."""
+    return f"{job.strategy}-{job.timeframe}-{job.objective}"
+
+
+def make_sampler(job: OptimizeJob, worker: int = 0) -> optuna.samplers.BaseSampler:
+    """A seeded TPE sampler; each worker gets its own seed so they explore different points."""
+    return optuna.samplers.TPESampler(seed=job.seed + worker, n_startup_trials=10)
+
+
+def make_pruner(job: OptimizeJob) -> optuna.pruners.BasePruner:
+    """Median pruning after a few complete trials (a no-op pruner when pruning is off)."""
+    if not job.prune:
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+
+
+def create_study(
+    job: OptimizeJob,
+    storage: optuna.storages.BaseStorage | str | None = None,
+    study_name: str | None = None,
+    worker: int = 0,
+) -> optuna.Study:
+    """Create (or load) the job's study and stamp it with the job's metadata."""
+    objective = get_objective(job.objective)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=study_name or default_study_name(job),
+        directions=list(objective.directions),
+        sampler=make_sampler(job, worker),
+        pruner=make_pruner(job),
+        load_if_exists=True,
+    )
+    meta = job.metadata()
+    existing = study.user_attrs.get(META_KEY)
+    if existing is None:
+        study.set_user_attr(META_KEY, meta)
+    elif _same_study(existing, meta) is False:
+        raise OptimizeError(
+            f"study {study.study_name!r} already holds a different optimization "
+            f"({existing['strategy']} {existing['objective']}); choose another --study name"
+        )
+    return study
+
+
+def _same_study(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    keys = ("strategy", "objective", "timeframe", "symbols", "fixed", "grid")
+    return all(old.get(k) == new.get(k) for k in keys)
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+
+
+@dataclass
+class OptimizeResult:
+    """A finished (or extended) study and how it was run."""
+
+    study: optuna.Study
+    job: OptimizeJob
+    method: str  # "tpe" or "grid"
+
+    @property
+    def objective(self) -> Objective:
+        """The study's objective."""
+        return get_objective(self.job.objective)
+
+    def best_trial(self) -> FrozenTrial:
+        """The best feasible trial (single objective) or the Pareto trial with the best return."""
+        return best_trial(self.study)
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        """Full strategy params of the best trial (fixed ones included)."""
+        return {**self.job.fixed, **self.best_trial().params}
+
+    def pareto_front(self) -> pd.DataFrame:
+        """Multi-objective: the Pareto-optimal trials (return, drawdown, params)."""
+        return trials_frame(self.study, self.study.best_trials)
+
+    def trials(self) -> pd.DataFrame:
+        """Every complete trial: number, value(s), params, metrics."""
+        return trials_frame(self.study)
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial:
+    """Best feasible trial; for a Pareto study the front's highest first objective."""
+    try:
+        if len(study.directions) == 1:
+            return study.best_trial
+        front = study.best_trials
+    except ValueError:
+        front = []
+    if not front:
+        raise OptimizeError(
+            f"study {study.study_name!r} has no complete trial meeting its constraints"
+        )
+    return max(front, key=lambda t: t.values[0])
+
+
+def trials_frame(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> pd.DataFrame:
+    """Trials as a table: number, value(s), params, metrics, feasibility."""
+    trials = trials if trials is not None else study.get_trials(states=(TrialState.COMPLETE,))
+    names = ["value"] if len(study.directions) == 1 else [f"value_{i}" for i in range(2)]
+    rows = []
+    for t in trials:
+        row: dict[str, Any] = {"number": t.number}
+        row.update(dict(zip(names, t.values or [], strict=False)))
+        row.update({f"param_{k}": v for k, v in t.params.items()})
+        row.update(t.user_attrs)
+        row["feasible"] = all(v <= 0 for v in t.constraints.values()) if t.constraints else True
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def optimize(
+    job: OptimizeJob,
+    n_trials: int = 100,
+    storage: str | Path | None = "memory",
+    study_name: str | None = None,
+    workers: int = 1,
+    method: str = "auto",
+    progress: bool = True,
+) -> OptimizeResult:
+    """Run n_trials of job in a (new or existing) study; `workers` > 1 spawns processes.
+
+    method: "tpe", "grid" (every combination of a discrete space once), or "auto" (grid when
+    the space has at most n_trials combinations).
+    """
+    if n_trials < 1:
+        raise OptimizeError(f"--trials must be at least 1, got {n_trials}")
+    if workers < 1:
+        raise OptimizeError(f"--workers must be at least 1, got {workers}")
+    space = job.space()
+    get_objective(job.objective)
+    size = space.size()
+    if method not in ("auto", "tpe", "grid"):
+        raise OptimizeError(f"unknown method {method!r} (auto, tpe, grid)")
+    if method == "grid" and math.isinf(size):
+        raise OptimizeError(
+            "a grid needs every searched param discrete: fix Float params or list their values"
+        )
+    use_grid = method == "grid" or (method == "auto" and size <= n_trials)
+    backend = open_storage(storage)
+    if workers > 1 and backend is None:
+        raise OptimizeError("several workers need a shared --storage (SQLite file, URL, journal)")
+    study = create_study(job, backend, study_name)
+    if workers > 1:
+        if use_grid:
+            n_trials = _enqueue_grid(study, space)
+        _run_workers(job, storage, study.study_name, n_trials, workers, progress)
+        study = optuna.load_study(study_name=study.study_name, storage=backend)
+    elif use_grid:
+        grid_study(study, job, progress=progress)
+    else:
+        study.optimize(TrialObjective(job), n_trials=n_trials, show_progress_bar=progress)
+    return OptimizeResult(study, job, "grid" if use_grid else "tpe")
+
+
+def _combinations(values: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
+    names = list(values)
+    return [dict(zip(names, c, strict=True)) for c in itertools.product(*values.values())]
+
+
+def _enqueue_grid(study: optuna.Study, space: SearchSpace) -> int:
+    # Enqueued trials are popped atomically by the storage: across workers each combination
+    # is evaluated exactly once.
+    values = space.discrete_values()
+    assert values is not None
+    combos = _combinations(values)
+    for combo in combos:
+        study.enqueue_trial(combo, skip_if_exists=True)
+    return len(combos)
+
+
+def grid_study(study: optuna.Study, job: OptimizeJob, progress: bool = True) -> int:
+    """Evaluate every combination with vectorized vectorbt grids; add new ones as trials."""
+    space = job.space()
+    values = space.discrete_values()
+    if values is None:
+        raise OptimizeError("grid evaluation needs a discrete search space")
+    objective = get_objective(job.objective)
+    distributions = space.distributions()
+    names = space.names
+    done = {
+        tuple(t.params.get(n) for n in names)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    }
+    added = 0
+    total = math.prod(len(v) for v in values.values())
+    bar = tqdm(total=total, desc="grid", unit="combo", disable=not progress)
+    for grid in subgrids(values, GRID_CHUNK):
+        frame = grid_metrics(space, job.data, job.costs, grid)
+        trials = []
+        for key, metrics in frame.iterrows():
+            key = key if isinstance(key, tuple) else (key,)
+            if key in done:
+                continue
+            trials.append(
+                optuna.trial.create_trial(
+                    params=dict(zip(names, key, strict=True)),
+                    distributions=distributions,
+                    values=objective.values(metrics, job.dd_penalty),
+                    user_attrs={k: float(v) for k, v in metrics.items()},
+                    constraints={"min_trades": float(job.min_trades - metrics["trades"])},
+                )
+            )
+        study.add_trials(trials)
+        added += len(trials)
+        bar.update(len(frame))
+    bar.close()
+    return added
+
+
+def subgrids(values: Mapping[str, list[Any]], limit: int) -> list[dict[str, list[Any]]]:
+    """Split a cartesian grid into sub-grids of at most `limit` combinations (limit >= 1)."""
+    names = list(values)
+    if math.prod(len(v) for v in values.values()) <= limit or not names:
+        return [dict(values)]
+    first, rest = names[0], {n: values[n] for n in names[1:]}
+    rest_size = math.prod(len(v) for v in rest.values())
+    if rest_size <= limit:
+        step = max(1, limit // rest_size)
+        return [
+            {first: values[first][i : i + step], **rest} for i in range(0, len(values[first]), step)
+        ]
+    return [{first: [v], **sub} for v in values[first] for sub in subgrids(rest, limit)]
+
+
+def grid_metrics(
+    space: SearchSpace,
+    data: Mapping[str, pd.DataFrame],
+    costs: Costs,
+    grid: Mapping[str, list[Any]],
+) -> pd.DataFrame:
+    """Metrics of every combination of grid (rows indexed by param values) in one vectorbt run."""
+    result = run_grid(space.cls, grid, data, costs, fixed=space.fixed)
+    return portfolio_metrics(result.portfolio, groups=list(grid))
+
+
+# --------------------------------------------------------------------------------------------
+# Worker processes
+
+
+def storage_spec(storage: str | Path | None) -> str:
+    """A storage spec that means the same file from another process (absolute paths)."""
+    text = str(storage if storage is not None else DEFAULT_STORAGE)
+    if "://" in text:
+        return text
+    return str(Path(text).resolve())
+
+
+def _shares(n: int, workers: int) -> list[int]:
+    base, extra = divmod(n, workers)
+    return [base + (1 if i < extra else 0) for i in range(workers)]
+
+
+def worker_main(job: OptimizeJob, spec: str, study_name: str, n: int, index: int) -> None:
+    """Entry point of one worker process: run n trials of the shared study."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(spec)
+    study = optuna.load_study(
+        study_name=study_name,
+        storage=storage,
+        sampler=make_sampler(job, index),
+        pruner=make_pruner(job),
+    )
+    study.optimize(TrialObjective(job), n_trials=n)
+
+
+def _run_workers(
+    job: OptimizeJob,
+    storage: str | Path | None,
+    study_name: str,
+    n_trials: int,
+    workers: int,
+    progress: bool,
+) -> None:
+    # Each worker runs a fixed share, so the study ends with exactly n_trials new trials
+    # (a shared "stop at N" callback would overshoot by up to workers-1 running trials).
+    spec = storage_spec(storage)
+    ctx = multiprocessing.get_context("spawn")  # no forked numba/sqlite state
+    backend = open_storage(spec)
+    before = len(optuna.load_study(study_name=study_name, storage=backend).trials)
+    procs = [
+        ctx.Process(target=worker_main, args=(job, spec, study_name, share, i), daemon=False)
+        for i, share in enumerate(_shares(n_trials, workers))
+        if share > 0
+    ]
+    for proc in procs:
+        proc.start()
+    bar = tqdm(total=n_trials, desc=f"trials ({len(procs)} workers)", disable=not progress)
+    try:
+        while any(p.is_alive() for p in procs):
+            time.sleep(0.5)
+            bar.n = _finished(backend, study_name) - before
+            bar.refresh()
+    finally:
+        for proc in procs:
+            proc.join()
+        bar.close()
+    failed = [p.exitcode for p in procs if p.exitcode != 0]
+    if failed:
+        raise OptimizeError(f"{len(failed)} worker process(es) failed (exit codes {failed})")
+
+
+def _finished(storage: optuna.storages.BaseStorage, study_name: str) -> int:
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return len(study.get_trials(deepcopy=False, states=done))
+
+
+def load_result(
+    study_name: str,
+    storage: str | Path | None = None,
+    data: Mapping[str, pd.DataFrame] | None = None,
+    strategies_dir: str | None = None,
+) -> tuple[optuna.Study, dict[str, Any]]:
+    """An existing study and the metadata quantdesk stored on it."""
+    backend = open_storage(storage)
+    if backend is None:
+        raise OptimizeError("an in-memory study cannot be loaded; give --storage")
+    try:
+        study = optuna.load_study(study_name=study_name, storage=backend)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(backend)]
+        raise OptimizeError(
+            f"no study {study_name!r} in the storage (studies: {', '.join(names) or 'none'})"
+        ) from None
+    meta = study.user_attrs.get(META_KEY)
+    if not meta:
+        raise OptimizeError(f"study {study_name!r} was not created by quantdesk optimize")
+    return study, dict(meta)

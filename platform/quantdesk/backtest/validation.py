@@ -1,0 +1,520 @@
+"""Validation of a strategy and of an optimization: bias checks and overfitting statistics.
+
+- lookahead: signals computed on history up to t equal the full-history signals up to t;
+- recursive: signals after the warmup do not depend on how much history precedes them;
+- deflated Sharpe ratio (Bailey & Lopez de Prado 2014): the best trial's Sharpe corrected for
+  the number of trials, their dispersion, and the returns' skew and kurtosis;
+- probability of backtest overfitting via combinatorially symmetric cross-validation (Bailey,
+  Borwein, Lopez de Prado & Zhu 2017);
+- parameter stability: the objective in the neighbourhood of the best parameters;
+- replay parity: the engine's replay reproduces the vectorbt trades (when the engine has one).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from quantdesk.backtest.optimize import (
+    SearchSpace,
+    evaluate,
+    get_objective,
+)
+from quantdesk.backtest.runner import Costs, simulate
+from quantdesk.errors import QuantdeskError
+from quantdesk.strategy import Choice, Float, Int, Signals, SignalStrategy
+
+EULER_GAMMA = 0.5772156649015329
+DSR_THRESHOLD = 0.95
+PBO_THRESHOLD = 0.5
+STABILITY_THRESHOLD = 0.5
+CHECKS = ("lookahead", "recursive", "dsr", "pbo", "stability", "parity")
+
+
+class ValidationError(QuantdeskError):
+    """Validation cannot run with the given inputs."""
+
+
+@dataclass
+class Check:
+    """One verdict: passed True/False, or None when the check was skipped (with why)."""
+
+    name: str
+    passed: bool | None
+    value: str = ""
+    detail: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        """'pass', 'FAIL' or 'skip'."""
+        return "skip" if self.passed is None else ("pass" if self.passed else "FAIL")
+
+
+@dataclass
+class ValidationReport:
+    """The verdicts of one validation run."""
+
+    checks: list[Check]
+
+    @property
+    def passed(self) -> bool:
+        """True when no check failed (skipped checks do not fail)."""
+        return all(c.passed is not False for c in self.checks)
+
+    def failures(self) -> list[Check]:
+        """The failed checks."""
+        return [c for c in self.checks if c.passed is False]
+
+    def table(self) -> pd.DataFrame:
+        """check / verdict / value / detail, one row per check."""
+        return pd.DataFrame(
+            [(c.name, c.status, c.value, c.detail) for c in self.checks],
+            columns=["check", "verdict", "value", "detail"],
+        )
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """JSON/TOML-friendly verdicts."""
+        return {
+            c.name: {"verdict": c.status, "value": c.value, "detail": c.detail} for c in self.checks
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Causality checks
+
+
+def signal_frames(signals: Signals) -> dict[str, pd.DataFrame]:
+    """The non-empty frames of signals by name."""
+    names = ("entries", "exits", "short_entries", "short_exits", "weights")
+    return {n: getattr(signals, n) for n in names if getattr(signals, n) is not None}
+
+
+def _first_mismatch(a: pd.DataFrame, b: pd.DataFrame) -> int | None:
+    """Row number of the first difference between two same-shaped frames (NaN == NaN)."""
+    x, y = np.asarray(a), np.asarray(b)
+    if x.shape != y.shape:
+        return 0
+    if x.dtype == bool and y.dtype == bool:
+        same = x == y
+    else:
+        xf, yf = x.astype(float), y.astype(float)
+        same = np.isclose(xf, yf, rtol=1e-9, atol=1e-12) | (np.isnan(xf) & np.isnan(yf))
+    bad = np.flatnonzero(~same.all(axis=1))
+    return int(bad[0]) if len(bad) else None
+
+
+def _compare(
+    full: Signals, part: Signals, rows_full: slice, rows_part: slice
+) -> tuple[str, int] | None:
+    full_frames, part_frames = signal_frames(full), signal_frames(part)
+    for name, frame in full_frames.items():
+        other = part_frames.get(name)
+        if other is None:
+            return name, 0
+        bad = _first_mismatch(frame.iloc[rows_full], other.iloc[rows_part])
+        if bad is not None:
+            return name, bad
+    return None
+
+
+def lookahead_check(strategy: SignalStrategy, bars: pd.DataFrame, points: int = 12) -> Check:
+    """Signals on bars[:t] must equal the full-history signals on bars[:t] at every cut t."""
+    n = len(bars)
+    first = max(int(np.max(strategy.warmup)) + 2, 3)
+    if n - first < 2:
+        return Check("lookahead", False, "", f"needs more than {first} bars, got {n}")
+    full = strategy.signals(bars)
+    cuts = sorted(set(np.linspace(first, n - 1, num=points, dtype=int).tolist()))
+    for cut in cuts:
+        part = strategy.signals(bars.iloc[:cut])
+        diff = _compare(full, part, slice(0, cut), slice(0, cut))
+        if diff is not None:
+            name, row = diff
+            when = bars.index[row]
+            return Check(
+                "lookahead",
+                False,
+                f"{len(cuts)} cuts",
+                f"{name} at {when} changes once bars after {bars.index[cut - 1]} are known",
+            )
+    return Check("lookahead", True, f"{len(cuts)} cuts", "truncated == full history")
+
+
+def recursive_check(strategy: SignalStrategy, bars: pd.DataFrame, starts: int = 4) -> Check:
+    """Signals after `warmup` bars must not change when earlier history is dropped."""
+    n = len(bars)
+    warmup = int(np.max(strategy.warmup))
+    last_start = n - warmup - 3
+    if last_start < 1:
+        return Check("recursive", False, "", f"needs more than {warmup + 3} bars, got {n}")
+    full = strategy.signals(bars)
+    offsets = sorted(set(np.linspace(1, last_start, num=starts, dtype=int).tolist()))
+    for start in offsets:
+        part = strategy.signals(bars.iloc[start:])
+        diff = _compare(full, part, slice(start + warmup, None), slice(warmup, None))
+        if diff is not None:
+            name, row = diff
+            when = bars.index[start + warmup + row]
+            return Check(
+                "recursive",
+                False,
+                f"warmup {warmup}",
+                f"{name} at {when} depends on history before {bars.index[start]}",
+            )
+    return Check("recursive", True, f"warmup {warmup}", f"{len(offsets)} start offsets agree")
+
+
+# --------------------------------------------------------------------------------------------
+# Deflated Sharpe ratio
+
+
+def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:
+    """E[max SR] of n_trials independent trials with SR variance V under the null (SR=0)."""
+    if n_trials < 2:
+        return 0.0
+    z1 = sps.norm.ppf(1 - 1 / n_trials)
+    z2 = sps.norm.ppf(1 - 1 / (n_trials * math.e))
+    return math.sqrt(sharpe_variance) * ((1 - EULER_GAMMA) * z1 + EULER_GAMMA * z2)
+
+
+def probabilistic_sharpe(
+    sharpe: float, benchmark: float, n_obs: int, skew: float, kurtosis: float
+) -> float:
+    """P[true SR > benchmark] for an observed per-period SR (kurtosis not excess: normal = 3)."""
+    denom = 1 - skew * sharpe + (kurtosis - 1) / 4 * sharpe**2
+    if n_obs < 2 or denom <= 0:
+        return float("nan")
+    z = (sharpe - benchmark) * math.sqrt(n_obs - 1) / math.sqrt(denom)
+    return float(sps.norm.cdf(z))
+
+
+def deflated_sharpe(
+    sharpe: float,
+    sharpe_variance: float,
+    n_trials: int,
+    n_obs: int,
+    skew: float = 0.0,
+    kurtosis: float = 3.0,
+) -> float:
+    """Deflated Sharpe ratio: the PSR against the expected maximum Sharpe of n_trials."""
+    benchmark = expected_max_sharpe(n_trials, sharpe_variance)
+    return probabilistic_sharpe(sharpe, benchmark, n_obs, skew, kurtosis)
+
+
+# --------------------------------------------------------------------------------------------
+# Probability of backtest overfitting (CSCV)
+
+
+@dataclass
+class PBOResult:
+    """PBO and the logits of the best in-sample configuration's out-of-sample relative rank."""
+
+    pbo: float
+    logits: np.ndarray
+    n_splits: int
+    n_combinations: int
+
+
+def _sharpe_blocks(
+    sums: np.ndarray, squares: np.ndarray, counts: np.ndarray, chosen: np.ndarray
+) -> np.ndarray:
+    s = sums[chosen].sum(axis=0)
+    q = squares[chosen].sum(axis=0)
+    n = counts[chosen].sum()
+    mean = s / n
+    var = np.maximum(q - n * mean**2, 0.0) / (n - 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sharpe = mean / np.sqrt(var)
+    return np.where(np.isfinite(sharpe), sharpe, 0.0)
+
+
+def pbo_cscv(returns: np.ndarray | pd.DataFrame, n_splits: int = 16) -> PBOResult:
+    """PBO of a T x N matrix of per-period returns (N configurations) by CSCV with S splits.
+
+    Rows are cut into S contiguous blocks; for each of the C(S, S/2) ways to pick half of them
+    as in-sample, the configuration with the best in-sample Sharpe is ranked out-of-sample;
+    PBO is the share of splits where it lands at or below the median (logit <= 0).
+    """
+    matrix = np.asarray(returns, dtype=float)
+    if matrix.ndim != 2 or matrix.shape[1] < 2:
+        raise ValidationError("PBO needs a returns matrix with at least two configurations")
+    if n_splits < 2 or n_splits % 2:
+        raise ValidationError(f"PBO needs an even number of splits >= 2, got {n_splits}")
+    rows = matrix.shape[0] - matrix.shape[0] % n_splits
+    if rows < 2 * n_splits:
+        raise ValidationError(f"PBO with {n_splits} splits needs at least {2 * n_splits} rows")
+    blocks = np.split(np.nan_to_num(matrix[:rows]), n_splits)
+    sums = np.array([b.sum(axis=0) for b in blocks])
+    squares = np.array([(b**2).sum(axis=0) for b in blocks])
+    counts = np.array([len(b) for b in blocks], dtype=float)
+    n_configs = matrix.shape[1]
+    logits = []
+    everything = set(range(n_splits))
+    for combo in itertools.combinations(range(n_splits), n_splits // 2):
+        is_blocks = np.array(combo)
+        oos_blocks = np.array(sorted(everything - set(combo)))
+        is_perf = _sharpe_blocks(sums, squares, counts, is_blocks)
+        oos_perf = _sharpe_blocks(sums, squares, counts, oos_blocks)
+        best = int(np.argmax(is_perf))
+        rank = (
+            1 + np.sum(oos_perf < oos_perf[best]) + 0.5 * (np.sum(oos_perf == oos_perf[best]) - 1)
+        )
+        omega = rank / (n_configs + 1)
+        logits.append(math.log(omega / (1 - omega)))
+    arr = np.array(logits)
+    return PBOResult(float(np.mean(arr <= 0)), arr, n_splits, len(arr))
+
+
+# --------------------------------------------------------------------------------------------
+# Parameter stability
+
+
+def neighbours(space: SearchSpace, params: Mapping[str, Any], rel: float = 0.1) -> list[dict]:
+    """One-at-a-time neighbours of params: each searched number +-rel (at least one step for
+    integers), each choice swapped for the others; out-of-range values are dropped."""
+    out: list[dict[str, Any]] = []
+    for name in space.names:
+        param = space.cls.params[name]
+        value = params[name]
+        if name in space.grid:
+            values = list(space.grid[name])
+            i = values.index(value) if value in values else -1
+            candidates = [values[j] for j in (i - 1, i + 1) if 0 <= j < len(values) and i >= 0]
+        elif isinstance(param, Int):
+            step = max(1, round(abs(value) * rel))
+            candidates = [value - step, value + step]
+        elif isinstance(param, Float):
+            step = abs(value) * rel or (param.high - param.low) * rel / 2
+            candidates = [value - step, value + step]
+        elif isinstance(param, Choice):
+            candidates = [o for o in param.options if o != value]
+        else:
+            candidates = []
+        for candidate in candidates:
+            trial = {**params, name: candidate}
+            try:
+                out.append(space.cls.validate_params(trial))
+            except QuantdeskError:
+                continue
+    return out
+
+
+def stability_check(
+    space: SearchSpace,
+    params: Mapping[str, Any],
+    bars: pd.DataFrame,
+    costs: Costs,
+    objective: str = "sharpe",
+    dd_penalty: float = 0.5,
+    rel: float = 0.1,
+) -> Check:
+    """Median objective of the neighbours must keep >= half of the best one (best > 0)."""
+    target = get_objective(objective)
+
+    def score(values: Mapping[str, Any]) -> float:
+        metrics = evaluate(space.cls(**values), bars, costs)
+        return target.values(metrics, dd_penalty)[0]
+
+    best = score(params)
+    around = neighbours(space, params, rel)
+    if not around:
+        return Check("stability", None, "", "no neighbouring parameter values")
+    scores = np.array([score(p) for p in around])
+    median = float(np.median(scores))
+    table = [{**p, "objective": s} for p, s in zip(around, scores, strict=True)]
+    value = f"{median:.3g} vs {best:.3g}"
+    if best <= 0:
+        return Check(
+            "stability", False, value, f"best {objective} is not positive", {"table": table}
+        )
+    ratio = median / best
+    return Check(
+        "stability",
+        ratio >= STABILITY_THRESHOLD,
+        value,
+        f"median of {len(around)} neighbours keeps {ratio:.0%} (need {STABILITY_THRESHOLD:.0%})",
+        {"table": table, "ratio": ratio},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Overfitting statistics of a study
+
+
+def combined_returns(strategy: SignalStrategy, bars: pd.DataFrame, costs: Costs) -> pd.Series:
+    """Per-bar returns of a backtest, averaged over symbols (an equal-weight book)."""
+    portfolio = simulate(bars, strategy.signals(bars), costs)
+    returns = portfolio.returns()
+    return returns if isinstance(returns, pd.Series) else returns.mean(axis=1)
+
+
+def dsr_check(
+    best_returns: pd.Series, trial_sharpes: Sequence[float], n_trials: int | None = None
+) -> Check:
+    """Deflated Sharpe of the best configuration given the Sharpes (per bar) of all trials."""
+    sharpes = np.asarray(trial_sharpes, dtype=float)
+    sharpes = sharpes[np.isfinite(sharpes)]
+    n = int(n_trials or len(sharpes))
+    r = best_returns.dropna().to_numpy()
+    if len(r) < 3 or r.std(ddof=1) == 0:
+        return Check("dsr", False, "", "flat returns: no Sharpe to deflate")
+    sr = r.mean() / r.std(ddof=1)
+    variance = float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else 0.0
+    skew = float(sps.skew(r))
+    kurt = float(sps.kurtosis(r, fisher=False))
+    dsr = deflated_sharpe(sr, variance, n, len(r), skew, kurt)
+    sr0 = expected_max_sharpe(n, variance)
+    detail = f"SR/bar {sr:.4f} vs E[max SR] {sr0:.4f} over {n} trials, T={len(r)}"
+    passed = bool(np.isfinite(dsr) and dsr >= DSR_THRESHOLD)
+    return Check(
+        "dsr", passed, f"{dsr:.3f}", detail, {"dsr": dsr, "sr": sr, "sr0": sr0, "trials": n}
+    )
+
+
+def pbo_check(returns: pd.DataFrame, n_splits: int = 10) -> Check:
+    """PBO of the configurations' returns matrix (columns = configurations)."""
+    if returns.shape[1] < 2:
+        return Check("pbo", None, "", "needs at least two distinct configurations")
+    splits = n_splits
+    while splits > 2 and returns.shape[0] < 2 * splits:
+        splits -= 2
+    try:
+        result = pbo_cscv(returns.to_numpy(), splits)
+    except ValidationError as exc:
+        return Check("pbo", None, "", str(exc))
+    return Check(
+        "pbo",
+        result.pbo < PBO_THRESHOLD,
+        f"{result.pbo:.3f}",
+        f"{returns.shape[1]} configurations, {result.n_combinations} CSCV splits (S={splits})",
+        {"pbo": result.pbo, "logits": result.logits.tolist()},
+    )
+
+
+def parity_check(strategy: SignalStrategy, data: Mapping[str, pd.DataFrame], costs: Costs) -> Check:
+    """Engine replay vs vectorbt; skipped while quantdesk.engine.replay does not exist."""
+    if importlib.util.find_spec("quantdesk.engine.replay") is None:
+        return Check("parity", None, "", "engine replay not available yet")
+    return _replay_parity(strategy, data, costs)
+
+
+def _replay_parity(
+    strategy: SignalStrategy, data: Mapping[str, pd.DataFrame], costs: Costs
+) -> Check:
+    # Filled in against the engine's replay API once it lands (see the module docstring).
+    return Check("parity", None, "", "engine replay present; parity hook not wired yet")
+
+
+# --------------------------------------------------------------------------------------------
+# Orchestration
+
+
+@dataclass
+class StudyTrials:
+    """What the overfitting checks need from an optimization: trials' params and Sharpes."""
+
+    params: list[dict[str, Any]]
+    sharpes: list[float]
+    n_trials: int
+
+
+def validate(
+    strategy: SignalStrategy,
+    data: Mapping[str, pd.DataFrame],
+    costs: Costs,
+    space: SearchSpace | None = None,
+    trials: StudyTrials | None = None,
+    objective: str = "sharpe",
+    dd_penalty: float = 0.5,
+    checks: Sequence[str] = CHECKS,
+    max_configs: int = 40,
+    progress: Callable[[str], None] | None = None,
+) -> ValidationReport:
+    """Run the requested checks on strategy (and on the study's trials when given)."""
+    from quantdesk.backtest.runner import to_bars
+
+    unknown = sorted(set(checks) - set(CHECKS))
+    if unknown:
+        raise ValidationError(f"unknown check {unknown[0]!r} (checks: {', '.join(CHECKS)})")
+    bars = to_bars(data)
+    out: list[Check] = []
+
+    def step(name: str) -> bool:
+        if name in checks and progress:
+            progress(name)
+        return name in checks
+
+    if step("lookahead"):
+        out.append(lookahead_check(strategy, bars))
+    if step("recursive"):
+        out.append(recursive_check(strategy, bars))
+    if step("dsr"):
+        if trials is None:
+            out.append(Check("dsr", None, "", "needs an optimization study (--study)"))
+        else:
+            best = combined_returns(strategy, bars, costs)
+            out.append(dsr_check(best, trials.sharpes, trials.n_trials))
+    if step("pbo"):
+        if trials is None:
+            out.append(Check("pbo", None, "", "needs an optimization study (--study)"))
+        else:
+            matrix = _configs_returns(strategy, trials, bars, costs, max_configs)
+            out.append(pbo_check(matrix))
+    if step("stability"):
+        if space is None:
+            out.append(Check("stability", None, "", "no search space"))
+        else:
+            out.append(stability_check(space, strategy.values, bars, costs, objective, dd_penalty))
+    if step("parity"):
+        out.append(parity_check(strategy, data, costs))
+    return ValidationReport(out)
+
+
+def _configs_returns(
+    strategy: SignalStrategy,
+    trials: StudyTrials,
+    bars: pd.DataFrame,
+    costs: Costs,
+    limit: int,
+) -> pd.DataFrame:
+    # Distinct configurations, spread over the trial list, the validated one included.
+    cls = type(strategy)
+    seen: dict[tuple, dict[str, Any]] = {}
+    for params in [dict(strategy.values), *trials.params]:
+        full = cls.validate_params(params)
+        seen.setdefault(tuple(sorted((k, repr(v)) for k, v in full.items())), full)
+    configs = list(seen.values())
+    if len(configs) > limit:
+        picks = np.linspace(0, len(configs) - 1, num=limit, dtype=int)
+        configs = [configs[i] for i in sorted(set(picks.tolist()))]
+    columns = {i: combined_returns(cls(**params), bars, costs) for i, params in enumerate(configs)}
+    return pd.DataFrame(columns)
+
+
+__all__ = [
+    "CHECKS",
+    "Check",
+    "PBOResult",
+    "StudyTrials",
+    "ValidationReport",
+    "deflated_sharpe",
+    "dsr_check",
+    "expected_max_sharpe",
+    "lookahead_check",
+    "neighbours",
+    "pbo_check",
+    "pbo_cscv",
+    "probabilistic_sharpe",
+    "recursive_check",
+    "stability_check",
+    "validate",
+]
