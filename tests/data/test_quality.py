@@ -200,3 +200,24 @@ def test_outliers_are_judged_against_local_volatility() -> None:
     rules = _rules(check_frame(frame, "1d", outlier_sigma=12))
     assert rules["outliers"].count == 1
     assert rules["outliers"].first == frame.index[701]
+
+
+def test_pinned_funding_is_not_scaled_by_a_collapsed_mad() -> None:
+    # Weeks at exactly the 0.01% base rate make the MAD zero; a move to 0.04% is ordinary
+    # funding, while 0.75% (the exchange cap) is not.
+    index = pd.date_range("2024-01-01", periods=600, freq="8h", tz="UTC", name="time")
+    rates = np.full(600, 1e-4)
+    rates[300:310] = 4e-4
+    frame = pd.DataFrame({"funding_rate": rates}, index=index)
+    assert check_frame(frame, "funding") == []
+    frame.iloc[400, 0] = 0.0075
+    rules = _rules(check_frame(frame, "funding"))
+    assert (rules["outliers"].count, rules["outliers"].first) == (1, index[400])
+
+
+def test_real_funding_flags_only_the_may_2021_crash() -> None:
+    btc = parse_csv(SHARED_DATA / "BTCUSDT-funding.csv").frame
+    assert check_frame(btc, "funding") == []
+    eth = parse_csv(SHARED_DATA / "ETHUSDT-funding.csv").frame
+    outliers = _rules(check_frame(eth, "funding"))["outliers"]
+    assert outliers.first.strftime("%Y-%m") == "2021-05"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -74,7 +75,9 @@ def synth(
     spec = SynthSpec(seed=seed, days=days, start=start)
     tfs = [t.strip() for t in timeframes.split(",") if t.strip()]
     market = generate_market(spec)
-    paths = write_market(app.store, market, exchange=exchange, timeframes=tfs, progress=True)
+    paths = write_market(
+        app.store, market, exchange=exchange, timeframes=tfs, progress=sys.stderr.isatty()
+    )
     console().print(
         f"wrote {len(paths)} series for {len(spec.symbols)} symbols "
         f"({', '.join(tfs)} + funding, seed {seed}) under {app.store.root / exchange}"

@@ -24,6 +24,9 @@ OUTLIER_WINDOW = 501
 # Funding rates are fat-tailed by construction (long calm stretches at the 0.01% base rate,
 # bursts up to the exchange cap), so the same scale would flag every busy week.
 DEFAULT_FUNDING_OUTLIER_SIGMA = 30.0
+# Funding often sits pinned at the 0.01% base rate for weeks, so its MAD collapses towards zero
+# and any ordinary move would score hundreds of sigmas; one basis point is the smallest scale.
+FUNDING_MIN_SIGMA = 1e-4
 # MAD * 1.4826 estimates the standard deviation of normally distributed data.
 _MAD_TO_SIGMA = 1.4826
 
@@ -68,7 +71,7 @@ def check_frame(
         k = DEFAULT_FUNDING_OUTLIER_SIGMA if outlier_sigma is None else outlier_sigma
         findings += _gaps(clean.index, funding_interval)
         findings += _non_finite(clean[["funding_rate"]])
-        findings += _outliers(rates, k, "rate")
+        findings += _outliers(rates, k, "rate", min_sigma=FUNDING_MIN_SIGMA)
         return findings
     prices = clean[PRICE_COLUMNS].astype("float64")
     findings += _gaps(clean.index, timeframe)
@@ -245,7 +248,7 @@ def _zero_volume_runs(volume: pd.Series, min_run: int) -> list[Finding]:
     ]
 
 
-def _outliers(changes: pd.Series, k: float, what: str) -> list[Finding]:
+def _outliers(changes: pd.Series, k: float, what: str, min_sigma: float = 0.0) -> list[Finding]:
     finite = changes[np.isfinite(changes)]
     if len(finite) < 3:
         return []
@@ -265,6 +268,8 @@ def _outliers(changes: pd.Series, k: float, what: str) -> list[Finding]:
         usable = local_sigma > 0
         center = local_center.where(usable, center)
         sigma = local_sigma.where(usable, sigma)
+    if min_sigma:
+        sigma = np.maximum(sigma, min_sigma)
     if not np.any(np.asarray(sigma) > 0):
         # Most values are identical (e.g. a capped funding rate): MAD cannot scale anything.
         return []
