@@ -128,8 +128,8 @@ class RiskEngine:
         severity = {"active": "info", "reducing": "warning", "halted": "critical"}[new.value]
         message = f"trading state {old.value} -> {new.value}: {reason}"
         payload = {"old": old.value, "new": new.value, "reason": reason}
-        self._event("state_change", message, severity, payload)
-        self._alert(severity, message, key=f"state:{new.value}", payload=payload)
+        self.event("state_change", message, severity, payload)
+        self.alert(severity, message, key=f"state:{new.value}", payload=payload)
         return True
 
     def update_price(self, symbol: str, price: Decimal) -> None:
@@ -198,13 +198,11 @@ class RiskEngine:
             "reason": decision.reason.value if decision.reason else None,
         }
         if decision.decision is Decision.DENIED:
-            self._event("order_denied", decision.message, "warning", payload)
+            self.event("order_denied", decision.message, "warning", payload)
             if decision.reason is Reason.CIRCUIT_OPEN:
-                self._alert(
-                    "error", decision.message, key=f"circuit:{order.venue}", payload=payload
-                )
+                self.alert("error", decision.message, key=f"circuit:{order.venue}", payload=payload)
         else:
-            self._event("order_reduced", decision.message, "info", payload)
+            self.event("order_reduced", decision.message, "info", payload)
         return decision
 
     def _check(
@@ -415,11 +413,13 @@ class RiskEngine:
         while self._cancels and now - self._cancels[0] >= window:
             self._cancels.popleft()
 
-    def _event(self, kind: str, message: str, severity: str, payload: dict[str, Any]) -> None:
+    def event(self, kind: str, message: str, severity: str, payload: dict[str, Any]) -> None:
+        """Journal a risk event (when a journal is attached)."""
         if self.journal is not None:
             self.journal.record_risk_event(kind, message, self.clock(), severity, payload)
 
-    def _alert(self, severity: str, message: str, **kwargs: Any) -> None:
+    def alert(self, severity: str, message: str, **kwargs: Any) -> None:
+        """Raise an alert (when an alerter is attached); kwargs go to Alerter.alert."""
         if self.alerter is not None:
             self.alerter.alert(severity, message, **kwargs)
 
