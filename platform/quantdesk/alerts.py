@@ -33,10 +33,11 @@ log = logging.getLogger(__name__)
 class Severity(IntEnum):
     """How bad it is; channels send alerts at or above their minimum."""
 
-    INFO = 10
-    WARNING = 20
-    ERROR = 30
-    CRITICAL = 40
+    # The logging module's numbers, so the log channel logs at the same level.
+    INFO = 20
+    WARNING = 30
+    ERROR = 40
+    CRITICAL = 50
 
     @classmethod
     def parse(cls, value: str | Severity) -> Severity:
