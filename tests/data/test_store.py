@@ -92,10 +92,14 @@ def test_load_resolves_symbol_across_exchanges_and_explains_failures(store, bars
         store.load("BTC/USDT", "1d")
     with pytest.raises(NoDataError, match="between 2030-01-01"):
         store.load("BTC/USDT", "1h", start="2030-01-01")
-    store.write(SeriesKey("synthetic", "spot", "BTC/USDT", "1h"), bars)
-    with pytest.raises(DataError, match=r"several places.*binance/spot, synthetic/spot"):
+    # Real data beats the synthetic stand-in; two real exchanges need a choice.
+    store.write(SeriesKey("synthetic", "spot", "BTC/USDT", "1h"), bars.iloc[:10])
+    assert len(store.load("BTC/USDT", "1h")) == 48
+    assert len(store.load("BTC/USDT", "1h", exchange="synthetic")) == 10
+    store.write(SeriesKey("kraken", "spot", "BTC/USDT", "1h"), bars)
+    with pytest.raises(DataError, match=r"several places.*binance/spot, kraken/spot"):
         store.load("BTC/USDT", "1h")
-    assert len(store.load("BTC/USDT", "1h", exchange="synthetic")) == 48
+    assert len(store.load("BTC/USDT", "1h", exchange="kraken")) == 48
 
 
 def test_load_many_keeps_requested_order(store, bars):

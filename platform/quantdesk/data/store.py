@@ -22,6 +22,8 @@ OHLCV_COLUMNS = ["open", "high", "low", "close", "volume"]
 FUNDING_COLUMNS = ["funding_rate"]
 FUNDING = "funding"
 INDEX_NAME = "time"
+# Exchange folder of generated markets; any real exchange's data is preferred over it.
+SYNTHETIC_EXCHANGE = "synthetic"
 _SUFFIX = ".parquet"
 
 
@@ -197,6 +199,10 @@ class DataStore:
         if timeframe != FUNDING:
             validate_timeframe(timeframe)
         matches = self.keys(exchange, market, symbol, timeframe)
+        if len(matches) > 1:
+            # Synthetic data is the stand-in for when nothing real exists: real data wins.
+            real = [k for k in matches if k.exchange != SYNTHETIC_EXCHANGE]
+            matches = real if len(real) == 1 else matches
         if len(matches) == 1:
             return matches[0]
         where = " ".join(f"--{n} {v}" for n, v in (("exchange", exchange), ("market", market)) if v)

@@ -21,7 +21,7 @@ import pandas as pd
 from scipy.signal import lfilter
 from tqdm.auto import tqdm
 
-from quantdesk.data.store import FUNDING, DataStore, SeriesKey
+from quantdesk.data.store import FUNDING, SYNTHETIC_EXCHANGE, DataStore, SeriesKey
 from quantdesk.data.timeframes import pandas_freq, timeframe_ms
 from quantdesk.data.times import parse_time
 from quantdesk.errors import DataError
@@ -260,7 +260,7 @@ def generate_market(spec: SynthSpec = SynthSpec()) -> SyntheticMarket:
 def write_market(
     store: DataStore,
     market: SyntheticMarket,
-    exchange: str = "synthetic",
+    exchange: str = SYNTHETIC_EXCHANGE,
     timeframes: Sequence[str] = ("1m", "1h", "1d"),
     progress: bool = False,
 ) -> list[Path]:
