@@ -33,6 +33,7 @@ def _register() -> None:
     from quantdesk.cli import report  # noqa: F401
     from quantdesk.cli import dashboard  # noqa: F401
     from quantdesk.cli import sandbox  # noqa: F401
+    from quantdesk.cli import risk  # noqa: F401
 
 
 _register()

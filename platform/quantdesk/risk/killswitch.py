@@ -1,0 +1,170 @@
+"""The kill switch: cancel every open order, optionally flatten every position, then HALT.
+
+Triggered three ways, all ending in `kill()`: a `kill` command in the journal (from `quantdesk
+kill` or a dashboard), consumed by `poll()`; an automatic trigger from the monitors (daily loss,
+max drawdown) through `trigger()`; or a direct call. Only a `resume` command (or `resume()`)
+re-arms trading. Flattening orders are the risk layer's own reduce-only market orders: they go
+straight to the order manager, past the HALTED gate that stops everything else.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from quantdesk.engine.journal import Journal
+from quantdesk.engine.order_manager import OrderManager
+from quantdesk.engine.orders import Order, OrderStatus, OrderType, client_order_id
+from quantdesk.engine.risk_gate import TradingState
+from quantdesk.fills import Side
+from quantdesk.risk.checks import RiskEngine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class KillReport:
+    """What one kill did."""
+
+    reason: str
+    cancelled: tuple[str, ...]  # client order ids
+    flatten_orders: tuple[str, ...]
+
+
+class KillSwitch:
+    """Consumes kill/resume commands and carries them out over the engine's order managers."""
+
+    def __init__(
+        self,
+        risk: RiskEngine,
+        managers: Sequence[OrderManager],
+        *,
+        journal: Journal | None = None,
+        flatten_on_halt: bool | None = None,
+        on_resume: Sequence[Callable[[], Any]] = (),
+    ) -> None:
+        """journal: where commands arrive (and events go); flatten_on_halt: whether automatic
+        halts flatten (default: the [risk] config's); on_resume: called after a resume (e.g.
+        RiskMonitor.rearm)."""
+        if not managers:
+            raise ValueError("the kill switch needs at least one order manager")
+        self.risk = risk
+        self.managers = list(managers)
+        self.journal = journal
+        self._flatten_on_halt = flatten_on_halt
+        self.on_resume = list(on_resume)
+        self.reports: list[KillReport] = []
+        self._seq = itertools.count()
+
+    @property
+    def flatten_on_halt(self) -> bool:
+        """Whether automatic halts flatten positions."""
+        if self._flatten_on_halt is not None:
+            return self._flatten_on_halt
+        return self.risk.config.flatten_on_halt
+
+    async def poll(self) -> list[str]:
+        """Carry out pending kill/resume commands from the journal, oldest first."""
+        if self.journal is None:
+            return []
+        done = []
+        for command in self.journal.pending_commands():
+            if command.kind not in ("kill", "resume"):
+                continue  # approve/reject/cancel belong to other consumers
+            if not self.journal.consume_command(command.id, self.risk.clock()):
+                continue  # another consumer took it
+            reason = str(command.payload.get("reason") or f"{command.kind} command #{command.id}")
+            if command.kind == "kill":
+                await self.kill(reason, flatten=bool(command.payload.get("flatten", False)))
+            else:
+                self.resume(reason)
+            done.append(command.kind)
+        return done
+
+    async def trigger(self, reason: str) -> KillReport:
+        """Automatic halt (monitors): flattens when the config says so."""
+        return await self.kill(reason, flatten=self.flatten_on_halt)
+
+    async def kill(self, reason: str, *, flatten: bool = False) -> KillReport:
+        """HALT, cancel all open orders, then flatten positions if asked."""
+        risk = self.risk
+        risk.set_state(TradingState.HALTED, reason)  # first: nothing new may start
+        cancelled = []
+        for manager in self.managers:
+            for order in list(manager.orders.values()):
+                if order.status.is_open or order.status is OrderStatus.PENDING:
+                    if order.client_order_id in self._flattening:
+                        continue
+                    await manager.cancel(order.client_order_id, "kill switch")
+                    risk.record_cancel()
+                    cancelled.append(order.client_order_id)
+        flattened = await self._flatten() if flatten else []
+        report = KillReport(reason, tuple(cancelled), tuple(flattened))
+        self.reports.append(report)
+        message = f"kill switch: {reason}; cancelled {len(cancelled)} orders" + (
+            f", flattening {len(flattened)} positions" if flatten else ""
+        )
+        payload = {"reason": reason, "cancelled": cancelled, "flatten_orders": flattened}
+        risk.event("kill", message, "critical", payload)
+        risk.alert("critical", message, key=f"kill:{reason}", payload=payload)
+        return report
+
+    @property
+    def _flattening(self) -> set[str]:
+        return {cid for r in self.reports for cid in r.flatten_orders}
+
+    async def _flatten(self) -> list[str]:
+        """Reduce-only market orders closing every open position, sent past the gate."""
+        risk = self.risk
+        now = risk.clock()
+        sent = []
+        for symbol, pos in list(risk.portfolio.positions.items()):
+            rules = risk.gate.markets.get(symbol)
+            amount = abs(pos.quantity)
+            if rules is not None:
+                amount = rules.round_amount(amount)
+            if amount <= 0:
+                continue
+            manager = self._manager_for(symbol)
+            order = Order(
+                client_order_id=client_order_id("kill", symbol, now, next(self._seq)),
+                symbol=symbol,
+                side=Side.SELL if pos.quantity > 0 else Side.BUY,
+                type=OrderType.MARKET,
+                amount=amount,
+                created_ms=now,
+                reduce_only=":" in symbol,  # spot has no reduce-only flag
+                strategy_id="killswitch",
+            )
+            placed = await manager.submit(order)
+            sent.append(placed.client_order_id)
+            if placed.status is OrderStatus.REJECTED:
+                risk.alert("critical", f"flatten {symbol} rejected: {placed.reason}")
+        return sent
+
+    def _manager_for(self, symbol: str) -> OrderManager:
+        """The manager that traded the symbol (else the first)."""
+        for manager in self.managers:
+            if any(o.symbol == symbol for o in manager.orders.values()):
+                return manager
+        return self.managers[0]
+
+    def resume(self, reason: str = "resume") -> bool:
+        """Re-arm trading (ACTIVE); the only way out of HALTED or REDUCING."""
+        changed = self.risk.set_state(TradingState.ACTIVE, reason, force=True)
+        for callback in self.on_resume:
+            callback()
+        return changed
+
+
+def queue_command(journal: Journal, kind: str, now_ms: int, **payload: Any) -> int:
+    """Write a kill/resume command for the engine to consume; returns its id."""
+    if kind not in ("kill", "resume"):
+        raise ValueError(f"not a kill switch command: {kind}")
+    return journal.add_command(kind, now_ms, payload=payload)
+
+
+__all__ = ["KillReport", "KillSwitch", "queue_command"]
