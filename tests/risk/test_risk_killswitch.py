@@ -170,7 +170,7 @@ async def test_losing_strategy_hits_the_daily_loss_limit(
             states.append(desk.risk.state)
             if desk.risk.state is TradingState.HALTED:
                 break
-            decision, order = await desk.send(Side.BUY, "0.4")
+            _, order = await desk.send(Side.BUY, "0.4")
             if order is not None and desk.portfolio.positions[BTC].quantity > D("0.2"):
                 await desk.send(Side.SELL, "0.1", price=price * D("1.04"))
             price *= D("0.97")
