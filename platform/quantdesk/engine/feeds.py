@@ -1,0 +1,91 @@
+"""Feeds: where the kernel gets closed bars from.
+
+A feed is an async iterator of steps; a step is the list of bars that closed at the same moment
+(one per symbol that has a bar there), all with the same open time. Strategies only ever see
+closed bars. `HistoricalFeed` replays the data store (or frames) bar by bar; a live feed (ccxt
+polling of closed candles, or streams) implements the same `Feed` protocol and sets
+`historical = False`, which tells the kernel to act on a close at once instead of at the next
+bar's open (there is no next bar yet; the venue fills at the price in force).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from quantdesk.venues.sim import SimBar
+
+
+@dataclass(frozen=True, slots=True)
+class BarEvent:
+    """One closed bar of one symbol; `index` is its row in the replayed history (-1 if live)."""
+
+    symbol: str
+    bar: SimBar
+    index: int = -1
+
+
+Step = list[BarEvent]
+
+
+class Feed(Protocol):
+    """What the kernel consumes: steps of closed bars, in time order."""
+
+    timeframe_ms: int
+    historical: bool
+
+    def __aiter__(self) -> AsyncIterator[Step]:
+        """Yield steps (bars sharing one open time) as they close."""
+        ...
+
+
+class HistoricalFeed:
+    """Replays aligned OHLCV history: one step per row, one event per symbol with a bar there.
+
+    `bars` has column levels (field, symbol), as `quantdesk.backtest.runner.to_bars` builds it,
+    so the replay sees exactly the bars the vectorbt backtest sees. A symbol's rows before its
+    first bar (NaN close) are skipped.
+    """
+
+    historical = True
+
+    def __init__(self, bars: pd.DataFrame, timeframe_ms: int) -> None:
+        """bars: a wide OHLCV frame on a UTC DatetimeIndex; timeframe_ms: the bar length."""
+        self.bars = bars
+        self.timeframe_ms = int(timeframe_ms)
+        self.symbols = [str(s) for s in bars["close"].columns]
+        self.times = bars.index.as_unit("ms").asi8.astype(np.int64)
+        self._fields = {
+            f: bars[f].to_numpy(dtype=np.float64)
+            for f in ("open", "high", "low", "close", "volume")
+        }
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    async def __aiter__(self) -> AsyncIterator[Step]:
+        f = self._fields
+        times = self.times.tolist()
+        cols = [
+            (s, *(f[k][:, j].tolist() for k in ("open", "high", "low", "close", "volume")))
+            for j, s in enumerate(self.symbols)
+        ]
+        for i, t in enumerate(times):
+            step = []
+            for symbol, o, h, low, c, v in cols:
+                close = c[i]
+                if close == close:  # not NaN
+                    step.append(BarEvent(symbol, SimBar(t, o[i], h[i], low[i], close, v[i]), i))
+            if step:
+                yield step
+
+
+def wide_bars(data: pd.DataFrame | Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Frames per symbol -> the aligned wide frame the backtest uses (same alignment rules)."""
+    from quantdesk.backtest.runner import to_bars
+
+    return to_bars(data)

@@ -1,0 +1,368 @@
+"""The engine kernel: one asyncio loop, single-threaded, one fixed order of work per bar.
+
+clock -> feed -> strategy -> risk (pre-trade) -> order manager -> venue -> fills -> portfolio
+-> journal
+
+For each step of the feed (bars sharing one open time T, closing at T + timeframe):
+1. clock to T; a bar-driven venue (SimVenue) opens the bars: resting stops trigger on them,
+   queued market orders fill at the open; changed orders are looked up by the order manager;
+2. confirm mode: approve / reject commands from the journal are applied;
+3. historical feeds: each runner acts on its last close's signals at this open (sized at the
+   venue's price now): intents -> risk gate -> order manager -> venue -> fills -> portfolio;
+4. clock to T + timeframe; the venue closes the bars (resting limits match);
+5. runners see the closed bars (signals); live feeds act on them at once (step 3 again), since
+   the next bar does not exist yet;
+6. equity snapshot (every `equity_every` steps and at the end), journal batch commit.
+
+Fills reach the portfolio, the journal (positions) and the runner that owns the order, in that
+order, through the order manager's `on_fill`; what runners ask for in reply (protective orders,
+cancels) is carried out before the step moves on. Several runners and symbols share one venue,
+one order manager and one portfolio.
+
+Execution modes: `auto` sends orders; `confirm` journals them (status pending, reason
+"awaiting approval") and sends one only after an `approve` command for its client id (see
+`quantdesk approve`), withdrawing it on `reject`; `signals-only` journals the intended orders
+(pending -> canceled, reason "signals-only") and sends nothing.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from tqdm.auto import tqdm
+
+from quantdesk.engine.clock import SimClock
+from quantdesk.engine.feeds import BarEvent, Feed
+from quantdesk.engine.order_manager import OrderJournal, OrderManager, Venue
+from quantdesk.engine.orders import ZERO, Fill, Order, OrderEvent, OrderStatus, client_order_id
+from quantdesk.engine.portfolio import Portfolio, split_symbol
+from quantdesk.engine.risk_gate import RiskEngine
+from quantdesk.engine.runner import Cancel, Intent, Runner
+from quantdesk.fills import Side
+from quantdesk.venues.sim import SimBar, dec
+
+
+class ExecutionMode(StrEnum):
+    """How orders leave the engine."""
+
+    AUTO = "auto"
+    CONFIRM = "confirm"
+    SIGNALS_ONLY = "signals-only"
+
+
+@runtime_checkable
+class BarVenue(Protocol):
+    """A venue driven by the engine's bars (SimVenue): fills happen when bars open and close."""
+
+    def open_bar(self, symbol: str, bar: SimBar) -> list[str]:
+        """A bar starts; returns the client ids of orders that changed."""
+        ...
+
+    def close_bar(self, symbol: str, bar: SimBar) -> list[str]:
+        """A bar closed; returns the client ids of orders that changed."""
+        ...
+
+    def quote(self, symbol: str, side: Side) -> Decimal | None:
+        """The price a market order would fill at now."""
+        ...
+
+
+class Kernel:
+    """Runs runners against one venue; see the module docstring for the order of work."""
+
+    def __init__(
+        self,
+        venue: Venue,
+        portfolio: Portfolio,
+        journal: OrderJournal,
+        clock: Any,
+        *,
+        runners: Iterable[Runner] = (),
+        risk: RiskEngine | None = None,
+        mode: ExecutionMode = ExecutionMode.AUTO,
+        amount_step: Decimal = Decimal("1e-18"),
+        timeframe_ms: int = 0,
+        equity_every: int = 1,
+        commit_every: int = 5_000,
+        seed: int = 0,
+    ) -> None:
+        """clock: SimClock (replay) or WallClock; journal: Journal or MemoryJournal."""
+        self.venue = venue
+        self.portfolio = portfolio
+        self.journal = journal
+        self.clock = clock
+        self.risk = risk
+        self.mode = ExecutionMode(mode)
+        self.step_size = Decimal(amount_step)
+        self.timeframe_ms = int(timeframe_ms)
+        self.equity_every = max(1, int(equity_every))
+        self.commit_every = max(1, int(commit_every))
+        self.om = OrderManager(
+            venue,
+            journal,
+            clock,
+            rng=random.Random(seed),
+            sleep=clock.sleep,
+            on_fill=self._on_fill,
+        )
+        self.runners: list[Runner] = []
+        self.held: dict[str, tuple[Order, Runner, Intent]] = {}  # confirm mode
+        self.closes: dict[str, float] = {}
+        self.steps = 0
+        self.fills: list[Fill] = []  # every fill applied, in order
+        self.bar_ms = 0  # open time of the bar in progress
+        self._owner: dict[str, tuple[Runner, str]] = {}  # client id -> (runner, tag)
+        self._followups: list[tuple[Runner, Intent | Cancel]] = []
+        self._bar_venue = isinstance(venue, BarVenue)
+        for runner in runners:
+            self.add_runner(runner)
+
+    def add_runner(self, runner: Runner) -> None:
+        """Run one more strategy in this kernel (ids must be distinct)."""
+        if any(r.strategy_id == runner.strategy_id for r in self.runners):
+            raise ValueError(f"two runners with strategy id {runner.strategy_id!r}")
+        self.runners.append(runner)
+
+    # --- Market (what runners may ask) ----------------------------------------------------------
+
+    def quote(self, symbol: str, side: Side) -> Decimal | None:
+        """The venue's price for a market order now, else the last close."""
+        if self._bar_venue:
+            return self.venue.quote(symbol, side)  # type: ignore[attr-defined]
+        close = self.closes.get(symbol)
+        return None if close is None else dec(close)
+
+    def amount_step(self, symbol: str) -> Decimal:
+        """Amount granularity of orders."""
+        return self.step_size
+
+    # --- running --------------------------------------------------------------------------------
+
+    async def run(self, feed: Feed, *, progress: bool = False, total: int | None = None) -> None:
+        """Consume the whole feed; the journal is committed in batches of commit_every steps."""
+        self.timeframe_ms = self.timeframe_ms or feed.timeframe_ms
+        batch = getattr(self.journal, "batch", None)
+        bar = tqdm(total=total, unit="bar", disable=not progress, mininterval=0.5)
+        with ExitStack() as stack:
+            if batch is not None:
+                stack.enter_context(batch())
+            async for step in feed:
+                await self.step(step, act_on_close=not feed.historical)
+                bar.update(1)
+                if batch is not None and self.steps % self.commit_every == 0:
+                    stack.close()
+                    stack.enter_context(batch())
+            self.snapshot()
+        bar.close()
+
+    async def step(self, events: Sequence[BarEvent], act_on_close: bool = False) -> None:
+        """Process the bars of one step (same open time), in the kernel's fixed order."""
+        if not events:
+            return
+        open_ms = events[0].bar.time
+        self.bar_ms = open_ms
+        if isinstance(self.clock, SimClock):
+            self.clock.advance_to(open_ms)
+        changed: list[str] = []
+        if self._bar_venue:
+            for ev in events:
+                changed += self.venue.open_bar(ev.symbol, ev.bar)  # type: ignore[attr-defined]
+        if changed:
+            await self.om.refresh()
+            await self._drain()
+        if self.mode is ExecutionMode.CONFIRM:
+            await self._commands()
+        if not act_on_close:
+            await self._act(events)
+        close_ms = events[0].bar.time + self.timeframe_ms
+        if isinstance(self.clock, SimClock) and close_ms > open_ms:
+            self.clock.advance_to(close_ms)
+        changed = []
+        if self._bar_venue:
+            for ev in events:
+                changed += self.venue.close_bar(ev.symbol, ev.bar)  # type: ignore[attr-defined]
+        if changed:
+            await self.om.refresh()
+            await self._drain()
+        for ev in events:
+            self.closes[ev.symbol] = ev.bar.close
+            for runner in self.runners:
+                if ev.symbol in runner.symbols:
+                    for action in runner.on_close(ev):
+                        self._followups.append((runner, action))
+        await self._drain()
+        if act_on_close:
+            await self._act(events)
+        self.steps += 1
+        if self.steps % self.equity_every == 0:
+            self.snapshot()
+
+    async def _act(self, events: Sequence[BarEvent]) -> None:
+        for ev in events:
+            for runner in self.runners:
+                if ev.symbol in runner.symbols:
+                    for action in runner.on_open(ev.symbol, ev.bar.time, self):
+                        self._followups.append((runner, action))
+        await self._drain()
+
+    async def _drain(self) -> None:
+        """Carry out queued intents and cancels, including those their fills cause."""
+        while self._followups:
+            runner, action = self._followups.pop(0)
+            if isinstance(action, Cancel):
+                await self._cancel(action)
+            else:
+                await self._place(runner, action)
+
+    async def _cancel(self, action: Cancel) -> None:
+        held = self.held.pop(action.client_order_id, None)
+        if held is not None:
+            self._withdraw(held[0], action.reason or "cancelled before approval")
+            return
+        order = self.om.orders.get(action.client_order_id)
+        if order is not None and not order.status.is_terminal:
+            await self.om.cancel(action.client_order_id, action.reason)
+
+    async def _place(self, runner: Runner, intent: Intent) -> None:
+        """Intent -> Order -> risk gate -> (mode) -> order manager."""
+        cid = client_order_id(runner.strategy_id, intent.symbol, intent.bar_ms, intent.seq)
+        if cid in self.om.orders or cid in self.held:
+            return  # the same decision again (e.g. after a restart): never a second order
+        order = Order(
+            client_order_id=cid,
+            symbol=intent.symbol,
+            side=intent.side,
+            type=intent.type,
+            amount=intent.amount,
+            created_ms=self.clock(),
+            price=intent.price,
+            trigger_price=intent.trigger_price,
+            reduce_only=intent.reduce_only,
+            strategy_id=runner.strategy_id,
+            venue=self.venue.name,
+        )
+        if self.risk is not None:
+            decision = self.risk.check_order(
+                order,
+                reference_price=self.quote(intent.symbol, intent.side),
+                position=self._position(intent.symbol),
+                free=self._free(intent.symbol),
+            )
+            if not decision.approved:
+                self._refuse(order, f"risk: {decision.reason}: {decision.message}")
+                return
+            order = decision.applied_to(order)
+        self._owner[cid] = (runner, intent.tag)
+        runner.placed(intent, cid)  # type: ignore[attr-defined]
+        if self.mode is ExecutionMode.SIGNALS_ONLY:
+            self._withdraw(order, "signals-only: not sent", journal_pending=True)
+            runner.assume(intent)
+            return
+        if self.mode is ExecutionMode.CONFIRM and intent.tag not in ("sl", "tp"):
+            # Protective orders of an approved entry go out with it; new exposure waits.
+            for old_cid, (old, old_runner, old_intent) in list(self.held.items()):
+                if old_runner is runner and old_intent.symbol == intent.symbol:
+                    del self.held[old_cid]
+                    self._withdraw(old, "superseded by a newer signal")
+            order.reason = "awaiting approval"
+            self.journal.record_order(order)
+            self.held[cid] = (order, runner, intent)
+            return
+        await self.om.submit(order)
+
+    def _journal_event(self, order: Order, old: OrderStatus | None, new: OrderStatus) -> None:
+        self.journal.record_event(
+            OrderEvent(order.client_order_id, old, new, self.clock(), order.reason)
+        )
+
+    def _withdraw(self, order: Order, reason: str, journal_pending: bool = False) -> None:
+        """A PENDING order that will never be sent: journaled as canceled."""
+        if journal_pending:
+            self.journal.record_order(order)
+            self._journal_event(order, None, OrderStatus.PENDING)
+        event = order.transition(OrderStatus.CANCELED, self.clock(), reason)
+        self.journal.record_event(event)
+        self.journal.record_order(order)
+
+    def _refuse(self, order: Order, reason: str) -> None:
+        """A PENDING order the risk gate denied: journaled as rejected, with a risk event."""
+        self.journal.record_order(order)
+        self._journal_event(order, None, OrderStatus.PENDING)
+        event = order.transition(OrderStatus.REJECTED, self.clock(), reason)
+        self.journal.record_event(event)
+        self.journal.record_order(order)
+        record = getattr(self.journal, "record_risk_event", None)
+        if record is not None:
+            record("order_denied", reason, self.clock(), payload={"order": order.client_order_id})
+
+    async def _commands(self) -> None:
+        """Confirm mode: send approved orders, withdraw rejected ones."""
+        pending = getattr(self.journal, "pending_commands", None)
+        if pending is None or not self.held:
+            return
+        for command in pending():
+            if command.kind not in ("approve", "reject") or command.target not in self.held:
+                continue
+            if not self.journal.consume_command(command.id, self.clock()):  # type: ignore[attr-defined]
+                continue
+            order, _runner, _intent = self.held.pop(command.target)
+            if command.kind == "reject":
+                self._withdraw(order, "rejected by operator")
+            else:
+                order.reason = ""
+                await self.om.submit(order)
+                await self._drain()
+
+    # --- fills and valuation --------------------------------------------------------------------
+
+    def _on_fill(self, fill: Fill) -> None:
+        """Order manager callback: portfolio, journal position, then the owning runner."""
+        self.portfolio.apply_fill(fill)
+        self.fills.append(fill)
+        record = getattr(self.journal, "record_position", None)
+        if record is not None:
+            record(self.portfolio.positions[fill.symbol], venue=fill.venue)
+        owner = self._owner.get(fill.client_order_id)
+        if owner is not None:
+            runner, tag = owner
+            for action in runner.on_fill(fill, tag, self.bar_ms):
+                self._followups.append((runner, action))
+
+    def _position(self, symbol: str) -> Decimal:
+        pos = self.portfolio.positions.get(symbol)
+        return pos.quantity if pos is not None else ZERO
+
+    def _free(self, symbol: str) -> dict[str, Decimal]:
+        base, quote = split_symbol(symbol)
+        return {
+            quote: self.portfolio.cash.get(quote, ZERO),
+            base: max(self._position(symbol), ZERO),
+        }
+
+    def marks(self) -> dict[str, Decimal]:
+        """Last closes as Decimal marks."""
+        return {s: dec(c) for s, c in self.closes.items()}
+
+    def equity(self) -> Decimal:
+        """Portfolio value at the last closes."""
+        return self.portfolio.equity(self.marks())
+
+    def snapshot(self) -> Decimal | None:
+        """Append an equity snapshot to the portfolio and the journal (at the last close)."""
+        if not self.closes:
+            return None
+        marks = self.marks()
+        ts = self.clock()
+        if self.portfolio.equity_curve and self.portfolio.equity_curve[-1][0] == ts:
+            return self.portfolio.equity_curve[-1][1]
+        value = self.portfolio.mark(ts, marks)
+        record = getattr(self.journal, "record_equity", None)
+        if record is not None:
+            cash = self.portfolio.cash.get(self.portfolio.currency, ZERO)
+            record(ts, value, cash, self.portfolio.unrealized_pnl(marks))
+        return value

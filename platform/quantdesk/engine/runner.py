@@ -1,0 +1,340 @@
+"""Strategy runners: turn closed bars into order intents, the same way in every mode.
+
+`SignalRunner` runs a SignalStrategy with vectorbt's `from_signals` semantics, which the
+backtest uses, so replay and backtest agree trade for trade:
+- a signal decided on the close of bar t is acted on at the open of bar t+1, against the
+  position held then (after that bar's stops): entry when flat, exit when long, nothing when
+  entry and exit coincide;
+- an entry spends the sleeve's whole cash (vectorbt's size=inf): amount = cash / (1 + fee) /
+  ask, where ask is the venue's price for a market buy now (open plus slippage in replay);
+- after an entry fill, stop-loss / take-profit orders (fractions of the fill price) are placed
+  and armed from the next bar; when one fills the other is cancelled, and the signal waiting
+  for that bar is dropped (vectorbt: a stop exit replaces the bar's signal).
+
+Each (strategy, symbol) is a sleeve with its own cash (`capital`), as each vectorbt column is
+its own portfolio.
+
+How signals are evaluated (the O(n^2) trap): a replay calls `prepare(bars)` once, which
+computes `signals()` over the whole history in one vectorized call and then only looks rows up
+(O(n) total). That is valid because strategies are causal by contract (tests/strategies check
+that signals on history up to t equal full-history signals at t). Without `prepare` (paper,
+live) the runner keeps the last `window` closed bars per symbol and evaluates `signals()` on
+them at each close, taking the last row: history up to the last closed bar, never beyond.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from quantdesk.engine.feeds import BarEvent
+from quantdesk.engine.orders import ZERO, Fill, OrderType
+from quantdesk.fills import Side
+from quantdesk.strategy import QuoteStrategy, SignalStrategy, StrategyError
+
+ENTRY, EXIT, STOP_LOSS, TAKE_PROFIT = 0, 3, 1, 2  # client id sequence numbers per bar
+
+
+@dataclass(frozen=True)
+class Intent:
+    """An order a runner wants sent; the kernel turns it into an engine Order."""
+
+    symbol: str
+    side: Side
+    type: OrderType
+    amount: Decimal
+    bar_ms: int  # the bar the decision belongs to (part of the client order id)
+    seq: int
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    reduce_only: bool = False
+    tag: str = ""
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """A runner asks to cancel one of its orders."""
+
+    client_order_id: str
+    reason: str = ""
+
+
+class Market(Protocol):
+    """What runners may ask the kernel about the market when they decide."""
+
+    def quote(self, symbol: str, side: Side) -> Decimal | None:
+        """The price a market order of `side` would fill at now."""
+        ...
+
+    def amount_step(self, symbol: str) -> Decimal:
+        """Order amounts are multiples of this."""
+        ...
+
+
+@dataclass
+class Sleeve:
+    """One (strategy, symbol): its own cash and position, pending signal and protective orders."""
+
+    symbol: str
+    cash: Decimal
+    qty: Decimal = ZERO
+    entry: bool = False  # raw signals of the last close, not yet acted on
+    exit: bool = False
+    signal_ms: int | None = None
+    stopped_ms: int | None = None  # bar (open ms) in which a stop/take-profit filled
+    protective: dict[str, str] = field(default_factory=dict)  # client id -> "sl" / "tp"
+    virtual_qty: Decimal = ZERO  # signals-only mode: what we would hold
+
+
+class Runner(Protocol):
+    """What the kernel drives; SignalRunner and QuoteRunner implement it."""
+
+    strategy_id: str
+    symbols: list[str]
+
+    def on_close(self, event: BarEvent) -> list[Intent | Cancel]:
+        """A bar closed: record signals (or, for quote strategies, return orders)."""
+        ...
+
+    def on_open(self, symbol: str, bar_ms: int, market: Market) -> list[Intent | Cancel]:
+        """Act on what the last close decided, at the price in force now."""
+        ...
+
+    def on_fill(self, fill: Fill, tag: str, bar_ms: int) -> list[Intent | Cancel]:
+        """One of this runner's orders filled (bar_ms: the bar in progress)."""
+        ...
+
+    def assume(self, intent: Intent) -> None:
+        """Signals-only mode: pretend the intent was executed."""
+        ...
+
+
+class SignalRunner:
+    """Runs a SignalStrategy (entries/exits, long only, optional stops) on closed bars."""
+
+    def __init__(
+        self,
+        strategy: SignalStrategy,
+        symbols: list[str],
+        *,
+        capital: Decimal,
+        fee: Decimal,
+        strategy_id: str | None = None,
+        window: int | None = None,
+    ) -> None:
+        """capital: cash per symbol sleeve; fee: fraction the venue charges (for sizing)."""
+        if not isinstance(strategy, SignalStrategy):
+            raise StrategyError(f"{strategy.label()} is not a SignalStrategy")
+        self.strategy = strategy
+        self.strategy_id = strategy_id or strategy.label()
+        self.symbols = list(symbols)
+        self.fee = Decimal(fee)
+        self.sleeves = {s: Sleeve(s, Decimal(capital)) for s in self.symbols}
+        self.window = window or max(2 * int(strategy.warmup) + 2, 50)
+        self._entries: np.ndarray | None = None
+        self._exits: np.ndarray | None = None
+        self._col = {s: j for j, s in enumerate(self.symbols)}
+        self._sl: dict[str, Decimal] = {}
+        self._tp: dict[str, Decimal] = {}
+        self._history: dict[str, deque[tuple[int, float, float, float, float, float]]] = {
+            s: deque(maxlen=self.window) for s in self.symbols
+        }
+
+    @property
+    def capital(self) -> Decimal:
+        """Starting cash over all sleeves."""
+        return sum((s.cash for s in self.sleeves.values()), ZERO)
+
+    # --- signals --------------------------------------------------------------------------------
+
+    def prepare(self, bars: pd.DataFrame) -> None:
+        """Replay: compute signals once over the whole (causal) history; rows looked up later."""
+        signals = self.strategy.signals(bars[[c for c in bars.columns if c[1] in self._col]])
+        if signals.weights is not None or signals.short_entries is not None:
+            raise StrategyError(
+                f"{self.strategy.label()}: the engine runs long entries/exits only "
+                "(target weights and shorts are backtest-only for now)"
+            )
+        self._entries = np.asarray(signals.entries, dtype=bool)
+        self._exits = np.asarray(signals.exits, dtype=bool)
+        self._set_stops(signals)
+
+    def _set_stops(self, signals: Any) -> None:
+        for name, target in (("sl_stop", self._sl), ("tp_stop", self._tp)):
+            value = getattr(signals, name)
+            if value is None:
+                continue
+            values = np.broadcast_to(np.asarray(value, dtype=np.float64), (len(self.symbols),))
+            for symbol, v in zip(self.symbols, values, strict=True):
+                if v > 0:
+                    target[symbol] = Decimal(repr(float(v)))
+
+    def _live_signals(self, event: BarEvent) -> tuple[bool, bool]:
+        """Evaluate on the last `window` closed bars of the symbol; the last row decides."""
+        hist = self._history[event.symbol]
+        b = event.bar
+        hist.append((b.time, b.open, b.high, b.low, b.close, b.volume))
+        if len(hist) < min(self.window, int(self.strategy.warmup) + 1):
+            return False, False
+        rows = np.asarray(hist, dtype=np.float64)
+        index = pd.DatetimeIndex(pd.to_datetime(rows[:, 0].astype(np.int64), unit="ms", utc=True))
+        fields = ("open", "high", "low", "close", "volume")
+        columns = pd.MultiIndex.from_tuples([(f, event.symbol) for f in fields])
+        frame = pd.DataFrame(rows[:, 1:], index=index, columns=columns)
+        signals = self.strategy.signals(frame)
+        if not self._sl and not self._tp:
+            self._set_stops(signals)
+        entries, exits = np.asarray(signals.entries), np.asarray(signals.exits)
+        return bool(entries[-1, 0]), bool(exits[-1, 0])
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def on_close(self, event: BarEvent) -> list[Intent | Cancel]:
+        """Record the signals decided on this close; they are acted on by on_open."""
+        if self._entries is not None and event.index >= 0:
+            j = self._col[event.symbol]
+            entry, exit_ = self._entries[event.index, j], self._exits[event.index, j]
+        else:
+            entry, exit_ = self._live_signals(event)
+        if entry or exit_:
+            sleeve = self.sleeves[event.symbol]
+            sleeve.entry, sleeve.exit, sleeve.signal_ms = bool(entry), bool(exit_), event.bar.time
+        return []
+
+    def on_open(self, symbol: str, bar_ms: int, market: Market) -> list[Intent | Cancel]:
+        """Turn the pending signal into orders against the position held now."""
+        sleeve = self.sleeves[symbol]
+        if sleeve.signal_ms is None:
+            return []
+        entry, exit_, signal_ms = sleeve.entry, sleeve.exit, sleeve.signal_ms
+        sleeve.entry = sleeve.exit = False
+        sleeve.signal_ms = None
+        if sleeve.stopped_ms == bar_ms or (entry and exit_):
+            return []  # a stop exit took this bar's place; or conflicting signals: ignored
+        held = sleeve.qty if sleeve.qty else sleeve.virtual_qty
+        if exit_ and held > 0:
+            out: list[Intent | Cancel] = [Cancel(cid, "exit signal") for cid in sleeve.protective]
+            out.append(
+                Intent(
+                    symbol,
+                    Side.SELL,
+                    OrderType.MARKET,
+                    held,
+                    signal_ms,
+                    EXIT,
+                    reduce_only=True,
+                    tag="exit",
+                )
+            )
+            return out
+        if entry and held == 0:
+            ask = market.quote(symbol, Side.BUY)
+            if ask is None or ask <= 0 or sleeve.cash <= 0:
+                return []
+            step = market.amount_step(symbol)
+            amount = (sleeve.cash / (1 + self.fee) / ask / step).to_integral_value(ROUND_DOWN)
+            if amount <= 0:
+                return []
+            return [
+                Intent(
+                    symbol, Side.BUY, OrderType.MARKET, amount * step, signal_ms, ENTRY, tag="entry"
+                )
+            ]
+        return []
+
+    def on_fill(self, fill: Fill, tag: str, bar_ms: int) -> list[Intent | Cancel]:
+        """Book the fill on the sleeve; place or cancel protective orders."""
+        sleeve = self.sleeves[fill.symbol]
+        if fill.side is Side.BUY:
+            sleeve.qty += fill.amount
+            sleeve.cash -= fill.amount * fill.price + fill.fee
+        else:
+            sleeve.qty -= fill.amount
+            sleeve.cash += fill.amount * fill.price - fill.fee
+        out: list[Intent | Cancel] = []
+        if tag in ("sl", "tp"):
+            sleeve.stopped_ms = bar_ms
+            sleeve.protective.pop(fill.client_order_id, None)
+            if sleeve.qty <= 0:
+                out += [Cancel(cid, f"{tag} filled") for cid in sleeve.protective]
+        elif tag == "entry" and sleeve.qty > 0:
+            out += self._protective(fill, sleeve, bar_ms)
+        return out
+
+    def _protective(self, fill: Fill, sleeve: Sleeve, bar_ms: int) -> list[Intent | Cancel]:
+        """Stop-loss / take-profit for the whole position, priced off the entry fill."""
+        out: list[Intent | Cancel] = []
+        sl, tp = self._sl.get(fill.symbol), self._tp.get(fill.symbol)
+        if sl:
+            out.append(
+                Intent(
+                    fill.symbol,
+                    Side.SELL,
+                    OrderType.STOP,
+                    sleeve.qty,
+                    bar_ms,
+                    STOP_LOSS,
+                    trigger_price=fill.price * (1 - sl),
+                    reduce_only=True,
+                    tag="sl",
+                )
+            )
+        if tp:
+            out.append(
+                Intent(
+                    fill.symbol,
+                    Side.SELL,
+                    OrderType.TAKE_PROFIT,
+                    sleeve.qty,
+                    bar_ms,
+                    TAKE_PROFIT,
+                    trigger_price=fill.price * (1 + tp),
+                    reduce_only=True,
+                    tag="tp",
+                )
+            )
+        return out
+
+    def placed(self, intent: Intent, client_order_id: str) -> None:
+        """The kernel placed a protective order under this client id."""
+        if intent.tag in ("sl", "tp"):
+            self.sleeves[intent.symbol].protective[client_order_id] = intent.tag
+
+    def assume(self, intent: Intent) -> None:
+        """Signals-only: track the position the intents would have built."""
+        sleeve = self.sleeves[intent.symbol]
+        sleeve.virtual_qty = intent.amount if intent.side is Side.BUY else ZERO
+
+
+class QuoteRunner:
+    """Drives a QuoteStrategy's hooks; the strategy returns Intents (or Cancels)."""
+
+    def __init__(self, strategy: QuoteStrategy, symbols: list[str], strategy_id: str | None = None):
+        """symbols: the markets whose bars reach the strategy's on_bar."""
+        self.strategy = strategy
+        self.strategy_id = strategy_id or strategy.label()
+        self.symbols = list(symbols)
+        self.context: Any = None  # set by the kernel: clock, portfolio, open orders
+
+    def on_close(self, event: BarEvent) -> list[Intent | Cancel]:
+        """on_bar hook."""
+        return list(self.strategy.on_bar(event, self.context) or [])
+
+    def on_open(self, symbol: str, bar_ms: int, market: Market) -> list[Intent | Cancel]:
+        """Quote strategies act in their hooks only."""
+        return []
+
+    def on_fill(self, fill: Fill, tag: str, bar_ms: int) -> list[Intent | Cancel]:
+        """on_fill hook."""
+        return list(self.strategy.on_fill(fill, self.context) or [])
+
+    def placed(self, intent: Intent, client_order_id: str) -> None:
+        """Nothing to remember: the strategy sees its orders through the context."""
+
+    def assume(self, intent: Intent) -> None:
+        """Signals-only: nothing to track."""

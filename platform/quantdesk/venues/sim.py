@@ -1,0 +1,396 @@
+"""SimVenue: the engine's async `Venue` over the shared matching core, driven bar by bar.
+
+The fill convention of `quantdesk.fills`, as the engine sees it:
+- `open_bar(symbol, bar)` starts a bar. Resting stop-loss / take-profit orders are checked first
+  against the bar's open/high/low (a stop-loss wins when both trigger; this is vectorbt's order,
+  stops before the bar's signals), then market orders queued while the bar was closed execute.
+  Until `close_bar`, a market order executes at once at the open.
+- A market order executes in the matching core against a one-level book at the reference price
+  (the open, or the last close between bars) moved by the slippage: asks at price * (1 + s),
+  bids at price * (1 - s), deep enough for any size. Slippage is thus the half-spread a taker
+  pays, applied by the core's own book walk.
+- A triggered stop is a market order at its trigger price (or the open when the bar gapped
+  through it), so it pays slippage too; triggers use `fills.stop_fill` / `take_profit_fill`,
+  the same functions the core uses for its own conditional orders.
+- Limit orders rest in the core and are matched against each closed bar there.
+- Fees are a fraction of notional paid in the quote (settle) currency, as in the vectorbt
+  backtest; the core runs with zero fees and SimVenue debits the fee from the same account, so
+  the core's balances stay the venue's truth.
+
+Fills are stamped with the bar's open time. Everything is Decimal and deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+import ccxt
+
+from quantdesk.engine.order_manager import VenueOrder
+from quantdesk.engine.orders import ZERO, Fill, Order, OrderStatus, OrderType
+from quantdesk.engine.portfolio import split_symbol
+from quantdesk.fills import Side, fee, stop_fill, take_profit_fill
+from quantdesk.venues.matching import FeeSchedule, MatchingCore
+from quantdesk.venues.models import Bar, MarketSpec, OrderRejected, OrderRequest, Reject
+from quantdesk.venues.models import OrderStatus as CoreStatus
+from quantdesk.venues.models import OrderType as CoreType
+
+ACCOUNT = "sim"
+DEPTH = Decimal("1e30")  # the reference book never runs dry: sizes are the strategy's choice
+_NO_FEES = FeeSchedule(ZERO, ZERO)
+_STATUS = {
+    CoreStatus.NEW: OrderStatus.NEW,
+    CoreStatus.PARTIALLY_FILLED: OrderStatus.PARTIALLY_FILLED,
+    CoreStatus.FILLED: OrderStatus.FILLED,
+    CoreStatus.CANCELED: OrderStatus.CANCELED,
+    CoreStatus.EXPIRED: OrderStatus.EXPIRED,
+    CoreStatus.REJECTED: OrderStatus.REJECTED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SimBar:
+    """One bar as floats (what feeds carry); converted to Decimal only when orders need it."""
+
+    time: int  # open time, ms UTC
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float = 0.0
+
+
+def dec(value: float) -> Decimal:
+    """A float price as the Decimal of its shortest repr (what a person reading it expects)."""
+    return Decimal(repr(float(value)))
+
+
+def market_spec(symbol: str, amount_step: Decimal, price_tick: Decimal) -> MarketSpec:
+    """A market without exchange filters beyond the given steps (research venue)."""
+    base, quote = split_symbol(symbol)
+    return MarketSpec(
+        symbol=symbol,
+        id=f"{base}{quote}",
+        base=base,
+        quote=quote,
+        perp=":" in symbol,
+        tick_size=price_tick,
+        step_size=amount_step,
+        min_qty=amount_step,
+        max_qty=DEPTH,
+        min_notional=ZERO,
+    )
+
+
+@dataclass
+class _Tracked:
+    """An engine order as SimVenue holds it: queued market, pending stop, or in the core."""
+
+    order: Order
+    status: OrderStatus = OrderStatus.NEW
+    core_id: int | None = None
+    fills: tuple[Fill, ...] = ()
+    reason: str = ""
+
+
+class SimVenue:
+    """In-process venue for replay and paper trading, over `MatchingCore`."""
+
+    def __init__(
+        self,
+        symbols: Iterable[str],
+        balances: Mapping[str, Decimal],
+        *,
+        fee: Decimal = ZERO,
+        maker_fee: Decimal | None = None,
+        slippage: Decimal = ZERO,
+        name: str = "sim",
+        amount_step: Decimal = Decimal("1e-18"),
+        price_tick: Decimal = Decimal("1e-12"),
+        clock: Callable[[], int] | None = None,
+    ) -> None:
+        """balances: starting spot balances (and USD-M wallet) per asset; fee/slippage fractions."""
+        self.name = name
+        self.fee = Decimal(fee)
+        self.maker_fee = self.fee if maker_fee is None else Decimal(maker_fee)
+        self.slippage = Decimal(slippage)
+        self.specs = {s: market_spec(s, amount_step, price_tick) for s in symbols}
+        self.core = MatchingCore(self.specs.values(), spot_fees=_NO_FEES, perp_fees=_NO_FEES)
+        self.account = self.core.add_account(ACCOUNT, {k: Decimal(v) for k, v in balances.items()})
+        for symbol, spec in self.specs.items():
+            if spec.perp:
+                self.core.set_leverage(self.account, symbol, 1)
+        self._clock = clock
+        self._orders: dict[str, _Tracked] = {}
+        self._stops: dict[str, list[_Tracked]] = {s: [] for s in self.specs}
+        self._queued: dict[str, list[_Tracked]] = {s: [] for s in self.specs}
+        self._open: dict[str, SimBar | None] = dict.fromkeys(self.specs)  # bar in progress
+        self._last: dict[str, SimBar] = {}  # last closed bar
+
+    # --- bars ---------------------------------------------------------------------------------
+
+    def open_bar(self, symbol: str, bar: SimBar) -> list[str]:
+        """A bar starts: trigger stops on it, then run queued market orders at its open.
+
+        Returns the client ids of orders that changed (for the engine to look up).
+        """
+        self._open[symbol] = bar
+        changed: list[str] = []
+        stops = self._stops[symbol]
+        if stops:
+            changed += self._trigger_stops(symbol, bar)
+        queued = self._queued[symbol]
+        if queued:
+            self._queued[symbol] = []
+            for tracked in queued:
+                self._execute_market(tracked, dec(bar.open))
+                changed.append(tracked.order.client_order_id)
+        return changed
+
+    def close_bar(self, symbol: str, bar: SimBar) -> list[str]:
+        """The bar closed: match resting limit orders against it in the core."""
+        self._open[symbol] = None
+        self._last[symbol] = bar
+        if not any(o.symbol == symbol for o in self.core.open_orders.values()):
+            return []
+        count = len(self.core.fills)
+        self.core.on_bar(symbol, self._core_bar(bar), bar.time)
+        fills = self.core.fills[count:]
+        self._charge(fills)
+        return sorted({self.core.orders[f.order_id].client_id for f in fills})
+
+    def quote(self, symbol: str, side: Side) -> Decimal | None:
+        """The price a market order of `side` would fill at now (None before any bar)."""
+        ref = self._reference(symbol)
+        if ref is None:
+            return None
+        return ref * (1 + self.slippage) if side is Side.BUY else ref * (1 - self.slippage)
+
+    def _reference(self, symbol: str) -> Decimal | None:
+        bar = self._open.get(symbol)
+        if bar is not None:
+            return dec(bar.open)
+        last = self._last.get(symbol)
+        return dec(last.close) if last is not None else None
+
+    def _core_bar(self, bar: SimBar) -> Bar:
+        return Bar(
+            bar.time, dec(bar.open), dec(bar.high), dec(bar.low), dec(bar.close), dec(bar.volume)
+        )
+
+    def _now(self, symbol: str) -> int:
+        bar = self._open.get(symbol)
+        if bar is not None:
+            return bar.time
+        return self._clock() if self._clock is not None else self.core.now
+
+    # --- Venue protocol -------------------------------------------------------------------------
+
+    async def create_order(self, order: Order) -> VenueOrder:
+        """Place an order: market orders fill at the open (or queue for it), stops rest here,
+        limits rest in the matching core."""
+        cid = order.client_order_id
+        if order.symbol not in self.specs:
+            raise ccxt.BadSymbol(f"{self.name}: unknown symbol {order.symbol}")
+        if cid in self._orders:
+            raise ccxt.DuplicateOrderId(f"{self.name}: duplicate client order id {cid}")
+        if order.type not in (
+            OrderType.MARKET,
+            OrderType.LIMIT,
+            OrderType.STOP,
+            OrderType.TAKE_PROFIT,
+        ):
+            raise ccxt.InvalidOrder(f"{self.name}: {order.type} orders are not supported")
+        tracked = _Tracked(order)
+        self._orders[cid] = tracked
+        try:
+            if order.type is OrderType.MARKET:
+                ref = self._open[order.symbol]
+                if ref is None:
+                    self._queued[order.symbol].append(tracked)
+                else:
+                    self._execute_market(tracked, dec(ref.open), raise_errors=True)
+            elif order.type is OrderType.LIMIT:
+                request = OrderRequest(
+                    order.symbol,
+                    order.side,
+                    CoreType.LIMIT,
+                    qty=order.amount,
+                    price=order.price,
+                    client_id=cid,
+                    reduce_only=order.reduce_only,
+                )
+                self._submit_core(tracked, request)
+            else:
+                self._stops[order.symbol].append(tracked)
+        except ccxt.BaseError:
+            del self._orders[cid]  # refused: the venue never had it
+            raise
+        return self._view(tracked)
+
+    async def fetch_order_by_client_id(
+        self, symbol: str, client_order_id: str
+    ) -> VenueOrder | None:
+        """The order with this client id, or None."""
+        tracked = self._orders.get(client_order_id)
+        return None if tracked is None else self._view(tracked)
+
+    async def cancel_order(self, order: Order) -> VenueOrder:
+        """Cancel an open order; a finished one is returned as it is."""
+        tracked = self._orders.get(order.client_order_id)
+        if tracked is None:
+            raise ccxt.OrderNotFound(f"{self.name}: no order {order.client_order_id}")
+        if tracked.core_id is not None:
+            core = self.core.orders[tracked.core_id]
+            if core.status.is_open:
+                self.core.cancel(self.account, order.symbol, core.id, None)
+        elif tracked.status.is_open:
+            for pool in (self._stops[order.symbol], self._queued[order.symbol]):
+                if tracked in pool:
+                    pool.remove(tracked)
+            tracked.status = OrderStatus.CANCELED
+        return self._view(tracked)
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
+        """Open orders, oldest first."""
+        views = [self._view(t) for t in self._orders.values()]
+        return [
+            v
+            for v, t in zip(views, self._orders.values(), strict=True)
+            if v.status.is_open and (symbol is None or t.order.symbol == symbol)
+        ]
+
+    def balances(self) -> dict[str, Decimal]:
+        """Total spot balance per asset (free + locked)."""
+        return {a: b.total for a, b in self.account.balances.items()}
+
+    # --- execution ------------------------------------------------------------------------------
+
+    def _trigger_stops(self, symbol: str, bar: SimBar) -> list[str]:
+        o, h, low = dec(bar.open), dec(bar.high), dec(bar.low)
+        hits = []
+        for tracked in self._stops[symbol]:
+            order = tracked.order
+            rule = stop_fill if order.type is OrderType.STOP else take_profit_fill
+            price = rule(order.side, order.trigger_price, o, h, low)
+            if price is not None:
+                hits.append((order.type is not OrderType.STOP, tracked, price))
+        hits.sort(key=lambda hit: hit[0])  # stop-losses before take-profits
+        for _, tracked, price in hits:
+            self._stops[symbol].remove(tracked)
+            self._execute_market(tracked, price)
+        return [t.order.client_order_id for _, t, _ in hits]
+
+    def _execute_market(
+        self, tracked: _Tracked, price: Decimal, raise_errors: bool = False
+    ) -> None:
+        """Fill a market order against a one-level book at price moved by the slippage."""
+        order = tracked.order
+        symbol = order.symbol
+        bid, ask = price * (1 - self.slippage), price * (1 + self.slippage)
+        self._seed_mark(symbol, price)
+        self.core.set_book(symbol, [[bid, DEPTH]], [[ask, DEPTH]])
+        request = OrderRequest(
+            symbol,
+            order.side,
+            CoreType.MARKET,
+            qty=order.amount,
+            client_id=order.client_order_id,
+            reduce_only=order.reduce_only and self.specs[symbol].perp,
+        )
+        try:
+            self._submit_core(tracked, request)
+        except ccxt.BaseError as exc:
+            if raise_errors:
+                raise
+            # Refused when it came to execute (e.g. a stop with nothing left to sell).
+            tracked.status = OrderStatus.EXPIRED
+            tracked.reason = str(exc)
+
+    def _seed_mark(self, symbol: str, price: Decimal) -> None:
+        # The core validates orders against its last bar; give it the price in force now.
+        now = self._now(symbol)
+        self.core.now = max(self.core.now, now)
+        self.core.bars[symbol] = Bar(now, price, price, price, price, ZERO)
+
+    def _submit_core(self, tracked: _Tracked, request: OrderRequest) -> None:
+        if request.symbol not in self.core.bars:
+            ref = self._reference(request.symbol)
+            if ref is None:
+                raise ccxt.InvalidOrder(f"{self.name}: no price yet for {request.symbol}")
+            self._seed_mark(request.symbol, ref)
+        if request.type is CoreType.LIMIT and request.symbol in self._last:
+            ref = self._reference(request.symbol)
+            assert ref is not None
+            self.core.set_book(
+                request.symbol,
+                [[ref * (1 - self.slippage), DEPTH]],
+                [[ref * (1 + self.slippage), DEPTH]],
+            )
+        count = len(self.core.fills)
+        try:
+            core = self.core.submit(self.account, request)
+        except OrderRejected as exc:
+            error = (
+                ccxt.InsufficientFunds
+                if exc.reason is Reject.INSUFFICIENT_FUNDS
+                else (ccxt.InvalidOrder)
+            )
+            raise error(f"{self.name}: {exc}") from None
+        tracked.core_id = core.id
+        self._charge(self.core.fills[count:])
+
+    def _charge(self, fills: list) -> None:
+        """Debit fees in the quote currency and record engine fills on their orders."""
+        for cf in fills:
+            core = self.core.orders[cf.order_id]
+            tracked = self._orders[core.client_id]
+            spec = self.specs[cf.symbol]
+            rate = self.maker_fee if cf.maker else self.fee
+            paid = fee(cf.quote_qty, rate)
+            if paid:
+                if spec.perp:
+                    self.account.credit(spec.quote, -paid)
+                else:
+                    self.account.balance(spec.quote).free -= paid
+            fill = Fill(
+                trade_id=f"{self.name}-{cf.trade_id}",
+                client_order_id=core.client_id,
+                symbol=cf.symbol,
+                side=cf.side,
+                amount=cf.qty,
+                price=cf.price,
+                fee=paid,
+                fee_currency=spec.quote,
+                timestamp=self._now(cf.symbol),
+                venue=self.name,
+                venue_order_id=str(core.id),
+            )
+            tracked.fills = (*tracked.fills, fill)
+
+    def _view(self, tracked: _Tracked) -> VenueOrder:
+        """The venue's report of one order, fills itemized."""
+        order = tracked.order
+        status, reason = tracked.status, tracked.reason
+        if tracked.core_id is not None:
+            core = self.core.orders[tracked.core_id]
+            status = _STATUS[core.status]
+            if status is OrderStatus.EXPIRED and core.filled == core.qty:
+                status = OrderStatus.FILLED
+        filled = sum((f.amount for f in tracked.fills), ZERO)
+        return VenueOrder(
+            client_order_id=order.client_order_id,
+            status=status,
+            venue_order_id=None if tracked.core_id is None else str(tracked.core_id),
+            filled=filled,
+            average_price=(
+                sum((f.notional for f in tracked.fills), ZERO) / filled if filled else None
+            ),
+            fee=sum((f.fee for f in tracked.fills), ZERO),
+            fee_currency=self.specs[order.symbol].quote,
+            fills=tracked.fills,
+            timestamp=self._now(order.symbol),
+            reason=reason,
+        )
