@@ -1,0 +1,79 @@
+"""Hot reload: a tightened limit denies the next order; an invalid edit is refused with an alert."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from quantdesk.config import load_config
+from quantdesk.engine.risk_gate import Decision, Reason
+from quantdesk.risk.reload import RiskReloader
+from tests.risk.helpers import engine, order
+
+
+def write(path: Path, text: str, bump: int) -> None:
+    """Write and move the mtime forward (filesystems with coarse mtimes see the change too)."""
+    path.write_text(text)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + bump * 1_000_000_000))
+
+
+class Alerts:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def alert(self, severity: str, message: str, **_: object) -> None:
+        self.sent.append((severity, message))
+
+
+async def test_tighten_a_limit_mid_session(tmp_path: Path) -> None:
+    toml = tmp_path / "quantdesk.toml"
+    write(toml, "[risk]\nprice_band = 0.05\n", 0)
+    risk = engine()
+    risk.set_config(load_config(toml, env={}).risk)
+    alerts = Alerts()
+    ticks: list[float] = []
+    reloader = RiskReloader(toml, risk.set_config, interval_s=0.5, alert=alerts.alert)
+
+    async def fake_sleep(seconds: float) -> None:
+        ticks.append(seconds)
+        await asyncio.sleep(0)
+
+    reloader.sleep = fake_sleep
+    assert risk.check_order(order("1", price="103")).decision is Decision.APPROVED
+    stop = asyncio.Event()
+    task = asyncio.create_task(reloader.run(stop))
+    await asyncio.sleep(0)
+    write(toml, "[risk]\nprice_band = 0.02\n", 1)
+    for _ in range(100):  # a few polls of the running task
+        if reloader.applied:
+            break
+        await asyncio.sleep(0)
+    stop.set()
+    await task
+    denied = risk.check_order(order("1", price="103"))
+    assert (denied.decision, denied.reason) == (Decision.DENIED, Reason.PRICE_BAND)
+    assert set(ticks) == {0.5}
+    assert alerts.sent == [("info", "risk limits reloaded from quantdesk.toml")]
+
+
+def test_invalid_edit_is_rejected_and_old_limits_stay(tmp_path: Path) -> None:
+    toml = tmp_path / "quantdesk.toml"
+    write(toml, "[risk]\nmax_symbol_exposure = 0.15\n", 0)
+    risk = engine()
+    alerts = Alerts()
+    reloader = RiskReloader(toml, risk.set_config, alert=alerts.alert)
+    assert reloader.check() is None  # unchanged
+    write(toml, "[risk]\ndaily_loss_limit = -0.05\n", 1)
+    assert reloader.check() is False
+    assert reloader.last_error.endswith("risk.daily_loss_limit: Input should be greater than 0")
+    assert alerts.sent[-1][0] == "error" and "risk.daily_loss_limit" in alerts.sent[-1][1]
+    write(toml, "[risk\nbroken", 2)
+    assert reloader.check() is False and "not readable TOML" in reloader.last_error
+    # the limits in force did not move: 150 units at 100 is still the symbol cap
+    assert risk.check_order(order("200")).amount == 150
+    write(toml, "[risk]\nmax_symbol_exposure = 0.05\n[data]\nroot = 'x'\n", 3)
+    assert reloader.check() is True
+    assert risk.check_order(order("200")).reason is Reason.SYMBOL_EXPOSURE
+    assert risk.check_order(order("200", symbol="ETH/USDT")).amount == 50
