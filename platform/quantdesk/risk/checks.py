@@ -230,13 +230,16 @@ class RiskEngine:
             return deny(Reason.CIRCUIT_OPEN, f"circuit breaker for {order.venue} is open")
 
         self._prune(now, limits)
-        last_second = sum(1 for t in reversed(self._orders) if now - t < 1000)
+        last_second = 0
+        for t in reversed(self._orders):  # newest first: stop at the first older than 1 s
+            if now - t >= 1000:
+                break
+            last_second += 1
         if last_second >= limits.max_orders_per_second:
             return deny(Reason.ORDER_RATE, f"{last_second} orders in the last second")
         if len(self._orders) >= limits.max_orders_per_minute:
             return deny(Reason.ORDER_RATE, f"{len(self._orders)} orders in the last minute")
-        window = limits.cancel_ratio_window_s * 1000
-        recent = sum(1 for t in self._orders_window if now - t < window)
+        recent = len(self._orders_window)  # pruned to the window above
         if recent >= limits.cancel_ratio_min_orders:
             ratio = len(self._cancels) / recent
             if ratio > limits.max_cancel_ratio:
