@@ -4,8 +4,8 @@ Every limit is configured (gross and per-order notional caps included), a circui
 attached, the portfolio holds 8 positions (one a perpetual, so the liquidation-buffer rule runs),
 and the rate limits are set high enough that the checks run to the end instead of stopping at
 the first denial. Scenarios: a spot market buy that passes, a perpetual buy reduced (by the
-per-order notional cap, after every size rule ran), and a limit order denied by the price band (early exit). `BENCH_RISK_CHECKS` sets the
-count per scenario (default 20000).
+per-order notional cap, after every size rule ran), and a limit order denied by the price band
+(early exit). `BENCH_RISK_CHECKS` sets the count per scenario (default 20000).
 """
 
 from __future__ import annotations
