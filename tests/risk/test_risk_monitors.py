@@ -99,14 +99,14 @@ async def test_drawdown_from_peak_halts_and_calls_the_kill_switch() -> None:
 
 
 async def test_var_in_the_snapshot_and_score() -> None:
-    risk, _, _ = setup()
+    risk, _, _ = setup(var_window_days=250)
     rng = np.random.default_rng(5)
     returns = pd.DataFrame({"BTC/USDT": rng.normal(0, 0.04, 300)})
     monitor = RiskMonitor(risk, returns=returns)
     fill(risk.portfolio, "BTC/USDT", "100")
     snap = await monitor.update()
-    pnl = returns["BTC/USDT"].to_numpy() * 10000
-    assert snap.var is not None
+    pnl = returns["BTC/USDT"].to_numpy()[-250:] * 10000  # the last var_window_days only
+    assert snap.var is not None and snap.var.observations == 250
     assert snap.var.historical_var[0.95] == pytest.approx(-np.quantile(pnl, 0.05))
     var99 = max(snap.var.historical_var[0.99], snap.var.parametric_var[0.99])
     assert snap.utilization["var99"] == pytest.approx(var99 / 5000)

@@ -136,7 +136,8 @@ class RiskMonitor:
 
         var = None
         if self.returns is not None and exposures:
-            var = portfolio_var({s: float(v) for s, v in exposures.items()}, self.returns)
+            window = self.returns.tail(risk.config.var_window_days)
+            var = portfolio_var({s: float(v) for s, v in exposures.items()}, window)
 
         marks = risk.valuation_marks()
         mmr = Decimal(str(limits.maintenance_margin_rate))
