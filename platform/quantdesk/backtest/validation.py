@@ -7,7 +7,7 @@
 - probability of backtest overfitting via combinatorially symmetric cross-validation (Bailey,
   Borwein, Lopez de Prado & Zhu 2017);
 - parameter stability: the objective in the neighbourhood of the best parameters;
-- replay parity: the engine's replay reproduces the vectorbt trades (when the engine has one).
+- replay parity: the engine's replay (quantdesk.engine.replay) reproduces the vectorbt trades.
 """
 
 from __future__ import annotations
@@ -400,18 +400,38 @@ def pbo_check(returns: pd.DataFrame, n_splits: int = 10) -> Check:
     )
 
 
-def parity_check(strategy: SignalStrategy, data: Mapping[str, pd.DataFrame], costs: Costs) -> Check:
-    """Engine replay vs vectorbt; skipped while quantdesk.engine.replay does not exist."""
-    if importlib.util.find_spec("quantdesk.engine.replay") is None:
-        return Check("parity", None, "", "engine replay not available yet")
-    return _replay_parity(strategy, data, costs)
-
-
-def _replay_parity(
-    strategy: SignalStrategy, data: Mapping[str, pd.DataFrame], costs: Costs
+def parity_check(
+    strategy: SignalStrategy, data: Mapping[str, pd.DataFrame], costs: Costs, rel: float = 1e-9
 ) -> Check:
-    # Filled in against the engine's replay API once it lands (see the module docstring).
-    return Check("parity", None, "", "engine replay present; parity hook not wired yet")
+    """Engine replay vs vectorbt: same trades (times, sides, sizes, prices), equity within rel."""
+    if importlib.util.find_spec("quantdesk.engine.replay") is None:
+        return Check("parity", None, "", "engine replay not available")
+    from quantdesk.backtest.runner import run
+    from quantdesk.engine.replay import replay
+
+    try:
+        replayed = replay(strategy, data, costs)
+    except QuantdeskError as exc:
+        return Check("parity", None, "", f"replay cannot run this strategy: {exc}")
+    backtest = run(strategy, data, costs)
+    a, b = backtest.trades, replayed.trades
+    if len(a) != len(b):
+        return Check("parity", False, f"{len(b)} vs {len(a)} trades", "trade counts differ")
+    for col in ("column", "direction", "status", "entry_time", "exit_time"):
+        if list(a[col].astype(str)) != list(b[col].astype(str)):
+            return Check("parity", False, f"{len(a)} trades", f"trade {col} differs")
+    for col in ("size", "entry_price", "exit_price", "entry_fees", "exit_fees"):
+        if not np.allclose(b[col].to_numpy(float), a[col].to_numpy(float), rtol=rel, atol=1e-9):
+            return Check("parity", False, f"{len(a)} trades", f"trade {col} differs beyond {rel:g}")
+    equity = float(backtest.equity.iloc[-1].sum())
+    engine = float(replayed.final_equity)
+    gap = abs(engine - equity) / abs(equity)
+    return Check(
+        "parity",
+        gap <= rel,
+        f"{len(a)} trades",
+        f"final equity {engine:,.2f} vs {equity:,.2f} (relative gap {gap:.1e})",
+    )
 
 
 # --------------------------------------------------------------------------------------------
