@@ -34,6 +34,8 @@ def _register() -> None:
     from quantdesk.cli import dashboard  # noqa: F401
     from quantdesk.cli import sandbox  # noqa: F401
     from quantdesk.cli import risk  # noqa: F401
+    from quantdesk.cli import replay  # noqa: F401
+    from quantdesk.cli import approve  # noqa: F401
 
 
 _register()

@@ -3,37 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from quantdesk.cli import cli
 from quantdesk.cli.context import AppContext
-from quantdesk.cli.options import venue_filter_options
+from quantdesk.cli.options import strategy_run_options
 from quantdesk.cli.output import console, print_table
+
+if TYPE_CHECKING:
+    from quantdesk.backtest.results import BacktestResult
 
 
 @cli.command()
-@click.option(
-    "--strategy", "strategy_name", required=True, help="Strategy name (strategies/NAME.py)."
-)
-@click.option("--symbols", required=True, help="Comma-separated symbols, e.g. BTC/USDT,ETH/USDT.")
-@click.option("--timeframe", default=None, help="Bar size (default: the strategy's timeframe).")
-@click.option("--start", default=None, help="First bar (UTC), e.g. 2024-01-01.")
-@click.option("--end", default=None, help="Last bar (UTC, inclusive).")
-@click.option(
-    "--param",
-    "param_args",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Strategy parameter; NAME=lo:hi:step or NAME=a,b,c sweeps it (repeatable).",
-)
-@click.option(
-    "--fee", type=float, default=0.001, show_default=True, help="Fee, fraction of notional."
-)
-@click.option(
-    "--slippage", type=float, default=0.0, show_default=True, help="Slippage, fraction of price."
-)
-@click.option("--cash", type=float, default=10_000.0, show_default=True, help="Starting cash.")
+@strategy_run_options
 @click.option(
     "--top",
     type=click.IntRange(1, 1000),
@@ -44,21 +28,6 @@ from quantdesk.cli.output import console, print_table
 @click.option(
     "--sort", "sort_by", default="total_return", show_default=True, help="Stat to rank a sweep by."
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False),
-    default="reports",
-    show_default=True,
-    help="Folder results are saved under.",
-)
-@click.option(
-    "--strategies-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Folder of strategy modules (default: ./strategies).",
-)
-@venue_filter_options
 @click.pass_obj
 def backtest(
     app: AppContext,
@@ -80,7 +49,7 @@ def backtest(
 ) -> None:
     """Backtest a strategy on stored bars; print its stats and where results were saved."""
     from quantdesk.backtest import Costs, run, run_grid
-    from quantdesk.backtest.metrics import STAT_COLUMNS, format_stats
+    from quantdesk.backtest.metrics import STAT_COLUMNS
     from quantdesk.backtest.results import save_grid
     from quantdesk.data.symbols import parse_symbols
     from quantdesk.strategy import parse_param_args, strategy_class
@@ -117,12 +86,19 @@ def backtest(
         return
 
     result = run(cls(**fixed), data, costs, timeframe=tf)
-    labels = [label for label, _ in format_stats(result.summary())]
-    per_column = [dict(format_stats(result.stats.loc[c])) for c in result.stats.index]
-    rows = [(label, *(col[label] for col in per_column)) for label in labels]
-    params = ", ".join(f"{k}={v}" for k, v in result.params.items())
-    span = f"{result.bars.index[0]:%Y-%m-%d} .. {result.bars.index[-1]:%Y-%m-%d}"
-    title = f"{cls.label()}({params}) {tf} {span}"
-    print_table(["stat", *(str(c) for c in result.stats.index)], rows, title=title)
+    print_stats(result, cls.label(), tf)
     for name, path in result.save(Path(out_dir)).items():
         console().print(f"{name}: {path}")
+
+
+def print_stats(result: BacktestResult, label: str, timeframe: str, prefix: str = "") -> None:
+    """The stats table of one backtest (or replay): one row per statistic, a column per symbol."""
+    from quantdesk.backtest.metrics import format_stats
+
+    labels = [name for name, _ in format_stats(result.summary())]
+    per_column = [dict(format_stats(result.stats.loc[c])) for c in result.stats.index]
+    rows = [(name, *(col[name] for col in per_column)) for name in labels]
+    params = ", ".join(f"{k}={v}" for k, v in result.params.items())
+    span = f"{result.bars.index[0]:%Y-%m-%d} .. {result.bars.index[-1]:%Y-%m-%d}"
+    title = f"{prefix}{label}({params}) {timeframe} {span}"
+    print_table(["stat", *(str(c) for c in result.stats.index)], rows, title=title)

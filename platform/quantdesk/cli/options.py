@@ -23,3 +23,62 @@ def venue_filter_options(func: F) -> F:
         default=None,
         help="Exchange folder in the data store (default: whichever holds the symbol).",
     )(func)
+
+
+def strategy_run_options(func: F) -> F:
+    """What a backtest and a replay both take: strategy, symbols, period, params, costs, output.
+
+    `quantdesk backtest` and `quantdesk replay` share these so the two accept the same command
+    line and their results can be compared at a glance.
+    """
+    options = [
+        click.option(
+            "--strategy", "strategy_name", required=True, help="Strategy name (strategies/NAME.py)."
+        ),
+        click.option(
+            "--symbols", required=True, help="Comma-separated symbols, e.g. BTC/USDT,ETH/USDT."
+        ),
+        click.option(
+            "--timeframe", default=None, help="Bar size (default: the strategy's timeframe)."
+        ),
+        click.option("--start", default=None, help="First bar (UTC), e.g. 2024-01-01."),
+        click.option("--end", default=None, help="Last bar (UTC, inclusive)."),
+        click.option(
+            "--param",
+            "param_args",
+            multiple=True,
+            metavar="NAME=VALUE",
+            help="Strategy parameter; NAME=lo:hi:step or NAME=a,b,c sweeps it (repeatable).",
+        ),
+        click.option(
+            "--fee", type=float, default=0.001, show_default=True, help="Fee, fraction of notional."
+        ),
+        click.option(
+            "--slippage",
+            type=float,
+            default=0.0,
+            show_default=True,
+            help="Slippage, fraction of price.",
+        ),
+        click.option(
+            "--cash", type=float, default=10_000.0, show_default=True, help="Starting cash."
+        ),
+        click.option(
+            "--out",
+            "out_dir",
+            type=click.Path(file_okay=False),
+            default="reports",
+            show_default=True,
+            help="Folder results are saved under.",
+        ),
+        click.option(
+            "--strategies-dir",
+            type=click.Path(file_okay=False),
+            default=None,
+            help="Folder of strategy modules (default: ./strategies).",
+        ),
+    ]
+    func = venue_filter_options(func)
+    for option in reversed(options):
+        func = option(func)
+    return func

@@ -119,6 +119,8 @@ class Kernel:
         self._owner: dict[str, tuple[Runner, str]] = {}  # client id -> (runner, tag)
         self._followups: list[tuple[Runner, Intent | Cancel]] = []
         self._bar_venue = isinstance(venue, BarVenue)
+        # quantdesk.risk.guard.RiskGuard (monitors, kill switch, hot reload), run after each step
+        self.guard: Any = None
         for runner in runners:
             self.add_runner(runner)
 
@@ -166,6 +168,7 @@ class Kernel:
             return
         open_ms = events[0].bar.time
         self.bar_ms = open_ms
+        fills_before = len(self.fills)
         if isinstance(self.clock, SimClock):
             self.clock.advance_to(open_ms)
         changed: list[str] = []
@@ -201,6 +204,9 @@ class Kernel:
         self.steps += 1
         if self.steps % self.equity_every == 0:
             self.snapshot()
+        if self.guard is not None:
+            self.guard.update_prices(self.marks())
+            await self.guard.after_step(self.clock(), len(self.fills) - fills_before)
 
     async def _act(self, events: Sequence[BarEvent]) -> None:
         for ev in events:
@@ -227,6 +233,8 @@ class Kernel:
         order = self.om.orders.get(action.client_order_id)
         if order is not None and not order.status.is_terminal:
             await self.om.cancel(action.client_order_id, action.reason)
+            if self.guard is not None:
+                self.guard.risk.record_cancel()
 
     async def _place(self, runner: Runner, intent: Intent) -> None:
         """Intent -> Order -> risk gate -> (mode) -> order manager."""

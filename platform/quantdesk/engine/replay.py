@@ -155,6 +155,7 @@ def replay(
         final_equity=kernel.equity(),
         journal_path=Path(journal) if journal is not None else None,
         steps=kernel.steps,
+        extra={"awaiting_approval": len(kernel.held)},
     )
 
 
