@@ -245,7 +245,7 @@ class RiskEngine:
             if ratio > limits.max_cancel_ratio:
                 return deny(Reason.CANCEL_RATIO, f"cancel-to-order ratio {ratio:.2f}")
 
-        last = self.marks.get(order.symbol) or reference_price
+        last = reference_price or self.marks.get(order.symbol)
         if order.price is not None and last:
             off = abs(order.price - last) / last
             if off > Decimal(str(limits.price_band)):
