@@ -15,7 +15,7 @@ import math
 import multiprocessing
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ from tqdm.auto import tqdm
 
 from quantdesk.backtest.metrics import compute_stats
 from quantdesk.backtest.runner import Costs, run_grid, simulate, to_bars
+from quantdesk.data.store import DataStore
+from quantdesk.data.symbols import parse_symbols
 from quantdesk.errors import QuantdeskError
 from quantdesk.strategy import (
     Choice,
@@ -43,6 +45,7 @@ from quantdesk.strategy import (
     SignalStrategy,
     Strategy,
     StrategyError,
+    parse_param_args,
     strategy_class,
 )
 
@@ -225,6 +228,9 @@ def portfolio_metrics(portfolio: Any, groups: list[str] | None = None) -> pd.Dat
     stats["max_drawdown"] = stats["max_drawdown"].abs()
     cols = ["sharpe", "sortino", "calmar", "total_return", "max_drawdown", "sharpe_bar", "trades"]
     frame = stats[cols].astype(float)
+    # No trade means flat equity: its ratios are float noise over ~0 volatility, not an edge.
+    idle = frame["trades"] == 0
+    frame.loc[idle, ["sharpe", "sortino", "calmar", "sharpe_bar"]] = 0.0
     if groups:
         agg = {c: ("sum" if c == "trades" else "mean") for c in cols}
         frame = frame.groupby(level=groups, sort=False).agg(agg)
@@ -708,3 +714,61 @@ def load_result(
     if not meta:
         raise OptimizeError(f"study {study_name!r} was not created by quantdesk optimize")
     return study, dict(meta)
+
+
+# --------------------------------------------------------------------------------------------
+# Jobs from the data store
+
+
+def job_from_store(
+    store: DataStore,
+    strategy: str,
+    symbols: str | Sequence[str],
+    timeframe: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    exchange: str | None = None,
+    market: str | None = None,
+    param_args: Sequence[str] = (),
+    strategies_dir: str | None = None,
+    **options: Any,
+) -> OptimizeJob:
+    """A job over stored bars; param_args ('fast=5:50:5', 'sl_stop=0') narrow the space."""
+    cls = strategy_class(strategy, strategies_dir)
+    fixed, grid = parse_param_args(cls, param_args)
+    names = parse_symbols(symbols) if isinstance(symbols, str) else list(symbols)
+    tf = timeframe or cls.timeframe
+    data = store.load_many(names, tf, start, end, exchange, market)
+    return OptimizeJob(
+        strategy,
+        data,
+        tf,
+        fixed=fixed,
+        grid=grid,
+        strategies_dir=strategies_dir,
+        source={"exchange": exchange, "market": market},
+        **options,
+    )
+
+
+def job_from_meta(
+    meta: Mapping[str, Any], store: DataStore, strategies_dir: str | None = None
+) -> OptimizeJob:
+    """The job a study was created from: same bars (its recorded window), costs and space."""
+    costs = Costs(fee=meta["fee"], slippage=meta["slippage"], init_cash=meta["init_cash"])
+    job = job_from_store(
+        store,
+        meta["strategy"],
+        list(meta["symbols"]),
+        meta["timeframe"],
+        meta["start"],
+        meta["end"],
+        meta.get("exchange"),
+        meta.get("market"),
+        strategies_dir=strategies_dir,
+        objective=meta["objective"],
+        costs=costs,
+        min_trades=int(meta.get("min_trades", 0)),
+        dd_penalty=float(meta.get("dd_penalty", 0.5)),
+    )
+    return replace(job, fixed=dict(meta.get("fixed") or {}), grid=dict(meta.get("grid") or {}))

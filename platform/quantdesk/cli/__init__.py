@@ -36,6 +36,9 @@ def _register() -> None:
     from quantdesk.cli import risk  # noqa: F401
     from quantdesk.cli import replay  # noqa: F401
     from quantdesk.cli import approve  # noqa: F401
+    from quantdesk.cli import optimize  # noqa: F401
+    from quantdesk.cli import validate  # noqa: F401
+    from quantdesk.cli import promote  # noqa: F401
 
 
 _register()

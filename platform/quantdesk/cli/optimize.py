@@ -1,0 +1,214 @@
+"""`quantdesk optimize`: an optuna study over a strategy's params (optionally walk-forward)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from quantdesk.cli import cli
+from quantdesk.cli.context import AppContext
+from quantdesk.cli.options import venue_filter_options
+from quantdesk.cli.output import console, print_table
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def data_window_options(required: bool = True) -> Callable[[F], F]:
+    """--symbols/--timeframe/--start/--end/--param/--fee/--slippage/--cash/--strategies-dir."""
+
+    def decorate(func: F) -> F:
+        options = [
+            click.option(
+                "--symbols", required=required, help="Comma-separated symbols, e.g. BTC/USDT."
+            ),
+            click.option("--timeframe", default=None, help="Bar size (default: the strategy's)."),
+            click.option("--start", default=None, help="First bar (UTC), e.g. 2024-01-01."),
+            click.option("--end", default=None, help="Last bar (UTC, inclusive)."),
+            click.option(
+                "--param",
+                "param_args",
+                multiple=True,
+                metavar="NAME=VALUE",
+                help="Fix a param (NAME=VALUE) or narrow its search (NAME=lo:hi:step, NAME=a,b).",
+            ),
+            click.option("--fee", type=float, default=0.001, show_default=True, help="Fee."),
+            click.option(
+                "--slippage", type=float, default=0.0, show_default=True, help="Slippage."
+            ),
+            click.option("--cash", type=float, default=10_000.0, show_default=True),
+            click.option(
+                "--strategies-dir",
+                type=click.Path(file_okay=False),
+                default=None,
+                help="Folder of strategy modules (default: ./strategies).",
+            ),
+        ]
+        for option in reversed(options):
+            func = option(func)
+        return venue_filter_options(func)
+
+    return decorate
+
+
+def storage_options(func: F) -> F:
+    """--storage and --study."""
+    func = click.option(
+        "--study", "study_name", default=None, help="Study name (default: STRATEGY-TF-OBJECTIVE)."
+    )(func)
+    return click.option(
+        "--storage",
+        default=None,
+        help="Optuna storage: a URL (sqlite:///..., postgresql://...), a journal file (*.log), "
+        "a SQLite path, or 'memory' (default: reports/optuna.sqlite3).",
+    )(func)
+
+
+@cli.command()
+@click.option("--strategy", "strategy_name", required=True, help="Strategy name.")
+@data_window_options()
+@click.option("--trials", type=int, default=100, show_default=True, help="Trials to run.")
+@click.option(
+    "--objective",
+    default="sharpe",
+    show_default=True,
+    help="sharpe, sortino, calmar, return_dd, or return_vs_drawdown (Pareto front).",
+)
+@click.option("--min-trades", type=int, default=0, show_default=True, help="Constraint.")
+@click.option(
+    "--dd-penalty", type=float, default=0.5, show_default=True, help="return_dd's penalty."
+)
+@click.option(
+    "--method",
+    type=click.Choice(["auto", "tpe", "grid"]),
+    default="auto",
+    show_default=True,
+    help="auto = vectorbt grid when the space has at most --trials combinations.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampler seed.")
+@click.option("--no-prune", is_flag=True, help="Evaluate every trial on the full history.")
+@storage_options
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
+@click.option(
+    "--walk-forward",
+    "wf_windows",
+    type=int,
+    default=0,
+    help="Instead: N walk-forward windows, --trials per window (in memory).",
+)
+@click.option("--train-ratio", type=float, default=3.0, show_default=True)
+@click.option("--anchored", is_flag=True, help="Walk-forward training always starts at bar 0.")
+@click.option("--top", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.pass_obj
+def optimize(app: AppContext, strategy_name: str, **kw: Any) -> None:
+    """Optimize a strategy's params with optuna; print the best trials (or the Pareto front)."""
+    import optuna
+
+    from quantdesk.backtest.optimize import (
+        default_study_name,
+        get_objective,
+        job_from_store,
+        optimize,
+    )
+    from quantdesk.backtest.runner import Costs
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    get_objective(kw["objective"])
+    job = job_from_store(
+        app.store,
+        strategy_name,
+        kw["symbols"],
+        kw["timeframe"],
+        kw["start"],
+        kw["end"],
+        kw["exchange"],
+        kw["market"],
+        kw["param_args"],
+        kw["strategies_dir"],
+        objective=kw["objective"],
+        costs=Costs(fee=kw["fee"], slippage=kw["slippage"], init_cash=kw["cash"]),
+        min_trades=kw["min_trades"],
+        dd_penalty=kw["dd_penalty"],
+        prune=not kw["no_prune"],
+        seed=kw["seed"],
+    )
+    progress = sys.stderr.isatty()
+    if kw["wf_windows"]:
+        _walk_forward(job, kw, progress)
+        return
+    name = kw["study_name"] or default_study_name(job)
+    result = optimize(
+        job,
+        n_trials=kw["trials"],
+        storage=kw["storage"],
+        study_name=name,
+        workers=kw["workers"],
+        method=kw["method"],
+        progress=progress,
+    )
+    frame = result.pareto_front() if result.objective.multi else result.trials()
+    value_cols = [c for c in frame.columns if c.startswith("value")]
+    frame = frame.sort_values(value_cols[0], ascending=False).head(kw["top"])
+    params = [c for c in frame.columns if c.startswith("param_")]
+    columns = ["trial", *value_cols, *(p[6:] for p in params), "return", "max dd", "trades"]
+    rows = [
+        (
+            int(r["number"]),
+            *(f"{r[c]:.4f}" for c in value_cols),
+            *(r[p] for p in params),
+            f"{r['total_return'] * 100:.2f}%",
+            f"{r['max_drawdown'] * 100:.2f}%",
+            int(r["trades"]),
+        )
+        for _, r in frame.iterrows()
+    ]
+    what = "Pareto front" if result.objective.multi else f"top {len(rows)}"
+    title = (
+        f"{strategy_name} {job.timeframe} {kw['objective']} ({result.method}): {what} "
+        f"of {len(result.trials())} complete trials"
+    )
+    print_table(columns, rows, title=title)
+    best = ", ".join(f"{k}={v}" for k, v in result.best_params.items())
+    console().print(f"best: {best}")
+    console().print(f"study: {result.study.study_name} (storage: {kw['storage'] or 'default'})")
+
+
+def _walk_forward(job: Any, kw: dict[str, Any], progress: bool) -> None:
+    from quantdesk.backtest.walkforward import walk_forward
+
+    result = walk_forward(
+        job,
+        n_windows=kw["wf_windows"],
+        train_ratio=kw["train_ratio"],
+        anchored=kw["anchored"],
+        n_trials=kw["trials"],
+        method=kw["method"],
+        progress=progress,
+    )
+    table = result.side_by_side()
+    rows = [
+        (
+            r["window"],
+            r["test"],
+            r["params"],
+            f"{r['is_objective']:.3f}",
+            f"{r['oos_objective']:.3f}",
+            f"{r['is_total_return'] * 100:.2f}%",
+            f"{r['oos_total_return'] * 100:.2f}%",
+            int(r["oos_trades"]),
+        )
+        for _, r in table.iterrows()
+    ]
+    kind = "anchored" if kw["anchored"] else "rolling"
+    print_table(
+        ["window", "test", "params", "IS obj", "OOS obj", "IS return", "OOS return", "OOS trades"],
+        rows,
+        title=f"walk-forward ({kind}, {job.objective}): in-sample vs out-of-sample",
+    )
+    s = result.summary()
+    console().print(
+        f"mean IS {s['is_objective']:.3f}, mean OOS {s['oos_objective']:.3f}, "
+        f"efficiency {s['efficiency']:.2f}"
+    )

@@ -1,0 +1,103 @@
+"""`quantdesk validate`: bias and overfitting checks; exit 0 when all pass, 1 when one fails."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from quantdesk.cli import cli
+from quantdesk.cli.context import AppContext
+from quantdesk.cli.optimize import data_window_options, storage_options
+from quantdesk.cli.output import print_table
+
+
+def print_report(report: Any, title: str) -> None:
+    """The verdict table."""
+    rows = [tuple(r) for r in report.table().itertuples(index=False)]
+    print_table(["check", "verdict", "value", "detail"], rows, title=title)
+
+
+def parse_checks(text: str | None) -> tuple[str, ...] | None:
+    """'lookahead,recursive' -> a tuple (None = every check)."""
+    if not text:
+        return None
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+@cli.command()
+@click.option("--strategy", "strategy_name", required=True, help="Strategy name.")
+@data_window_options(required=False)
+@storage_options
+@click.option(
+    "--checks",
+    default=None,
+    help="Comma-separated subset of: lookahead, recursive, dsr, pbo, stability, parity.",
+)
+@click.pass_obj
+def validate(app: AppContext, strategy_name: str, **kw: Any) -> None:
+    """Validate a strategy (params from --param, or a study's best trial with --study)."""
+    from quantdesk.backtest.optimize import (
+        SearchSpace,
+        best_trial,
+        job_from_meta,
+        job_from_store,
+        load_result,
+    )
+    from quantdesk.backtest.runner import Costs
+    from quantdesk.backtest.validation import CHECKS, StudyTrials, validate
+    from quantdesk.errors import QuantdeskError
+
+    checks = parse_checks(kw["checks"]) or CHECKS
+    trials = None
+    if kw["study_name"]:
+        study, meta = load_result(kw["study_name"], kw["storage"])
+        if meta["strategy"] != strategy_name:
+            raise QuantdeskError(
+                f"study {kw['study_name']!r} optimized {meta['strategy']}, not {strategy_name}"
+            )
+        job = job_from_meta(meta, app.store, kw["strategies_dir"])
+        params = {**job.fixed, **best_trial(study).params}
+        complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+        trials = StudyTrials(
+            [{**job.fixed, **t.params} for t in complete],
+            [t.user_attrs.get("sharpe_bar", float("nan")) for t in complete],
+            len(complete),
+        )
+        space = job.space()
+    else:
+        if not kw["symbols"]:
+            raise click.UsageError("give --symbols (or --study to validate a study's best trial)")
+        job = job_from_store(
+            app.store,
+            strategy_name,
+            kw["symbols"],
+            kw["timeframe"],
+            kw["start"],
+            kw["end"],
+            kw["exchange"],
+            kw["market"],
+            kw["param_args"],
+            kw["strategies_dir"],
+            costs=Costs(fee=kw["fee"], slippage=kw["slippage"], init_cash=kw["cash"]),
+        )
+        params = {**job.fixed, **{k: v[0] for k, v in job.grid.items()}}
+        free = [n for n in job.strategy_cls().params if n not in job.fixed]
+        space = SearchSpace(job.strategy_cls(), dict(job.fixed)) if free else None
+    strategy = job.strategy_cls()(**params)
+    report = validate(
+        strategy,
+        job.data,
+        job.costs,
+        space=space,
+        trials=trials,
+        objective=job.objective if job.objective != "return_vs_drawdown" else "return_dd",
+        dd_penalty=job.dd_penalty,
+        checks=checks,
+    )
+    shown = ", ".join(f"{k}={v}" for k, v in strategy.values.items())
+    print_report(report, f"validate {strategy_name}({shown}) {job.timeframe}")
+    verdict = "PASS" if report.passed else "FAIL"
+    click.echo(f"verdict: {verdict}")
+    if not report.passed:
+        click.get_current_context().exit(1)
