@@ -1,0 +1,77 @@
+"""`quantdesk optimize`: grid fast path into a SQLite study, walk-forward table, bad input."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from quantdesk.cli import main
+from quantdesk.data.store import DataStore, SeriesKey
+from tests.conftest import make_bars
+
+BASE = [
+    "optimize",
+    "--strategy",
+    "sma_cross",
+    "--symbols",
+    "BTC/USDT",
+    "--timeframe",
+    "1h",
+    "--param",
+    "sl_stop=0",
+    "--param",
+    "tp_stop=0",
+]
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    """A store with 400 hourly BTC/USDT bars as the configured data root (cwd = tmp_path)."""
+    DataStore(tmp_path / "data").write(
+        SeriesKey("lab", "spot", "BTC/USDT", "1h"), make_bars(400, seed=2)
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("QUANTDESK_DATA", str(tmp_path / "data"))
+    return tmp_path
+
+
+def run(*args: str) -> int:
+    """quantdesk ARGS -> exit code."""
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    return int(exc.value.code or 0)
+
+
+def test_optimize_grid_into_a_sqlite_study(root, capsys):
+    grid = ["--param", "fast=3,5", "--param", "slow=20:30:10", "--trials", "6"]
+    assert run(*BASE, *grid, "--storage", "studies.sqlite3", "--study", "s") == 0
+    out = capsys.readouterr().out
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{root / 'studies.sqlite3'}")
+    assert len(study.trials) == 4  # 2 x 2 combinations, each once (grid fast path)
+    assert "sharpe (grid): top 4 of 4 complete trials" in out
+    best = study.best_trial.params
+    assert f"best: sl_stop=0.0, tp_stop=0.0, fast={best['fast']}, slow={best['slow']}" in out
+    # the default study name and storage: reports/optuna.sqlite3
+    assert run(*BASE, *grid) == 0
+    assert (root / "reports" / "optuna.sqlite3").is_file()
+    assert "study: sma_cross-1h-sharpe" in capsys.readouterr().out
+
+
+def test_optimize_walk_forward_prints_in_and_out_of_sample(root, capsys):
+    args = ["--param", "fast=3,5", "--param", "slow=20,30", "--walk-forward", "2", "--trials", "4"]
+    assert run(*BASE, *args, "--objective", "return_dd") == 0
+    out = capsys.readouterr().out
+    assert "walk-forward (rolling, return_dd): in-sample vs out-of-sample" in out
+    assert "IS obj" in out and "OOS obj" in out and "efficiency" in out
+
+
+def test_optimize_bad_input_exits_2(root, capsys):
+    cases = [
+        (["--objective", "nope"], "unknown objective 'nope'"),
+        (["--workers", "2", "--storage", "memory"], "shared --storage"),
+        (["--param", "fast=1"], "out of range"),
+    ]
+    for extra, message in cases:
+        assert run(*BASE, "--trials", "2", *extra) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]

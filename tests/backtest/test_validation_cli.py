@@ -1,0 +1,90 @@
+"""`quantdesk validate`: verdict table, exit 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from quantdesk.backtest.optimize import job_from_store, optimize
+from quantdesk.cli import main
+from quantdesk.data.store import DataStore, SeriesKey
+from tests.backtest.test_validation import PEEK
+from tests.conftest import make_bars
+
+ARGS = ["validate", "--symbols", "BTC/USDT", "--timeframe", "1h"]
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    """A store with 400 hourly bars, a strategies folder with the planted bug, cwd = tmp_path."""
+    store = DataStore(tmp_path / "data")
+    store.write(SeriesKey("lab", "spot", "BTC/USDT", "1h"), make_bars(400, seed=5))
+    (tmp_path / "strategies").mkdir()
+    (tmp_path / "strategies" / "peek.py").write_text(textwrap.dedent(PEEK))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("QUANTDESK_DATA", str(tmp_path / "data"))
+    return tmp_path
+
+
+def run(*args: str) -> int:
+    """quantdesk ARGS -> exit code."""
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    return int(exc.value.code or 0)
+
+
+def test_bundled_strategy_passes_and_planted_bug_fails(root, capsys):
+    from quantdesk.strategy import repo_strategies_dir
+
+    bundled = ["--strategies-dir", str(repo_strategies_dir())]
+    checks = ["--checks", "lookahead,recursive,parity"]
+    assert run(*ARGS, "--strategy", "sma_cross", *bundled, *checks) == 0
+    out = capsys.readouterr().out
+    assert "verdict: PASS" in out and out.count(" pass ") == 3
+
+    assert run(*ARGS, "--strategy", "peek", "--checks", "lookahead") == 1
+    out = capsys.readouterr().out
+    assert "lookahead" in out and "FAIL" in out and "verdict: FAIL" in out
+
+
+def test_validate_a_study_runs_the_overfitting_checks(root, capsys):
+    from quantdesk.strategy import repo_strategies_dir
+
+    strategies = str(repo_strategies_dir())
+    job = job_from_store(
+        DataStore(root / "data"),
+        "sma_cross",
+        "BTC/USDT",
+        "1h",
+        param_args=["sl_stop=0", "tp_stop=0", "fast=2:12:2", "slow=20:40:10"],
+        strategies_dir=strategies,
+    )
+    result = optimize(job, n_trials=8, storage=root / "s.sqlite3", study_name="s", progress=False)
+    complete = len(result.trials())
+    code = run(
+        "validate",
+        "--strategy",
+        "sma_cross",
+        "--study",
+        "s",
+        "--storage",
+        str(root / "s.sqlite3"),
+        "--strategies-dir",
+        strategies,
+        "--checks",
+        "dsr,pbo,stability",
+    )
+    out = capsys.readouterr().out
+    for name in ("dsr", "pbo", "stability"):
+        assert name in out
+    assert f"over {complete} trials" in out  # the DSR deflates by the study's trial count
+    assert code == (0 if "verdict: PASS" in out else 1)
+
+
+def test_validate_bad_input_exits_2(root, capsys):
+    assert run("validate", "--strategy", "peek") == 2
+    assert "give --symbols" in capsys.readouterr().err
+    assert run(*ARGS, "--strategy", "peek", "--checks", "nope") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown check 'nope'" in err[0]
