@@ -28,6 +28,13 @@ if TYPE_CHECKING:
 @click.option(
     "--sort", "sort_by", default="total_return", show_default=True, help="Stat to rank a sweep by."
 )
+@click.option(
+    "--risk",
+    "with_risk",
+    is_flag=True,
+    help="Apply the config's [risk] limits: replay through the engine with the live RiskEngine "
+    "(what live trading would refuse or cut) and print its decisions.",
+)
 @click.pass_obj
 def backtest(
     app: AppContext,
@@ -46,6 +53,7 @@ def backtest(
     strategies_dir: str | None,
     exchange: str | None,
     market: str | None,
+    with_risk: bool = False,
 ) -> None:
     """Backtest a strategy on stored bars; print its stats and where results were saved."""
     from quantdesk.backtest import Costs, run, run_grid
@@ -61,7 +69,19 @@ def backtest(
         raise click.UsageError(f"--sort must be one of: {', '.join(STAT_COLUMNS)}")
     names = parse_symbols(symbols)
     tf = timeframe or cls.timeframe
+    if with_risk and grid:
+        raise click.UsageError("--risk runs one parameter set: give each --param a single value")
+    risk_config = app.config.risk if with_risk else None  # validated before any work
     data = app.store.load_many(names, tf, start, end, exchange, market)
+
+    if risk_config is not None:
+        from quantdesk.engine.replay import replay
+
+        replayed = replay(cls(**fixed), data, costs, timeframe=tf, risk_config=risk_config)
+        print_stats(replayed.backtest, cls.label(), tf, prefix="with risk limits: ")
+        decisions = sorted(replayed.extra["risk"].items())
+        print_table(["risk decision", "orders"], decisions, title="pre-trade risk decisions")
+        return
 
     if grid:
         result = run_grid(cls, grid, data, costs, fixed=fixed)

@@ -33,6 +33,9 @@ from quantdesk.engine.portfolio import Portfolio, split_symbol
 from quantdesk.engine.risk_gate import MarketRules, PreTradeRisk
 from quantdesk.engine.runner import SignalRunner
 from quantdesk.fills import Side
+from quantdesk.risk.checks import RiskEngine
+from quantdesk.risk.guard import RiskGuard
+from quantdesk.risk.limits import RiskConfig
 from quantdesk.strategy import SignalStrategy, Strategy, StrategyError
 from quantdesk.venues.sim import SimVenue, dec
 
@@ -81,8 +84,13 @@ def replay(
     mode: ExecutionMode | str = ExecutionMode.AUTO,
     progress: bool = False,
     risk: bool = True,
+    risk_config: RiskConfig | None = None,
 ) -> ReplayResult:
-    """Replay a SignalStrategy bar by bar through the engine; journal to `journal` if given."""
+    """Replay a SignalStrategy bar by bar through the engine; journal to `journal` if given.
+
+    risk_config: apply these [risk] limits with the live RiskEngine, monitors and automatic
+    halts (`quantdesk backtest --risk`); its decision counts land in `extra["risk"]`.
+    """
     if not isinstance(strategy, SignalStrategy):
         raise StrategyError(f"{strategy.label()} is not a SignalStrategy")
     if strategy.combos is not None:
@@ -113,13 +121,17 @@ def replay(
         clock=clock,
     )
     store = Journal(journal) if journal is not None else MemoryJournal()
-    gate = None
-    if risk:
+    portfolio = Portfolio(cash={quote: total}, currency=quote)
+    gate: PreTradeRisk | RiskEngine | None = None
+    if risk or risk_config is not None:
         rules = {s: MarketRules(s, AMOUNT_STEP, PRICE_TICK) for s in symbols}
         gate = PreTradeRisk(rules, fee_rate=fee)
+        if risk_config is not None:
+            gate = RiskEngine(
+                rules, risk_config, portfolio, clock=clock, fee_rate=fee, journal=store
+            )
     runner = SignalRunner(strategy, symbols, capital=capital, fee=fee)
     runner.prepare(bars)
-    portfolio = Portfolio(cash={quote: total}, currency=quote)
     kernel = Kernel(
         venue,
         portfolio,
@@ -132,6 +144,8 @@ def replay(
         timeframe_ms=feed.timeframe_ms,
         equity_every=max(1, len(feed) // EQUITY_SNAPSHOTS),
     )
+    if isinstance(gate, RiskEngine):
+        kernel.guard = RiskGuard(gate, [kernel.om], journal=store)
     try:
         asyncio.run(kernel.run(feed, progress=progress, total=len(feed)))
         fills = sorted(kernel.fills, key=lambda f: f.timestamp)
@@ -155,7 +169,10 @@ def replay(
         final_equity=kernel.equity(),
         journal_path=Path(journal) if journal is not None else None,
         steps=kernel.steps,
-        extra={"awaiting_approval": len(kernel.held)},
+        extra={
+            "awaiting_approval": len(kernel.held),
+            **({"risk": dict(gate.decisions)} if isinstance(gate, RiskEngine) else {}),
+        },
     )
 
 

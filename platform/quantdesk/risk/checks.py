@@ -92,6 +92,7 @@ class RiskEngine:
         self._orders_window: deque[int] = deque()  # approvals within the cancel-ratio window
         self.config = config
         self._limits: dict[str, RiskLimits] = {}
+        self.decisions: dict[str, int] = {}  # "denied: price_band" -> count (reports, replays)
 
     # --- configuration and state ----------------------------------------------------------------
 
@@ -186,6 +187,10 @@ class RiskEngine:
         (default: default_stop_loss away from the entry).
         """
         decision = self._check(order, reference_price, position, free, stop_price)
+        key = decision.decision.value
+        if decision.reason is not None:
+            key += f": {decision.reason.value}"
+        self.decisions[key] = self.decisions.get(key, 0) + 1
         if decision.decision is Decision.APPROVED:
             return decision
         payload = {
@@ -418,8 +423,9 @@ class RiskEngine:
 
     def event(self, kind: str, message: str, severity: str, payload: dict[str, Any]) -> None:
         """Journal a risk event (when a journal is attached)."""
-        if self.journal is not None:
-            self.journal.record_risk_event(kind, message, self.clock(), severity, payload)
+        record = getattr(self.journal, "record_risk_event", None)  # MemoryJournal has none
+        if record is not None:
+            record(kind, message, self.clock(), severity, payload)
 
     def alert(self, severity: str, message: str, **kwargs: Any) -> None:
         """Raise an alert (when an alerter is attached); kwargs go to Alerter.alert."""

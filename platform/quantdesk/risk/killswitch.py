@@ -68,8 +68,8 @@ class KillSwitch:
 
     async def poll(self) -> list[str]:
         """Carry out pending kill/resume commands from the journal, oldest first."""
-        if self.journal is None:
-            return []
+        if not hasattr(self.journal, "pending_commands"):
+            return []  # no journal, or one without commands (MemoryJournal)
         done = []
         for command in self.journal.pending_commands():
             if command.kind not in ("kill", "resume"):
