@@ -147,3 +147,27 @@ async def test_risk_engine_denies_orders_while_open(venue: CcxtVenue, admin: Adm
     assert risk.alerter.sent == ["error: circuit breaker for sandbox is open"]
     clock.now += 60
     assert risk.check_order(order).decision is Decision.APPROVED  # half-open: may probe
+
+
+def test_from_config_uses_the_risk_settings_and_alerts_each_transition() -> None:
+    clock = ManualClock()
+    sent: list[tuple[str, str]] = []
+    breaker = CircuitBreaker.from_config(
+        "binance",
+        RiskConfig(breaker_failures=2, breaker_cooldown_s=30),
+        alert=lambda severity, message, **_: sent.append((severity, message)),
+        clock=clock,
+    )
+    breaker.record_failure(ccxt.RequestTimeout("t"))
+    assert breaker.state is BreakerState.CLOSED
+    breaker.record_failure(ccxt.RequestTimeout("t"))
+    clock.now += 29.9
+    assert not breaker.allows_new_orders()
+    clock.now += 0.1
+    assert breaker.allows_new_orders()
+    breaker.record_success()
+    assert sent == [
+        ("error", "circuit breaker for binance: closed -> open after 2 consecutive failures"),
+        ("warning", "circuit breaker for binance: open -> half_open"),
+        ("info", "circuit breaker for binance: half_open -> closed"),
+    ]

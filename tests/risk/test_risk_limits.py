@@ -55,3 +55,11 @@ def test_load_config_reads_the_risk_section(tmp_path) -> None:
     assert config.risk.daily_loss_limit == 0.03
     assert config.risk.limits_for("sma").max_leverage == 1.5
     assert isinstance(config.risk, RiskConfig)
+
+
+def test_protective_prices_from_the_default_stop_and_take_profit() -> None:
+    limits = RiskConfig(default_stop_loss=0.05, default_take_profit=0.1).limits_for("x")
+    assert limits.protective_prices(True, D(200)) == (D(190), D(220))
+    assert limits.protective_prices(False, D(200)) == (D(210), D(180))
+    off = RiskConfig(default_stop_loss=None, default_take_profit=None)
+    assert off.protective_prices(True, D(200)) == (None, None)

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from quantdesk.engine.failures import Failure, Operation, classify
+from quantdesk.risk.limits import RiskConfig
 
 T = TypeVar("T")
 
@@ -58,6 +59,35 @@ class CircuitBreaker:
         self.consecutive_failures = 0
         self.opened_at: float | None = None
         self._probing = False
+
+    @classmethod
+    def from_config(
+        cls,
+        venue: str,
+        config: RiskConfig,
+        *,
+        alert: Callable[..., object] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> CircuitBreaker:
+        """A breaker with the [risk] settings; `alert(severity, message, key=...)` (e.g.
+        Alerter.alert) hears every transition: open is an error, back to closed is info."""
+
+        def changed(breaker: CircuitBreaker, old: BreakerState, new: BreakerState) -> None:
+            if alert is None:
+                return
+            severity = {"open": "error", "half_open": "warning", "closed": "info"}[new.value]
+            message = f"circuit breaker for {venue}: {old.value} -> {new.value}"
+            if new is BreakerState.OPEN:
+                message += f" after {breaker.consecutive_failures} consecutive failures"
+            alert(severity, message, key=f"breaker:{venue}:{new.value}")
+
+        return cls(
+            venue,
+            failures=config.breaker_failures,
+            cooldown_s=config.breaker_cooldown_s,
+            clock=clock,
+            on_change=changed,
+        )
 
     def _move(self, new: BreakerState) -> None:
         old, self.state = self.state, new

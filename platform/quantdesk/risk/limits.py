@@ -45,6 +45,18 @@ class RiskLimits(_Model):
     default_stop_loss: float | None = Field(0.05, gt=0, lt=1)
     default_take_profit: float | None = Field(0.10, gt=0)
 
+    def protective_prices(
+        self, long: bool, entry: Decimal
+    ) -> tuple[Decimal | None, Decimal | None]:
+        """(stop-loss, take-profit) prices for a position entered at `entry` (None = off)."""
+        sl = None if self.default_stop_loss is None else Decimal(str(self.default_stop_loss))
+        tp = None if self.default_take_profit is None else Decimal(str(self.default_take_profit))
+        sign = 1 if long else -1
+        return (
+            None if sl is None else entry * (1 - sign * sl),
+            None if tp is None else entry * (1 + sign * tp),
+        )
+
 
 class RiskConfig(RiskLimits):
     """`[risk]`: the limits, engine-side settings and `[risk.strategies.NAME]` overrides."""
