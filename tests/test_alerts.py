@@ -189,7 +189,7 @@ def test_email_login_uses_the_password_from_the_environment() -> None:
 
 
 def test_telegram_without_token_is_refused() -> None:
-    with pytest.raises(ValueError, match="QUANTDESK_TELEGRAM_TOKEN"):
+    with pytest.raises(ConfigError, match="QUANTDESK_TELEGRAM_TOKEN"):
         TelegramChannel(TelegramConfig(chat_id="1"), env={})
 
 

@@ -27,6 +27,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from quantdesk.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -182,7 +184,7 @@ class TelegramChannel:
         self.config = config
         token = (os.environ if env is None else env).get(config.token_env, "")
         if not token:
-            raise ValueError(f"alerts.telegram: environment variable {config.token_env} is unset")
+            raise ConfigError(f"alerts.telegram: environment variable {config.token_env} is unset")
         self._token = token
 
     def send(self, alert: Alert) -> None:

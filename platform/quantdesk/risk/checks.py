@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -287,7 +288,9 @@ class RiskEngine:
                 amount, reduced = shrunk, reason
 
         self.gate.max_order_notional = limits.max_order_notional
-        candidate = order if amount == order.amount else _with_amount(order, amount)
+        candidate = (
+            order if amount == order.amount else replace(order, amount=amount, fill_ids=set())
+        )
         decision = self.gate.check_order(
             candidate,
             reference_price=ref,
@@ -431,20 +434,3 @@ class RiskEngine:
         """Raise an alert (when an alerter is attached); kwargs go to Alerter.alert."""
         if self.alerter is not None:
             self.alerter.alert(severity, message, **kwargs)
-
-
-def _with_amount(order: Order, amount: Decimal) -> Order:
-    return Order(
-        client_order_id=order.client_order_id,
-        symbol=order.symbol,
-        side=order.side,
-        type=order.type,
-        amount=amount,
-        created_ms=order.created_ms,
-        price=order.price,
-        trigger_price=order.trigger_price,
-        time_in_force=order.time_in_force,
-        reduce_only=order.reduce_only,
-        strategy_id=order.strategy_id,
-        venue=order.venue,
-    )
