@@ -294,8 +294,8 @@ class CcxtVenue:
             params["stopLossPrice" if stop else "takeProfitPrice"] = trigger
         if order.type.needs_price:
             params["timeInForce"] = order.time_in_force.value
-        if order.reduce_only:
-            params["reduceOnly"] = True
+        if order.reduce_only and self.market == "usdm":
+            params["reduceOnly"] = True  # spot has no such flag: a sell only spends what is held
         return amount, price, params
 
     async def _reply(self, raw: Mapping[str, Any], symbol: str, client_order_id: str) -> VenueOrder:

@@ -1,0 +1,553 @@
+"""Paper and live sessions: closed candles polled through ccxt, orders to CcxtVenue or SimVenue.
+
+`LiveBarFeed` is the kernel's `Feed` for live data: it polls `fetch_ohlcv` and yields only
+candles whose end is at or before the venue's clock (the sandbox replays history, so "now" is
+the venue's, not the local wall clock). Steps come out in time order, one per open time.
+
+`CrashHook` is a test hook: with QUANTDESK_CRASH_AT=point[:n] in the environment, the process
+SIGKILLs itself the n-th time it reaches `point`, which places a crash deterministically
+between two steps of the order path (see CRASH_POINTS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import ccxt
+
+from quantdesk.config import VenueConfig
+from quantdesk.data.timeframes import timeframe_ms
+from quantdesk.engine.clock import WallClock
+from quantdesk.engine.failures import RetryPolicy
+from quantdesk.engine.feeds import BarEvent, Step
+from quantdesk.engine.journal import Journal
+from quantdesk.engine.kernel import ExecutionMode, Kernel
+from quantdesk.engine.orders import ZERO, Fill
+from quantdesk.engine.portfolio import Portfolio, split_symbol
+from quantdesk.engine.reconcile import Reconciler, ReconcileReport, UnknownOrders
+from quantdesk.engine.risk_gate import PreTradeRisk
+from quantdesk.engine.runner import Cancel, Intent, SignalRunner
+from quantdesk.errors import ConfigError
+from quantdesk.fills import Side
+from quantdesk.strategy import SignalStrategy
+from quantdesk.venues.ccxt_venue import CcxtVenue
+from quantdesk.venues.sim import SimBar, SimVenue
+
+log = logging.getLogger(__name__)
+
+CRASH_ENV = "QUANTDESK_CRASH_AT"
+# before_send: the order is journaled SUBMITTED, the request not yet sent;
+# after_send: the venue executed the order, its answer was never processed;
+# before_fill_journal: the engine knows a fill, the journal does not hold it yet.
+CRASH_POINTS = ("before_send", "after_send", "before_fill_journal")
+
+
+class LiveBarFeed:
+    """Closed candles of several symbols from a ccxt venue, polled every `poll_s` seconds."""
+
+    historical = False
+
+    def __init__(
+        self,
+        venue: CcxtVenue,
+        symbols: Sequence[str],
+        timeframe: str,
+        *,
+        poll_s: float = 5.0,
+        after_ms: int | None = None,
+        until_ms: int | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        """after_ms: only candles opening after it (default: those closing after the first
+        poll); until_ms: end the feed once a candle opening at or after it has closed."""
+        self.venue = venue
+        self.symbols = list(symbols)
+        self.timeframe = timeframe
+        self.timeframe_ms = timeframe_ms(timeframe)
+        self.poll_s = poll_s
+        self.after_ms = after_ms
+        self.until_ms = until_ms
+        self.stop = stop or asyncio.Event()
+        self.polls = 0
+        # awaited once per poll, between steps: the kernel is idle then, so work done here
+        # (periodic reconciliation) never interleaves with an order in progress
+        self.on_idle: Callable[[], Awaitable[None]] | None = None
+
+    async def history(self, bars: int) -> list[Step]:
+        """The last `bars` closed candles as steps (warm-up); later polls continue after them."""
+        per_symbol = {
+            s: await self.venue.fetch_closed_bars(s, self.timeframe, None, bars + 1)
+            for s in self.symbols
+        }
+        steps = _steps(per_symbol)[-bars:] if bars else []
+        if steps:
+            self.after_ms = max(self.after_ms or 0, steps[-1][0].bar.time)
+        return steps
+
+    async def _poll(self) -> list[Step]:
+        per_symbol: dict[str, list[list[Any]]] = {}
+        for symbol in self.symbols:
+            since = None if self.after_ms is None else self.after_ms + 1
+            per_symbol[symbol] = await self.venue.fetch_closed_bars(symbol, self.timeframe, since)
+        self.polls += 1
+        steps = _steps(per_symbol)
+        if self.after_ms is None:
+            # first poll without a starting point: only what closes from now on is news
+            self.after_ms = steps[-1][0].bar.time if steps else None
+            return []
+        # a step is complete once every symbol has reported it (or moved past it)
+        # (exchanges list a candle for every interval, traded or not)
+        latest = min(rows[-1][0] if rows else self.after_ms for rows in per_symbol.values())
+        ready = [s for s in steps if self.after_ms < s[0].bar.time <= latest]
+        if ready:
+            self.after_ms = ready[-1][0].bar.time
+        return ready
+
+    def finished(self) -> bool:
+        """The --until time has been reached (or a stop was requested)."""
+        if self.stop.is_set():
+            return True
+        return (
+            self.until_ms is not None
+            and self.after_ms is not None
+            and self.after_ms >= self.until_ms
+        )
+
+    async def __aiter__(self) -> AsyncIterator[Step]:
+        while not self.finished():
+            try:
+                steps = await self._poll()
+            except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+                log.warning("bar poll failed (%s); retrying", type(exc).__name__)
+                steps = []
+            for step in steps:
+                if self.until_ms is not None and step[0].bar.time > self.until_ms:
+                    self.after_ms = self.until_ms
+                    return
+                for event in step:
+                    self.venue.marks[event.symbol] = Decimal(repr(event.bar.close))
+                yield step
+                if self.stop.is_set():
+                    return
+            if self.finished():
+                return
+            if self.on_idle is not None:
+                await self.on_idle()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), self.poll_s)
+
+
+def _steps(per_symbol: dict[str, list[list[Any]]]) -> list[Step]:
+    """Rows per symbol -> steps of BarEvents sharing an open time, in time order."""
+    by_time: dict[int, Step] = {}
+    for symbol, rows in per_symbol.items():
+        for t, o, h, low, c, v in (r[:6] for r in rows):
+            bar = SimBar(int(t), float(o), float(h), float(low), float(c), float(v or 0.0))
+            by_time.setdefault(int(t), []).append(BarEvent(symbol, bar, -1))
+    return [by_time[t] for t in sorted(by_time)]
+
+
+class CrashHook:
+    """SIGKILLs the process the n-th time a named point is reached (tests only)."""
+
+    def __init__(self, spec: str | None) -> None:
+        """spec: 'point' or 'point:n' (n >= 1), or None/'' for no crash."""
+        self.point, self.n = None, 0
+        if spec:
+            point, _, n = spec.partition(":")
+            if point not in CRASH_POINTS:
+                raise ValueError(
+                    f"{CRASH_ENV}: unknown point {point!r} (use {', '.join(CRASH_POINTS)})"
+                )
+            self.point, self.n = point, int(n or 1)
+        self.seen = 0
+
+    @classmethod
+    def from_env(cls) -> CrashHook:
+        """The hook named by QUANTDESK_CRASH_AT (inactive when unset)."""
+        return cls(os.environ.get(CRASH_ENV))
+
+    def reached(self, point: str) -> None:
+        """Called at each point; dies here when this is the configured occurrence."""
+        if point != self.point:
+            return
+        self.seen += 1
+        if self.seen == self.n:
+            log.warning("crash hook: SIGKILL at %s #%d", point, self.n)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def install(self, venue: CcxtVenue, journal: Any) -> None:
+        """Wrap the venue's order placement and the journal's fill writes."""
+        if self.point is None:
+            return
+        create = venue.exchange.create_order
+        record_fill = journal.record_fill
+
+        async def create_order(*args: Any, **kwargs: Any) -> Any:
+            self.reached("before_send")
+            result = await create(*args, **kwargs)
+            self.reached("after_send")
+            return result
+
+        def record(fill: Any) -> bool:
+            self.reached("before_fill_journal")
+            return record_fill(fill)
+
+        venue.exchange.create_order = create_order
+        journal.record_fill = record
+
+
+async def wait_first(*aws: Awaitable[Any]) -> None:
+    """Run awaitables until the first finishes; cancel the rest."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await t
+
+
+def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
+    """SIGINT/SIGTERM set `stop` (a graceful shutdown); returns a function that removes them."""
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+
+    def remove() -> None:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+    return remove
+
+
+# --- sessions ---------------------------------------------------------------------------------
+
+
+class Mode(StrEnum):
+    """Paper: live data, simulated fills. Live: live data, orders at the venue."""
+
+    PAPER = "paper"
+    LIVE = "live"
+
+
+class LiveJournal(Journal):
+    """A journal that commits every write at once.
+
+    The kernel batches writes when the journal offers `batch` (fast replays); a live session must
+    not: the order intent has to be durable before its request leaves, and a fill the moment it is
+    known, or a crash loses them.
+    """
+
+    batch = None  # type: ignore[assignment]
+
+
+class FeeAwareRunner(SignalRunner):
+    """SignalRunner for a real venue's accounting.
+
+    A fee paid in the base asset (Binance spot buys) shrinks the position instead of the cash,
+    so the exit sells what is actually held; what an exit leaves below the market's minimum
+    amount is dust that cannot be sold, and the sleeve counts as flat again.
+    """
+
+    def __init__(self, *args: Any, min_amounts: Mapping[str, Decimal], **kwargs: Any) -> None:
+        """min_amounts: per symbol, the smallest amount the venue accepts."""
+        super().__init__(*args, **kwargs)
+        self.min_amounts = dict(min_amounts)
+
+    def on_fill(self, fill: Fill, tag: str, bar_ms: int) -> list[Intent | Cancel]:
+        """Book the fill as the venue did, then let SignalRunner react."""
+        base, _ = split_symbol(fill.symbol)
+        sleeve = self.sleeves[fill.symbol]
+        if fill.fee and fill.fee_currency == base and fill.side is Side.BUY:
+            net = replace(fill, amount=fill.amount - fill.fee, fee=ZERO)
+            out = super().on_fill(net, tag, bar_ms)
+            sleeve.cash -= fill.fee * fill.price  # paid for the whole amount
+        else:
+            out = super().on_fill(fill, tag, bar_ms)
+        if fill.side is Side.SELL and 0 < sleeve.qty < self.min_amounts.get(fill.symbol, ZERO):
+            sleeve.qty = ZERO
+        return out
+
+
+@dataclass
+class SessionSpec:
+    """Everything `quantdesk run` decides."""
+
+    strategy: SignalStrategy
+    symbols: list[str]
+    mode: Mode
+    venue_name: str
+    venue: VenueConfig
+    journal: Path
+    execution: ExecutionMode = ExecutionMode.AUTO
+    timeframe: str | None = None
+    until_ms: int | None = None
+    capital: Decimal | None = None  # per symbol; default: free quote balance / symbols * 0.98
+    poll_s: float = 5.0
+    reconcile_every_s: float = 60.0
+    unknown_orders: UnknownOrders = UnknownOrders.CANCEL
+    cancel_on_exit: bool = False
+    slippage: Decimal = ZERO  # paper fills
+    retry: RetryPolicy | None = None  # backoff of ambiguous order failures (default: RetryPolicy())
+
+
+@dataclass
+class SessionResult:
+    """What a session did, for the CLI summary and tests."""
+
+    steps: int
+    orders: int
+    fills: int
+    positions: dict[str, Decimal]
+    equity: Decimal | None
+    reconciliations: list[ReconcileReport] = field(default_factory=list)
+    stopped_by_signal: bool = False
+
+
+class Session:
+    """One paper or live session: venue, journal, portfolio, kernel, feed and reconciliation."""
+
+    def __init__(
+        self,
+        spec: SessionSpec,
+        *,
+        env: Mapping[str, str] | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        """env: where credentials are read (default os.environ); stop: set it to stop gracefully."""
+        self.spec = spec
+        self.env = env
+        self.stop = stop or asyncio.Event()
+        self.clock = WallClock()
+        self.reports: list[ReconcileReport] = []
+        self.started = asyncio.Event()  # set once recovered, reconciled and warmed up
+
+    async def run(self) -> SessionResult:
+        """Start (recover, reconcile, warm up), trade until --until or a stop, shut down."""
+        spec = self.spec
+        data = CcxtVenue.from_config(spec.venue_name, spec.venue, self.env)
+        journal = LiveJournal(spec.journal)
+        try:
+            return await self._run(data, journal)
+        finally:
+            journal.close()
+            await data.close()
+
+    async def _run(self, data: CcxtVenue, journal: LiveJournal) -> SessionResult:
+        spec = self.spec
+        rules = await data.load()
+        symbols = [_venue_symbol(s, rules, spec.venue.market) for s in spec.symbols]
+        quotes = {split_symbol(s)[1] for s in symbols}
+        if len(quotes) != 1:
+            raise ConfigError(f"symbols must share one quote currency, got {sorted(quotes)}")
+        quote = quotes.pop()
+        timeframe = spec.timeframe or spec.strategy.timeframe
+        start = await self._session_start(data, journal, quote, len(symbols))
+        initial = {k: Decimal(v) for k, v in start["balances"].items()}
+        fills = journal.load_fills()
+        portfolio = Portfolio(cash=dict(initial), currency=quote)
+        for fill in fills:
+            portfolio.apply_fill(fill)
+        fee = Decimal(str(data.exchange.markets[symbols[0]].get("taker") or 0))
+        capital = spec.capital or Decimal(start["capital"])
+        sym_rules = {s: rules[s] for s in symbols}
+        runner = FeeAwareRunner(
+            spec.strategy,
+            symbols,
+            capital=capital,
+            fee=fee,
+            min_amounts={s: max(r.min_amount, r.amount_step) for s, r in sym_rules.items()},
+        )
+        step = min(r.amount_step for r in sym_rules.values())
+        if spec.mode is Mode.LIVE:
+            venue: Any = data
+        else:
+            held = {a: v for a, v in portfolio.cash.items()}
+            for s, pos in portfolio.positions.items():
+                held[split_symbol(s)[0]] = held.get(split_symbol(s)[0], ZERO) + pos.quantity
+            venue = SimVenue(
+                symbols,
+                held,
+                fee=fee,
+                slippage=spec.slippage,
+                name=f"{spec.venue_name}-paper",
+                amount_step=step,
+                price_tick=min(r.price_tick for r in sym_rules.values()),
+                clock=self.clock,
+            )
+        kernel = Kernel(
+            venue,
+            portfolio,
+            journal,
+            self.clock,
+            runners=[runner],
+            risk=PreTradeRisk(sym_rules, fee_rate=fee),
+            mode=spec.execution,
+            amount_step=step,
+            timeframe_ms=timeframe_ms(timeframe),
+        )
+        if spec.retry is not None:
+            kernel.om.policy = spec.retry
+        # Every client id ever journaled stays known: the same decision is never sent twice.
+        for order in journal.load_orders(open_only=False):
+            if order.status.is_terminal:
+                kernel.om.orders[order.client_order_id] = order
+        if spec.mode is Mode.LIVE:
+            CrashHook.from_env().install(data, journal)
+        await kernel.om.recover(journal.load_orders(open_only=True))
+        reconciler = None
+        if spec.mode is Mode.LIVE:
+            reconciler = Reconciler(
+                data, kernel.om, journal, portfolio, symbols, self.clock,
+                unknown_orders=spec.unknown_orders, since_ms=int(start["since_ms"]),
+            )  # fmt: skip
+            await self._reconcile(reconciler, journal, attempts=30)
+        _restore_sleeves(runner, journal, kernel)
+        feed = LiveBarFeed(
+            data, symbols, timeframe, poll_s=spec.poll_s, until_ms=spec.until_ms, stop=self.stop
+        )
+        for past in await feed.history(runner.window):
+            for event in past:
+                kernel.closes[event.symbol] = event.bar.close
+                runner.on_close(event)
+        for sleeve in runner.sleeves.values():  # history is context, not orders to act on now
+            sleeve.entry = sleeve.exit = False
+            sleeve.signal_ms = None
+        last = [self.clock()]
+
+        async def idle() -> None:
+            if reconciler is not None and self.clock() - last[0] >= spec.reconcile_every_s * 1000:
+                last[0] = self.clock()
+                await self._reconcile(reconciler, journal, attempts=1)
+
+        feed.on_idle = idle
+        journal.record_risk_event(
+            "session_resumed" if fills or start.get("resumed") else "session_started",
+            f"{spec.mode} session on {spec.venue_name}: {spec.strategy!r} {', '.join(symbols)}",
+            self.clock(),
+            severity="info",
+        )
+        self.started.set()
+        await kernel.run(feed)
+        if spec.cancel_on_exit:
+            for order in [o for o in kernel.om.orders.values() if o.status.is_open]:
+                await kernel.om.cancel(order.client_order_id, "shutdown")
+        if reconciler is not None:
+            await self._reconcile(reconciler, journal, attempts=10)
+        journal.record_risk_event(
+            "session_stopped",
+            "stopped by signal" if self.stop.is_set() else "reached --until",
+            self.clock(),
+            severity="info",
+        )
+        return SessionResult(
+            steps=kernel.steps,
+            orders=len([o for o in kernel.om.orders.values() if o.submit_attempts]),
+            fills=journal.count("fills"),
+            positions={s: p.quantity for s, p in portfolio.positions.items() if p.quantity},
+            equity=kernel.equity() if kernel.closes else None,
+            reconciliations=self.reports,
+            stopped_by_signal=self.stop.is_set(),
+        )
+
+    async def _reconcile(self, reconciler: Reconciler, journal: Journal, attempts: int) -> bool:
+        """One reconciliation pass, retried while the venue fails; False if it never got through
+        (the next periodic pass tries again)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self.reports.append(await reconciler.run())
+                return True
+            except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+                log.warning("reconciliation failed (%s), attempt %d", type(exc).__name__, attempt)
+                journal.record_risk_event(
+                    "reconcile_failed", f"{type(exc).__name__}", self.clock(), "warning"
+                )
+                if attempt < attempts:
+                    await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+        return False
+
+    async def _session_start(
+        self, data: CcxtVenue, journal: Journal, quote: str, n_symbols: int
+    ) -> dict[str, Any]:
+        """The journal's session record (starting balances, capital, venue time), made once."""
+        events = journal.events("session")
+        if len(events):
+            payload = dict(events["payload"].iloc[0])
+            if (payload.get("mode"), payload.get("venue")) != (
+                self.spec.mode,
+                self.spec.venue_name,
+            ):
+                raise ConfigError(
+                    f"journal {self.spec.journal} belongs to a {payload.get('mode')} session on "
+                    f"{payload.get('venue')}: use another --journal"
+                )
+            return payload | {"resumed": True}
+        symbol = _venue_symbol(self.spec.symbols[0], data.rules, self.spec.venue.market)
+        ticker = await data.exchange.fetch_ticker(symbol)
+        if self.spec.mode is Mode.LIVE:
+            venue_balances = await data.fetch_balances()
+            balances = {a: b.total for a, b in venue_balances.items()}
+            available = venue_balances[quote].free if quote in venue_balances else ZERO
+        else:
+            paper = (self.spec.capital or Decimal(10_000)) * n_symbols
+            balances, available = {quote: paper}, paper
+        capital = self.spec.capital or (available / n_symbols * Decimal("0.98"))
+        payload = {
+            "mode": str(self.spec.mode),
+            "venue": self.spec.venue_name,
+            "balances": {a: str(v) for a, v in balances.items()},
+            "capital": str(capital),
+            "since_ms": int(ticker.get("timestamp") or 0) + 1,
+        }
+        journal.record_risk_event("session", "session record", self.clock(), "info", payload)
+        return payload
+
+
+def _venue_symbol(symbol: str, rules: Mapping[str, Any], market: str) -> str:
+    """The venue's market for a user's symbol (BTC/USDT on a USD-M venue is BTC/USDT:USDT)."""
+    if symbol in rules:
+        return symbol
+    if market == "usdm" and ":" not in symbol:
+        perp = f"{symbol}:{split_symbol(symbol)[1]}"
+        if perp in rules:
+            return perp
+    raise ConfigError(f"the venue has no market {symbol}")
+
+
+def _restore_sleeves(runner: SignalRunner, journal: Journal, kernel: Kernel) -> None:
+    """Rebuild the runner's sleeves (cash, quantity) from the fills of its orders."""
+    ours = {cid for cid, o in kernel.om.orders.items() if o.strategy_id == runner.strategy_id}
+    for fill in journal.load_fills():
+        if fill.client_order_id in ours and fill.symbol in runner.sleeves:
+            runner.on_fill(fill, "", 0)
+
+
+async def run_session(
+    spec: SessionSpec,
+    *,
+    env: Mapping[str, str] | None = None,
+    stop: asyncio.Event | None = None,
+    started: asyncio.Event | None = None,
+) -> SessionResult:
+    """Run one session to its end (`--until`, or `stop` being set); `started` is set once it
+    trades."""
+    session = Session(spec, env=env, stop=stop)
+    if started is not None:
+        session.started = started
+    return await session.run()
