@@ -8,7 +8,8 @@ the kernel's `risk` (the same RiskEngine, `guard.risk`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -67,3 +68,16 @@ class RiskGuard:
         if new_fills or self.monitor.due(now_ms):
             return await self.monitor.update(now_ms)
         return None
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        *,
+        interval_s: float = 1.0,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        """Between bars (live and paper): the same work every `interval_s` until `stop` is set,
+        so a kill command or a loss is acted on within seconds, not at the next bar close."""
+        while not stop.is_set():
+            await self.after_step(self.risk.clock())
+            await sleep(interval_s)
