@@ -214,3 +214,52 @@ def test_cli_refuses_invalid_limits_and_missing_journal(tmp_path: Path, capsys) 
         main(["--config", str(good), "kill"])
     assert done.value.code == 2 and "--journal" in capsys.readouterr().err
     assert not (tmp_path / "none.sqlite").exists()
+
+
+async def test_flatten_closes_a_perpetual_short_reduce_only(
+    url: str, admin: Admin, tmp_path: Path
+) -> None:
+    ex = sandbox_client("binanceusdm", url, async_=True, enableRateLimit=False, timeout=5000)
+    venue = CcxtVenue(ex, "sandbox-usdm", market="usdm")
+    await venue.load()
+    try:
+        journal = Journal(tmp_path / "journal.sqlite")
+        desk = Desk(venue, journal, max_symbol_exposure=0.5)
+        perp = "BTC/USDT:USDT"
+        ticker = await ex.fetch_ticker(perp)
+        desk.risk.update_price(perp, D(str(ticker["last"])))
+        seq = iter(range(100, 200))
+
+        async def send(side: Side, amount: str, price: D | None = None) -> Order:
+            order = Order(
+                client_order_id("perp", perp, 0, next(seq)),
+                perp,
+                side,
+                OrderType.LIMIT if price else OrderType.MARKET,
+                D(amount),
+                desk.clock(),
+                price=price,
+            )
+            decision = desk.risk.check_order(order)
+            assert decision.approved, decision
+            return await desk.manager.submit(decision.applied_to(order))
+
+        short = await send(Side.SELL, "0.3")
+        assert short.status is S.FILLED
+        rules = venue.rules[perp]
+        resting = await send(
+            Side.BUY, "0.1", price=rules.round_price(D(str(ticker["last"])) * D("0.97"))
+        )
+        assert resting.status is S.NEW
+        report = await desk.kill.kill("test", flatten=True)
+        assert report.cancelled == (resting.client_order_id,)
+        (flat_id,) = report.flatten_orders
+        flat = desk.manager.orders[flat_id]
+        assert (flat.side, flat.amount, flat.reduce_only) == (Side.BUY, D("0.3"), True)
+        assert flat.status is S.FILLED
+        positions = await venue.fetch_positions()
+        assert perp not in positions or positions[perp].quantity == 0
+        assert desk.portfolio.positions[perp].quantity == 0
+        journal.close()
+    finally:
+        await venue.close()
