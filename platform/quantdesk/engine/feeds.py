@@ -11,8 +11,7 @@ bar's open (there is no next bar yet; the venue fills at the price in force).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
@@ -20,8 +19,7 @@ import pandas as pd
 from quantdesk.venues.sim import SimBar
 
 
-@dataclass(frozen=True, slots=True)
-class BarEvent:
+class BarEvent(NamedTuple):
     """One closed bar of one symbol; `index` is its row in the replayed history (-1 if live)."""
 
     symbol: str

@@ -119,6 +119,8 @@ class Kernel:
         self._owner: dict[str, tuple[Runner, str]] = {}  # client id -> (runner, tag)
         self._followups: list[tuple[Runner, Intent | Cancel]] = []
         self._bar_venue = isinstance(venue, BarVenue)
+        self._sim_clock = isinstance(clock, SimClock)
+        self._by_symbol: dict[str, list[Runner]] = {}
         # quantdesk.risk.guard.RiskGuard (monitors, kill switch, hot reload), run after each step
         self.guard: Any = None
         for runner in runners:
@@ -129,6 +131,7 @@ class Kernel:
         if any(r.strategy_id == runner.strategy_id for r in self.runners):
             raise ValueError(f"two runners with strategy id {runner.strategy_id!r}")
         self.runners.append(runner)
+        self._by_symbol.clear()
 
     # --- Market (what runners may ask) ----------------------------------------------------------
 
@@ -169,12 +172,14 @@ class Kernel:
         open_ms = events[0].bar.time
         self.bar_ms = open_ms
         fills_before = len(self.fills)
-        if isinstance(self.clock, SimClock):
+        sim = self._sim_clock
+        if sim:
             self.clock.advance_to(open_ms)
-        changed: list[str] = []
+        changed = False
         if self._bar_venue:
             for ev in events:
-                changed += self.venue.open_bar(ev.symbol, ev.bar)  # type: ignore[attr-defined]
+                if self.venue.open_bar(ev.symbol, ev.bar):  # type: ignore[attr-defined]
+                    changed = True
         if changed:
             await self.om.refresh()
             await self._drain()
@@ -183,22 +188,24 @@ class Kernel:
         if not act_on_close:
             await self._act(events)
         close_ms = events[0].bar.time + self.timeframe_ms
-        if isinstance(self.clock, SimClock) and close_ms > open_ms:
+        if sim and close_ms > open_ms:
             self.clock.advance_to(close_ms)
-        changed = []
+        changed = False
         if self._bar_venue:
             for ev in events:
-                changed += self.venue.close_bar(ev.symbol, ev.bar)  # type: ignore[attr-defined]
+                if self.venue.close_bar(ev.symbol, ev.bar):  # type: ignore[attr-defined]
+                    changed = True
         if changed:
             await self.om.refresh()
             await self._drain()
+        followups = self._followups
         for ev in events:
             self.closes[ev.symbol] = ev.bar.close
-            for runner in self.runners:
-                if ev.symbol in runner.symbols:
-                    for action in runner.on_close(ev):
-                        self._followups.append((runner, action))
-        await self._drain()
+            for runner in self._runners_of(ev.symbol):
+                for action in runner.on_close(ev):
+                    followups.append((runner, action))
+        if followups:
+            await self._drain()
         if act_on_close:
             await self._act(events)
         self.steps += 1
@@ -209,12 +216,21 @@ class Kernel:
             await self.guard.after_step(self.clock(), len(self.fills) - fills_before)
 
     async def _act(self, events: Sequence[BarEvent]) -> None:
+        followups = self._followups
         for ev in events:
-            for runner in self.runners:
-                if ev.symbol in runner.symbols:
-                    for action in runner.on_open(ev.symbol, ev.bar.time, self):
-                        self._followups.append((runner, action))
-        await self._drain()
+            for runner in self._runners_of(ev.symbol):
+                for action in runner.on_open(ev.symbol, ev.bar.time, self):
+                    followups.append((runner, action))
+        if followups:
+            await self._drain()
+
+    def _runners_of(self, symbol: str) -> list[Runner]:
+        """The runners trading symbol (cached: looked up on every bar)."""
+        runners = self._by_symbol.get(symbol)
+        if runners is None:
+            runners = [r for r in self.runners if symbol in r.symbols]
+            self._by_symbol[symbol] = runners
+        return runners
 
     async def _drain(self) -> None:
         """Carry out queued intents and cancels, including those their fills cause."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 import ccxt
 
@@ -50,9 +51,10 @@ _STATUS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class SimBar:
-    """One bar as floats (what feeds carry); converted to Decimal only when orders need it."""
+class SimBar(NamedTuple):
+    """One bar as floats (what feeds carry); converted to Decimal only when orders need it.
+
+    A NamedTuple: a replay builds one per bar, and tuples are the cheapest immutable record."""
 
     time: int  # open time, ms UTC
     open: float
