@@ -310,14 +310,7 @@ class RiskEngine:
                     f"amount reduced from {order.amount} to {decision.amount} "
                     f"({(decision.reason or reduced).value})",
                 )
-        return RiskDecision(
-            decision.decision,
-            decision.amount,
-            decision.price,
-            decision.trigger_price,
-            decision.reason,
-            decision.message,
-        )
+        return decision
 
     def _size_cap(
         self,
