@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import importlib.util
 import itertools
 import math
@@ -410,7 +412,7 @@ def parity_check(
     from quantdesk.engine.replay import replay
 
     try:
-        replayed = replay(strategy, data, costs)
+        replayed = _off_loop(lambda: replay(strategy, data, costs))
     except QuantdeskError as exc:
         return Check("parity", None, "", f"replay cannot run this strategy: {exc}")
     backtest = run(strategy, data, costs)
@@ -432,6 +434,17 @@ def parity_check(
         f"{len(a)} trades",
         f"final equity {engine:,.2f} vs {equity:,.2f} (relative gap {gap:.1e})",
     )
+
+
+def _off_loop(func: Callable[[], Any]) -> Any:
+    # The replay drives its own asyncio loop; inside a running one (a Jupyter kernel) it has
+    # to run on another thread.
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return func()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(func).result()
 
 
 # --------------------------------------------------------------------------------------------
