@@ -16,11 +16,13 @@ from quantdesk.engine.feeds import HistoricalFeed
 from quantdesk.engine.journal import Journal
 from quantdesk.engine.kernel import ExecutionMode, Kernel
 from quantdesk.engine.order_manager import MemoryJournal
+from quantdesk.engine.orders import OrderType
 from quantdesk.engine.portfolio import Portfolio
 from quantdesk.engine.replay import replay
 from quantdesk.engine.risk_gate import MarketRules, PreTradeRisk, TradingState
-from quantdesk.engine.runner import SignalRunner
-from quantdesk.strategy import load_strategy
+from quantdesk.engine.runner import Intent, QuoteRunner, SignalRunner
+from quantdesk.fills import Side
+from quantdesk.strategy import QuoteStrategy, load_strategy
 from quantdesk.venues.sim import SimVenue, dec
 from tests.backtest.conftest import scripted
 from tests.conftest import make_bars
@@ -41,7 +43,7 @@ def build(
     wide = to_bars({SYM: bars})
     feed = HistoricalFeed(wide, 3_600_000)
     clock = SimClock(int(feed.times[0]))
-    total = Decimal(10_000) * len(strategies)
+    total = Decimal(10_000) * max(1, len(strategies))
     venue = SimVenue([SYM], {"USDT": total}, fee=Decimal("0.001"), clock=clock)
     runners = []
     for sid, strategy in strategies.items():
@@ -225,3 +227,37 @@ def test_replay_is_deterministic_and_journals(tmp_path: Path) -> None:
     with Journal(a.journal_path) as journal:
         assert len(journal.fills()) == len(a.fills) > 0
         assert journal.equity_curve()["equity"].iloc[-1] == a.final_equity
+
+
+class Maker(QuoteStrategy):
+    """Bids 1% under the first close; once bought, offers 1% over the fill."""
+
+    def on_bar(self, bar, ctx):
+        if bar.index != 0:
+            return []
+        price = (dec(bar.bar.close) * Decimal("0.99")).quantize(Decimal("0.01"))
+        return [Intent(SYM, Side.BUY, OrderType.LIMIT, Decimal(1), bar.bar.time, 10, price=price)]
+
+    def on_fill(self, fill, ctx):
+        if fill.side is not Side.BUY:
+            return []
+        assert ctx.portfolio.positions[SYM].quantity == fill.amount  # booked before the hook
+        price = (fill.price * Decimal("1.01")).quantize(Decimal("0.01"))
+        return [Intent(SYM, Side.SELL, OrderType.LIMIT, fill.amount, ctx.bar_ms, 11, price=price)]
+
+
+async def test_quote_strategy_hooks_rest_limits_in_the_matching_core() -> None:
+    bars = make_bars(60, seed=1)
+    first_close = dec(bars["close"].iloc[0])
+    bid = (first_close * Decimal("0.99")).quantize(Decimal("0.01"))
+    kernel, feed = build({}, bars)
+    kernel.add_runner(QuoteRunner(Maker(), [SYM], strategy_id="mm"))
+    await kernel.run(feed)
+    buy, sell = kernel.fills
+    assert (buy.side, sell.side) == (Side.BUY, Side.SELL)
+    # the bid fills at its price on the first later bar whose low trades through it
+    lows = bars["low"].iloc[1:]
+    hit = lows[lows.map(dec) < bid].index[0]
+    assert buy.price == bid and buy.timestamp == int(hit.timestamp() * 1000)
+    assert sell.price == (bid * Decimal("1.01")).quantize(Decimal("0.01"))
+    assert buy.fee == bid * Decimal("0.001")  # maker fee = taker fee here, in quote

@@ -132,6 +132,8 @@ class Kernel:
             raise ValueError(f"two runners with strategy id {runner.strategy_id!r}")
         self.runners.append(runner)
         self._by_symbol.clear()
+        if hasattr(runner, "context"):
+            runner.context = self  # quote strategies see clock, portfolio and orders through it
 
     # --- Market (what runners may ask) ----------------------------------------------------------
 

@@ -319,7 +319,7 @@ class QuoteRunner:
         self.strategy = strategy
         self.strategy_id = strategy_id or strategy.label()
         self.symbols = list(symbols)
-        self.context: Any = None  # set by the kernel: clock, portfolio, open orders
+        self.context: Any = None  # the kernel, set by it: .clock, .portfolio, .om.orders
 
     def on_close(self, event: BarEvent) -> list[Intent | Cancel]:
         """on_bar hook."""

@@ -160,7 +160,7 @@ class SimVenue:
         count = len(self.core.fills)
         self.core.on_bar(symbol, self._core_bar(bar), bar.time)
         fills = self.core.fills[count:]
-        self._charge(fills)
+        self._charge(fills, bar.time)  # filled during the bar: stamped with its open time
         return sorted({self.core.orders[f.order_id].client_id for f in fills})
 
     def quote(self, symbol: str, side: Side) -> Decimal | None:
@@ -344,7 +344,7 @@ class SimVenue:
         tracked.core_id = core.id
         self._charge(self.core.fills[count:])
 
-    def _charge(self, fills: list) -> None:
+    def _charge(self, fills: list, timestamp: int | None = None) -> None:
         """Debit fees in the quote currency and record engine fills on their orders."""
         for cf in fills:
             core = self.core.orders[cf.order_id]
@@ -366,7 +366,7 @@ class SimVenue:
                 price=cf.price,
                 fee=paid,
                 fee_currency=spec.quote,
-                timestamp=self._now(cf.symbol),
+                timestamp=self._now(cf.symbol) if timestamp is None else timestamp,
                 venue=self.name,
                 venue_order_id=str(core.id),
             )
