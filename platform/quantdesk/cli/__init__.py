@@ -39,6 +39,7 @@ def _register() -> None:
     from quantdesk.cli import optimize  # noqa: F401
     from quantdesk.cli import validate  # noqa: F401
     from quantdesk.cli import promote  # noqa: F401
+    from quantdesk.cli import run  # noqa: F401
 
 
 _register()

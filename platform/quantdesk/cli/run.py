@@ -1,0 +1,167 @@
+"""`quantdesk run`: a strategy in paper or live mode against a venue from quantdesk.toml."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import click
+
+from quantdesk.cli import cli
+from quantdesk.cli.context import AppContext
+from quantdesk.cli.output import console, print_table
+from quantdesk.errors import QuantdeskError
+
+
+def _decimal(name: str, value: str | None) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        out = Decimal(value)
+    except InvalidOperation:
+        raise QuantdeskError(f"--{name} must be a number, got {value!r}") from None
+    if not out.is_finite() or out <= 0:
+        raise QuantdeskError(f"--{name} must be a positive number, got {value!r}")
+    return out
+
+
+@cli.command()
+@click.option("--strategy", "strategy_name", required=True, help="Strategy (strategies/NAME.py).")
+@click.option("--symbols", required=True, help="Comma-separated symbols, e.g. BTC/USDT.")
+@click.option(
+    "--mode",
+    type=click.Choice(["paper", "live"]),
+    required=True,
+    help="paper: live data, simulated fills; live: orders at the venue.",
+)
+@click.option("--venue", "venue_name", required=True, help="A [venues.NAME] of quantdesk.toml.")
+@click.option("--until", default=None, help="Stop after the bar opening at this time (UTC).")
+@click.option("--param", "param_args", multiple=True, metavar="NAME=VALUE", help="Parameter.")
+@click.option(
+    "--execution",
+    type=click.Choice(["auto", "confirm", "signals-only"]),
+    default="auto",
+    show_default=True,
+    help="auto sends orders; confirm holds them for `quantdesk approve`; signals-only "
+    "journals them and sends nothing.",
+)
+@click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Journal file; rerunning with the same one resumes (default: "
+    "reports/journals/run-STRATEGY-VENUE-MODE.sqlite).",
+)
+@click.option("--timeframe", default=None, help="Bar size (default: the strategy's).")
+@click.option("--capital", default=None, help="Cash per symbol (default: 98% of free / symbols).")
+@click.option("--poll", "poll_s", type=float, default=5.0, show_default=True, help="Seconds.")
+@click.option(
+    "--reconcile-every",
+    "reconcile_s",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds between reconciliations with the venue (live).",
+)
+@click.option(
+    "--unknown-orders",
+    type=click.Choice(["cancel", "adopt"]),
+    default="cancel",
+    show_default=True,
+    help="What reconciliation does with open venue orders the engine did not place.",
+)
+@click.option("--cancel-on-exit", is_flag=True, help="Cancel open orders when stopping.")
+@click.option("--slippage", default="0", show_default=True, help="Paper fills: fraction of price.")
+@click.option("--strategies-dir", type=click.Path(file_okay=False), default=None)
+@click.pass_obj
+def run(
+    app: AppContext,
+    strategy_name: str,
+    symbols: str,
+    mode: str,
+    venue_name: str,
+    until: str | None,
+    param_args: tuple[str, ...],
+    execution: str,
+    journal_path: str | None,
+    timeframe: str | None,
+    capital: str | None,
+    poll_s: float,
+    reconcile_s: float,
+    unknown_orders: str,
+    cancel_on_exit: bool,
+    slippage: str,
+    strategies_dir: str | None,
+) -> None:
+    """Trade a strategy on live closed candles: paper (simulated fills) or live (real orders).
+
+    Ctrl-C or SIGTERM stops gracefully; a restart with the same journal recovers, reconciles
+    with the venue and carries on.
+    """
+    from quantdesk.data.symbols import parse_symbols
+    from quantdesk.data.timeframes import timeframe_ms
+    from quantdesk.data.times import parse_time, to_ms
+    from quantdesk.engine.kernel import ExecutionMode
+    from quantdesk.engine.live import (
+        Mode,
+        SessionResult,
+        SessionSpec,
+        install_signal_handlers,
+        run_session,
+    )
+    from quantdesk.engine.reconcile import UnknownOrders
+    from quantdesk.strategy import SignalStrategy, parse_param_args, strategy_class
+
+    cls = strategy_class(strategy_name, strategies_dir)
+    fixed, grid = parse_param_args(cls, param_args)
+    if grid:
+        raise QuantdeskError("run trades one parameter set: give each --param a single value")
+    strategy = cls(**fixed)
+    if not isinstance(strategy, SignalStrategy):
+        raise QuantdeskError(f"{cls.label()} is not a SignalStrategy: run trades signal strategies")
+    if timeframe is not None:
+        timeframe_ms(timeframe)  # DataError (exit 2) for a bad one
+    if poll_s <= 0 or reconcile_s <= 0:
+        raise QuantdeskError("--poll and --reconcile-every must be positive")
+    venue = app.config.venue(venue_name)
+    journal = Path(journal_path or f"reports/journals/run-{cls.label()}-{venue_name}-{mode}.sqlite")
+    spec = SessionSpec(
+        strategy=strategy,
+        symbols=parse_symbols(symbols),
+        mode=Mode(mode),
+        venue_name=venue_name,
+        venue=venue,
+        journal=journal,
+        execution=ExecutionMode(execution),
+        timeframe=timeframe,
+        until_ms=to_ms(parse_time(until)) if until else None,
+        capital=_decimal("capital", capital),
+        poll_s=poll_s,
+        reconcile_every_s=reconcile_s,
+        unknown_orders=UnknownOrders(unknown_orders),
+        cancel_on_exit=cancel_on_exit,
+        slippage=Decimal(slippage),
+    )
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    out = console()
+    out.print(f"{mode} session: {strategy!r} on {venue_name}, journal {journal.resolve()}")
+
+    async def main() -> SessionResult:
+        stop = asyncio.Event()
+        remove = install_signal_handlers(stop)
+        try:
+            return await run_session(spec, stop=stop)
+        finally:
+            remove()
+
+    result = asyncio.run(main())
+    rows = [[s, str(q)] for s, q in sorted(result.positions.items())]
+    print_table(["symbol", "position"], rows or [["-", "flat"]], title="positions")
+    stopped = " (stopped by signal)" if result.stopped_by_signal else ""
+    out.print(
+        f"bars {result.steps}, orders {result.orders}, fills {result.fills}, "
+        f"equity {result.equity}{stopped}"
+    )
