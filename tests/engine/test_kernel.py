@@ -261,3 +261,13 @@ async def test_quote_strategy_hooks_rest_limits_in_the_matching_core() -> None:
     assert buy.price == bid and buy.timestamp == int(hit.timestamp() * 1000)
     assert sell.price == (bid * Decimal("1.01")).quantize(Decimal("0.01"))
     assert buy.fee == bid * Decimal("0.001")  # maker fee = taker fee here, in quote
+
+
+async def test_replay_runs_from_inside_a_running_event_loop() -> None:
+    """Notebooks call replay() from a kernel that already runs an event loop."""
+    data = {SYM: make_bars(120, seed=2)}
+    strategy = load_strategy("sma_cross", {"fast": 5, "slow": 20})
+    inside = replay(strategy, data, Costs(fee=0.001))
+    no_gate = replay(strategy, data, Costs(fee=0.001), risk=False)
+    assert len(inside.fills) > 0
+    assert inside.final_equity == no_gate.final_equity  # the gate approved every order as is

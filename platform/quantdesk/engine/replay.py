@@ -10,11 +10,13 @@ backtest uses and the two can be compared at a glance.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -39,6 +41,7 @@ from quantdesk.risk.limits import RiskConfig
 from quantdesk.strategy import SignalStrategy, Strategy, StrategyError
 from quantdesk.venues.sim import SimVenue, dec
 
+T = TypeVar("T")
 AMOUNT_STEP = Decimal("1e-18")
 PRICE_TICK = Decimal("1e-12")
 EQUITY_SNAPSHOTS = 1_000  # journaled equity points per replay (sampled, plus the last bar)
@@ -66,6 +69,17 @@ class ReplayResult:
     def trades(self) -> pd.DataFrame:
         """Round trips as the backtest reports them."""
         return self.backtest.trades
+
+
+def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion, also from code already inside an event loop (a Jupyter
+    kernel): there it gets its own loop on a worker thread, still one loop, one thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def default_journal_path(out_dir: str | Path, strategy: str) -> Path:
@@ -147,7 +161,7 @@ def replay(
     if isinstance(gate, RiskEngine):
         kernel.guard = RiskGuard(gate, [kernel.om], journal=store)
     try:
-        asyncio.run(kernel.run(feed, progress=progress, total=len(feed)))
+        run_coroutine(kernel.run(feed, progress=progress, total=len(feed)))
         fills = sorted(kernel.fills, key=lambda f: f.timestamp)
     finally:
         if isinstance(store, Journal):
