@@ -1,0 +1,110 @@
+"""`quantdesk run`: bad input exits 2 in one line; SIGTERM stops a live session gracefully,
+cancelling open orders with --cancel-on-exit (an adopted venue order here)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from quantdesk.cli import main
+from quantdesk.engine.journal import Journal
+from quantdesk.venues import sandbox_client
+from tests.conftest import REPO
+from tests.engine.test_crash import crash_admin, crash_url, starts, write_config  # noqa: F401
+from tests.sandbox.conftest import KEY, SECRET, Admin
+
+BTC = "BTC/USDT"
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    return int(exit_info.value.code or 0), capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--venue", "nowhere"], "unknown venue 'nowhere'"),
+        (["--venue", "sandbox", "--capital", "-5"], "--capital must be a positive number"),
+        (["--venue", "sandbox", "--param", "fast=2:5:1"], "one parameter set"),
+        (["--venue", "sandbox", "--timeframe", "7x"], "timeframe"),
+        (["--venue", "sandbox", "--strategy", "nope"], "unknown strategy 'nope'"),
+    ],
+)
+def test_bad_input_exits_2_in_one_line(
+    extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, "http://127.0.0.1:9")
+    args = ["--config", str(config), "run", "--strategy", "sma_cross", "--symbols", BTC]
+    args += ["--mode", "live", "--journal", str(tmp_path / "j.sqlite"), *extra]
+    code, err = run_cli(args, capsys)
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "j.sqlite").exists()
+
+
+def test_missing_credentials_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("QD_CRASH_KEY", raising=False)
+    config = write_config(tmp_path, "http://127.0.0.1:9")
+    args = ["--config", str(config), "run", "--strategy", "sma_cross", "--symbols", BTC]
+    args += ["--mode", "live", "--venue", "sandbox", "--journal", str(tmp_path / "j.sqlite")]
+    code, err = run_cli(args, capsys)
+    assert code == 2 and "QD_CRASH_KEY" in err
+    assert KEY not in err and SECRET not in err
+
+
+def test_sigterm_stops_gracefully_and_cancels_open_orders(
+    crash_url: str,  # noqa: F811
+    crash_admin: Admin,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    ex = sandbox_client("binance", crash_url, enableRateLimit=False)
+    ex.load_markets()
+    last = ex.fetch_ticker(BTC)["last"]
+    ex.create_order(BTC, "limit", "buy", 0.01, round(last * 0.9, 2), {"newClientOrderId": "manual"})
+    config = write_config(tmp_path, crash_url)
+    journal = tmp_path / "live.sqlite"
+    env = {**os.environ, "QD_CRASH_KEY": KEY, "QD_CRASH_SECRET": SECRET}
+    env["NUMBA_CACHE_DIR"] = str(REPO / ".cache" / "numba")
+    env.pop("QUANTDESK_CRASH_AT", None)
+    cmd = [
+        sys.executable, "-m", "quantdesk.cli", "--config", str(config), "run",
+        "--strategy", "sma_cross", "--symbols", BTC, "--mode", "live", "--venue", "sandbox",
+        "--timeframe", "1m", "--poll", "0.05", "--journal", str(journal),
+        "--unknown-orders", "adopt", "--cancel-on-exit",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while starts(journal) == 0 and proc.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert ex.fetch_open_orders(BTC)[0]["clientOrderId"] == "manual"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "stopped by signal" in out
+    assert ex.fetch_open_orders(BTC) == []
+    assert ex.fetch_order(None, BTC, {"origClientOrderId": "manual"})["status"] == "canceled"
+    with Journal(journal) as j:
+        orders = j.orders().set_index("client_order_id")
+        assert orders.loc["manual", "status"] == "canceled"
+        adopted = ["submitted", "new", "canceling", "canceled"]
+        assert j.order_events("manual")["new"].tolist() == adopted
+        events = j.events()
+        assert list(events["kind"])[-1] == "session_stopped"
+        assert events["message"].iloc[-1] == "stopped by signal"
+        assert len(j.events("reconcile_unknown_order")) == 1
