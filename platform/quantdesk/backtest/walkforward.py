@@ -20,6 +20,7 @@ from quantdesk.backtest.optimize import (
     get_objective,
     optimize,
 )
+from quantdesk.backtest.runner import to_bars
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,8 @@ def walk_forward(
     space = job.space()
     rows: list[dict[str, Any]] = []
     windows = make_windows(len(bars), n_windows, train_ratio, anchored)
+    index = to_bars(job.data).index  # the stored frames' own (tz-aware) timestamps
     for w in tqdm(windows, desc="walk-forward", unit="window", disable=not progress):
-        index = bars.index
         train_from, train_to = index[w.train_start], index[w.train_end - 1]
         sub = {s: f.loc[train_from:train_to] for s, f in job.data.items()}
         sub_job = replace(job, data={s: f for s, f in sub.items() if not f.empty})
