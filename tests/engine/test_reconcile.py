@@ -178,3 +178,39 @@ async def test_balance_difference_is_adjusted_and_journaled(rig: Rig, admin: Adm
     assert rig.portfolio.cash["USDT"] == D("100250")
     assert rig.journal.events("reconcile_balance")["payload"][0]["venue_value"] == "100250"
     assert (await rig.reconciler().run()).clean
+
+
+async def test_perp_position_from_missing_fills_matches_venue(
+    url: str,  # noqa: F811
+    admin: Admin,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    perp = "ETH/USDT:USDT"
+    ex = sandbox_client("binanceusdm", url, async_=True, enableRateLimit=False)
+    venue = CcxtVenue(ex, "sandbox-usdm", market="usdm")
+    await venue.load()
+    try:
+        with Journal(tmp_path / "perp.db") as journal:
+            portfolio = Portfolio(cash={"USDT": D("100000")})
+            manager = OrderManager(
+                venue, journal, lambda: 1, rng=random.Random(0), sleep=no_sleep,
+                on_fill=portfolio.apply_fill,
+            )  # fmt: skip
+            rec = Reconciler(venue, manager, journal, portfolio, [perp], lambda: 1)
+            await ex.create_order(perp, "market", "sell", 0.4, None, {"newClientOrderId": "p1"})
+            report = await rec.run()
+            assert report.fills_applied > 0 and not report.of("position")
+            [pos] = (await venue.fetch_positions()).values()
+            assert portfolio.positions[perp].quantity == pos.quantity == D("-0.4")
+            await ex.create_order(perp, "market", "buy", 0.1, None, {"newClientOrderId": "p2"})
+            report = await rec.run()
+            assert portfolio.positions[perp].quantity == D("-0.3") and not report.of("position")
+            [row] = journal.positions().to_dict("records")
+            assert (row["venue"], row["symbol"], row["quantity"]) == (
+                "sandbox-usdm",
+                perp,
+                D("-0.3"),
+            )
+            assert (await rec.run()).clean
+    finally:
+        await venue.close()

@@ -194,3 +194,59 @@ async def test_partial_fill_then_cancel_keeps_every_trade(venue: CcxtVenue, admi
     await om.cancel(o.client_order_id)
     assert o.status is S.CANCELED and o.filled == D("0.03")
     assert len(journal.fills) == len(admin("GET", "fills")) == 2
+
+
+# --- USD-M perpetuals ---------------------------------------------------------------------------
+
+PERP = "BTC/USDT:USDT"
+
+
+@pytest.fixture
+async def perp_venue(url: str, admin: Admin) -> AsyncIterator[CcxtVenue]:  # noqa: F811
+    ex = sandbox_client("binanceusdm", url, async_=True, enableRateLimit=False, timeout=700)
+    v = CcxtVenue(ex, "sandbox-usdm", market="usdm")
+    await v.load()
+    yield v
+    await v.close()
+
+
+def perp_order(
+    seq: int, side: Side, amount: str, type_: OrderType = OrderType.MARKET, **kw: object
+) -> Order:
+    return Order(
+        client_order_id=client_order_id("p", PERP, 0, seq),
+        symbol=PERP,
+        side=side,
+        type=type_,
+        amount=D(amount),
+        created_ms=0,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def test_perp_position_reduce_only_and_stop_by_client_id(perp_venue: CcxtVenue) -> None:
+    opened = await perp_venue.create_order(perp_order(1, Side.SELL, "0.05"))
+    assert opened.status is S.FILLED and {f.fee_currency for f in opened.fills} == {"USDT"}
+    [pos] = (await perp_venue.fetch_positions()).values()
+    assert (pos.symbol, pos.quantity) == (PERP, D("-0.05"))
+    assert pos.entry_price == opened.average_price
+    # a protective stop above the short: USD-M conditional orders live on the algo endpoints
+    stop_price = perp_venue.rules[PERP].round_price(opened.average_price * D("1.05"))
+    stop = perp_order(
+        2, Side.BUY, "0.05", OrderType.STOP, trigger_price=stop_price, reduce_only=True
+    )
+    placed = await perp_venue.create_order(stop)
+    assert placed.status is S.NEW and placed.client_order_id == stop.client_order_id
+    found = await perp_venue.fetch_order_by_client_id(PERP, stop.client_order_id)
+    assert found is not None and found.status is S.NEW
+    [listed] = await perp_venue.fetch_open_engine_orders(PERP)
+    assert (listed.client_order_id, listed.type, listed.trigger_price) == (
+        stop.client_order_id,
+        OrderType.STOP,
+        stop_price,
+    )
+    assert (await perp_venue.cancel_order(stop)).status is S.CANCELED
+    # reduce-only cannot flip the position: a larger buy only closes it
+    close = perp_order(3, Side.BUY, "0.05", reduce_only=True)
+    assert (await perp_venue.create_order(close)).status is S.FILLED
+    assert await perp_venue.fetch_positions() == {}

@@ -149,31 +149,48 @@ class CcxtVenue:
         self, symbol: str, client_order_id: str
     ) -> VenueOrder | None:
         """The order with this client id, or None if the venue says it has no such order."""
-        try:
-            raw = await self.exchange.fetch_order(
-                None, symbol, {self._fetch_key: client_order_id, **self._family(symbol, None)}
-            )
-        except ccxt.OrderNotFound:
-            return None
-        return await self._reply(raw, symbol, client_order_id)
+        families: list[dict[str, Any]] = [{}]
+        if self.market == "usdm":
+            families.append({"trigger": True})  # conditional orders: Binance's algo endpoints
+        for family in families:
+            try:
+                raw = await self.exchange.fetch_order(
+                    None, symbol, {self._fetch_key: client_order_id, **family}
+                )
+            except ccxt.OrderNotFound:
+                continue
+            return await self._reply(raw, symbol, client_order_id)
+        return None
 
     async def cancel_order(self, order: Order) -> VenueOrder:
         """Cancel by client id; returns the order as the venue reports it afterwards."""
         params = {self._fetch_key: order.client_order_id, **self._family(order.symbol, order)}
         raw = await self.exchange.cancel_order(None, order.symbol, params)
+        if raw.get("status") is None:
+            # some endpoints (Binance algo orders) acknowledge a cancel without the order's state
+            found = await self.fetch_order_by_client_id(order.symbol, order.client_order_id)
+            if found is not None:
+                return found
         return await self._reply(raw, order.symbol, order.client_order_id)
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
         """All open orders (of every symbol when symbol is None)."""
-        raws = await self.exchange.fetch_open_orders(symbol)
+        raws = await self._open_orders(symbol)
         return [await self._reply(r, r["symbol"], r.get("clientOrderId") or "") for r in raws]
+
+    async def _open_orders(self, symbol: str | None) -> list[dict[str, Any]]:
+        raws = list(await self.exchange.fetch_open_orders(symbol))
+        if self.market == "usdm":
+            raws += await self.exchange.fetch_open_orders(symbol, None, None, {"trigger": True})
+        return raws
 
     # --- what reconciliation reads -----------------------------------------------------------
 
     async def fetch_fills(self, symbol: str, since_ms: int | None = None) -> list[Fill]:
         """Our trades in `symbol` at or after since_ms, oldest first (client id left empty:
         trades carry only the venue order id)."""
-        trades = await self.exchange.fetch_my_trades(symbol, since_ms)
+        # no start at all rather than epoch 0: ccxt's binanceusdm turns a start into a 7-day window
+        trades = await self.exchange.fetch_my_trades(symbol, since_ms or None)
         return [self._fill(t, "") for t in trades]
 
     async def fetch_order_client_id(self, symbol: str, venue_order_id: str) -> str:
@@ -185,7 +202,7 @@ class CcxtVenue:
         """Open venue orders as engine orders in SUBMITTED state (for adoption or cancelling):
         their fills and status are then read through `fetch_order_by_client_id`."""
         out = []
-        for raw in await self.exchange.fetch_open_orders(symbol):
+        for raw in await self._open_orders(symbol):
             price = dec(raw.get("price")) or None
             trigger = dec(raw.get("triggerPrice") or raw.get("stopPrice")) or None
             if trigger is not None:
