@@ -151,9 +151,10 @@ class Kernel:
     # --- running --------------------------------------------------------------------------------
 
     async def run(self, feed: Feed, *, progress: bool = False, total: int | None = None) -> None:
-        """Consume the whole feed; the journal is committed in batches of commit_every steps."""
+        """Consume the whole feed. Replays commit the journal in batches of commit_every steps
+        (far fewer commits); live feeds commit every write, so readers see it at once."""
         self.timeframe_ms = self.timeframe_ms or feed.timeframe_ms
-        batch = getattr(self.journal, "batch", None)
+        batch = getattr(self.journal, "batch", None) if feed.historical else None
         bar = tqdm(total=total, unit="bar", disable=not progress, mininterval=0.5)
         with ExitStack() as stack:
             if batch is not None:
