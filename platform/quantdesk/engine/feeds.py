@@ -10,12 +10,14 @@ bar's open (there is no next bar yet; the venue fills at the price in force).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
 
+from quantdesk.data.store import DataStore
+from quantdesk.data.timeframes import timeframe_ms
 from quantdesk.venues.sim import SimBar
 
 
@@ -61,6 +63,21 @@ class HistoricalFeed:
             f: bars[f].to_numpy(dtype=np.float64)
             for f in ("open", "high", "low", "close", "volume")
         }
+
+    @classmethod
+    def from_store(
+        cls,
+        store: DataStore,
+        symbols: Iterable[str],
+        timeframe: str,
+        start: str | None = None,
+        end: str | None = None,
+        exchange: str | None = None,
+        market: str | None = None,
+    ) -> HistoricalFeed:
+        """Replay stored bars of several symbols, aligned as the backtest aligns them."""
+        data = store.load_many(symbols, timeframe, start, end, exchange, market)
+        return cls(wide_bars(data), timeframe_ms(timeframe))
 
     def __len__(self) -> int:
         return len(self.times)
