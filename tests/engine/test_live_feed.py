@@ -4,11 +4,12 @@ exactly once, several symbols aligned, --until honoured, poll failures survived.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
 
-from quantdesk.engine.live import CrashHook, LiveBarFeed
+from quantdesk.engine.live import CrashHook, LiveBarFeed, RedactSignatures
 from quantdesk.venues import sandbox_client
 from quantdesk.venues.ccxt_venue import CcxtVenue
 from tests.sandbox.conftest import Admin, admin, sandbox, url  # noqa: F401
@@ -82,3 +83,10 @@ def test_crash_hook_spec() -> None:
     assert hook.seen == 1
     with pytest.raises(ValueError, match="unknown point"):
         CrashHook("somewhere")
+
+
+def test_signatures_redacted_from_log_records() -> None:
+    line = "GET http://127.0.0.1:1/api/v3/order?timestamp=1&signature=3d19255ecc8168abdbeb"
+    record = logging.LogRecord("x", logging.WARNING, "f", 1, "lookup failed: %s", (line,), None)
+    assert RedactSignatures().filter(record)
+    assert record.getMessage() == "lookup failed: " + line.replace("3d19255ecc8168abdbeb", "***")

@@ -135,6 +135,8 @@ async def test_live_round_trips_journal_equals_venue(
         await assert_journal_matches_venue(journal, ccxt_client, admin)
         kinds = journal.events()["kind"].tolist()
         assert kinds[0] == "session" and "session_stopped" in kinds
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert KEY.encode() not in raw and SECRET.encode() not in raw  # credentials never journaled
 
 
 async def test_live_under_faults_nothing_doubled_nothing_lost(

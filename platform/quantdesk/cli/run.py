@@ -107,6 +107,7 @@ def run(
     from quantdesk.engine.kernel import ExecutionMode
     from quantdesk.engine.live import (
         Mode,
+        RedactSignatures,
         SessionResult,
         SessionSpec,
         install_signal_handlers,
@@ -146,6 +147,8 @@ def run(
         slippage=Decimal(slippage),
     )
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSignatures())
     out = console()
     out.print(f"{mode} session: {strategy!r} on {venue_name}, journal {journal.resolve()}")
 
@@ -161,6 +164,8 @@ def run(
     rows = [[s, str(q)] for s, q in sorted(result.positions.items())]
     print_table(["symbol", "position"], rows or [["-", "flat"]], title="positions")
     stopped = " (stopped by signal)" if result.stopped_by_signal else ""
+    if result.steps == 0 and spec.until_ms is not None and not result.stopped_by_signal:
+        out.print("no bar closed before --until (times are the venue's)")
     out.print(
         f"bars {result.steps}, orders {result.orders}, fills {result.fills}, "
         f"equity {result.equity}{stopped}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
@@ -218,6 +219,20 @@ async def wait_first(*aws: Awaitable[Any]) -> None:
         for t in tasks:
             with suppress(asyncio.CancelledError, Exception):
                 await t
+
+
+class RedactSignatures(logging.Filter):
+    """Blanks request signatures in log records (ccxt error messages quote the signed URL)."""
+
+    _PATTERN = re.compile(r"(signature=)[0-9A-Za-z%+/=_-]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the message in place; never drops a record."""
+        message = record.getMessage()
+        redacted = self._PATTERN.sub(r"\1***", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
 
 
 def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:

@@ -269,9 +269,11 @@ class CcxtVenue:
         A candle is closed when its end is at or before the venue's current time, taken from
         the ticker (the sandbox replays history, so the local wall clock says nothing).
         """
-        rows = await self.exchange.fetch_ohlcv(symbol, timeframe, since_ms, limit)
+        # The clock is read BEFORE the candles: a candle closed by then is final in any later
+        # answer, while the other order could pair old candles with a newer clock.
         ticker = await self.exchange.fetch_ticker(symbol)
         now = int(ticker.get("timestamp") or 0) + 1  # closeTime is the last ms of the window
+        rows = await self.exchange.fetch_ohlcv(symbol, timeframe, since_ms, limit)
         span = self.exchange.parse_timeframe(timeframe) * 1000
         return [r for r in rows if r[0] + span <= now]
 
