@@ -149,6 +149,7 @@ def optimize(app: AppContext, strategy_name: str, **kw: Any) -> None:
         progress=progress,
     )
     frame = result.pareto_front() if result.objective.multi else result.trials()
+    frame = frame[frame["feasible"]]  # trials under --min-trades are not candidates
     value_cols = [c for c in frame.columns if c.startswith("value")]
     frame = frame.sort_values(value_cols[0], ascending=False).head(kw["top"])
     params = [c for c in frame.columns if c.startswith("param_")]
@@ -165,10 +166,13 @@ def optimize(app: AppContext, strategy_name: str, **kw: Any) -> None:
         for _, r in frame.iterrows()
     ]
     what = "Pareto front" if result.objective.multi else f"top {len(rows)}"
+    states = [t.state.name for t in result.study.trials]
     title = (
         f"{strategy_name} {job.timeframe} {kw['objective']} ({result.method}): {what} "
-        f"of {len(result.trials())} complete trials"
+        f"of {states.count('COMPLETE')} complete trials"
     )
+    if "PRUNED" in states:
+        title += f", {states.count('PRUNED')} pruned"
     print_table(columns, rows, title=title)
     best = ", ".join(f"{k}={v}" for k, v in result.best_params.items())
     console().print(f"best: {best}")

@@ -14,7 +14,10 @@ from quantdesk.cli.output import print_table
 
 def print_report(report: Any, title: str) -> None:
     """The verdict table."""
-    rows = [tuple(r) for r in report.table().itertuples(index=False)]
+    from rich.markup import escape
+
+    # details hold brackets like E[max SR]; rich would read them as markup
+    rows = [tuple(escape(str(v)) for v in r) for r in report.table().itertuples(index=False)]
     print_table(["check", "verdict", "value", "detail"], rows, title=title)
 
 
