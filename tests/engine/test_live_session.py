@@ -22,6 +22,8 @@ from quantdesk.venues import sandbox_client
 from tests.sandbox.conftest import KEY, SECRET, Admin, admin, sandbox, url  # noqa: F401
 
 BTC = "BTC/USDT"
+ETH = "ETH/USDT"
+START = {"BTC": D(1), "ETH": D(0)}  # the sandbox account's base holdings
 MINUTE = 60_000
 ENV = {"QD_TEST_KEY": KEY, "QD_TEST_SECRET": SECRET}
 
@@ -36,7 +38,7 @@ def spec(url: str, journal: Path, until_ms: int, **kw: Any) -> SessionSpec:  # n
     )
     return SessionSpec(
         strategy=load_strategy("sma_cross", {"fast": 2, "slow": 3}),
-        symbols=[BTC],
+        symbols=kw.pop("symbols", [BTC]),
         mode=kw.pop("mode", Mode.LIVE),
         venue_name="sandbox",
         venue=venue,
@@ -82,10 +84,15 @@ async def run(spec_: SessionSpec, admin: Admin) -> Any:  # noqa: F811
     return task.result()
 
 
-async def assert_journal_matches_venue(journal: Journal, ex: Any, admin: Admin) -> None:  # noqa: F811
+async def assert_journal_matches_venue(
+    journal: Journal,
+    ex: Any,
+    admin: Admin,  # noqa: F811
+    symbols: tuple[str, ...] = (BTC,),
+) -> None:
     orders = journal.orders()
     sent = orders[orders["submit_attempts"] > 0]
-    at_venue = await ex.fetch_orders(BTC)
+    at_venue = [o for s in symbols for o in await ex.fetch_orders(s)]
     venue_ids = [o["clientOrderId"] for o in at_venue]
     assert len(venue_ids) == len(set(venue_ids)), "an order was placed twice"
     assert set(venue_ids) <= set(sent["client_order_id"])
@@ -103,10 +110,12 @@ async def assert_journal_matches_venue(journal: Journal, ex: Any, admin: Admin) 
     assert sum(fills["amount"]) == sum(D(f["qty"]) for f in report)
     balances = journal.balances().set_index("asset")["total"].to_dict()
     venue = await ex.fetch_balance()
-    for asset in ("USDT", "BTC"):
-        assert balances[asset] == D(str(venue["total"][asset])), asset
     positions = journal.positions(include_flat=True).set_index("symbol")["quantity"].to_dict()
-    assert positions.get(BTC, D(0)) == balances["BTC"] - 1  # the account started with 1 BTC
+    for symbol in symbols:
+        base = symbol.split("/")[0]
+        assert balances.get(base, D(0)) == D(str(venue["total"].get(base) or 0)), base
+        assert positions.get(symbol, D(0)) == balances.get(base, D(0)) - START[base]
+    assert balances["USDT"] == D(str(venue["total"]["USDT"]))
 
 
 async def test_live_round_trips_journal_equals_venue(
@@ -117,11 +126,12 @@ async def test_live_round_trips_journal_equals_venue(
 ) -> None:
     start = admin("GET", "clock")["time"]
     path = tmp_path / "live.sqlite"
-    result = await run(spec(url, path, start + 45 * MINUTE), admin)
+    result = await run(spec(url, path, start + 45 * MINUTE, symbols=[BTC, ETH]), admin)
     with Journal(path) as journal:
         orders = journal.orders().sort_values("created_ms")
-        assert result.orders == len(orders) >= 2
-        assert {"buy", "sell"} <= set(orders["side"])  # an entry and an exit
+        assert result.orders == len(orders) >= 4
+        for symbol in (BTC, ETH):  # an entry and an exit in each market
+            assert {"buy", "sell"} <= set(orders.loc[orders["symbol"] == symbol, "side"])
         assert set(orders["status"]) == {"filled"}
         first = orders.iloc[0]["client_order_id"]
         events = journal.order_events(first)["new"].tolist()
@@ -132,7 +142,7 @@ async def test_live_round_trips_journal_equals_venue(
         assert len(journal.equity_curve()) > 0
         assert all(r.clean for r in result.reconciliations)
         assert len(journal.events("reconcile_missing_fill")) == 0
-        await assert_journal_matches_venue(journal, ccxt_client, admin)
+        await assert_journal_matches_venue(journal, ccxt_client, admin, (BTC, ETH))
         kinds = journal.events()["kind"].tolist()
         assert kinds[0] == "session" and "session_stopped" in kinds
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
