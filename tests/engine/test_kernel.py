@@ -16,7 +16,7 @@ from quantdesk.engine.feeds import HistoricalFeed
 from quantdesk.engine.journal import Journal
 from quantdesk.engine.kernel import ExecutionMode, Kernel
 from quantdesk.engine.order_manager import MemoryJournal
-from quantdesk.engine.orders import OrderType
+from quantdesk.engine.orders import OrderStatus, OrderType
 from quantdesk.engine.portfolio import Portfolio
 from quantdesk.engine.replay import replay
 from quantdesk.engine.risk_gate import MarketRules, PreTradeRisk, TradingState
@@ -271,3 +271,26 @@ async def test_replay_runs_from_inside_a_running_event_loop() -> None:
     no_gate = replay(strategy, data, Costs(fee=0.001), risk=False)
     assert len(inside.fills) > 0
     assert inside.final_equity == no_gate.final_equity  # the gate approved every order as is
+
+
+async def test_stop_loss_exit_cancels_take_profit_and_drops_that_bars_signal() -> None:
+    from tests.backtest.conftest import make_bars as ohlc
+
+    rows = [(100, 101, 99, 100)] * 3 + [
+        (100, 101, 99, 100),  # 3: entry fills at the open (signal on bar 2)
+        # 4: low 97 <= stop 99: the stop-loss fills at 99 first, and bar 3's entry signal,
+        # due at this open, is dropped (vectorbt: a stop exit takes the bar's place)
+        (100, 100.5, 97, 98),
+        (98, 99, 97, 98),
+        (98, 99, 97, 98),
+    ]
+    bars = ohlc(rows)
+    kernel, feed = build({"s": scripted(entries=[2, 3], sl_stop=0.01, tp_stop=0.5)}, bars)
+    await kernel.run(feed)
+    entry, stop = kernel.fills
+    assert entry.price == Decimal(100) and stop.price == Decimal(99)
+    assert stop.timestamp == int(bars.index[4].timestamp() * 1000)
+    tags = {cid: tag for cid, (_, tag) in kernel._owner.items()}
+    tp = next(o for cid, o in kernel.om.orders.items() if tags[cid] == "tp")
+    assert tp.status is OrderStatus.CANCELED and tp.reason == "sl filled"
+    assert kernel.portfolio.positions[SYM].quantity == 0
