@@ -174,3 +174,26 @@ def test_bad_inputs(data):
     with pytest.raises(OptimizeError, match="grid needs every searched param discrete"):
         optimize(job(data, fixed={}), n_trials=2, method="grid")
     assert optuna.__version__  # the storages above are real optuna ones
+
+
+def test_target_weight_strategy_without_sweeps_runs_its_grid_trial_by_trial():
+    names = ["A/USDT", "B/USDT", "C/USDT"]
+    data = {s: make_bars(200, freq="1D", seed=i) for i, s in enumerate(names)}
+    grid = {"lookback": [5, 10, 20], "top": [1, 2], "every": [7]}
+    job = OptimizeJob(
+        "momentum_rotation",
+        data,
+        "1d",
+        fixed={"min_history": 20, "weighting": "equal"},
+        grid=grid,
+        strategies_dir=str(repo_strategies_dir()),
+    )
+    result = optimize(job, n_trials=10, progress=False)
+    trials = result.study.get_trials(states=(TrialState.COMPLETE,))
+    assert sorted((t.params["lookback"], t.params["top"]) for t in trials) == [
+        (lb, top) for lb in (5, 10, 20) for top in (1, 2)
+    ]
+    cls = strategy_class("momentum_rotation", repo_strategies_dir())
+    first = trials[0]
+    direct = evaluate(cls(**result.job.fixed, **first.params), to_bars(data), result.job.costs)
+    assert first.value == pytest.approx(direct["sharpe"])

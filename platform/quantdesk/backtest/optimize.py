@@ -548,7 +548,12 @@ def optimize(
         _run_workers(job, storage, study.study_name, n_trials, workers, progress)
         study = optuna.load_study(study_name=study.study_name, storage=backend)
     elif use_grid:
-        grid_study(study, job, progress=progress)
+        try:
+            grid_study(study, job, progress=progress)
+        except StrategyError:
+            # a strategy without sweep support: the same combinations, one trial each
+            n = _enqueue_grid(study, space)
+            study.optimize(TrialObjective(job), n_trials=n, show_progress_bar=progress)
     else:
         study.optimize(TrialObjective(job), n_trials=n_trials, show_progress_bar=progress)
     return OptimizeResult(study, job, "grid" if use_grid else "tpe")
