@@ -36,7 +36,7 @@ from quantdesk.engine.kernel import ExecutionMode, Kernel
 from quantdesk.engine.orders import ZERO, Fill
 from quantdesk.engine.portfolio import Portfolio, split_symbol
 from quantdesk.engine.reconcile import Reconciler, ReconcileReport, UnknownOrders
-from quantdesk.engine.risk_gate import PreTradeRisk
+from quantdesk.engine.risk_gate import MarketRules, PreTradeRisk
 from quantdesk.engine.runner import Cancel, Intent, SignalRunner
 from quantdesk.errors import ConfigError
 from quantdesk.fills import Side
@@ -208,19 +208,6 @@ class CrashHook:
         journal.record_fill = record
 
 
-async def wait_first(*aws: Awaitable[Any]) -> None:
-    """Run awaitables until the first finishes; cancel the rest."""
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with suppress(asyncio.CancelledError, Exception):
-                await t
-
-
 class RedactSignatures(logging.Filter):
     """Blanks request signatures in log records (ccxt error messages quote the signed URL)."""
 
@@ -390,22 +377,7 @@ class Session:
             min_amounts={s: max(r.min_amount, r.amount_step) for s, r in sym_rules.items()},
         )
         step = min(r.amount_step for r in sym_rules.values())
-        if spec.mode is Mode.LIVE:
-            venue: Any = data
-        else:
-            held = {a: v for a, v in portfolio.cash.items()}
-            for s, pos in portfolio.positions.items():
-                held[split_symbol(s)[0]] = held.get(split_symbol(s)[0], ZERO) + pos.quantity
-            venue = SimVenue(
-                symbols,
-                held,
-                fee=fee,
-                slippage=spec.slippage,
-                name=f"{spec.venue_name}-paper",
-                amount_step=step,
-                price_tick=min(r.price_tick for r in sym_rules.values()),
-                clock=self.clock,
-            )
+        venue = data if spec.mode is Mode.LIVE else self._paper_venue(portfolio, sym_rules, fee)
         kernel = Kernel(
             venue,
             portfolio,
@@ -437,13 +409,7 @@ class Session:
         feed = LiveBarFeed(
             data, symbols, timeframe, poll_s=spec.poll_s, until_ms=spec.until_ms, stop=self.stop
         )
-        for past in await feed.history(runner.window):
-            for event in past:
-                kernel.closes[event.symbol] = event.bar.close
-                runner.on_close(event)
-        for sleeve in runner.sleeves.values():  # history is context, not orders to act on now
-            sleeve.entry = sleeve.exit = False
-            sleeve.signal_ms = None
+        await _warm_up(feed, runner, kernel)
         last = [self.clock()]
 
         async def idle() -> None:
@@ -479,6 +445,25 @@ class Session:
             equity=kernel.equity() if kernel.closes else None,
             reconciliations=self.reports,
             stopped_by_signal=self.stop.is_set(),
+        )
+
+    def _paper_venue(
+        self, portfolio: Portfolio, rules: Mapping[str, MarketRules], fee: Decimal
+    ) -> SimVenue:
+        """In-process fills for paper mode, funded with what the portfolio holds."""
+        held = dict(portfolio.cash)
+        for symbol, pos in portfolio.positions.items():
+            base = split_symbol(symbol)[0]
+            held[base] = held.get(base, ZERO) + pos.quantity
+        return SimVenue(
+            list(rules),
+            held,
+            fee=fee,
+            slippage=self.spec.slippage,
+            name=f"{self.spec.venue_name}-paper",
+            amount_step=min(r.amount_step for r in rules.values()),
+            price_tick=min(r.price_tick for r in rules.values()),
+            clock=self.clock,
         )
 
     async def _reconcile(self, reconciler: Reconciler, journal: Journal, attempts: int) -> bool:
@@ -543,6 +528,17 @@ def _venue_symbol(symbol: str, rules: Mapping[str, Any], market: str) -> str:
         if perp in rules:
             return perp
     raise ConfigError(f"the venue has no market {symbol}")
+
+
+async def _warm_up(feed: LiveBarFeed, runner: SignalRunner, kernel: Kernel) -> None:
+    """Show the runner the last closed bars (its signal window) without acting on them."""
+    for past in await feed.history(runner.window):
+        for event in past:
+            kernel.closes[event.symbol] = event.bar.close
+            runner.on_close(event)
+    for sleeve in runner.sleeves.values():  # history is context, not orders to act on now
+        sleeve.entry = sleeve.exit = False
+        sleeve.signal_ms = None
 
 
 def _restore_sleeves(runner: SignalRunner, journal: Journal, kernel: Kernel) -> None:
