@@ -15,6 +15,7 @@ import pytest
 from quantdesk.config import VenueConfig
 from quantdesk.engine.failures import RetryPolicy
 from quantdesk.engine.journal import Journal
+from quantdesk.engine.kernel import ExecutionMode
 from quantdesk.engine.live import Mode, SessionSpec, run_session
 from quantdesk.errors import ConfigError
 from quantdesk.strategy import load_strategy
@@ -205,3 +206,43 @@ async def test_paper_mode_fills_in_process_and_sends_nothing(
     # a journal belongs to one mode and venue: a live session refuses to resume it
     with pytest.raises(ConfigError, match="belongs to a paper session"):
         await run_session(spec(url, path, start), env=ENV)
+
+
+async def test_confirm_mode_sends_an_approved_order_without_waiting_for_a_bar(
+    url: str,  # noqa: F811
+    admin: Admin,  # noqa: F811
+    ccxt_client: Any,
+    tmp_path: Path,
+) -> None:
+    start = admin("GET", "clock")["time"]
+    path = tmp_path / "confirm.sqlite"
+    stop, started = asyncio.Event(), asyncio.Event()
+    session = spec(url, path, start + 60 * MINUTE, execution=ExecutionMode.CONFIRM)
+    task = asyncio.create_task(run_session(session, env=ENV, stop=stop, started=started))
+    await asyncio.wait_for(started.wait(), 60)
+    reader = Journal(path)
+    try:
+        held = []
+        for _ in range(60):  # bars until the strategy wants an order
+            await asyncio.to_thread(admin.advance, 1)
+            await asyncio.sleep(0.1)
+            orders = reader.orders()
+            held = list(orders.loc[orders["reason"] == "awaiting approval", "client_order_id"])
+            if held:
+                break
+        assert held and await ccxt_client.fetch_orders(BTC) == []  # nothing sent unapproved
+        frozen = admin("GET", "clock")["time"]
+        reader.add_command("approve", 0, target=held[0])
+        for _ in range(100):  # the clock stands still: no bar closes meanwhile
+            placed = await ccxt_client.fetch_orders(BTC)
+            if placed:
+                break
+            await asyncio.sleep(0.05)
+        assert [o["clientOrderId"] for o in placed] == held[:1]
+        assert admin("GET", "clock")["time"] == frozen
+        assert reader.pending_commands() == []  # consumed exactly once
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+        reader.close()
+    assert task.result().stopped_by_signal

@@ -413,6 +413,10 @@ class Session:
         last = [self.clock()]
 
         async def idle() -> None:
+            if kernel.held:
+                # confirm mode: an approval goes out at once, not with the next bar (the kernel
+                # only offers this step privately)
+                await kernel._commands()
             if reconciler is not None and self.clock() - last[0] >= spec.reconcile_every_s * 1000:
                 last[0] = self.clock()
                 await self._reconcile(reconciler, journal, attempts=1)
