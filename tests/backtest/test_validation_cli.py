@@ -88,3 +88,5 @@ def test_validate_bad_input_exits_2(root, capsys):
     assert run(*ARGS, "--strategy", "peek", "--checks", "nope") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "unknown check 'nope'" in err[0]
+    assert run(*ARGS, "--strategy", "peek", "--param", "window=3,5") == 2
+    assert "one value per --param" in capsys.readouterr().err

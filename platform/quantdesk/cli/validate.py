@@ -84,9 +84,11 @@ def validate(app: AppContext, strategy_name: str, **kw: Any) -> None:
             kw["strategies_dir"],
             costs=Costs(fee=kw["fee"], slippage=kw["slippage"], init_cash=kw["cash"]),
         )
-        params = {**job.fixed, **{k: v[0] for k, v in job.grid.items()}}
-        free = [n for n in job.strategy_cls().params if n not in job.fixed]
-        space = SearchSpace(job.strategy_cls(), dict(job.fixed)) if free else None
+        if job.grid:
+            raise click.UsageError("validate takes one value per --param (NAME=VALUE)")
+        params = dict(job.fixed)
+        # stability looks around the given values in every parameter's own range
+        space = SearchSpace(job.strategy_cls()) if job.strategy_cls().params else None
     strategy = job.strategy_cls()(**params)
     report = validate(
         strategy,
