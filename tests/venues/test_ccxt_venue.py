@@ -250,3 +250,22 @@ async def test_perp_position_reduce_only_and_stop_by_client_id(perp_venue: CcxtV
     close = perp_order(3, Side.BUY, "0.05", reduce_only=True)
     assert (await perp_venue.create_order(close)).status is S.FILLED
     assert await perp_venue.fetch_positions() == {}
+
+
+async def test_make_exchange_reads_credentials_from_env_only() -> None:
+    from quantdesk.config import VenueConfig
+    from quantdesk.errors import ConfigError
+    from quantdesk.venues.ccxt_venue import make_exchange
+
+    config = VenueConfig(exchange="binance", market="usdm", api_key_env="K", api_secret_env="S")
+    ex = make_exchange(config, {"K": "my-key", "S": "my-secret"})
+    try:
+        assert (ex.id, ex.apiKey, ex.secret) == ("binanceusdm", "my-key", "my-secret")
+        assert ex.urls["api"]["fapiPrivate"].startswith("https://")  # the real exchange
+        assert CcxtVenue(ex, "prod", market="usdm")._create_key == "newClientOrderId"
+    finally:
+        await ex.close()
+    with pytest.raises(ConfigError, match="K"):
+        make_exchange(config, {})
+    with pytest.raises(ConfigError, match="unknown ccxt exchange"):
+        make_exchange(VenueConfig(exchange="nosuchexchange"), {})
