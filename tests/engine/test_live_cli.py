@@ -33,6 +33,8 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     [
         (["--venue", "nowhere"], "unknown venue 'nowhere'"),
         (["--venue", "sandbox", "--capital", "-5"], "--capital must be a positive number"),
+        (["--venue", "sandbox", "--slippage", "abc"], "--slippage must be a number"),
+        (["--venue", "sandbox", "--until", "someday"], "someday"),
         (["--venue", "sandbox", "--param", "fast=2:5:1"], "one parameter set"),
         (["--venue", "sandbox", "--timeframe", "7x"], "timeframe"),
         (["--venue", "sandbox", "--strategy", "nope"], "unknown strategy 'nope'"),

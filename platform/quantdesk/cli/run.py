@@ -15,15 +15,16 @@ from quantdesk.cli.output import console, print_table
 from quantdesk.errors import QuantdeskError
 
 
-def _decimal(name: str, value: str | None) -> Decimal | None:
+def _decimal(name: str, value: str | None, allow_zero: bool = False) -> Decimal | None:
     if value is None:
         return None
     try:
         out = Decimal(value)
     except InvalidOperation:
         raise QuantdeskError(f"--{name} must be a number, got {value!r}") from None
-    if not out.is_finite() or out <= 0:
-        raise QuantdeskError(f"--{name} must be a positive number, got {value!r}")
+    if not out.is_finite() or out < 0 or (out == 0 and not allow_zero):
+        kind = "a non-negative" if allow_zero else "a positive"
+        raise QuantdeskError(f"--{name} must be {kind} number, got {value!r}")
     return out
 
 
@@ -144,7 +145,7 @@ def run(
         reconcile_every_s=reconcile_s,
         unknown_orders=UnknownOrders(unknown_orders),
         cancel_on_exit=cancel_on_exit,
-        slippage=Decimal(slippage),
+        slippage=_decimal("slippage", slippage, allow_zero=True) or Decimal(0),
     )
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     for handler in logging.getLogger().handlers:
