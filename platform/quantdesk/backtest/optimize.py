@@ -418,14 +418,18 @@ def create_study(
 ) -> optuna.Study:
     """Create (or load) the job's study and stamp it with the job's metadata."""
     objective = get_objective(job.objective)
-    study = optuna.create_study(
-        storage=storage,
-        study_name=study_name or default_study_name(job),
-        directions=list(objective.directions),
-        sampler=make_sampler(job, worker),
-        pruner=make_pruner(job),
-        load_if_exists=True,
-    )
+    name = study_name or default_study_name(job)
+    try:
+        study = optuna.create_study(
+            storage=storage,
+            study_name=name,
+            directions=list(objective.directions),
+            sampler=make_sampler(job, worker),
+            pruner=make_pruner(job),
+            load_if_exists=True,
+        )
+    except ValueError as exc:  # e.g. an existing study with other directions
+        raise OptimizeError(f"study {name!r}: {exc}; choose another --study name") from None
     meta = job.metadata()
     existing = study.user_attrs.get(META_KEY)
     if existing is None:
