@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
+from tqdm.auto import tqdm
 
 from quantdesk.backtest.optimize import (
     SearchSpace,
@@ -530,7 +531,9 @@ def _configs_returns(
     if len(configs) > limit:
         picks = np.linspace(0, len(configs) - 1, num=limit, dtype=int)
         configs = [configs[i] for i in sorted(set(picks.tolist()))]
-    columns = {i: combined_returns(cls(**params), bars, costs) for i, params in enumerate(configs)}
+    # disable=None: a bar on terminals only, never in logs or captured output
+    bar = tqdm(configs, desc="pbo backtests", unit="config", disable=None, leave=False)
+    columns = {i: combined_returns(cls(**params), bars, costs) for i, params in enumerate(bar)}
     return pd.DataFrame(columns)
 
 
