@@ -18,6 +18,7 @@ from quantdesk.engine.journal import Journal
 from quantdesk.engine.kernel import ExecutionMode
 from quantdesk.engine.live import Mode, SessionSpec, run_session
 from quantdesk.errors import ConfigError
+from quantdesk.risk.limits import RiskConfig
 from quantdesk.strategy import load_strategy
 from quantdesk.venues import sandbox_client
 from tests.sandbox.conftest import KEY, SECRET, Admin, admin, sandbox, url  # noqa: F401
@@ -246,3 +247,51 @@ async def test_confirm_mode_sends_an_approved_order_without_waiting_for_a_bar(
         await asyncio.wait_for(task, 60)
         reader.close()
     assert task.result().stopped_by_signal
+
+
+async def test_kill_command_flattens_and_halts_between_bars(
+    url: str,  # noqa: F811
+    admin: Admin,  # noqa: F811
+    ccxt_client: Any,
+    tmp_path: Path,
+) -> None:
+    start = admin("GET", "clock")["time"]
+    path = tmp_path / "kill.sqlite"
+    stop, started = asyncio.Event(), asyncio.Event()
+    session = spec(url, path, start + 80 * MINUTE, risk=RiskConfig())
+    task = asyncio.create_task(run_session(session, env=ENV, stop=stop, started=started))
+    await asyncio.wait_for(started.wait(), 60)
+    reader = Journal(path)
+    try:
+        for _ in range(60):  # bars until the strategy holds a position
+            await asyncio.to_thread(admin.advance, 1)
+            await asyncio.sleep(0.1)
+            if len(reader.positions()):
+                break
+        assert len(reader.positions()) == 1
+        reader.add_command("kill", 0, payload={"reason": "operator", "flatten": True})
+        for _ in range(100):  # the clock stands still: the kill is carried out between bars
+            if len(reader.events("kill")):
+                break
+            await asyncio.sleep(0.05)
+        assert "operator" in reader.events("kill")["message"].iloc[0]
+        dust = D("0.00001")  # below the market's amount step: cannot be sold
+
+        def held() -> D:
+            return sum(reader.positions()["quantity"], D(0))
+
+        for _ in range(100):
+            if held() < dust:
+                break
+            await asyncio.sleep(0.05)
+        balance = (await ccxt_client.fetch_balance())["total"]["BTC"]
+        assert held() < dust and D(str(balance)) - 1 == held()  # flat at the venue too
+        placed = len(await ccxt_client.fetch_orders(BTC))
+        for _ in range(20):  # halted: the strategy's signals no longer reach the venue
+            await asyncio.to_thread(admin.advance, 1)
+            await asyncio.sleep(0.05)
+        assert len(await ccxt_client.fetch_orders(BTC)) == placed
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+        reader.close()

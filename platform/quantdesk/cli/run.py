@@ -128,7 +128,8 @@ def run(
         timeframe_ms(timeframe)  # DataError (exit 2) for a bad one
     if poll_s <= 0 or reconcile_s <= 0:
         raise QuantdeskError("--poll and --reconcile-every must be positive")
-    venue = app.config.venue(venue_name)
+    config = app.config
+    venue = config.venue(venue_name)
     journal = Path(journal_path or f"reports/journals/run-{cls.label()}-{venue_name}-{mode}.sqlite")
     spec = SessionSpec(
         strategy=strategy,
@@ -146,6 +147,8 @@ def run(
         unknown_orders=UnknownOrders(unknown_orders),
         cancel_on_exit=cancel_on_exit,
         slippage=_decimal("slippage", slippage, allow_zero=True) or Decimal(0),
+        risk=config.risk,
+        config_path=config.source,
     )
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     for handler in logging.getLogger().handlers:

@@ -40,6 +40,9 @@ from quantdesk.engine.risk_gate import MarketRules, PreTradeRisk
 from quantdesk.engine.runner import Cancel, Intent, SignalRunner
 from quantdesk.errors import ConfigError
 from quantdesk.fills import Side
+from quantdesk.risk.checks import RiskEngine
+from quantdesk.risk.guard import RiskGuard
+from quantdesk.risk.limits import RiskConfig
 from quantdesk.strategy import SignalStrategy
 from quantdesk.venues.ccxt_venue import CcxtVenue
 from quantdesk.venues.sim import SimBar, SimVenue
@@ -307,6 +310,8 @@ class SessionSpec:
     cancel_on_exit: bool = False
     slippage: Decimal = ZERO  # paper fills
     retry: RetryPolicy | None = None  # backoff of ambiguous order failures (default: RetryPolicy())
+    risk: RiskConfig | None = None  # [risk]: limits, monitors, kill switch (None: market checks)
+    config_path: Path | None = None  # quantdesk.toml, re-read for [risk] changes (hot reload)
 
 
 @dataclass
@@ -378,19 +383,28 @@ class Session:
         )
         step = min(r.amount_step for r in sym_rules.values())
         venue = data if spec.mode is Mode.LIVE else self._paper_venue(portfolio, sym_rules, fee)
+        gate: PreTradeRisk | RiskEngine = PreTradeRisk(sym_rules, fee_rate=fee)
+        if spec.risk is not None:
+            gate = RiskEngine(
+                sym_rules, spec.risk, portfolio, clock=self.clock, fee_rate=fee, journal=journal
+            )
         kernel = Kernel(
             venue,
             portfolio,
             journal,
             self.clock,
             runners=[runner],
-            risk=PreTradeRisk(sym_rules, fee_rate=fee),
+            risk=gate,
             mode=spec.execution,
             amount_step=step,
             timeframe_ms=timeframe_ms(timeframe),
         )
         if spec.retry is not None:
             kernel.om.policy = spec.retry
+        if isinstance(gate, RiskEngine):
+            kernel.guard = RiskGuard(
+                gate, [kernel.om], journal=journal, config_path=spec.config_path
+            )
         # Every client id ever journaled stays known: the same decision is never sent twice.
         for order in journal.load_orders(open_only=False):
             if order.status.is_terminal:
@@ -417,6 +431,9 @@ class Session:
                 # confirm mode: an approval goes out at once, not with the next bar (the kernel
                 # only offers this step privately)
                 await kernel._commands()
+            if kernel.guard is not None:  # kill/resume commands and monitors between bars too
+                kernel.guard.update_prices(kernel.marks())
+                await kernel.guard.after_step(self.clock(), 0)
             if reconciler is not None and self.clock() - last[0] >= spec.reconcile_every_s * 1000:
                 last[0] = self.clock()
                 await self._reconcile(reconciler, journal, attempts=1)
