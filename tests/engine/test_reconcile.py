@@ -120,11 +120,17 @@ async def test_unknown_open_order_cancelled(rig: Rig) -> None:
     await rig.venue.exchange.create_order(
         BTC, "limit", "buy", 0.01, round(last * 0.9, 2), {"newClientOrderId": "stray"}
     )
+    eth = (await rig.venue.exchange.fetch_ticker("ETH/USDT"))["last"]
+    await rig.venue.exchange.create_order(
+        "ETH/USDT", "limit", "buy", 0.1, round(eth * 0.9, 2), {"newClientOrderId": "other"}
+    )
     report = await rig.reconciler(UnknownOrders.CANCEL).run()
     [diff] = report.of("unknown_order")
     assert diff.key == "stray" and diff.action.startswith("cancelled")
     assert await rig.venue.exchange.fetch_open_orders(BTC) == []
     assert "stray" not in rig.manager.orders
+    # a market the engine does not trade is left alone
+    assert [o["clientOrderId"] for o in await rig.venue.exchange.fetch_open_orders()] == ["other"]
 
 
 async def test_unknown_open_order_adopted_and_its_later_fills_applied(

@@ -155,8 +155,8 @@ class Reconciler:
         for order in await self.venue.fetch_open_engine_orders():
             if order.client_order_id in self.manager.orders:
                 continue
-            if order.symbol not in self.symbols and self.unknown_orders is UnknownOrders.ADOPT:
-                continue  # a market this engine does not trade: not ours to take over
+            if order.symbol not in self.symbols:
+                continue  # a market this engine does not trade: not ours to take over or cancel
             desc = f"{order.side} {order.amount} {order.symbol} ({order.type})"
             if self.unknown_orders is UnknownOrders.ADOPT:
                 self.journal.record_order(order)
