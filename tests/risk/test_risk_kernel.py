@@ -94,6 +94,7 @@ def test_kill_command_halts_the_replay(bars, tmp_path: Path) -> None:
     orders = journal.orders()
     assert len(orders) > 0 and set(orders["status"]) == {"rejected"}
     assert all(r.startswith("risk: halted") for r in orders["reason"])
+    assert len(journal.events("order_denied")) == len(orders)  # journaled once, by the risk engine
     journal.close()
 
 

@@ -323,6 +323,8 @@ class Kernel:
         event = order.transition(OrderStatus.REJECTED, self.clock(), reason)
         self.journal.record_event(event)
         self.journal.record_order(order)
+        if getattr(self.risk, "journal", None) is self.journal:
+            return  # the risk engine already journaled this denial, with its full reason
         record = getattr(self.journal, "record_risk_event", None)
         if record is not None:
             record("order_denied", reason, self.clock(), payload={"order": order.client_order_id})
