@@ -19,7 +19,9 @@ import pandas as pd
 import pytest
 
 from quantdesk.engine.journal import Journal
+from quantdesk.promotion import append_entry, code_version
 from quantdesk.sandbox import Sandbox, serve_in_thread
+from quantdesk.strategy import strategy_class
 from quantdesk.venues import sandbox_client
 from tests.conftest import REPO
 from tests.sandbox.conftest import KEY, SECRET, Admin, make_config
@@ -43,6 +45,8 @@ def crash_admin(crash_url: str) -> Admin:
 
 
 def write_config(tmp_path: Path, url: str) -> Path:
+    """quantdesk.toml with the sandbox venue, and promoted.toml beside it (see write_registry)."""
+    write_registry(tmp_path, {}, {"fast": 2, "slow": 3})
     path = tmp_path / "quantdesk.toml"
     path.write_text(
         "[venues.sandbox]\n"
@@ -52,6 +56,17 @@ def write_config(tmp_path: Path, url: str) -> Path:
         'api_key_env = "QD_CRASH_KEY"\n'
         'api_secret_env = "QD_CRASH_SECRET"\n'
     )
+    return path
+
+
+def write_registry(tmp_path: Path, *param_sets: dict[str, int]) -> Path:
+    """promoted.toml promoting sma_cross with these params at the current code, as promote does."""
+    path = tmp_path / "promoted.toml"
+    for params in param_sets:
+        values = strategy_class("sma_cross").validate_params(params)
+        append_entry(
+            path, {"strategy": "sma_cross", "params": values, "code": code_version("sma_cross")}
+        )
     return path
 
 
@@ -68,6 +83,7 @@ def start(config: Path, journal: Path, until_ms: int, crash: str | None) -> subp
         "--symbols", BTC, "--mode", "live", "--venue", "sandbox", "--timeframe", "1m",
         "--capital", "2000", "--poll", "0.02", "--reconcile-every", "0.5",
         "--journal", str(journal), "--until", until,
+        "--registry", str(config.parent / "promoted.toml"),
     ]  # fmt: skip
     return subprocess.Popen(
         cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

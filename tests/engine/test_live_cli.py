@@ -14,6 +14,8 @@ import pytest
 
 from quantdesk.cli import main
 from quantdesk.engine.journal import Journal
+from quantdesk.promotion import NotPromotedError, append_entry, code_version, require_promoted
+from quantdesk.strategy import strategy_class
 from quantdesk.venues import sandbox_client
 from tests.conftest import REPO
 from tests.engine.test_crash import crash_admin, crash_url, starts, write_config  # noqa: F401
@@ -46,6 +48,7 @@ def test_bad_input_exits_2_in_one_line(
     config = write_config(tmp_path, "http://127.0.0.1:9")
     args = ["--config", str(config), "run", "--strategy", "sma_cross", "--symbols", BTC]
     args += ["--mode", "live", "--journal", str(tmp_path / "j.sqlite"), *extra]
+    args += ["--registry", str(tmp_path / "promoted.toml")]
     code, err = run_cli(args, capsys)
     assert code == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "j.sqlite").exists()
@@ -58,6 +61,7 @@ def test_missing_credentials_exit_2(
     config = write_config(tmp_path, "http://127.0.0.1:9")
     args = ["--config", str(config), "run", "--strategy", "sma_cross", "--symbols", BTC]
     args += ["--mode", "live", "--venue", "sandbox", "--journal", str(tmp_path / "j.sqlite")]
+    args += ["--registry", str(tmp_path / "promoted.toml")]
     code, err = run_cli(args, capsys)
     assert code == 2 and "QD_CRASH_KEY" in err
     assert KEY not in err and SECRET not in err
@@ -82,6 +86,7 @@ def test_sigterm_stops_gracefully_and_cancels_open_orders(
         "--strategy", "sma_cross", "--symbols", BTC, "--mode", "live", "--venue", "sandbox",
         "--timeframe", "1m", "--poll", "0.05", "--journal", str(journal),
         "--unknown-orders", "adopt", "--cancel-on-exit",
+        "--allow-unpromoted",  # a rehearsal against the sandbox venue needs no promotion
     ]  # fmt: skip
     proc = subprocess.Popen(
         cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -110,3 +115,47 @@ def test_sigterm_stops_gracefully_and_cancels_open_orders(
         assert list(events["kind"])[-1] == "session_stopped"
         assert events["message"].iloc[-1] == "stopped by signal"
         assert len(j.events("reconcile_unknown_order")) == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "extra", "message"),
+    [
+        ("live", [], "has never been promoted"),
+        ("paper", [], "has never been promoted"),
+        ("live", ["--allow-unpromoted", "--venue", "real"], "real trades real money"),
+        (
+            "live",
+            ["--param", "fast=7"],
+            "fast=7, slow=30, sl_stop=0.0, tp_stop=0.0 is not a promoted",
+        ),
+    ],
+)
+def test_only_promoted_versions_trade(
+    mode: str, extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, "http://127.0.0.1:9")
+    with config.open("a") as toml:  # a real-money venue: no sandbox_url
+        toml.write('[venues.real]\nexchange = "binance"\napi_key_env = "QD_CRASH_KEY"\n')
+        toml.write('api_secret_env = "QD_CRASH_SECRET"\n')
+    registry = tmp_path / ("promoted.toml" if extra else "empty.toml")
+    args = ["--config", str(config), "run", "--strategy", "sma_cross", "--symbols", BTC]
+    args += ["--mode", mode, "--venue", "sandbox", "--journal", str(tmp_path / "j.sqlite")]
+    args += ["--registry", str(registry), *extra]
+    code, err = run_cli(args, capsys)
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "j.sqlite").exists()
+
+
+def test_a_changed_strategy_file_is_no_longer_promoted(tmp_path: Path) -> None:
+    strategies = tmp_path / "strategies"
+    strategies.mkdir()
+    source = (REPO / "strategies" / "sma_cross.py").read_text()
+    (strategies / "sma_cross.py").write_text(source)
+    registry = tmp_path / "promoted.toml"
+    values = strategy_class("sma_cross", strategies).validate_params({})
+    entry = {"params": values, "code": code_version("sma_cross", strategies)}
+    append_entry(registry, {"strategy": "sma_cross", **entry})
+    assert require_promoted("sma_cross", {}, registry, strategies)["params"] == values
+    (strategies / "sma_cross.py").write_text(source + "\n# tweaked\n")
+    with pytest.raises(NotPromotedError, match="code changed since it was promoted"):
+        require_promoted("sma_cross", {}, registry, strategies)

@@ -77,6 +77,17 @@ def _decimal(name: str, value: str | None, allow_zero: bool = False) -> Decimal 
 @click.option("--cancel-on-exit", is_flag=True, help="Cancel open orders when stopping.")
 @click.option("--slippage", default="0", show_default=True, help="Paper fills: fraction of price.")
 @click.option("--strategies-dir", type=click.Path(file_okay=False), default=None)
+@click.option(
+    "--registry",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Promotion registry (default: promoted.toml next to the strategies).",
+)
+@click.option(
+    "--allow-unpromoted",
+    is_flag=True,
+    help="Paper mode only: trade parameters that were never promoted.",
+)
 @click.pass_obj
 def run(
     app: AppContext,
@@ -96,6 +107,8 @@ def run(
     cancel_on_exit: bool,
     slippage: str,
     strategies_dir: str | None,
+    registry: str | None,
+    allow_unpromoted: bool,
 ) -> None:
     """Trade a strategy on live closed candles: paper (simulated fills) or live (real orders).
 
@@ -115,6 +128,7 @@ def run(
         run_session,
     )
     from quantdesk.engine.reconcile import UnknownOrders
+    from quantdesk.promotion import require_promoted
     from quantdesk.strategy import SignalStrategy, parse_param_args, strategy_class
 
     cls = strategy_class(strategy_name, strategies_dir)
@@ -150,6 +164,15 @@ def run(
         risk=config.risk,
         config_path=config.source,
     )
+    # Only validated, promoted versions trade real money. The waiver is for rehearsals: paper
+    # mode, or live mode against a quantdesk sandbox (a venue with sandbox_url).
+    if allow_unpromoted and mode == "live" and venue.sandbox_url is None:
+        raise QuantdeskError(
+            f"--allow-unpromoted is for paper mode or a sandbox venue; {venue_name} trades real "
+            "money, which only promoted versions do"
+        )
+    if not allow_unpromoted:
+        require_promoted(strategy, registry=registry, strategies_dir=strategies_dir)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactSignatures())
