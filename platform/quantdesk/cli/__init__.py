@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -25,21 +26,27 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj = AppContext(config_path)
 
 
+# Each module adds its commands to `cli` when imported (it imports `cli` from this package).
+COMMAND_MODULES = (
+    "approve",
+    "backtest",
+    "dashboard",
+    "data",
+    "optimize",
+    "promote",
+    "replay",
+    "report",
+    "risk",
+    "run",
+    "sandbox",
+    "select",
+    "validate",
+)
+
+
 def _register() -> None:
-    # Imported here so each command module can import `cli` from this package.
-    from quantdesk.cli import data  # noqa: F401
-    from quantdesk.cli import select  # noqa: F401
-    from quantdesk.cli import backtest  # noqa: F401
-    from quantdesk.cli import report  # noqa: F401
-    from quantdesk.cli import dashboard  # noqa: F401
-    from quantdesk.cli import sandbox  # noqa: F401
-    from quantdesk.cli import risk  # noqa: F401
-    from quantdesk.cli import replay  # noqa: F401
-    from quantdesk.cli import approve  # noqa: F401
-    from quantdesk.cli import optimize  # noqa: F401
-    from quantdesk.cli import validate  # noqa: F401
-    from quantdesk.cli import promote  # noqa: F401
-    from quantdesk.cli import run  # noqa: F401
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"quantdesk.cli.{name}")
 
 
 _register()
