@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import ccxt
+import pandas as pd
 
 from quantdesk.config import VenueConfig
 from quantdesk.data.timeframes import timeframe_ms
@@ -43,6 +44,7 @@ from quantdesk.fills import Side
 from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.guard import RiskGuard
 from quantdesk.risk.limits import RiskConfig
+from quantdesk.risk.var import daily_returns
 from quantdesk.strategy import SignalStrategy
 from quantdesk.venues.ccxt_venue import CcxtVenue
 from quantdesk.venues.sim import SimBar, SimVenue
@@ -402,8 +404,13 @@ class Session:
         if spec.retry is not None:
             kernel.om.policy = spec.retry
         if isinstance(gate, RiskEngine):
+            window = gate.config.var_window_days
             kernel.guard = RiskGuard(
-                gate, [kernel.om], journal=journal, config_path=spec.config_path
+                gate,
+                [kernel.om],
+                journal=journal,
+                config_path=spec.config_path,
+                returns=await venue_daily_returns(data, symbols, window),
             )
         # Every client id ever journaled stays known: the same decision is never sent twice.
         for order in journal.load_orders(open_only=False):
@@ -549,6 +556,17 @@ def _venue_symbol(symbol: str, rules: Mapping[str, Any], market: str) -> str:
         if perp in rules:
             return perp
     raise ConfigError(f"the venue has no market {symbol}")
+
+
+async def venue_daily_returns(data: CcxtVenue, symbols: Sequence[str], days: int) -> pd.DataFrame:
+    """Daily returns of each symbol over its last `days` closed daily candles (the VaR input)."""
+    closes = {}
+    for symbol in symbols:
+        # One candle more than needed: the newest is usually still forming and is dropped.
+        rows = (await data.fetch_closed_bars(symbol, "1d", None, limit=days + 2))[-(days + 1) :]
+        index = pd.to_datetime([r[0] for r in rows], unit="ms", utc=True)
+        closes[symbol] = pd.Series([float(r[4]) for r in rows], index=index, dtype=float)
+    return daily_returns(pd.DataFrame(closes))
 
 
 async def _warm_up(feed: LiveBarFeed, runner: SignalRunner, kernel: Kernel) -> None:
