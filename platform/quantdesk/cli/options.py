@@ -82,3 +82,17 @@ def strategy_run_options(func: F) -> F:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def execution_option(*aliases: str) -> Callable[[F], F]:
+    """--execution auto|confirm|signals-only (extra names as aliases), as the `execution` arg."""
+    return click.option(
+        "--execution",
+        *aliases,
+        "execution",
+        type=click.Choice(["auto", "confirm", "signals-only"]),
+        default="auto",
+        show_default=True,
+        help="auto sends orders; confirm holds them for `quantdesk approve`; signals-only "
+        "journals them and sends nothing.",
+    )

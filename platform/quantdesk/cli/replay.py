@@ -8,21 +8,14 @@ import click
 
 from quantdesk.cli import cli
 from quantdesk.cli.context import AppContext
-from quantdesk.cli.options import strategy_run_options
+from quantdesk.cli.options import execution_option, strategy_run_options
 from quantdesk.cli.output import console
 from quantdesk.errors import QuantdeskError
 
 
 @cli.command()
 @strategy_run_options
-@click.option(
-    "--mode",
-    type=click.Choice(["auto", "confirm", "signals-only"]),
-    default="auto",
-    show_default=True,
-    help="auto sends orders; confirm holds them for `quantdesk approve`; signals-only "
-    "journals them and sends nothing.",
-)
+@execution_option("--mode")
 @click.option(
     "--journal",
     "journal_path",
@@ -47,7 +40,7 @@ def replay(
     strategies_dir: str | None,
     exchange: str | None,
     market: str | None,
-    mode: str,
+    execution: str,
     journal_path: str | None,
     progress: bool,
 ) -> None:
@@ -72,10 +65,10 @@ def replay(
     if journal.exists():
         raise QuantdeskError(f"journal {journal} already exists: replays write a fresh one")
     result = run_replay(
-        cls(**fixed), data, costs, timeframe=tf, journal=journal, mode=mode, progress=progress
+        cls(**fixed), data, costs, timeframe=tf, journal=journal, mode=execution, progress=progress
     )
     print_stats(result.backtest, cls.label(), tf, prefix="replay ")
     console().print(f"journal: {journal.resolve()}")
-    if mode == "confirm":
+    if execution == "confirm":
         held = result.extra.get("awaiting_approval", 0)
         console().print(f"orders awaiting approval: {held} (quantdesk approve --journal ...)")

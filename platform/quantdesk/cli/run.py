@@ -11,6 +11,7 @@ import click
 
 from quantdesk.cli import cli
 from quantdesk.cli.context import AppContext
+from quantdesk.cli.options import execution_option
 from quantdesk.cli.output import console, print_table
 from quantdesk.errors import QuantdeskError
 
@@ -40,14 +41,7 @@ def _decimal(name: str, value: str | None, allow_zero: bool = False) -> Decimal 
 @click.option("--venue", "venue_name", required=True, help="A [venues.NAME] of quantdesk.toml.")
 @click.option("--until", default=None, help="Stop after the bar opening at this time (UTC).")
 @click.option("--param", "param_args", multiple=True, metavar="NAME=VALUE", help="Parameter.")
-@click.option(
-    "--execution",
-    type=click.Choice(["auto", "confirm", "signals-only"]),
-    default="auto",
-    show_default=True,
-    help="auto sends orders; confirm holds them for `quantdesk approve`; signals-only "
-    "journals them and sends nothing.",
-)
+@execution_option()
 @click.option(
     "--journal",
     "journal_path",
