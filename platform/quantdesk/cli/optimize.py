@@ -66,6 +66,27 @@ def storage_options(func: F) -> F:
     )(func)
 
 
+def job_from_options(app: AppContext, strategy_name: str, kw: dict[str, Any], **extra: Any) -> Any:
+    """The optimization job the data-window and cost options describe (extra: job settings)."""
+    from quantdesk.backtest.optimize import job_from_store
+    from quantdesk.backtest.runner import Costs
+
+    return job_from_store(
+        app.store,
+        strategy_name,
+        kw["symbols"],
+        kw["timeframe"],
+        kw["start"],
+        kw["end"],
+        kw["exchange"],
+        kw["market"],
+        kw["param_args"],
+        kw["strategies_dir"],
+        costs=Costs(fee=kw["fee"], slippage=kw["slippage"], init_cash=kw["cash"]),
+        **extra,
+    )
+
+
 @cli.command()
 @click.option("--strategy", "strategy_name", required=True, help="Strategy name.")
 @data_window_options()
@@ -106,29 +127,15 @@ def optimize(app: AppContext, strategy_name: str, **kw: Any) -> None:
     """Optimize a strategy's params with optuna; print the best trials (or the Pareto front)."""
     import optuna
 
-    from quantdesk.backtest.optimize import (
-        default_study_name,
-        get_objective,
-        job_from_store,
-        optimize,
-    )
-    from quantdesk.backtest.runner import Costs
+    from quantdesk.backtest.optimize import default_study_name, get_objective, optimize
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     get_objective(kw["objective"])
-    job = job_from_store(
-        app.store,
+    job = job_from_options(
+        app,
         strategy_name,
-        kw["symbols"],
-        kw["timeframe"],
-        kw["start"],
-        kw["end"],
-        kw["exchange"],
-        kw["market"],
-        kw["param_args"],
-        kw["strategies_dir"],
+        kw,
         objective=kw["objective"],
-        costs=Costs(fee=kw["fee"], slippage=kw["slippage"], init_cash=kw["cash"]),
         min_trades=kw["min_trades"],
         dd_penalty=kw["dd_penalty"],
         prune=not kw["no_prune"],

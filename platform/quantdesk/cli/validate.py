@@ -8,7 +8,7 @@ import click
 
 from quantdesk.cli import cli
 from quantdesk.cli.context import AppContext
-from quantdesk.cli.optimize import data_window_options, storage_options
+from quantdesk.cli.optimize import data_window_options, job_from_options, storage_options
 from quantdesk.cli.output import print_table
 
 
@@ -44,10 +44,8 @@ def validate(app: AppContext, strategy_name: str, **kw: Any) -> None:
         SearchSpace,
         best_trial,
         job_from_meta,
-        job_from_store,
         load_result,
     )
-    from quantdesk.backtest.runner import Costs
     from quantdesk.backtest.validation import CHECKS, StudyTrials, validate
     from quantdesk.errors import QuantdeskError
 
@@ -71,19 +69,7 @@ def validate(app: AppContext, strategy_name: str, **kw: Any) -> None:
     else:
         if not kw["symbols"]:
             raise click.UsageError("give --symbols (or --study to validate a study's best trial)")
-        job = job_from_store(
-            app.store,
-            strategy_name,
-            kw["symbols"],
-            kw["timeframe"],
-            kw["start"],
-            kw["end"],
-            kw["exchange"],
-            kw["market"],
-            kw["param_args"],
-            kw["strategies_dir"],
-            costs=Costs(fee=kw["fee"], slippage=kw["slippage"], init_cash=kw["cash"]),
-        )
+        job = job_from_options(app, strategy_name, kw)
         if job.grid:
             raise click.UsageError("validate takes one value per --param (NAME=VALUE)")
         params = dict(job.fixed)
