@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from quantdesk.cli import main
 from quantdesk.data.store import DataStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,3 +46,13 @@ def make_bars(n: int, start: str = "2024-01-01", freq: str = "1h", seed: int = 0
 def bars() -> pd.DataFrame:
     """48 hourly bars."""
     return make_bars(48)
+
+
+def run_cli(
+    argv: Sequence[str], capsys: pytest.CaptureFixture[str] | None = None
+) -> tuple[int, str, str]:
+    """Run `quantdesk ARGV` in-process: exit code, and stdout/stderr when capsys is given."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(argv))
+    out, err = capsys.readouterr() if capsys is not None else ("", "")
+    return int(exit_info.value.code or 0), out, err

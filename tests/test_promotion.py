@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from quantdesk.backtest.optimize import job_from_store, optimize
-from quantdesk.cli import main
 from quantdesk.data.store import DataStore, SeriesKey
 from quantdesk.promotion import NotPromotedError, code_version, require_promoted
 from quantdesk.strategy import repo_strategies_dir
 from tests.conftest import REPO, make_bars
+from tests.conftest import run_cli as run_quantdesk
 
 SPACE = ["sl_stop=0", "tp_stop=0", "fast=2:20:2", "slow=20:60:5"]
 
@@ -64,9 +64,7 @@ def run_cli(lab, monkeypatch, *args: str) -> int:
     """quantdesk ARGS with the lab's data root; returns the exit code."""
     monkeypatch.chdir(lab["root"])
     monkeypatch.setenv("QUANTDESK_DATA", str(lab["root"] / "data"))
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    return int(exc.value.code or 0)
+    return run_quantdesk(args)[0]
 
 
 def promote_args(lab, study: str, registry) -> list[str]:

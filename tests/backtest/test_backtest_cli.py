@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from quantdesk.cli import main
 from quantdesk.data.store import DataStore
 from quantdesk.data.synthetic import SynthSpec, generate_market, write_market
 from quantdesk.strategy import repo_strategies_dir
+from tests.conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +29,7 @@ def invoke(data_root, tmp_path, monkeypatch, capsys):
 
     def _invoke(*args: str) -> tuple[int, str, str]:
         argv = ["backtest", "--strategies-dir", str(repo_strategies_dir()), *args]
-        with pytest.raises(SystemExit) as exc:
-            main(argv)
-        out = capsys.readouterr()
-        return exc.value.code, out.out, out.err
+        return run_cli(argv, capsys)
 
     return _invoke
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from quantdesk.cli import main
 from quantdesk.data.store import DataStore, SeriesKey
-from tests.conftest import make_bars
+from tests.conftest import make_bars, run_cli
 
 BASE = [
     "optimize",
@@ -37,9 +36,7 @@ def root(tmp_path, monkeypatch):
 
 def run(*args: str) -> int:
     """quantdesk ARGS -> exit code."""
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    return int(exc.value.code or 0)
+    return run_cli(args)[0]
 
 
 def test_optimize_grid_into_a_sqlite_study(root, capsys):

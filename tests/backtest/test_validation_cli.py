@@ -7,10 +7,9 @@ import textwrap
 import pytest
 
 from quantdesk.backtest.optimize import job_from_store, optimize
-from quantdesk.cli import main
 from quantdesk.data.store import DataStore, SeriesKey
 from tests.backtest.test_validation import PEEK
-from tests.conftest import make_bars
+from tests.conftest import make_bars, run_cli
 
 ARGS = ["validate", "--symbols", "BTC/USDT", "--timeframe", "1h"]
 
@@ -29,9 +28,7 @@ def root(tmp_path, monkeypatch):
 
 def run(*args: str) -> int:
     """quantdesk ARGS -> exit code."""
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    return int(exc.value.code or 0)
+    return run_cli(args)[0]
 
 
 def test_bundled_strategy_passes_and_planted_bug_fails(root, capsys):

@@ -4,15 +4,9 @@ import sys
 import click
 import pytest
 
-from quantdesk.cli import cli, main
+from quantdesk.cli import cli
 from tests.conftest import REPO
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
+from tests.conftest import run_cli as run
 
 
 def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()):

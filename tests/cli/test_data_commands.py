@@ -15,9 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantdesk.cli import main
 from quantdesk.data.store import DataStore, SeriesKey
-from tests.conftest import SHARED_DATA, make_bars
+from tests.conftest import SHARED_DATA, make_bars, run_cli
 
 DAY_MS = 86_400_000
 
@@ -31,10 +30,7 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
+    return run_cli(args, capsys)
 
 
 def _error_line(err: str) -> str:

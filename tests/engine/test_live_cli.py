@@ -12,22 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.cli import main
 from quantdesk.engine.journal import Journal
 from quantdesk.promotion import NotPromotedError, append_entry, code_version, require_promoted
 from quantdesk.strategy import strategy_class
 from quantdesk.venues import sandbox_client
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cli
 from tests.engine.test_crash import crash_admin, crash_url, starts, write_config  # noqa: F401
 from tests.sandbox.conftest import KEY, SECRET, Admin
 
 BTC = "BTC/USDT"
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    return int(exit_info.value.code or 0), capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -49,7 +42,7 @@ def test_bad_input_exits_2_in_one_line(
     args = ["--config", str(config), "run", "--strategy", "sma_cross", "--symbols", BTC]
     args += ["--mode", "live", "--journal", str(tmp_path / "j.sqlite"), *extra]
     args += ["--registry", str(tmp_path / "promoted.toml")]
-    code, err = run_cli(args, capsys)
+    code, _, err = run_cli(args, capsys)
     assert code == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "j.sqlite").exists()
 
@@ -62,7 +55,7 @@ def test_missing_credentials_exit_2(
     args = ["--config", str(config), "run", "--strategy", "sma_cross", "--symbols", BTC]
     args += ["--mode", "live", "--venue", "sandbox", "--journal", str(tmp_path / "j.sqlite")]
     args += ["--registry", str(tmp_path / "promoted.toml")]
-    code, err = run_cli(args, capsys)
+    code, _, err = run_cli(args, capsys)
     assert code == 2 and "QD_CRASH_KEY" in err
     assert KEY not in err and SECRET not in err
 
@@ -141,7 +134,7 @@ def test_only_promoted_versions_trade(
     args = ["--config", str(config), "run", "--strategy", "sma_cross", "--symbols", BTC]
     args += ["--mode", mode, "--venue", "sandbox", "--journal", str(tmp_path / "j.sqlite")]
     args += ["--registry", str(registry), *extra]
-    code, err = run_cli(args, capsys)
+    code, _, err = run_cli(args, capsys)
     assert code == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "j.sqlite").exists()
 

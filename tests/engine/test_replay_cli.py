@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from quantdesk.cli import main
 from quantdesk.data.store import DataStore
 from quantdesk.data.synthetic import SynthSpec, generate_market, write_market
 from quantdesk.engine.journal import Journal
 from quantdesk.strategy import repo_strategies_dir
+from tests.conftest import run_cli
 
 ARGS = ["--symbols", "BTC/USDT,ETH/USDT", "--param", "fast=5", "--param", "slow=20"]
 
@@ -29,10 +29,7 @@ def invoke(data_root, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
 
     def _invoke(*args: str) -> tuple[int, str, str]:
-        with pytest.raises(SystemExit) as exc:
-            main(list(args))
-        out = capsys.readouterr()
-        return exc.value.code, out.out, out.err
+        return run_cli(args, capsys)
 
     return _invoke
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from quantdesk.backtest import Costs
-from quantdesk.cli import main
 from quantdesk.data.store import DataStore
 from quantdesk.data.synthetic import SynthSpec, generate_market, write_market
 from quantdesk.engine.replay import replay
 from quantdesk.fills import Side
 from quantdesk.risk.limits import RiskConfig
 from quantdesk.strategy import load_strategy, repo_strategies_dir
+from tests.conftest import run_cli
 
 ARGS = [
     "--strategy",
@@ -48,10 +48,7 @@ def invoke(market, tmp_path, monkeypatch, capsys):
 
     def _invoke(*args: str) -> tuple[int, str, str]:
         argv = ["backtest", "--strategies-dir", str(repo_strategies_dir()), *args]
-        with pytest.raises(SystemExit) as exc:
-            main(argv)
-        out = capsys.readouterr()
-        return exc.value.code, out.out, out.err
+        return run_cli(argv, capsys)
 
     return _invoke
 

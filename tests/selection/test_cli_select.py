@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantdesk.cli import main
 from quantdesk.data.store import DataStore, SeriesKey
 from quantdesk.selection.factors import compute_factors
 from quantdesk.selection.models import SavedModel, build_dataset, fit, make_pipeline, save_model
 from quantdesk.selection.panel import Panel
 from quantdesk.selection.screener import rank_by_model
 from quantdesk.selection.screens import Screen
+from tests.conftest import run_cli as run
 
 DRIFTS = {"AAA/USDT": 0.010, "BBB/USDT": 0.005, "CCC/USDT": 0.0, "DDD/USDT": -0.005}
 
@@ -43,13 +43,6 @@ def data_root(tmp_path, monkeypatch) -> DataStore:
         store.write(SeriesKey("binance", "usdm", symbol, "1d"), trending(drift, seed=i))
     monkeypatch.setenv("QUANTDESK_DATA", str(store.root))
     return store
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
 
 
 def ranked_symbols(out: str) -> list[str]:
