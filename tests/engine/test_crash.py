@@ -70,7 +70,9 @@ def write_registry(tmp_path: Path, *param_sets: dict[str, int]) -> Path:
     return path
 
 
-def start(config: Path, journal: Path, until_ms: int, crash: str | None) -> subprocess.Popen:
+def start(
+    config: Path, journal: Path, until_ms: int, crash: str | None, mode: str = "live"
+) -> subprocess.Popen:
     env = {**os.environ, "QD_CRASH_KEY": KEY, "QD_CRASH_SECRET": SECRET}
     env["NUMBA_CACHE_DIR"] = str(REPO / ".cache" / "numba")
     env.pop("QUANTDESK_CRASH_AT", None)
@@ -80,7 +82,7 @@ def start(config: Path, journal: Path, until_ms: int, crash: str | None) -> subp
     cmd = [
         sys.executable, "-m", "quantdesk.cli", "--config", str(config), "run",
         "--strategy", "sma_cross", "--param", "fast=2", "--param", "slow=3",
-        "--symbols", BTC, "--mode", "live", "--venue", "sandbox", "--timeframe", "1m",
+        "--symbols", BTC, "--mode", mode, "--venue", "sandbox", "--timeframe", "1m",
         "--capital", "2000", "--poll", "0.02", "--reconcile-every", "0.5",
         "--journal", str(journal), "--until", until,
         "--registry", str(config.parent / "promoted.toml"),

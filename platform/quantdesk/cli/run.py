@@ -189,5 +189,10 @@ def run(
         out.print("no bar closed before --until (times are the venue's)")
     out.print(
         f"bars {result.steps}, orders {result.orders}, fills {result.fills}, "
-        f"equity {result.equity}{stopped}"
+        f"equity {result.equity} (capital {result.capital}){stopped}"
     )
+    if result.outside:
+        held = ", ".join(f"{asset} {amount}" for asset, amount in sorted(result.outside.items()))
+        out.print(f"the account's other holdings (not this session's): {held}")
+    if result.state is not None and result.state != "active":
+        out.print(f"trading is {result.state}: `quantdesk resume --journal {journal}` re-arms it")

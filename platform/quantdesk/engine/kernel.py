@@ -39,7 +39,15 @@ from tqdm.auto import tqdm
 from quantdesk.engine.clock import SimClock
 from quantdesk.engine.feeds import BarEvent, Feed
 from quantdesk.engine.order_manager import OrderJournal, OrderManager, Venue
-from quantdesk.engine.orders import ZERO, Fill, Order, OrderEvent, OrderStatus, client_order_id
+from quantdesk.engine.orders import (
+    ZERO,
+    Fill,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    client_order_id,
+    is_flatten_order,
+)
 from quantdesk.engine.portfolio import Portfolio, split_symbol
 from quantdesk.engine.risk_gate import RiskEngine
 from quantdesk.engine.runner import Cancel, Intent, Runner
@@ -361,6 +369,12 @@ class Kernel:
             runner, tag = owner
             for action in runner.on_fill(fill, tag, self.bar_ms):
                 self._followups.append((runner, action))
+        elif is_flatten_order(self.om.orders.get(fill.client_order_id)):
+            # the kill switch closed the strategies' positions: their sleeves must know, or
+            # after a resume they would wait to sell what is no longer held
+            for runner in self._runners_of(fill.symbol):
+                for action in runner.on_fill(fill, "flatten", self.bar_ms):
+                    self._followups.append((runner, action))
 
     def _position(self, symbol: str) -> Decimal:
         pos = self.portfolio.positions.get(symbol)

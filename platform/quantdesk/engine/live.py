@@ -34,15 +34,16 @@ from quantdesk.engine.failures import RetryPolicy
 from quantdesk.engine.feeds import BarEvent, Step
 from quantdesk.engine.journal import Journal
 from quantdesk.engine.kernel import ExecutionMode, Kernel
-from quantdesk.engine.orders import ZERO, Fill
+from quantdesk.engine.orders import ZERO, Fill, is_flatten_order
 from quantdesk.engine.portfolio import Portfolio, split_symbol
 from quantdesk.engine.reconcile import Reconciler, ReconcileReport, UnknownOrders
-from quantdesk.engine.risk_gate import MarketRules, PreTradeRisk
+from quantdesk.engine.risk_gate import MarketRules, PreTradeRisk, TradingState
 from quantdesk.engine.runner import Cancel, Intent, SignalRunner
 from quantdesk.errors import ConfigError
 from quantdesk.fills import Side
 from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.guard import RiskGuard
+from quantdesk.risk.killswitch import journaled_state
 from quantdesk.risk.limits import RiskConfig
 from quantdesk.risk.var import daily_returns
 from quantdesk.strategy import SignalStrategy
@@ -327,6 +328,9 @@ class SessionResult:
     equity: Decimal | None
     reconciliations: list[ReconcileReport] = field(default_factory=list)
     stopped_by_signal: bool = False
+    capital: Decimal = ZERO  # the session's starting capital (all symbols)
+    outside: dict[str, Decimal] = field(default_factory=dict)  # account holdings not the session's
+    state: TradingState | None = None  # the trading state at the end (halted stays halted)
 
 
 class Session:
@@ -368,13 +372,22 @@ class Session:
         quote = quotes.pop()
         timeframe = spec.timeframe or spec.strategy.timeframe
         start = await self._session_start(data, journal, quote, len(symbols))
-        initial = {k: Decimal(v) for k, v in start["balances"].items()}
+        capital = Decimal(start["capital"])
+        if spec.capital is not None and spec.capital != capital:
+            raise ConfigError(
+                f"journal {spec.journal} trades --capital {capital}: give the same value, or "
+                "start another --journal for another capital"
+            )
+        # The session trades its capital, not the whole account: equity, limits and sizing
+        # mean the same in paper and live. The account's other holdings are kept apart.
+        session_cash = capital * len(symbols)
+        outside = {k: Decimal(v) for k, v in start["balances"].items()}
+        outside[quote] = outside.get(quote, ZERO) - session_cash
         fills = journal.load_fills()
-        portfolio = Portfolio(cash=dict(initial), currency=quote)
+        portfolio = Portfolio(cash={quote: session_cash}, currency=quote)
         for fill in fills:
             portfolio.apply_fill(fill)
         fee = Decimal(str(data.exchange.markets[symbols[0]].get("taker") or 0))
-        capital = spec.capital or Decimal(start["capital"])
         sym_rules = {s: rules[s] for s in symbols}
         runner = FeeAwareRunner(
             spec.strategy,
@@ -386,10 +399,26 @@ class Session:
         step = min(r.amount_step for r in sym_rules.values())
         venue = data if spec.mode is Mode.LIVE else self._paper_venue(portfolio, sym_rules, fee)
         gate: PreTradeRisk | RiskEngine = PreTradeRisk(sym_rules, fee_rate=fee)
+        restored = journaled_state(journal)
         if spec.risk is not None:
             gate = RiskEngine(
-                sym_rules, spec.risk, portfolio, clock=self.clock, fee_rate=fee, journal=journal
+                sym_rules,
+                spec.risk,
+                portfolio,
+                clock=self.clock,
+                fee_rate=fee,
+                journal=journal,
+                state=restored[0] if restored else TradingState.ACTIVE,
             )
+        elif restored is not None:
+            gate.state = restored[0]
+        if restored is not None and restored[0] is not TradingState.ACTIVE:
+            message = (
+                f"trading stays {restored[0].value} after the restart ({restored[1]}): "
+                f"only `quantdesk resume --journal {spec.journal}` re-arms it"
+            )
+            log.warning(message)
+            journal.record_risk_event("state_restored", message, self.clock(), "critical")
         kernel = Kernel(
             venue,
             portfolio,
@@ -424,8 +453,11 @@ class Session:
             reconciler = Reconciler(
                 data, kernel.om, journal, portfolio, symbols, self.clock,
                 unknown_orders=spec.unknown_orders, since_ms=int(start["since_ms"]),
+                outside=outside,
             )  # fmt: skip
             await self._reconcile(reconciler, journal, attempts=30)
+        if kernel.guard is not None:  # a kill queued while no session ran acts before any bar
+            await kernel.guard.kill_switch.poll()
         _restore_sleeves(runner, journal, kernel)
         feed = LiveBarFeed(
             data, symbols, timeframe, poll_s=spec.poll_s, until_ms=spec.until_ms, stop=self.stop
@@ -473,6 +505,9 @@ class Session:
             equity=kernel.equity() if kernel.closes else None,
             reconciliations=self.reports,
             stopped_by_signal=self.stop.is_set(),
+            capital=session_cash,
+            outside={a: v for a, v in outside.items() if v} if spec.mode is Mode.LIVE else {},
+            state=gate.state,
         )
 
     def _paper_venue(
@@ -536,6 +571,11 @@ class Session:
             paper = (self.spec.capital or Decimal(10_000)) * n_symbols
             balances, available = {quote: paper}, paper
         capital = self.spec.capital or (available / n_symbols * Decimal("0.98"))
+        if capital * n_symbols > available:
+            raise ConfigError(
+                f"--capital {capital} x {n_symbols} symbols is more than the free {available} "
+                f"{quote} on {self.spec.venue_name}"
+            )
         payload = {
             "mode": str(self.spec.mode),
             "venue": self.spec.venue_name,
@@ -583,9 +623,14 @@ async def _warm_up(feed: LiveBarFeed, runner: SignalRunner, kernel: Kernel) -> N
 def _restore_sleeves(runner: SignalRunner, journal: Journal, kernel: Kernel) -> None:
     """Rebuild the runner's sleeves (cash, quantity) from the fills of its orders."""
     ours = {cid for cid, o in kernel.om.orders.items() if o.strategy_id == runner.strategy_id}
+    flattens = {cid for cid, o in kernel.om.orders.items() if is_flatten_order(o)}
     for fill in journal.load_fills():
-        if fill.client_order_id in ours and fill.symbol in runner.sleeves:
+        if fill.symbol not in runner.sleeves:
+            continue
+        if fill.client_order_id in ours:
             runner.on_fill(fill, "", 0)
+        elif fill.client_order_id in flattens:  # the kill switch closed the sleeve's position
+            runner.on_fill(fill, "flatten", 0)
 
 
 async def run_session(

@@ -255,3 +255,11 @@ class Order:
             self.updated_ms = fill.timestamp
             return None
         return self.transition(OrderStatus.PARTIALLY_FILLED, fill.timestamp)
+
+
+FLATTEN_STRATEGY_ID = "killswitch"  # the strategy id of the kill switch's flatten orders
+
+
+def is_flatten_order(order: Order | None) -> bool:
+    """Whether an order is one the kill switch sent to close a position."""
+    return order is not None and order.strategy_id == FLATTEN_STRATEGY_ID

@@ -106,8 +106,11 @@ class Reconciler:
         *,
         unknown_orders: UnknownOrders = UnknownOrders.CANCEL,
         since_ms: int = 0,
+        outside: dict[str, Decimal] | None = None,
     ) -> None:
-        """since_ms: trades before it are the account's history, not this engine's."""
+        """since_ms: trades before it are the account's history, not this engine's; outside:
+        the account's holdings that are not the session's (the portfolio holds only the
+        session's capital): balance differences adjust these, never the session's cash."""
         self.venue = venue
         self.manager = manager
         self.journal = journal
@@ -116,6 +119,7 @@ class Reconciler:
         self.clock = clock
         self.unknown_orders = UnknownOrders(unknown_orders)
         self.since_ms = since_ms
+        self.outside = outside
 
     async def run(self) -> ReconcileReport:
         """One full pass; returns what differed."""
@@ -212,6 +216,8 @@ class Reconciler:
     def expected_holdings(self) -> dict[str, Decimal]:
         """What the portfolio says each spot asset's balance is: cash plus base positions."""
         out = {k: v for k, v in self.portfolio.cash.items()}
+        for asset, amount in (self.outside or {}).items():
+            out[asset] = out.get(asset, ZERO) + amount
         for symbol, pos in self.portfolio.positions.items():
             if ":" in symbol:
                 continue  # derivative positions are not wallet balances
@@ -237,9 +243,16 @@ class Reconciler:
             theirs = balances[asset].total if asset in balances else ZERO
             if ours != theirs:
                 # deposits, withdrawals, fees in another asset: the venue is the truth
-                self.portfolio.cash[asset] = self.portfolio.cash.get(asset, ZERO) + theirs - ours
+                if self.outside is not None:
+                    self.outside[asset] = self.outside.get(asset, ZERO) + theirs - ours
+                    action = "outside holdings adjusted"
+                else:
+                    self.portfolio.cash[asset] = (
+                        self.portfolio.cash.get(asset, ZERO) + theirs - ours
+                    )
+                    action = "portfolio adjusted"
                 report.differences.append(
-                    Difference("balance", asset, str(ours), str(theirs), "portfolio adjusted")
+                    Difference("balance", asset, str(ours), str(theirs), action)
                 )
 
     async def _positions(self, report: ReconcileReport) -> None:

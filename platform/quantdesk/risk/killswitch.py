@@ -17,7 +17,13 @@ from typing import Any
 
 from quantdesk.engine.journal import Journal
 from quantdesk.engine.order_manager import OrderManager
-from quantdesk.engine.orders import Order, OrderStatus, OrderType, client_order_id
+from quantdesk.engine.orders import (
+    FLATTEN_STRATEGY_ID,
+    Order,
+    OrderStatus,
+    OrderType,
+    client_order_id,
+)
 from quantdesk.engine.risk_gate import TradingState
 from quantdesk.fills import Side
 from quantdesk.risk.checks import RiskEngine
@@ -137,7 +143,7 @@ class KillSwitch:
                 amount=amount,
                 created_ms=now,
                 reduce_only=":" in symbol,  # spot has no reduce-only flag
-                strategy_id="killswitch",
+                strategy_id=FLATTEN_STRATEGY_ID,
             )
             placed = await manager.submit(order)
             sent.append(placed.client_order_id)
@@ -160,6 +166,22 @@ class KillSwitch:
         return changed
 
 
+def journaled_state(journal: Any) -> tuple[TradingState, str] | None:
+    """The trading state the journal last recorded and why (None: never changed).
+
+    A halt is a fact about the account, not about one process: a restart, a crash or a
+    reconciliation must come back HALTED (or REDUCING) until a person resumes.
+    """
+    events = getattr(journal, "events", None)
+    if events is None:
+        return None  # MemoryJournal keeps no risk events
+    changes = events("state_change")
+    if not len(changes):
+        return None
+    payload = changes["payload"].iloc[-1]
+    return TradingState(payload["new"]), str(payload.get("reason", ""))
+
+
 def queue_command(journal: Journal, kind: str, now_ms: int, **payload: Any) -> int:
     """Write a kill/resume command for the engine to consume; returns its id."""
     if kind not in ("kill", "resume"):
@@ -167,4 +189,4 @@ def queue_command(journal: Journal, kind: str, now_ms: int, **payload: Any) -> i
     return journal.add_command(kind, now_ms, payload=payload)
 
 
-__all__ = ["KillReport", "KillSwitch", "queue_command"]
+__all__ = ["KillReport", "KillSwitch", "journaled_state", "queue_command"]
