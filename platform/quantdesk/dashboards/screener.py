@@ -55,7 +55,7 @@ class Screener:
         self.panel = load_panel(store, list(symbols), timeframe, exchange, market)
         names = list(dict.fromkeys([*WEIGHTED, "listing_age"]))
         self.factors = compute_factors(self.panel, names, factor_config(timeframe))
-        last = self.panel.index[-1]
+        last = self.panel.common_end
         self.as_of = widgets.Text(
             value=as_of or f"{last:%Y-%m-%d}", description="as of (UTC)", style=_STYLE,
             layout=_LAYOUT, continuous_update=False,

@@ -38,6 +38,15 @@ class Panel:
         return self.close.index  # type: ignore[return-value]
 
     @property
+    def common_end(self) -> pd.Timestamp:
+        """The last time every symbol has a bar: the fair default for a cross-section."""
+        ends = [col.last_valid_index() for _, col in self.close.items()]
+        known = [e for e in ends if e is not None]
+        if not known:
+            raise DataError("the universe has no bars")
+        return min(known)
+
+    @property
     def quote_volume(self) -> pd.DataFrame:
         """Traded value in the quote currency per bar (close x base volume)."""
         return self.close * self.volume

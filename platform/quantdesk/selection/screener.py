@@ -61,7 +61,7 @@ def rank_universe(
     timeframe: str = "1d",
     inputs: MarketInputs = MarketInputs(),
 ) -> Ranking:
-    """Rank the panel's symbols as of a time (default: the last bar), using bars up to then."""
+    """Rank the panel's symbols as of a time (default: the last bar every symbol has)."""
     if not weights:
         raise ConfigError("no factor weights given")
     when = _as_of(panel, as_of)
@@ -102,7 +102,8 @@ def rank_by_model(
 
 
 def _as_of(panel: Panel, as_of: object | None) -> pd.Timestamp:
-    when = panel.index[-1] if as_of is None else parse_time(as_of)  # type: ignore[arg-type]
+    # a symbol whose data ends a week early would rank with stale or missing factors
+    when = panel.common_end if as_of is None else parse_time(as_of)  # type: ignore[arg-type]
     if when < panel.index[0]:
         raise DataError(
             f"as-of {when:%Y-%m-%d %H:%M} is before the data (first bar {panel.index[0]:%Y-%m-%d})"
