@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import vectorbt as vbt
 
-from quantdesk.strategy import Float, Int, Signals, SignalStrategy
+from quantdesk.strategy import Below, Float, Int, Signals, SignalStrategy
 
 
 class SmaCross(SignalStrategy):
@@ -19,6 +19,7 @@ class SmaCross(SignalStrategy):
         "sl_stop": Float(0.0, 0.5, 0.0),
         "tp_stop": Float(0.0, 2.0, 0.0),
     }
+    constraints = (Below("fast", "slow"),)
     timeframe = "1h"
 
     @property

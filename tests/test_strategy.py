@@ -8,6 +8,7 @@ import pytest
 
 from quantdesk.errors import QuantdeskError
 from quantdesk.strategy import (
+    Below,
     Choice,
     Float,
     Int,
@@ -175,3 +176,26 @@ def test_broken_strategy_file_is_a_user_error(tmp_path):
         strategy_class("broken", tmp_path)
     with pytest.raises(StrategyError, match="exactly one Strategy subclass"):
         strategy_class("empty", tmp_path)
+
+
+def test_declared_constraints_refuse_bad_pairs_and_thin_sweeps():
+    class Cross(SignalStrategy):
+        params = {"fast": Int(2, 50, 5), "slow": Int(3, 100, 20)}
+        constraints = (Below("fast", "slow"),)
+
+    assert Cross(fast=10, slow=11).values == {"fast": 10, "slow": 11}
+    with pytest.raises(ParamError, match="fast=20 must be below slow=20"):
+        Cross(fast=20)
+    with pytest.raises(ParamError, match="fast=30 must be below slow=20"):
+        Cross(fast=30)
+    sweep = Cross.sweep({"fast": [5, 10, 30], "slow": [10, 40]})
+    assert sweep.combos == [
+        {"fast": 5, "slow": 10},
+        {"fast": 5, "slow": 40},
+        {"fast": 10, "slow": 40},
+        {"fast": 30, "slow": 40},
+    ]
+    # a sweep's fixed part is checked with its grid, not against the defaults alone
+    assert Cross.sweep({"slow": [40, 60]}, fast=30).values == {"fast": [30, 30], "slow": [40, 60]}
+    with pytest.raises(ParamError, match="must be below"):
+        Cross.sweep({"slow": [10, 20]}, fast=30)

@@ -58,8 +58,8 @@ class Param:
             return [self.parse(name, part.strip()) for part in spec.split(",") if part.strip()]
         return [self.parse(name, spec)]
 
-    def suggest(self, trial: Any, name: str) -> Any:
-        """Ask an optuna trial for a value from this param's search space."""
+    def suggest(self, trial: Any, name: str, above: Any = None, below: Any = None) -> Any:
+        """Ask an optuna trial for a value from this param's search space (above < v < below)."""
         raise NotImplementedError
 
 
@@ -117,9 +117,13 @@ class Int(Param):
         """Values of 'lo:hi:step' (inclusive) or 'a,b,c'."""
         return _range_grid(self, name, spec) or super().grid(name, spec)
 
-    def suggest(self, trial: Any, name: str) -> int:
-        """optuna: trial.suggest_int over [low, high]."""
-        return trial.suggest_int(name, self.low, self.high)
+    def suggest(self, trial: Any, name: str, above: Any = None, below: Any = None) -> int:
+        """optuna: trial.suggest_int over [low, high], strictly inside above/below if given."""
+        low = self.low if above is None else max(self.low, math.floor(above) + 1)
+        high = self.high if below is None else min(self.high, math.ceil(below) - 1)
+        if low > high:
+            raise ParamError(f"param {name}: no value in [{self.low}, {self.high}] fits")
+        return trial.suggest_int(name, low, high)
 
 
 @dataclass(frozen=True)
@@ -160,9 +164,15 @@ class Float(Param):
         values = _range_grid(self, name, spec) or super().grid(name, spec)
         return [round(v, 12) for v in values]  # 0.1 + 2 * 0.05 should print as 0.2
 
-    def suggest(self, trial: Any, name: str) -> float:
-        """optuna: trial.suggest_float over [low, high]."""
-        return trial.suggest_float(name, self.low, self.high)
+    def suggest(self, trial: Any, name: str, above: Any = None, below: Any = None) -> float:
+        """optuna: trial.suggest_float over [low, high], strictly inside above/below if given."""
+        low = self.low if above is None else max(self.low, math.nextafter(float(above), math.inf))
+        high = (
+            self.high if below is None else min(self.high, math.nextafter(float(below), -math.inf))
+        )
+        if low > high:
+            raise ParamError(f"param {name}: no value in [{self.low}, {self.high}] fits")
+        return trial.suggest_float(name, low, high)
 
 
 @dataclass(frozen=True)
@@ -191,13 +201,32 @@ class Choice(Param):
                 return option
         return self.validate(name, text)
 
-    def suggest(self, trial: Any, name: str) -> Any:
-        """optuna: trial.suggest_categorical over the options."""
+    def suggest(self, trial: Any, name: str, above: Any = None, below: Any = None) -> Any:
+        """optuna: trial.suggest_categorical over the options (a fixed space: not narrowed)."""
         return trial.suggest_categorical(name, list(self.options))
 
 
 # --------------------------------------------------------------------------------------------
 # Signals and strategies
+
+
+@dataclass(frozen=True)
+class Below:
+    """A declared order between two params: `low` must stay below `high` (fast < slow).
+
+    Validation refuses a violating pair, sweeps leave such combinations out and the optimizer's
+    search space never proposes one (the later param's range starts above the earlier value).
+    """
+
+    low: str
+    high: str
+
+    def violation(self, values: Mapping[str, Any]) -> str | None:
+        """Why values break the constraint, or None when they keep it."""
+        lo, hi = values.get(self.low), values.get(self.high)
+        if lo is None or hi is None or lo < hi:
+            return None
+        return f"{self.low}={lo!r} must be below {self.high}={hi!r}"
 
 
 @dataclass
@@ -237,6 +266,7 @@ class Strategy:
     """
 
     params: ClassVar[dict[str, Param]] = {}
+    constraints: ClassVar[tuple[Below, ...]] = ()
     timeframe: ClassVar[str] = "1h"
     warmup: int = 0
     name: ClassVar[str] = ""
@@ -248,8 +278,10 @@ class Strategy:
             setattr(self, key, value)
 
     @classmethod
-    def validate_params(cls, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Defaults overlaid with values, each validated; ParamError on unknown names."""
+    def validate_params(cls, values: Mapping[str, Any], constraints: bool = True) -> dict[str, Any]:
+        """Defaults overlaid with values, each validated; ParamError on unknown names.
+
+        constraints=False checks each value alone (a sweep's fixed part, before its grid)."""
         unknown = sorted(set(values) - set(cls.params))
         if unknown:
             known = ", ".join(cls.params) or "none"
@@ -259,7 +291,22 @@ class Strategy:
         out = {name: p.default for name, p in cls.params.items()}
         for name, value in values.items():
             out[name] = cls.params[name].validate(name, value)
+        if constraints:
+            cls.check_constraints(out)
         return out
+
+    @classmethod
+    def check_constraints(cls, values: Mapping[str, Any]) -> None:
+        """Raise ParamError naming the first declared constraint values break."""
+        for rule in cls.constraints:
+            why = rule.violation(values)
+            if why:
+                raise ParamError(f"{cls.label()}: {why}")
+
+    @classmethod
+    def keeps_constraints(cls, values: Mapping[str, Any]) -> bool:
+        """True when values keep every declared constraint."""
+        return all(rule.violation(values) is None for rule in cls.constraints)
 
     @classmethod
     def label(cls) -> str:
@@ -269,7 +316,7 @@ class Strategy:
     @classmethod
     def sweep(cls, grid: Mapping[str, Sequence[Any]], **fixed: Any) -> Strategy:
         """An instance holding the cartesian product of grid values, one list per param."""
-        base = cls.validate_params(fixed)
+        base = cls.validate_params(fixed, constraints=False)
         unknown = sorted(set(grid) - set(cls.params))
         if unknown:
             cls.validate_params({unknown[0]: None})
@@ -280,6 +327,10 @@ class Strategy:
         combos = [
             {**base, **dict(zip(names, combo, strict=True))} for combo in itertools.product(*lists)
         ]
+        kept = [c for c in combos if cls.keeps_constraints(c)]
+        if not kept:
+            cls.check_constraints(combos[0])
+        combos = kept
         self = cls.__new__(cls)
         self.values = {n: [c[n] for c in combos] for n in cls.params}
         self.combos = combos

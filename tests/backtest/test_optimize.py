@@ -52,7 +52,8 @@ def test_search_space_comes_from_the_strategy_params(sma):
         "sl_stop": FloatDistribution(0.0, 0.5),
     }
     assert space.size() == float("inf")
-    assert SearchSpace(sma, fixed=NO_STOPS, grid={"slow": [20, 40]}).size() == 199 * 2
+    # fast < slow is declared: fast 2..19 with slow 20, 2..39 with slow 40
+    assert SearchSpace(sma, fixed=NO_STOPS, grid={"slow": [20, 40]}).size() == 18 + 38
     with pytest.raises(ParamError, match="out of range"):
         SearchSpace(sma, grid={"fast": [1]})
     with pytest.raises(OptimizeError, match="both fixed and searched"):
@@ -82,6 +83,21 @@ def test_grid_fast_path_records_each_combination_once_with_backtest_values(data,
         assert trial.user_attrs["trades"] == direct["trades"]
     assert result.best_trial().value == max(t.value for t in trials)
     assert result.best_params == {**NO_STOPS, **result.best_trial().params}
+
+
+def test_the_search_never_proposes_fast_at_or_above_slow(data):
+    """The declared constraint narrows TPE's ranges and thins the grid; no trial is wasted."""
+    tpe = optimize(job(data, seed=3, prune=False), n_trials=25, progress=False)
+    trials = tpe.study.get_trials(deepcopy=False)
+    assert len(trials) == 25
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert all(t.params["fast"] < t.params["slow"] for t in trials)
+
+    grid = optimize(
+        job(data, grid={"fast": [5, 20, 40], "slow": [20, 30]}), n_trials=50, progress=False
+    )
+    combos = sorted((t.params["fast"], t.params["slow"]) for t in grid.study.trials)
+    assert combos == [(5, 20), (5, 30), (20, 30)]
 
 
 def test_seeded_tpe_is_deterministic(data):

@@ -39,6 +39,7 @@ from quantdesk.strategy import (
     Choice,
     Float,
     Int,
+    ParamError,
     Signals,
     SignalStrategy,
     Strategy,
@@ -51,6 +52,7 @@ META_KEY = "quantdesk"
 DEFAULT_STORAGE = Path("reports") / "optuna.sqlite3"
 METRIC_CAP = 1e3  # ratios explode on flat equity; cap them so samplers see finite numbers
 GRID_CHUNK = 500  # combinations per vectorbt call: bounds memory on long histories
+MAX_ENUMERATED = 1_000_000  # combinations a constrained space is filtered over one by one
 
 
 class OptimizeError(QuantdeskError):
@@ -119,14 +121,14 @@ class SearchSpace:
     grid: dict[str, list[Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.cls.validate_params(self.fixed)
+        self.cls.validate_params(self.fixed, constraints=False)
         for name, values in self.grid.items():
             if name in self.fixed:
                 raise OptimizeError(f"param {name} is both fixed and searched")
             if not values:
                 raise OptimizeError(f"param {name}: empty list of values")
             for value in values:
-                self.cls.validate_params({name: value})
+                self.cls.validate_params({name: value}, constraints=False)
         if not self.names:
             raise OptimizeError(f"strategy {self.cls.label()} has no free parameter to search")
 
@@ -153,14 +155,29 @@ class SearchSpace:
         return out
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
-        """Full validated params: fixed values plus one suggestion per searched param."""
+        """Full validated params: fixed values plus one suggestion per searched param.
+
+        A declared constraint (Below) narrows the later param's range to values that keep it, so
+        TPE never spends a trial on fast >= slow; listed values (a categorical space) that break
+        it are pruned instead."""
         values = dict(self.fixed)
         for name in self.names:
             if name in self.grid:
                 values[name] = trial.suggest_categorical(name, list(self.grid[name]))
             else:
-                values[name] = self.cls.params[name].suggest(trial, name)
+                above, below = self._bounds(name, values)
+                try:
+                    values[name] = self.cls.params[name].suggest(trial, name, above, below)
+                except ParamError as exc:
+                    raise optuna.TrialPruned(str(exc)) from None
+        if not self.cls.keeps_constraints(values):
+            raise optuna.TrialPruned("the values break a declared constraint")
         return self.cls.validate_params(values)
+
+    def _bounds(self, name: str, known: Mapping[str, Any]) -> tuple[Any, Any]:
+        above = [known[c.low] for c in self.cls.constraints if c.high == name and c.low in known]
+        below = [known[c.high] for c in self.cls.constraints if c.low == name and c.high in known]
+        return (max(above) if above else None, min(below) if below else None)
 
     def discrete_values(self) -> dict[str, list[Any]] | None:
         """Every value of every searched param, or None when a Float param is free."""
@@ -177,10 +194,23 @@ class SearchSpace:
                 return None
         return out
 
-    def size(self) -> float:
-        """Number of combinations (inf when continuous)."""
+    def combinations(self) -> list[dict[str, Any]]:
+        """Every combination of a discrete space that keeps the declared constraints."""
         values = self.discrete_values()
-        return math.inf if values is None else float(math.prod(len(v) for v in values.values()))
+        if values is None:
+            raise OptimizeError("a grid needs every searched param discrete")
+        every = _combinations(values)
+        return [c for c in every if self.cls.keeps_constraints({**self.fixed, **c})]
+
+    def size(self) -> float:
+        """Number of valid combinations (inf when continuous)."""
+        values = self.discrete_values()
+        if values is None:
+            return math.inf
+        total = math.prod(len(v) for v in values.values())
+        if total > MAX_ENUMERATED or not self.cls.constraints:
+            return float(total)  # an upper bound: too many to filter one by one
+        return float(len(self.combinations()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -571,9 +601,7 @@ def _combinations(values: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
 def _enqueue_grid(study: optuna.Study, space: SearchSpace) -> int:
     # Enqueued trials are popped atomically by the storage: across workers each combination
     # is evaluated exactly once.
-    values = space.discrete_values()
-    assert values is not None
-    combos = _combinations(values)
+    combos = space.combinations()
     for combo in combos:
         study.enqueue_trial(combo, skip_if_exists=True)
     return len(combos)
@@ -593,13 +621,18 @@ def grid_study(study: optuna.Study, job: OptimizeJob, progress: bool = True) -> 
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     }
     added = 0
-    total = math.prod(len(v) for v in values.values())
-    bar = tqdm(total=total, desc="grid", unit="combo", disable=not progress)
+    valid = {tuple(c[n] for n in names) for c in space.combinations()}
+    bar = tqdm(total=len(valid), desc="grid", unit="combo", disable=not progress)
     for grid in subgrids(values, GRID_CHUNK):
+        if not any(key in valid for key in itertools.product(*grid.values())):
+            continue  # every combination of this block breaks a constraint
         frame = grid_metrics(space, job.data, job.costs, grid)
         trials = []
         for key, metrics in frame.iterrows():
             key = key if isinstance(key, tuple) else (key,)
+            if key not in valid:
+                continue  # the sub-grid is cartesian; the constraints leave this one out
+            bar.update(1)
             if key in done:
                 continue
             trials.append(
@@ -613,7 +646,6 @@ def grid_study(study: optuna.Study, job: OptimizeJob, progress: bool = True) -> 
             )
         study.add_trials(trials)
         added += len(trials)
-        bar.update(len(frame))
     bar.close()
     return added
 
