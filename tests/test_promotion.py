@@ -106,7 +106,9 @@ def test_promote_records_a_validated_study_and_gates_live_mode(lab, monkeypatch,
         "pbo",
         "stability",
         "parity",
+        "walkforward",  # out-of-sample evidence is required, whatever --checks says
     }
+    assert entry["validation"]["pbo"]["detail"].endswith("need <= 0.2")
     version = code_version("sma_cross", lab["strategies"])
     assert entry["code"]["strategy_sha256"] == version["strategy_sha256"]
     assert len(entry["code"]["git_commit"]) in (40, len("unknown"))

@@ -138,14 +138,25 @@ def promote(
     registry: str | Path | None = None,
     checks: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    thresholds: Any = None,
 ) -> Promotion:
     """Validate the study's best params on its data window; record them when all checks pass.
 
+    Out-of-sample evidence is required whatever `checks` says: a walk-forward re-optimization
+    of the same space on the same window must hold up (see walkforward_check).
     Raises PromotionRefused (with the failed checks) when validation fails, PromotionError on
     bad input. The report is attached to PromotionRefused as `.report`.
     """
     from quantdesk.backtest.optimize import best_trial, job_from_meta, load_result
-    from quantdesk.backtest.validation import CHECKS, StudyTrials, validate
+    from quantdesk.backtest.validation import (
+        CHECKS,
+        StudyTrials,
+        Thresholds,
+        validate,
+        walkforward_check,
+    )
+
+    thresholds = thresholds or Thresholds()
 
     study, meta = load_result(study_name, storage)
     if meta["strategy"] != strategy:
@@ -169,7 +180,11 @@ def promote(
         dd_penalty=job.dd_penalty,
         checks=tuple(checks or CHECKS),
         progress=progress,
+        thresholds=thresholds,
     )
+    if progress:
+        progress("walkforward")
+    report.checks.append(walkforward_check(job, thresholds))
     if not report.passed:
         reasons = "; ".join(f"{c.name} ({c.value or c.detail})" for c in report.failures())
         refused = PromotionRefused(f"validation failed: {reasons}")

@@ -11,20 +11,23 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from quantdesk.backtest.optimize import SearchSpace, evaluate
+from quantdesk.backtest.optimize import OptimizeJob, SearchSpace, evaluate
 from quantdesk.backtest.runner import Costs, run, to_bars
 from quantdesk.backtest.validation import (
+    Thresholds,
     ValidationError,
     deflated_sharpe,
     dsr_check,
     expected_max_sharpe,
     lookahead_check,
     neighbours,
+    pbo_check,
     pbo_cscv,
     probabilistic_sharpe,
     recursive_check,
     stability_check,
     validate,
+    walkforward_check,
 )
 from quantdesk.strategy import repo_strategies_dir, strategy_class
 from tests.conftest import make_bars
@@ -184,6 +187,38 @@ def test_pbo_is_a_coin_flip_for_noise_and_zero_for_a_dominant_strategy():
     dominant = noise.copy()
     dominant[:, 17] += 0.005  # a real edge, half a standard deviation per period
     assert pbo_cscv(dominant, 10).pbo == 0.0
+
+
+def test_pbo_verdict_follows_the_configured_threshold():
+    rng = np.random.default_rng(2)
+    noise = pd.DataFrame(rng.normal(0, 0.01, (400, 12)))
+    pbo = pbo_cscv(noise.to_numpy(), 10).pbo
+    assert 0.2 < pbo < 0.9  # noise: the in-sample winner is a coin flip out of sample
+    assert pbo_check(noise).passed is False  # the default (<= 0.2) refuses it
+    assert pbo_check(noise, thresholds=Thresholds(max_pbo=0.95)).passed is True
+    with pytest.raises(ValidationError, match="max_pbo must be within"):
+        Thresholds(max_pbo=1.5)
+
+
+def test_walkforward_check_needs_out_of_sample_evidence():
+    space = {"sl_stop": 0.0, "tp_stop": 0.0}
+    grid = {"fast": [3, 5, 8], "slow": [12, 20]}
+    dirs = str(repo_strategies_dir())
+    short = OptimizeJob("sma_cross", {"X/USDT": make_bars(10, seed=1)}, "1h", fixed=space,
+                        grid=grid, strategies_dir=dirs)  # fmt: skip
+    check = walkforward_check(short)
+    assert check.passed is False and check.detail.startswith("no out-of-sample evidence")
+    noise = OptimizeJob("sma_cross", {"X/USDT": make_bars(900, seed=4)}, "1h", fixed=space,
+                        grid=grid, strategies_dir=dirs)  # fmt: skip
+    check = walkforward_check(noise, n_trials=6)
+    table = pd.DataFrame(check.data["table"])
+    assert len(table) == 3
+    # the verdict is the summary of the per-window table, with the configured efficiency
+    efficiency = table["oos_objective"].mean() / table["is_objective"].mean()
+    assert check.data["efficiency"] == pytest.approx(efficiency)
+    lenient = walkforward_check(noise, Thresholds(min_wf_efficiency=-1e9), n_trials=6)
+    assert lenient.passed is bool(table["oos_objective"].mean() > 0)
+    assert check.passed is False  # noise does not hold up out of sample
 
 
 def test_pbo_rejects_bad_shapes():

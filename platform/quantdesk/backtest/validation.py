@@ -27,6 +27,8 @@ from scipy import stats as sps
 from tqdm.auto import tqdm
 
 from quantdesk.backtest.optimize import (
+    OptimizeError,
+    OptimizeJob,
     SearchSpace,
     evaluate,
     get_objective,
@@ -37,14 +39,30 @@ from quantdesk.errors import QuantdeskError
 from quantdesk.strategy import Choice, Float, Int, Signals, SignalStrategy
 
 EULER_GAMMA = 0.5772156649015329
-DSR_THRESHOLD = 0.95
-PBO_THRESHOLD = 0.5
-STABILITY_THRESHOLD = 0.5
 CHECKS = ("lookahead", "recursive", "dsr", "pbo", "stability", "parity")
 
 
 class ValidationError(QuantdeskError):
     """Validation cannot run with the given inputs."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What a check must reach to pass. The defaults are a skeptic's: a PBO near 0.5 means the
+    in-sample winner is a coin flip out of sample, so it must stay well below (<= 0.2)."""
+
+    min_dsr: float = 0.95
+    max_pbo: float = 0.2
+    min_stability: float = 0.5
+    min_wf_efficiency: float = 0.25  # walk-forward: mean OOS objective / mean IS objective
+
+    def __post_init__(self) -> None:
+        for name in ("min_dsr", "max_pbo", "min_stability"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValidationError(f"{name} must be within [0, 1], got {value!r}")
+        if not math.isfinite(self.min_wf_efficiency):
+            raise ValidationError(f"min_wf_efficiency must be finite, got {self.min_wf_efficiency}")
 
 
 @dataclass
@@ -320,8 +338,9 @@ def stability_check(
     objective: str = "sharpe",
     dd_penalty: float = 0.5,
     rel: float = 0.1,
+    thresholds: Thresholds = Thresholds(),
 ) -> Check:
-    """Median objective of the neighbours must keep >= half of the best one (best > 0)."""
+    """Median objective of the neighbours must keep a share of the best one (best > 0)."""
     target = get_objective(objective)
 
     def score(values: Mapping[str, Any]) -> float:
@@ -343,9 +362,10 @@ def stability_check(
     ratio = median / best
     return Check(
         "stability",
-        ratio >= STABILITY_THRESHOLD,
+        ratio >= thresholds.min_stability,
         value,
-        f"median of {len(around)} neighbours keeps {ratio:.0%} (need {STABILITY_THRESHOLD:.0%})",
+        f"median of {len(around)} neighbours keeps {ratio:.0%} "
+        f"(need {thresholds.min_stability:.0%})",
         {"table": table, "ratio": ratio},
     )
 
@@ -362,7 +382,10 @@ def combined_returns(strategy: SignalStrategy, bars: pd.DataFrame, costs: Costs)
 
 
 def dsr_check(
-    best_returns: pd.Series, trial_sharpes: Sequence[float], n_trials: int | None = None
+    best_returns: pd.Series,
+    trial_sharpes: Sequence[float],
+    n_trials: int | None = None,
+    thresholds: Thresholds = Thresholds(),
 ) -> Check:
     """Deflated Sharpe of the best configuration given the Sharpes (per bar) of all trials."""
     sharpes = np.asarray(trial_sharpes, dtype=float)
@@ -378,13 +401,16 @@ def dsr_check(
     dsr = deflated_sharpe(sr, variance, n, len(r), skew, kurt)
     sr0 = expected_max_sharpe(n, variance)
     detail = f"SR/bar {sr:.4f} vs E[max SR] {sr0:.4f} over {n} trials, T={len(r)}"
-    passed = bool(np.isfinite(dsr) and dsr >= DSR_THRESHOLD)
+    passed = bool(np.isfinite(dsr) and dsr >= thresholds.min_dsr)
+    detail += f" (need >= {thresholds.min_dsr:g})"
     return Check(
         "dsr", passed, f"{dsr:.3f}", detail, {"dsr": dsr, "sr": sr, "sr0": sr0, "trials": n}
     )
 
 
-def pbo_check(returns: pd.DataFrame, n_splits: int = 10) -> Check:
+def pbo_check(
+    returns: pd.DataFrame, n_splits: int = 10, thresholds: Thresholds = Thresholds()
+) -> Check:
     """PBO of the configurations' returns matrix (columns = configurations)."""
     if returns.shape[1] < 2:
         return Check("pbo", None, "", "needs at least two distinct configurations")
@@ -397,9 +423,10 @@ def pbo_check(returns: pd.DataFrame, n_splits: int = 10) -> Check:
         return Check("pbo", None, "", str(exc))
     return Check(
         "pbo",
-        result.pbo < PBO_THRESHOLD,
+        bool(result.pbo <= thresholds.max_pbo),
         f"{result.pbo:.3f}",
-        f"{returns.shape[1]} configurations, {result.n_combinations} CSCV splits (S={splits})",
+        f"{returns.shape[1]} configurations, {result.n_combinations} CSCV splits (S={splits}); "
+        f"need <= {thresholds.max_pbo:g}",
         {"pbo": result.pbo, "logits": result.logits.tolist()},
     )
 
@@ -473,6 +500,7 @@ def validate(
     checks: Sequence[str] = CHECKS,
     max_configs: int = 40,
     progress: Callable[[str], None] | None = None,
+    thresholds: Thresholds = Thresholds(),
 ) -> ValidationReport:
     """Run the requested checks on strategy (and on the study's trials when given)."""
     from quantdesk.backtest.runner import to_bars
@@ -497,21 +525,60 @@ def validate(
             out.append(Check("dsr", None, "", "needs an optimization study (--study)"))
         else:
             best = combined_returns(strategy, bars, costs)
-            out.append(dsr_check(best, trials.sharpes, trials.n_trials))
+            out.append(dsr_check(best, trials.sharpes, trials.n_trials, thresholds))
     if step("pbo"):
         if trials is None:
             out.append(Check("pbo", None, "", "needs an optimization study (--study)"))
         else:
             matrix = _configs_returns(strategy, trials, bars, costs, max_configs)
-            out.append(pbo_check(matrix))
+            out.append(pbo_check(matrix, thresholds=thresholds))
     if step("stability"):
         if space is None:
             out.append(Check("stability", None, "", "no search space"))
         else:
-            out.append(stability_check(space, strategy.values, bars, costs, objective, dd_penalty))
+            out.append(
+                stability_check(
+                    space,
+                    strategy.values,
+                    bars,
+                    costs,
+                    objective,
+                    dd_penalty,
+                    thresholds=thresholds,
+                )
+            )
     if step("parity"):
         out.append(parity_check(strategy, data, costs))
     return ValidationReport(out)
+
+
+def walkforward_check(
+    job: OptimizeJob,
+    thresholds: Thresholds = Thresholds(),
+    n_windows: int = 3,
+    n_trials: int = 20,
+    progress: bool = False,
+) -> Check:
+    """Out-of-sample evidence: re-optimize on rolling windows and score each winner on the
+    window after it; the mean OOS objective must be positive and keep a share of in-sample's."""
+    from quantdesk.backtest.walkforward import walk_forward
+
+    try:
+        result = walk_forward(job, n_windows=n_windows, n_trials=n_trials, progress=progress)
+    except OptimizeError as exc:
+        return Check("walkforward", False, "", f"no out-of-sample evidence: {exc}")
+    summary = result.summary()
+    oos, efficiency = summary["oos_objective"], summary["efficiency"]
+    passed = bool(
+        oos > 0 and math.isfinite(efficiency) and efficiency >= thresholds.min_wf_efficiency
+    )
+    detail = (
+        f"{n_windows} windows: mean OOS {job.objective} {oos:.3g} vs IS "
+        f"{summary['is_objective']:.3g} (need OOS > 0 and efficiency >= "
+        f"{thresholds.min_wf_efficiency:g})"
+    )
+    table = result.side_by_side().to_dict("records")
+    return Check("walkforward", passed, f"{efficiency:.2f}", detail, {**summary, "table": table})
 
 
 def _configs_returns(
@@ -542,6 +609,7 @@ __all__ = [
     "Check",
     "PBOResult",
     "StudyTrials",
+    "Thresholds",
     "ValidationReport",
     "deflated_sharpe",
     "dsr_check",
@@ -554,4 +622,5 @@ __all__ = [
     "recursive_check",
     "stability_check",
     "validate",
+    "walkforward_check",
 ]

@@ -9,7 +9,7 @@ import click
 from quantdesk.cli import cli
 from quantdesk.cli.context import AppContext
 from quantdesk.cli.output import console
-from quantdesk.cli.validate import parse_checks, print_report
+from quantdesk.cli.validate import parse_checks, print_report, threshold_options, thresholds_from
 
 
 @cli.command()
@@ -26,11 +26,13 @@ from quantdesk.cli.validate import parse_checks, print_report
 )
 @click.option("--checks", default=None, help="Subset of checks (default: all).")
 @click.option("--strategies-dir", type=click.Path(file_okay=False), default=None)
+@threshold_options
 @click.pass_obj
 def promote(app: AppContext, strategy_name: str, **kw: Any) -> None:
     """Promote the best trial of a study when every validation check passes (else exit 1)."""
     from quantdesk.promotion import PromotionRefused, promote
 
+    thresholds = thresholds_from(kw)
     try:
         done = promote(
             strategy_name,
@@ -40,6 +42,7 @@ def promote(app: AppContext, strategy_name: str, **kw: Any) -> None:
             strategies_dir=kw["strategies_dir"],
             registry=kw["registry"],
             checks=parse_checks(kw["checks"]),
+            thresholds=thresholds,
         )
     except PromotionRefused as exc:
         print_report(exc.report, f"promote {strategy_name} from {kw['study_name']}")  # type: ignore[attr-defined]

@@ -21,6 +21,35 @@ def print_report(report: Any, title: str) -> None:
     print_table(["check", "verdict", "value", "detail"], rows, title=title)
 
 
+def threshold_options(func: Any) -> Any:
+    """--min-dsr, --max-pbo, --min-stability, --min-wfe: what the checks must reach."""
+    options = [
+        click.option("--min-dsr", type=float, default=0.95, show_default=True,
+                     help="Deflated Sharpe ratio needed (probability, 0-1)."),
+        click.option("--max-pbo", type=float, default=0.2, show_default=True,
+                     help="Highest probability of backtest overfitting accepted (0-1)."),
+        click.option("--min-stability", type=float, default=0.5, show_default=True,
+                     help="Share of the best objective the neighbours' median must keep."),
+        click.option("--min-wfe", type=float, default=0.25, show_default=True,
+                     help="Walk-forward efficiency needed (mean OOS / mean IS objective)."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def thresholds_from(kw: dict[str, Any]) -> Any:
+    """The Thresholds the threshold options give (ValidationError, exit 2, when out of range)."""
+    from quantdesk.backtest.validation import Thresholds
+
+    return Thresholds(
+        min_dsr=kw.pop("min_dsr"),
+        max_pbo=kw.pop("max_pbo"),
+        min_stability=kw.pop("min_stability"),
+        min_wf_efficiency=kw.pop("min_wfe"),
+    )
+
+
 def parse_checks(text: str | None) -> tuple[str, ...] | None:
     """'lookahead,recursive' -> a tuple (None = every check)."""
     if not text:
@@ -37,6 +66,7 @@ def parse_checks(text: str | None) -> tuple[str, ...] | None:
     default=None,
     help="Comma-separated subset of: lookahead, recursive, dsr, pbo, stability, parity.",
 )
+@threshold_options
 @click.pass_obj
 def validate(app: AppContext, strategy_name: str, **kw: Any) -> None:
     """Validate a strategy (params from --param, or a study's best trial with --study)."""
@@ -49,6 +79,7 @@ def validate(app: AppContext, strategy_name: str, **kw: Any) -> None:
     from quantdesk.backtest.validation import CHECKS, StudyTrials, validate
     from quantdesk.errors import QuantdeskError
 
+    thresholds = thresholds_from(kw)
     checks = parse_checks(kw["checks"]) or CHECKS
     trials = None
     if kw["study_name"]:
@@ -85,6 +116,7 @@ def validate(app: AppContext, strategy_name: str, **kw: Any) -> None:
         objective=job.objective if job.objective != "return_vs_drawdown" else "return_dd",
         dd_penalty=job.dd_penalty,
         checks=checks,
+        thresholds=thresholds,
     )
     shown = ", ".join(f"{k}={v}" for k, v in strategy.values.items())
     print_report(report, f"validate {strategy_name}({shown}) {job.timeframe}")
