@@ -6,14 +6,16 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from quantdesk.alerts import AlertsConfig
-from quantdesk.data.store import DataStore
 from quantdesk.errors import ConfigError
 from quantdesk.risk.limits import RiskConfig
+
+if TYPE_CHECKING:
+    from quantdesk.data.store import DataStore
 
 CONFIG_FILE = "quantdesk.toml"
 DATA_ENV = "QUANTDESK_DATA"
@@ -71,6 +73,8 @@ class Config(_Model):
 
     def store(self) -> DataStore:
         """The data store at the configured root."""
+        from quantdesk.data.store import DataStore
+
         return DataStore(self.data.root)
 
     def venue(self, name: str) -> VenueConfig:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from quantdesk.config import Config, load_config
-from quantdesk.data.store import DataStore
+if TYPE_CHECKING:
+    from quantdesk.config import Config
+    from quantdesk.data.store import DataStore
 
 
 class AppContext:
@@ -17,6 +19,8 @@ class AppContext:
     @cached_property
     def config(self) -> Config:
         """The loaded configuration (errors surface as ConfigError)."""
+        from quantdesk.config import load_config
+
         return load_config(self.config_path)
 
     @cached_property

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from quantdesk.cli import cli
 from quantdesk.cli.context import AppContext
-from quantdesk.engine.journal import Journal, journal_url
 from quantdesk.errors import ConfigError
-from quantdesk.risk.killswitch import queue_command
+
+if TYPE_CHECKING:
+    from quantdesk.engine.journal import Journal
 
 JOURNAL_HELP = "Engine journal (SQLite path or SQLAlchemy URL; default: the config's)."
 
 
 def _journal(app: AppContext, option: str | None) -> Journal:
+    from quantdesk.engine.journal import Journal, journal_url
+
     config = app.config  # validates quantdesk.toml, [risk] included
     target = option
     if target is None:
@@ -44,6 +48,8 @@ def _journal(app: AppContext, option: str | None) -> Journal:
 @click.pass_obj
 def kill(app: AppContext, flatten: bool, journal_path: str | None, reason: str) -> None:
     """Stop trading: cancel all open orders, optionally flatten, then HALT until resumed."""
+    from quantdesk.risk.killswitch import queue_command
+
     with _journal(app, journal_path) as journal:
         payload = {"flatten": flatten, "reason": reason or "quantdesk kill"}
         command_id = queue_command(journal, "kill", int(time.time() * 1000), **payload)
@@ -56,6 +62,8 @@ def kill(app: AppContext, flatten: bool, journal_path: str | None, reason: str) 
 @click.pass_obj
 def resume(app: AppContext, journal_path: str | None, reason: str) -> None:
     """Re-arm trading after a kill or an automatic halt."""
+    from quantdesk.risk.killswitch import queue_command
+
     with _journal(app, journal_path) as journal:
         payload = {"reason": reason or "quantdesk resume"}
         command_id = queue_command(journal, "resume", int(time.time() * 1000), **payload)

@@ -11,7 +11,6 @@ import click
 
 from quantdesk.cli import cli
 from quantdesk.cli.context import AppContext
-from quantdesk.data.store import DataStore
 from quantdesk.data.symbols import parse_symbols
 from quantdesk.errors import ConfigError
 
@@ -212,6 +211,8 @@ def sandbox(
     if data == "synthetic":
         series = synthetic_series(spot, seed, days)
     else:
+        from quantdesk.data.store import DataStore
+
         store = app.store if data == "store" else DataStore(data)
         series = store_series(store, spot)
     venue = Sandbox(config, series)

@@ -18,7 +18,12 @@ from quantdesk.cli.output import console, print_table
 )
 @click.option("--timeframe", default="1d", show_default=True, help="Bar size of the factors.")
 @click.option("--top", type=int, default=5, show_default=True, help="How many picks to show.")
-@click.option("--as-of", "as_of", default=None, help="Rank as of this time (default: the last bar every symbol has).")
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    help="Rank as of this time (default: the last bar every symbol has).",
+)
 @click.option(
     "--weights",
     default=None,
