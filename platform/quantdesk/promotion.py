@@ -164,12 +164,7 @@ def promote(
     job = job_from_meta(meta, store, strategies_dir)
     best = best_trial(study)
     params = job.strategy_cls().validate_params({**job.fixed, **best.params})
-    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-    trials = StudyTrials(
-        params=[{**job.fixed, **t.params} for t in complete],
-        sharpes=[t.user_attrs.get("sharpe_bar", float("nan")) for t in complete],
-        n_trials=len(complete),
-    )
+    trials = StudyTrials.from_study(study, job.fixed)
     report = validate(
         job.strategy_cls()(**params),
         job.data,

@@ -14,6 +14,7 @@ from scipy import stats as sps
 from quantdesk.backtest.optimize import OptimizeJob, SearchSpace, evaluate
 from quantdesk.backtest.runner import Costs, run, to_bars
 from quantdesk.backtest.validation import (
+    StudyTrials,
     Thresholds,
     ValidationError,
     deflated_sharpe,
@@ -147,6 +148,36 @@ def test_dsr_check_recomputes_from_returns():
     assert 0.05 < check.data["dsr"] < 0.95 and check.passed is False
     # one trial: no deflation, the DSR is the probabilistic Sharpe against zero
     assert deflated_sharpe(0.1, 0.01, 1, 100) == probabilistic_sharpe(0.1, 0.0, 100, 0.0, 3.0)
+
+
+def test_dsr_counts_every_trial_tried_pruned_and_infeasible_included():
+    import optuna
+    from optuna.distributions import IntDistribution
+    from optuna.trial import TrialState
+
+    study = optuna.create_study(direction="maximize")
+    dist = {"fast": IntDistribution(2, 50)}
+    states = [TrialState.COMPLETE] * 3 + [TrialState.PRUNED] * 4 + [TrialState.FAIL]
+    for i, state in enumerate(states):
+        done = state == TrialState.COMPLETE
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"fast": 2 + i},
+                distributions=dist,
+                value=0.1 * i if done else None,
+                state=state,
+                user_attrs={"sharpe_bar": 0.01 * i} if done else {},
+            )
+        )
+    trials = StudyTrials.from_study(study, {"slow": 30})
+    assert trials.n_trials == 7  # 3 complete + 4 pruned; the failed one never ran
+    assert trials.params == [{"slow": 30, "fast": f} for f in (2, 3, 4)]
+    assert trials.sharpes == [0.0, 0.01, 0.02]
+    # more trials tried deflate the same Sharpe more
+    rng = np.random.default_rng(3)
+    returns = pd.Series(rng.normal(0.001, 0.01, 500))
+    sharpes = rng.normal(0.05, 0.03, 26)
+    assert dsr_check(returns, sharpes, 60).data["dsr"] < dsr_check(returns, sharpes, 26).data["dsr"]
 
 
 # --- PBO ------------------------------------------------------------------------------------

@@ -488,6 +488,26 @@ class StudyTrials:
     sharpes: list[float]
     n_trials: int
 
+    @classmethod
+    def from_study(cls, study: Any, fixed: Mapping[str, Any]) -> StudyTrials:
+        """Completed trials' params and Sharpes; n_trials counts every configuration tried.
+
+        Pruned and infeasible trials were looked at too: leaving them out of N would deflate
+        the best Sharpe too little (a 60-trial study with 34 pruned is 60 tries, not 26)."""
+        from optuna.trial import TrialState
+
+        complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+        tried = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+        ]
+        return cls(
+            params=[{**fixed, **t.params} for t in complete],
+            sharpes=[t.user_attrs.get("sharpe_bar", float("nan")) for t in complete],
+            n_trials=len(tried),
+        )
+
 
 def validate(
     strategy: SignalStrategy,

@@ -90,12 +90,7 @@ def validate(app: AppContext, strategy_name: str, **kw: Any) -> None:
             )
         job = job_from_meta(meta, app.store, kw["strategies_dir"])
         params = {**job.fixed, **best_trial(study).params}
-        complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-        trials = StudyTrials(
-            [{**job.fixed, **t.params} for t in complete],
-            [t.user_attrs.get("sharpe_bar", float("nan")) for t in complete],
-            len(complete),
-        )
+        trials = StudyTrials.from_study(study, job.fixed)
         space = job.space()
     else:
         if not kw["symbols"]:
