@@ -104,20 +104,34 @@ def starts(journal: Path) -> int:
     return sum(k in ("session_started", "session_resumed") for k in kinds)
 
 
+def steps(journal: Path) -> int:
+    """Equity snapshots the session journaled: one per bar it processed."""
+    try:
+        with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as db:
+            return db.execute("select count(*) from equity").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
 def drive(
     proc: subprocess.Popen, journal: Path, admin: Admin, before: int, max_bars: int = 120
 ) -> str:
-    """Once a session start beyond `before` is journaled, advance the sandbox one bar at a time
-    while the session trades; returns its output."""
-    deadline = time.monotonic() + 90
+    """Once a session start beyond `before` is journaled, advance the sandbox one bar at a time,
+    each time waiting until the session has processed the bar (its equity row), while it runs;
+    returns its output. Waits on the journal, not the clock, so a loaded machine only slows it."""
+    deadline = time.monotonic() + 300
     while starts(journal) == before and proc.poll() is None:
         assert time.monotonic() < deadline, "session never started"
         time.sleep(0.05)
     bars = 0
     while proc.poll() is None and bars < max_bars:
+        seen = steps(journal)
         admin.advance(1)
         bars += 1
-        time.sleep(0.06)
+        deadline = time.monotonic() + 120
+        while steps(journal) == seen and proc.poll() is None:
+            assert time.monotonic() < deadline, f"the session never took bar {bars}"
+            time.sleep(0.02)
     try:
         out, _ = proc.communicate(timeout=60)
     finally:

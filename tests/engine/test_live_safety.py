@@ -23,6 +23,7 @@ from tests.engine.test_crash import (  # noqa: F401
     crash_url,
     start,
     starts,
+    steps,
     write_config,
 )
 from tests.sandbox.conftest import Admin
@@ -48,11 +49,6 @@ SENT = (
 )
 
 
-def _steps(journal: Path) -> int:
-    """Equity snapshots the sessions journaled: one per bar they processed."""
-    return len(_rows(journal, "select id from equity"))
-
-
 def _wait(condition: Callable[[], bool], proc: subprocess.Popen, what: str, limit: float = 120):
     deadline = time.monotonic() + limit
     while not condition():
@@ -66,9 +62,9 @@ def _wait(condition: Callable[[], bool], proc: subprocess.Popen, what: str, limi
 def _bars(proc: subprocess.Popen, journal: Path, admin: Admin, n: int) -> None:
     """Advance the sandbox n bars, each only after the session processed the previous one."""
     for _ in range(n):
-        seen = _steps(journal)
+        seen = steps(journal)
         admin.advance(1)
-        _wait(lambda seen=seen: _steps(journal) > seen, proc, "the session to take the bar")
+        _wait(lambda seen=seen: steps(journal) > seen, proc, "the session to take the bar")
 
 
 def _cli(*args: str) -> None:
@@ -167,11 +163,11 @@ def test_paper_and_live_size_the_same_command_alike(
         for mode, proc in procs.items():
             _wait(lambda mode=mode: starts(journals[mode]) == 1, proc, f"{mode} start")
         for _ in range(60):
-            seen = {m: _steps(j) for m, j in journals.items()}
+            seen = {m: steps(j) for m, j in journals.items()}
             crash_admin.advance(1)
             for mode, proc in procs.items():
                 _wait(
-                    lambda mode=mode, seen=seen: _steps(journals[mode]) > seen[mode],
+                    lambda mode=mode, seen=seen: steps(journals[mode]) > seen[mode],
                     proc,
                     f"{mode} bar",
                 )
