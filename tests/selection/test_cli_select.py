@@ -10,7 +10,14 @@ import pytest
 
 from quantdesk.data.store import DataStore, SeriesKey
 from quantdesk.selection.factors import compute_factors
-from quantdesk.selection.models import SavedModel, build_dataset, fit, make_pipeline, save_model
+from quantdesk.selection.models import (
+    SavedModel,
+    build_dataset,
+    fit,
+    load_model,
+    make_pipeline,
+    save_model,
+)
 from quantdesk.selection.panel import Panel
 from quantdesk.selection.screener import rank_by_model
 from quantdesk.selection.screens import Screen
@@ -141,16 +148,34 @@ def test_supply_table_enables_market_cap(data_root, tmp_path, capsys) -> None:
 
 def test_select_by_saved_model(data_root, tmp_path, capsys) -> None:
     panel = Panel.from_bars({s: data_root.load(s, "1d") for s in DRIFTS})
-    factors = compute_factors(panel, ["momentum_7", "volatility"])
-    model = fit(make_pipeline("ridge"), build_dataset(factors, ["momentum_7", "volatility"]))
+    features = ["momentum_7", "volatility"]
+    # fit on bars up to 2024-02-15 only: its last label is the return of 02-15 -> 02-16
+    early = compute_factors(panel.loc(end="2024-02-15"), features)
+    model = fit(make_pipeline("ridge"), build_dataset(early, features))
+    assert model.train_end == pd.Timestamp("2024-02-13", tz="UTC")
     path = save_model(model, tmp_path / "ridge.joblib")
+    assert load_model(path).train_start == model.train_start
 
+    factors = compute_factors(panel, features)
     code, out, err = run(["select", "--model", str(path), "--as-of", "2024-03-01"], capsys)
     assert code == 0, err
     snapshot = factors.as_of("2024-03-01")
     predicted = model.predict(snapshot).sort_values(ascending=False)
     assert ranked_symbols(out) == list(predicted.index)
     assert "momentum_7" in out and "volatility" in out
+    assert "model trained on 2024-01-31 .. 2024-02-13" in out
+
+    # inside the training window (or before it): refused unless asked for
+    for when in ("2024-02-13", "2024-01-20"):
+        code, _, err = run(["select", "--model", str(path), "--as-of", when], capsys)
+        assert code == 2 and "inside the model's training window" in err, err
+        assert err.strip().count("\n") == 0
+    code, out, err = run(
+        ["select", "--model", str(path), "--as-of", "2024-02-01", "--allow-in-sample"], capsys
+    )
+    assert code == 0, err
+    # the first clean decision is one horizon after the last training date
+    assert rank_by_model(panel, model, "2024-02-14", Screen(min_history=5)).table.shape[0] == 4
 
     table = rank_by_model(panel, model, "2024-03-01", Screen(min_history=30)).table
     parts = table[["w:momentum_7", "w:volatility"]].sum(axis=1)
@@ -159,7 +184,8 @@ def test_select_by_saved_model(data_root, tmp_path, capsys) -> None:
 
     code, _, err = run(["select", "--model", str(path), "--weights", "rsi=1"], capsys)
     assert code == 2 and "leave out --weights" in err
-    alien = save_model(SavedModel(model.pipeline, ["peek", "volatility"], 1), tmp_path / "a.jl")
+    peek = SavedModel(model.pipeline, ["peek", "volatility"], 1, model.train_start, model.train_end)
+    alien = save_model(peek, tmp_path / "a.jl")
     code, _, err = run(["select", "--model", str(alien)], capsys)
     assert code == 2 and "unknown factor 'peek'" in err
     code, _, err = run(["select", "--model", str(tmp_path / "missing.joblib")], capsys)

@@ -57,6 +57,11 @@ from quantdesk.cli.output import console, print_table
     default=None,
     help="Rank by a saved model's prediction (joblib from quantdesk.selection.models) instead.",
 )
+@click.option(
+    "--allow-in-sample",
+    is_flag=True,
+    help="Let --model rank at an as-of inside its training window (refused by default).",
+)
 @venue_filter_options
 @click.pass_obj
 def select(
@@ -77,6 +82,7 @@ def select(
     supply: str | None,
     spreads: str | None,
     model_path: str | None,
+    allow_in_sample: bool,
     exchange: str | None,
     market: str | None,
 ) -> None:
@@ -114,13 +120,15 @@ def select(
     if model_path and weights is not None:
         raise ConfigError("--model ranks by the model's prediction: leave out --weights")
     model = load_model(model_path) if model_path else None
+    if allow_in_sample and model is None:
+        raise ConfigError("--allow-in-sample applies to --model only")
     inputs = MarketInputs(
         spread=load_spreads(spreads) if spreads else None,
         supply=load_supply(supply) if supply else None,
     )
     panel = load_panel(app.store, symbols, timeframe, exchange, market)
     if model is not None:
-        ranking = rank_by_model(panel, model, as_of, screen, timeframe, inputs)
+        ranking = rank_by_model(panel, model, as_of, screen, timeframe, inputs, allow_in_sample)
     else:
         ranking = rank_universe(panel, factor_weights, as_of, screen, timeframe, inputs)
     picks = top_n(ranking.table, top)
@@ -133,6 +141,8 @@ def select(
         f"top {len(picks)} of {len(ranking.table)} ranked, {timeframe} bars as of "
         f"{ranking.time:%Y-%m-%d %H:%M} UTC"
     )
+    if model is not None and model.train_end is not None:
+        title += f"; model trained on {model.train_start:%Y-%m-%d} .. {model.train_end:%Y-%m-%d}"
     names = [c[2:] for c in contrib]
     print_table(("rank", "symbol", "score", *names, "reasons"), rows, title=title)
     for symbol, why in ranking.dropped.items():

@@ -203,6 +203,28 @@ class SavedModel:
     pipeline: Pipeline
     features: list[str]
     horizon: int
+    train_start: pd.Timestamp | None = None  # first and last decision date it was fit on
+    train_end: pd.Timestamp | None = None
+
+    def check_out_of_sample(self, index: pd.DatetimeIndex, when: pd.Timestamp) -> None:
+        """Refuse ranking at `when` with a model that learned from that period's outcomes.
+
+        A decision at t predicts the return from t+1 over `horizon` bars; the training labels
+        reach `horizon` bars past train_end, so only t >= train_end + horizon bars is clean."""
+        if self.train_end is None:
+            raise ModelError(
+                "the model file records no training window (saved by an older version): "
+                "refit it, or pass --allow-in-sample"
+            )
+        bars_after = int(index.searchsorted(when, "right")) - int(
+            index.searchsorted(self.train_end, "right")
+        )
+        if bars_after < self.horizon:
+            raise ModelError(
+                f"as-of {when:%Y-%m-%d %H:%M} is inside the model's training window "
+                f"({self.train_start:%Y-%m-%d} .. {self.train_end:%Y-%m-%d}, labels "
+                f"{self.horizon} bar(s) beyond): rank after it, or pass --allow-in-sample"
+            )
 
     def predict(self, frame: pd.DataFrame) -> pd.Series:
         """Predicted return rank for rows of frame (needs every feature column)."""
@@ -228,7 +250,8 @@ def contributions(model: SavedModel, frame: pd.DataFrame) -> pd.DataFrame | None
 def fit(pipeline: Pipeline, data: Dataset) -> SavedModel:
     """Fit the pipeline on the whole dataset."""
     fitted = clone(pipeline).fit(data.X, data.target)
-    return SavedModel(fitted, list(data.X.columns), data.horizon)
+    dates = data.dates
+    return SavedModel(fitted, list(data.X.columns), data.horizon, dates[0], dates[-1])
 
 
 def save_model(model: SavedModel, path: str | Path) -> Path:
@@ -240,6 +263,8 @@ def save_model(model: SavedModel, path: str | Path) -> Path:
         "pipeline": model.pipeline,
         "features": model.features,
         "horizon": model.horizon,
+        "train_start": model.train_start,
+        "train_end": model.train_end,
         "sklearn": sklearn.__version__,
     }
     joblib.dump(payload, path)
@@ -254,7 +279,13 @@ def load_model(path: str | Path, features: list[str] | None = None) -> SavedMode
         raise ModelError(f"cannot load model {path}: {exc}") from None
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
         raise ModelError(f"{path} is not a quantdesk model file")
-    model = SavedModel(payload["pipeline"], list(payload["features"]), int(payload["horizon"]))
+    model = SavedModel(
+        payload["pipeline"],
+        list(payload["features"]),
+        int(payload["horizon"]),
+        payload.get("train_start"),
+        payload.get("train_end"),
+    )
     if features is not None and list(features) != model.features:
         raise ModelError(
             f"model {path} was trained on features {', '.join(model.features)}; "

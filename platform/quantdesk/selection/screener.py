@@ -80,9 +80,14 @@ def rank_by_model(
     screen: Screen = Screen(),
     timeframe: str = "1d",
     inputs: MarketInputs = MarketInputs(),
+    allow_in_sample: bool = False,
 ) -> Ranking:
-    """Rank by a saved model's predicted return rank; linear models show their contributions."""
+    """Rank by a saved model's predicted return rank; linear models show their contributions.
+
+    Refuses an as-of whose outcome the model was trained on unless allow_in_sample."""
     when = _as_of(panel, as_of)
+    if not allow_in_sample:
+        model.check_out_of_sample(panel.index, when)
     past = panel.loc(end=when)
     needed = list(dict.fromkeys([*model.features, *(c for c in screen.needed() if c != "close")]))
     factors = compute_factors(past, needed, factor_config(timeframe), inputs)
