@@ -41,6 +41,7 @@ def run(*args: str) -> int:
 
 def test_optimize_grid_into_a_sqlite_study(root, capsys):
     grid = ["--param", "fast=3,5", "--param", "slow=20:30:10", "--trials", "6"]
+    grid += ["--min-trades", "0", "--holdout", "0"]
     assert run(*BASE, *grid, "--storage", "studies.sqlite3", "--study", "s") == 0
     out = capsys.readouterr().out
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{root / 'studies.sqlite3'}")
@@ -52,6 +53,33 @@ def test_optimize_grid_into_a_sqlite_study(root, capsys):
     assert run(*BASE, *grid) == 0
     assert (root / "reports" / "optuna.sqlite3").is_file()
     assert "study: sma_cross-1h-sharpe" in capsys.readouterr().out
+
+
+def test_optimize_holds_out_the_tail_and_scores_it_out_of_sample(root, capsys):
+    from quantdesk.backtest.optimize import evaluate
+    from quantdesk.backtest.runner import Costs, to_bars
+    from quantdesk.strategy import repo_strategies_dir, strategy_class
+
+    grid = ["--param", "fast=3,5", "--param", "slow=20,30", "--min-trades", "0"]
+    assert run(*BASE, *grid, "--storage", "s.sqlite3", "--study", "h") == 0
+    out = capsys.readouterr().out
+    study = optuna.load_study(study_name="h", storage=f"sqlite:///{root / 's.sqlite3'}")
+    meta = study.user_attrs["quantdesk"]
+    assert meta["bars"] == 320  # the search saw the first 80% only
+    assert "at least 0 trades" in out
+    assert "out-of-sample (held out, never searched)" in out and "(80 bars)" in out
+    bars = to_bars({"BTC/USDT": make_bars(400, seed=2)})
+    sma = strategy_class("sma_cross", repo_strategies_dir())
+    params = {"sl_stop": 0.0, "tp_stop": 0.0, **study.best_trial.params}
+    tail = evaluate(sma(**params), bars, Costs(fee=0.001), start=320)
+    inside = evaluate(sma(**params), bars.iloc[:320], Costs(fee=0.001))
+    best_row = next(line for line in out.splitlines() if f"│ {study.best_trial.number} " in line)
+    assert f"{tail['total_return'] * 100:.2f}%" in best_row
+    assert f"{inside['total_return'] * 100:.2f}%" in best_row
+    assert tail["total_return"] != inside["total_return"]
+    # the default constraint is one a quant would accept, and it is shown
+    assert run(*BASE, *grid[:4], "--storage", "s.sqlite3", "--study", "h2") == 0
+    assert "at least 10 trades" in capsys.readouterr().out
 
 
 def test_optimize_walk_forward_prints_in_and_out_of_sample(root, capsys):
@@ -67,6 +95,7 @@ def test_optimize_bad_input_exits_2(root, capsys):
         (["--objective", "nope"], "unknown objective 'nope'"),
         (["--workers", "2", "--storage", "memory"], "shared --storage"),
         (["--param", "fast=1"], "out of range"),
+        (["--holdout", "1.5"], "holdout must be a fraction"),
     ]
     for extra, message in cases:
         assert run(*BASE, "--trials", "2", *extra) == 2

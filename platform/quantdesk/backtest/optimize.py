@@ -308,6 +308,39 @@ def evaluate(
 # Jobs and studies
 
 
+@dataclass(frozen=True)
+class Holdout:
+    """The tail of a job's bars kept out of the search, to score its winners out of sample."""
+
+    job: OptimizeJob  # the in-sample job: the bars before the tail
+    bars: pd.DataFrame  # every bar, so the tail's indicators are warmed by what came before
+    start: int  # position of the tail's first bar in `bars`
+
+    @property
+    def first(self) -> pd.Timestamp:
+        """Time of the tail's first bar."""
+        return self.bars.index[self.start]
+
+    def metrics(self, params: Mapping[str, Any]) -> dict[str, float]:
+        """Metrics of params traded on the tail only (signals see the history before it)."""
+        strategy = self.job.strategy_cls()(**{**self.job.fixed, **params})
+        return evaluate(strategy, self.bars, self.job.costs, start=self.start)
+
+
+def split_holdout(job: OptimizeJob, fraction: float) -> Holdout:
+    """Keep the last `fraction` of the job's bars out of the search (0 < fraction < 1)."""
+    if not 0 < fraction < 1:
+        raise OptimizeError(f"holdout must be a fraction in (0, 1), got {fraction!r}")
+    bars = job.bars()
+    start = round(len(bars) * (1 - fraction))
+    if start < 2 or len(bars) - start < 2:
+        raise OptimizeError(f"{len(bars)} bars are too few to hold out {fraction:.0%}")
+    index = to_bars(job.data).index  # the stored frames' own (tz-aware) timestamps
+    last_in = index[start - 1]
+    inside = {s: f.loc[:last_in] for s, f in job.data.items()}
+    return Holdout(replace(job, data={s: f for s, f in inside.items() if not f.empty}), bars, start)
+
+
 @dataclass
 class OptimizeJob:
     """Everything a worker process needs to evaluate trials (picklable)."""

@@ -97,7 +97,20 @@ def job_from_options(app: AppContext, strategy_name: str, kw: dict[str, Any], **
     show_default=True,
     help="sharpe, sortino, calmar, return_dd, or return_vs_drawdown (Pareto front).",
 )
-@click.option("--min-trades", type=int, default=0, show_default=True, help="Constraint.")
+@click.option(
+    "--min-trades",
+    type=click.IntRange(0),
+    default=10,
+    show_default=True,
+    help="Trials with fewer trades are infeasible (never 'best').",
+)
+@click.option(
+    "--holdout",
+    type=float,
+    default=0.2,
+    show_default=True,
+    help="Share of the bars (the tail) kept out of the search and shown out of sample; 0 = off.",
+)
 @click.option(
     "--dd-penalty", type=float, default=0.5, show_default=True, help="return_dd's penalty."
 )
@@ -127,7 +140,12 @@ def optimize(app: AppContext, strategy_name: str, **kw: Any) -> None:
     """Optimize a strategy's params with optuna; print the best trials (or the Pareto front)."""
     import optuna
 
-    from quantdesk.backtest.optimize import default_study_name, get_objective, optimize
+    from quantdesk.backtest.optimize import (
+        default_study_name,
+        get_objective,
+        optimize,
+        split_holdout,
+    )
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     get_objective(kw["objective"])
@@ -145,6 +163,9 @@ def optimize(app: AppContext, strategy_name: str, **kw: Any) -> None:
     if kw["wf_windows"]:
         _walk_forward(job, kw, progress)
         return
+    holdout = split_holdout(job, kw["holdout"]) if kw["holdout"] else None
+    if holdout is not None:
+        job = holdout.job
     name = kw["study_name"] or default_study_name(job)
     result = optimize(
         job,
@@ -161,17 +182,28 @@ def optimize(app: AppContext, strategy_name: str, **kw: Any) -> None:
     frame = frame.sort_values(value_cols[0], ascending=False).head(kw["top"])
     params = [c for c in frame.columns if c.startswith("param_")]
     columns = ["trial", *value_cols, *(p[6:] for p in params), "return", "max dd", "trades"]
-    rows = [
-        (
+    if holdout is not None:
+        columns += ["OOS " + kw["objective"], "OOS return", "OOS max dd", "OOS trades"]
+    objective = get_objective(kw["objective"])
+    rows = []
+    for _, r in frame.iterrows():
+        row = [
             int(r["number"]),
             *(f"{r[c]:.4f}" for c in value_cols),
             *(r[p] for p in params),
             f"{r['total_return'] * 100:.2f}%",
             f"{r['max_drawdown'] * 100:.2f}%",
             int(r["trades"]),
-        )
-        for _, r in frame.iterrows()
-    ]
+        ]
+        if holdout is not None:
+            oos = holdout.metrics({p[6:]: _native(r[p]) for p in params})
+            row += [
+                f"{objective.values(oos, job.dd_penalty)[0]:.4f}",
+                f"{oos['total_return'] * 100:.2f}%",
+                f"{oos['max_drawdown'] * 100:.2f}%",
+                int(oos["trades"]),
+            ]
+        rows.append(tuple(row))
     what = "Pareto front" if result.objective.multi else f"top {len(rows)}"
     states = [t.state.name for t in result.study.trials]
     title = (
@@ -180,7 +212,17 @@ def optimize(app: AppContext, strategy_name: str, **kw: Any) -> None:
     )
     if "PRUNED" in states:
         title += f", {states.count('PRUNED')} pruned"
+    title += f"; at least {job.min_trades} trades"
     print_table(columns, rows, title=title)
+    bars = job.bars()
+    window = f"in-sample {bars.index[0]:%Y-%m-%d %H:%M} .. {bars.index[-1]:%Y-%m-%d %H:%M}"
+    if holdout is not None:
+        last = holdout.bars.index[-1]
+        window += (
+            f"; out-of-sample (held out, never searched) {holdout.first:%Y-%m-%d %H:%M} .. "
+            f"{last:%Y-%m-%d %H:%M} ({len(holdout.bars) - holdout.start} bars)"
+        )
+    console().print(window)
     best = ", ".join(f"{k}={v}" for k, v in result.best_params.items())
     console().print(f"best: {best}")
     console().print(f"study: {result.study.study_name} (storage: {kw['storage'] or 'default'})")
@@ -223,3 +265,8 @@ def _walk_forward(job: Any, kw: dict[str, Any], progress: bool) -> None:
         f"mean IS {s['is_objective']:.3f}, mean OOS {s['oos_objective']:.3f}, "
         f"efficiency {s['efficiency']:.2f}"
     )
+
+
+def _native(value: Any) -> Any:
+    # pandas hands numpy scalars back; params validate plain ints and floats
+    return value.item() if hasattr(value, "item") else value
