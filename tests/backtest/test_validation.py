@@ -12,7 +12,7 @@ import pytest
 from scipy import stats as sps
 
 from quantdesk.backtest.optimize import SearchSpace, evaluate
-from quantdesk.backtest.runner import Costs, run, to_bars
+from quantdesk.backtest.runner import run, to_bars
 from quantdesk.backtest.validation import (
     ValidationError,
     deflated_sharpe,
@@ -26,6 +26,7 @@ from quantdesk.backtest.validation import (
     stability_check,
     validate,
 )
+from quantdesk.model import Costs
 from quantdesk.strategy import repo_strategies_dir, strategy_class
 from tests.conftest import make_bars
 

@@ -32,8 +32,9 @@ from quantdesk.backtest.optimize import (
     get_objective,
     naive_utc,
 )
-from quantdesk.backtest.runner import Costs, simulate
+from quantdesk.backtest.runner import simulate
 from quantdesk.errors import QuantdeskError
+from quantdesk.model import Costs
 from quantdesk.strategy import Choice, Float, Int, Signals, SignalStrategy
 
 EULER_GAMMA = 0.5772156649015329

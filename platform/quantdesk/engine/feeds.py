@@ -18,7 +18,7 @@ import pandas as pd
 
 from quantdesk.data.store import DataStore
 from quantdesk.data.timeframes import timeframe_ms
-from quantdesk.venues.sim import SimBar
+from quantdesk.model import SimBar
 
 
 class BarEvent(NamedTuple):

@@ -32,27 +32,31 @@ from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from tqdm.auto import tqdm
 
 from quantdesk.engine.clock import SimClock
 from quantdesk.engine.feeds import BarEvent, Feed
-from quantdesk.engine.order_manager import OrderJournal, OrderManager, Venue
-from quantdesk.engine.orders import (
+from quantdesk.engine.order_manager import OrderManager
+from quantdesk.engine.portfolio import Portfolio
+from quantdesk.engine.runner import Cancel, Intent, Runner
+from quantdesk.model import (
     ZERO,
+    BarVenue,
     Fill,
     Order,
     OrderEvent,
+    OrderJournal,
     OrderStatus,
+    RiskCheck,
+    Side,
+    Venue,
     client_order_id,
+    dec,
     is_flatten_order,
+    split_symbol,
 )
-from quantdesk.engine.portfolio import Portfolio, split_symbol
-from quantdesk.engine.risk_gate import RiskEngine
-from quantdesk.engine.runner import Cancel, Intent, Runner
-from quantdesk.fills import Side
-from quantdesk.venues.sim import SimBar, dec
 
 
 class ExecutionMode(StrEnum):
@@ -61,23 +65,6 @@ class ExecutionMode(StrEnum):
     AUTO = "auto"
     CONFIRM = "confirm"
     SIGNALS_ONLY = "signals-only"
-
-
-@runtime_checkable
-class BarVenue(Protocol):
-    """A venue driven by the engine's bars (SimVenue): fills happen when bars open and close."""
-
-    def open_bar(self, symbol: str, bar: SimBar) -> list[str]:
-        """A bar starts; returns the client ids of orders that changed."""
-        ...
-
-    def close_bar(self, symbol: str, bar: SimBar) -> list[str]:
-        """A bar closed; returns the client ids of orders that changed."""
-        ...
-
-    def quote(self, symbol: str, side: Side) -> Decimal | None:
-        """The price a market order would fill at now."""
-        ...
 
 
 class Kernel:
@@ -91,7 +78,7 @@ class Kernel:
         clock: Any,
         *,
         runners: Iterable[Runner] = (),
-        risk: RiskEngine | None = None,
+        risk: RiskCheck | None = None,
         mode: ExecutionMode = ExecutionMode.AUTO,
         amount_step: Decimal = Decimal("1e-18"),
         timeframe_ms: int = 0,

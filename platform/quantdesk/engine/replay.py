@@ -23,23 +23,22 @@ import pandas as pd
 import vectorbt as vbt
 
 from quantdesk.backtest.results import BacktestResult
-from quantdesk.backtest.runner import Costs, bar_freq, to_bars
+from quantdesk.backtest.runner import bar_freq, to_bars
 from quantdesk.data.timeframes import timeframe_ms
 from quantdesk.engine.clock import SimClock
 from quantdesk.engine.feeds import HistoricalFeed
 from quantdesk.engine.journal import Journal
 from quantdesk.engine.kernel import ExecutionMode, Kernel
 from quantdesk.engine.order_manager import MemoryJournal, OrderStats
-from quantdesk.engine.orders import Fill
-from quantdesk.engine.portfolio import Portfolio, split_symbol
-from quantdesk.engine.risk_gate import MarketRules, PreTradeRisk
+from quantdesk.engine.portfolio import Portfolio
 from quantdesk.engine.runner import SignalRunner
-from quantdesk.fills import Side
+from quantdesk.model import Costs, Fill, Instrument, Side, dec, split_symbol
 from quantdesk.risk.checks import RiskEngine
+from quantdesk.risk.gate import PreTradeRisk
 from quantdesk.risk.guard import RiskGuard
 from quantdesk.risk.limits import RiskConfig
 from quantdesk.strategy import SignalStrategy, Strategy, StrategyError
-from quantdesk.venues.sim import SimVenue, dec
+from quantdesk.venues.sim import SimVenue
 
 T = TypeVar("T")
 AMOUNT_STEP = Decimal("1e-18")
@@ -138,7 +137,7 @@ def replay(
     portfolio = Portfolio(cash={quote: total}, currency=quote)
     gate: PreTradeRisk | RiskEngine | None = None
     if risk or risk_config is not None:
-        rules = {s: MarketRules(s, AMOUNT_STEP, PRICE_TICK) for s in symbols}
+        rules = {s: Instrument(s, AMOUNT_STEP, PRICE_TICK) for s in symbols}
         gate = PreTradeRisk(rules, fee_rate=fee)
         if risk_config is not None:
             gate = RiskEngine(

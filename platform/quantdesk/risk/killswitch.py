@@ -17,15 +17,15 @@ from typing import Any
 
 from quantdesk.engine.journal import Journal
 from quantdesk.engine.order_manager import OrderManager
-from quantdesk.engine.orders import (
+from quantdesk.model import (
     FLATTEN_STRATEGY_ID,
     Order,
     OrderStatus,
     OrderType,
+    Side,
+    TradingState,
     client_order_id,
 )
-from quantdesk.engine.risk_gate import TradingState
-from quantdesk.fills import Side
 from quantdesk.risk.checks import RiskEngine
 
 log = logging.getLogger(__name__)
