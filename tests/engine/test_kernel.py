@@ -17,11 +17,11 @@ from quantdesk.engine.journal import Journal
 from quantdesk.engine.kernel import ExecutionMode, Kernel
 from quantdesk.engine.order_manager import MemoryJournal
 from quantdesk.engine.portfolio import Portfolio
-from quantdesk.engine.replay import replay
 from quantdesk.engine.runner import Intent, QuoteRunner, SignalRunner
 from quantdesk.model import Instrument, OrderStatus, OrderType, Side, TradingState, dec
 from quantdesk.risk.gate import PreTradeRisk
 from quantdesk.strategy import QuoteStrategy, load_strategy
+from quantdesk.system.replay import replay
 from quantdesk.venues.sim import SimVenue
 from tests.backtest.conftest import scripted
 from tests.conftest import make_bars

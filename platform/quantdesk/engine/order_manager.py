@@ -224,6 +224,13 @@ class OrderManager:
 
     # --- after a restart ----------------------------------------------------------------------
 
+    def remember(self, orders: Iterable[Order]) -> None:
+        """Track finished orders from the journal: their client ids are never sent again."""
+        for order in orders:
+            if not order.status.is_terminal:
+                raise ValueError(f"order {order.client_order_id} is not finished: recover() it")
+            self.orders[order.client_order_id] = order
+
     async def recover(self, orders: Iterable[Order], resend: bool = False) -> list[Order]:
         """Take over unfinished orders loaded from the journal after a restart.
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from quantdesk.model.bars import SimBar
 from quantdesk.model.enums import OrderStatus, Side
@@ -245,4 +245,62 @@ class RiskCheck(Protocol):
 
     def allows_cancel(self) -> bool:
         """Whether cancels may be sent (always, in every state)."""
+        ...
+
+
+class PositionView(Protocol):
+    """One position as risk checks read it."""
+
+    quantity: Decimal
+
+
+class PortfolioView(Protocol):
+    """What risk checks read of the engine's portfolio (engine.portfolio.Portfolio)."""
+
+    cash: dict[str, Decimal]
+    currency: str
+
+    @property
+    def positions(self) -> Mapping[str, PositionView]:
+        """Positions by symbol."""
+        ...
+
+    def equity(self, marks: Mapping[str, Decimal]) -> Decimal:
+        """Cash plus positions at `marks`."""
+        ...
+
+
+class OrderDesk(Protocol):
+    """What the kill switch drives: an order manager (engine.order_manager.OrderManager)."""
+
+    orders: dict[str, Order]
+
+    async def submit(self, order: Order) -> Order:
+        """Send one order; returns it as tracked."""
+        ...
+
+    async def cancel(self, client_order_id: str, reason: str = "") -> Order:
+        """Cancel one tracked order."""
+        ...
+
+
+class CommandJournal(Protocol):
+    """Control commands (kill, resume, approve) queued in a journal (engine.journal.Journal)."""
+
+    def pending_commands(self, kind: str | None = None) -> list[Any]:
+        """Commands not yet consumed, oldest first."""
+        ...
+
+    def consume_command(self, command_id: int, timestamp: int) -> bool:
+        """Mark one consumed; False if another consumer won."""
+        ...
+
+    def add_command(
+        self,
+        kind: str,
+        timestamp: int,
+        target: str = "",
+        payload: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Queue a command; returns its id."""
         ...

@@ -18,12 +18,12 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from quantdesk.engine.portfolio import Portfolio
 from quantdesk.model import (
     ZERO,
     Decision,
     Instrument,
     Order,
+    PortfolioView,
     Reason,
     RiskDecision,
     Side,
@@ -70,7 +70,7 @@ class RiskEngine:
         self,
         markets: Mapping[str, Instrument],
         config: RiskConfig,
-        portfolio: Portfolio,
+        portfolio: PortfolioView,
         *,
         clock: Callable[[], int],
         fee_rate: Decimal = ZERO,

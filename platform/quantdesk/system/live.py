@@ -48,11 +48,11 @@ from quantdesk.model import (
 )
 from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.gate import PreTradeRisk
-from quantdesk.risk.guard import RiskGuard
 from quantdesk.risk.killswitch import journaled_state
 from quantdesk.risk.limits import RiskConfig
 from quantdesk.risk.var import daily_returns
 from quantdesk.strategy import SignalStrategy
+from quantdesk.system.kernel import build_kernel
 from quantdesk.venues.ccxt_venue import CcxtVenue
 from quantdesk.venues.sim import SimVenue
 
@@ -397,7 +397,7 @@ class Session:
             )
             log.warning(message)
             journal.record_risk_event("state_restored", message, self.clock(), "critical")
-        kernel = Kernel(
+        kernel = build_kernel(
             venue,
             portfolio,
             journal,
@@ -407,22 +407,16 @@ class Session:
             mode=spec.execution,
             amount_step=step,
             timeframe_ms=timeframe_ms(timeframe),
+            retry=spec.retry,
+            # Every client id ever journaled stays known: the same decision is never sent twice.
+            known_orders=[o for o in journal.load_orders(open_only=False) if o.status.is_terminal],
+            config_path=spec.config_path,
+            returns=(
+                await venue_daily_returns(data, symbols, gate.config.var_window_days)
+                if isinstance(gate, RiskEngine)
+                else None
+            ),
         )
-        if spec.retry is not None:
-            kernel.om.policy = spec.retry
-        if isinstance(gate, RiskEngine):
-            window = gate.config.var_window_days
-            kernel.guard = RiskGuard(
-                gate,
-                [kernel.om],
-                journal=journal,
-                config_path=spec.config_path,
-                returns=await venue_daily_returns(data, symbols, window),
-            )
-        # Every client id ever journaled stays known: the same decision is never sent twice.
-        for order in journal.load_orders(open_only=False):
-            if order.status.is_terminal:
-                kernel.om.orders[order.client_order_id] = order
         if spec.mode is Mode.LIVE:
             CrashHook.from_env().install(data, journal)
         await kernel.om.recover(journal.load_orders(open_only=True))
@@ -444,13 +438,7 @@ class Session:
         last = [self.clock()]
 
         async def idle() -> None:
-            if kernel.held:
-                # confirm mode: an approval goes out at once, not with the next bar (the kernel
-                # only offers this step privately)
-                await kernel._commands()
-            if kernel.guard is not None:  # kill/resume commands and monitors between bars too
-                kernel.guard.update_prices(kernel.marks())
-                await kernel.guard.after_step(self.clock(), 0)
+            await kernel.idle()  # approvals, kill/resume commands and monitors between bars
             if reconciler is not None and self.clock() - last[0] >= spec.reconcile_every_s * 1000:
                 last[0] = self.clock()
                 await self._reconcile(reconciler, journal, attempts=1)
