@@ -46,6 +46,7 @@ chromium:
 lint: $(STAMP)
 	$(BIN)/ruff check platform strategies tests benchmarks
 	$(BIN)/ruff format --check platform strategies tests benchmarks
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_layers.py
 
 format: $(STAMP)
 	$(BIN)/ruff format platform strategies tests benchmarks

@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.backtest import Costs, run
-from quantdesk.engine.replay import replay
 from quantdesk.strategy import load_strategy, repo_strategies_dir
+from quantdesk.system.replay import replay
 
 BARS = int(os.environ.get("BENCH_REPLAY_BARS", "1000000"))
 BACKTRADER_BARS = min(BARS, int(os.environ.get("BENCH_BACKTRADER_BARS", "200000")))

@@ -17,10 +17,8 @@ from decimal import Decimal as D
 
 import numpy as np
 
-from quantdesk.engine.orders import Fill, Order, OrderType
 from quantdesk.engine.portfolio import Portfolio
-from quantdesk.engine.risk_gate import MarketRules
-from quantdesk.fills import Side
+from quantdesk.model import Fill, Instrument, Order, OrderType, Side
 from quantdesk.risk.breaker import CircuitBreaker
 from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.limits import RiskConfig
@@ -32,7 +30,7 @@ BASES = ("BTC", "ETH", "SOL", "BNB", "XRP", "DOGE", "ADA", "DOT", "LTC")
 def _engine() -> tuple[RiskEngine, list[int]]:
     symbols = [f"{b}/USDT" for b in BASES] + ["BTC/USDT:USDT"]
     markets = {
-        s: MarketRules(s, D("0.001"), D("0.01"), min_amount=D("0.001"), min_notional=D(5))
+        s: Instrument(s, D("0.001"), D("0.01"), min_amount=D("0.001"), min_notional=D(5))
         for s in symbols
     }
     config = RiskConfig(

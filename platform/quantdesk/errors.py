@@ -15,3 +15,7 @@ class DataError(QuantdeskError):
 
 class NoDataError(DataError):
     """The store holds no data for what was asked."""
+
+
+class BacktestError(QuantdeskError):
+    """A backtest cannot run with the given inputs."""

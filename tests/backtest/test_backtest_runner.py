@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from quantdesk.backtest import BacktestError, Costs, run, to_bars
-from quantdesk.fills import Side, fee, slipped_price, stop_fill, take_profit_fill
+from quantdesk.model import Side, fee, slipped_price, stop_fill, take_profit_fill
 
 CASH = 10_000.0
 

@@ -12,7 +12,7 @@ import pytest
 from scipy import stats as sps
 
 from quantdesk.backtest.optimize import OptimizeJob, SearchSpace, evaluate
-from quantdesk.backtest.runner import Costs, run, to_bars
+from quantdesk.backtest.runner import run, to_bars
 from quantdesk.backtest.validation import (
     StudyTrials,
     Thresholds,
@@ -30,6 +30,7 @@ from quantdesk.backtest.validation import (
     validate,
     walkforward_check,
 )
+from quantdesk.model import Costs
 from quantdesk.strategy import repo_strategies_dir, strategy_class
 from tests.conftest import make_bars
 

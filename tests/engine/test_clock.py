@@ -9,10 +9,8 @@ from decimal import Decimal
 import pytest
 
 from quantdesk.engine.clock import SimClock, WallClock, next_boundary
-from quantdesk.engine.failures import RetryPolicy
 from quantdesk.engine.order_manager import MemoryJournal, OrderManager
-from quantdesk.engine.orders import Order, OrderStatus, OrderType
-from quantdesk.fills import Side
+from quantdesk.model import Order, OrderStatus, OrderType, RetryPolicy, Side
 
 H = 3_600_000
 
@@ -65,7 +63,7 @@ async def lookup_until_given_up(seed: int) -> int:
     )
     order = Order("qd-x", "BTC/USDT", Side.BUY, OrderType.MARKET, Decimal(1), created_ms=0)
     om.orders[order.client_order_id] = order
-    order.status = OrderStatus.SUBMITTED
+    order.transition(OrderStatus.SUBMITTED, 0)
     assert await om.resolve_in_flight() == [order]
     assert order.status is OrderStatus.SUBMITTED  # still in flight: venue unreachable
     return clock()

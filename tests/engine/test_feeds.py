@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from quantdesk.data.store import DataStore, SeriesKey
-from quantdesk.engine.feeds import HistoricalFeed
+from quantdesk.system.replay import feed_from_store
 from tests.conftest import make_bars
 
 
@@ -16,7 +16,7 @@ async def test_feed_from_store_aligns_symbols_and_skips_rows_before_a_listing(
     eth = make_bars(4, start="2024-01-01 02:00", seed=2)  # listed two bars later
     store.write(SeriesKey("x", "spot", "BTC/USDT", "1h"), btc)
     store.write(SeriesKey("x", "spot", "ETH/USDT", "1h"), eth)
-    feed = HistoricalFeed.from_store(store, ["BTC/USDT", "ETH/USDT"], "1h")
+    feed = feed_from_store(store, ["BTC/USDT", "ETH/USDT"], "1h")
     assert feed.timeframe_ms == 3_600_000 and feed.historical
     steps = [step async for step in feed]
     assert [len(s) for s in steps] == [1, 1, 2, 2, 2, 2]

@@ -12,9 +12,8 @@ import pandas as pd
 import pytest
 
 from quantdesk.engine.journal import Journal, journal_url, redact
-from quantdesk.engine.orders import Fill, Order, OrderEvent, OrderStatus, OrderType
 from quantdesk.engine.portfolio import Portfolio, Position
-from quantdesk.fills import Side
+from quantdesk.model import Fill, Order, OrderEvent, OrderStatus, OrderType, Side
 
 S = OrderStatus
 
@@ -36,8 +35,8 @@ def order(cid: str = "qd-1", created: int = 1_000, status: OrderStatus = S.PENDI
         created_ms=created,
         strategy_id="sma_cross",
         venue="sandbox",
+        status=status,
     )
-    o.status = status
     return o
 
 

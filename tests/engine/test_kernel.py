@@ -16,14 +16,13 @@ from quantdesk.engine.feeds import HistoricalFeed
 from quantdesk.engine.journal import Journal
 from quantdesk.engine.kernel import ExecutionMode, Kernel
 from quantdesk.engine.order_manager import MemoryJournal
-from quantdesk.engine.orders import OrderStatus, OrderType
 from quantdesk.engine.portfolio import Portfolio
-from quantdesk.engine.replay import replay
-from quantdesk.engine.risk_gate import MarketRules, PreTradeRisk, TradingState
 from quantdesk.engine.runner import Intent, QuoteRunner, SignalRunner
-from quantdesk.fills import Side
+from quantdesk.model import Instrument, OrderStatus, OrderType, Side, TradingState, dec
+from quantdesk.risk.gate import PreTradeRisk
 from quantdesk.strategy import QuoteStrategy, load_strategy
-from quantdesk.venues.sim import SimVenue, dec
+from quantdesk.system.replay import replay
+from quantdesk.venues.sim import SimVenue
 from tests.backtest.conftest import scripted
 from tests.conftest import make_bars
 
@@ -55,7 +54,7 @@ def build(
         runners.append(runner)
     risk = None
     if risk_state is not None:
-        risk = PreTradeRisk({SYM: MarketRules(SYM, STEP, Decimal("1e-12"))}, state=risk_state)
+        risk = PreTradeRisk({SYM: Instrument(SYM, STEP, Decimal("1e-12"))}, state=risk_state)
     kernel = Kernel(
         venue,
         Portfolio(cash={"USDT": total}),

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from quantdesk.engine.live import CrashHook, LiveBarFeed, RedactSignatures
+from quantdesk.system.live import CrashHook, LiveBarFeed, RedactSignatures
 from quantdesk.venues import sandbox_client
 from quantdesk.venues.ccxt_venue import CcxtVenue
 from tests.sandbox.conftest import Admin, admin, sandbox, url  # noqa: F401

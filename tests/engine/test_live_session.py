@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from quantdesk.config import VenueConfig
-from quantdesk.engine.failures import RetryPolicy
 from quantdesk.engine.journal import Journal
 from quantdesk.engine.kernel import ExecutionMode
-from quantdesk.engine.live import Mode, SessionSpec, run_session
 from quantdesk.errors import ConfigError
+from quantdesk.model import RetryPolicy
 from quantdesk.risk.limits import RiskConfig
 from quantdesk.strategy import load_strategy
+from quantdesk.system.live import Mode, SessionSpec, run_session
 from quantdesk.venues import sandbox_client
 from tests.sandbox.conftest import KEY, SECRET, Admin, admin, sandbox, url  # noqa: F401
 

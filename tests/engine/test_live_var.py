@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from quantdesk.data.synthetic import SynthSpec, generate_market
-from quantdesk.engine.live import venue_daily_returns
 from quantdesk.risk.var import portfolio_var
 from quantdesk.sandbox import AccountConfig, Sandbox, SandboxConfig, serve_in_thread
+from quantdesk.system.live import venue_daily_returns
 from quantdesk.venues import sandbox_client
 from quantdesk.venues.ccxt_venue import CcxtVenue
 from tests.sandbox.conftest import KEY, SECRET

@@ -12,13 +12,24 @@ import random
 from dataclasses import dataclass, field
 from decimal import Decimal as D
 
-import ccxt
 import pytest
 
-from quantdesk.engine.failures import RetryPolicy
-from quantdesk.engine.order_manager import MemoryJournal, OrderManager, VenueOrder
-from quantdesk.engine.orders import Fill, Order, OrderEvent, OrderStatus, OrderType, client_order_id
-from quantdesk.fills import Side
+from quantdesk.engine.order_manager import MemoryJournal, OrderManager
+from quantdesk.model import (
+    DuplicateOrder,
+    Fill,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    OrderType,
+    RetryPolicy,
+    Side,
+    VenueAmbiguous,
+    VenueNotFound,
+    VenueOrder,
+    VenueRefused,
+    client_order_id,
+)
 
 S = OrderStatus
 
@@ -91,26 +102,26 @@ class FakeVenue:
         self.delayed.clear()
         behaviour = self.create_script.pop(0) if self.create_script else "ok"
         if behaviour == "insufficient":
-            raise ccxt.InsufficientFunds("binance Account has insufficient balance")
+            raise VenueRefused("binance Account has insufficient balance")
         if behaviour == "lost":
-            raise ccxt.RequestTimeout("request lost before reaching the venue")
+            raise VenueAmbiguous("request lost before reaching the venue")
         if behaviour == "rate_limited":
-            raise ccxt.RateLimitExceeded("429")
+            raise VenueAmbiguous("429", throttled=True)
         if behaviour == "lands_late":
             self.delayed.append(order)
-            raise ccxt.RequestTimeout("request delayed in transit")
+            raise VenueAmbiguous("request delayed in transit")
         if order.client_order_id in self.book:
-            raise ccxt.DuplicateOrderId("Duplicate order sent.")
+            raise DuplicateOrder("Duplicate order sent.")
         self._place(order)
         if behaviour == "timeout_after":
-            raise ccxt.RequestTimeout("response lost after execution")
+            raise VenueAmbiguous("response lost after execution")
         if behaviour == "502_after":
-            raise ccxt.ExchangeNotAvailable("502 Bad Gateway")
+            raise VenueAmbiguous("502 Bad Gateway")
         return self._view(order.client_order_id)
 
     async def fetch_order_by_client_id(self, symbol: str, cid: str) -> VenueOrder | None:
         if self.fetch_script and self.fetch_script.pop(0) == "down":
-            raise ccxt.NetworkError("connection reset")
+            raise VenueAmbiguous("connection reset")
         return self._view(cid) if cid in self.book else None
 
     async def cancel_order(self, order: Order) -> VenueOrder:
@@ -119,12 +130,12 @@ class FakeVenue:
         if behaviour == "fill_first" and side is not None:
             self.execute(order.client_order_id, side.order.amount - side.filled, self.price)
         if behaviour == "refuse":
-            raise ccxt.OperationRejected("cancel refused")
+            raise VenueRefused("cancel refused")
         if side is None or side.status not in (S.NEW, S.PARTIALLY_FILLED):
-            raise ccxt.OrderNotFound("Unknown order sent.")
+            raise VenueNotFound("Unknown order sent.")
         side.status = S.CANCELED
         if behaviour == "timeout_after":
-            raise ccxt.RequestTimeout("cancel response lost")
+            raise VenueAmbiguous("cancel response lost")
         return self._view(order.client_order_id)
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
@@ -269,7 +280,7 @@ async def test_definitive_refusal_rejects_without_retry(world) -> None:
     om, venue, journal, clock, _fills, _ = world
     venue.create_script = ["insufficient"]
     order = await om.submit(market())
-    assert order.status is S.REJECTED and "InsufficientFunds" in order.reason
+    assert order.status is S.REJECTED and "insufficient balance" in order.reason
     assert len(venue.create_calls) == 1 and clock.sleeps == [] and venue.book == {}
     assert statuses(journal, order.client_order_id)[-1] == (S.SUBMITTED, S.REJECTED)
 
@@ -366,7 +377,7 @@ async def test_recover_after_restart() -> None:
     sent_and_filled = market(seq=1)
     sent_and_lost = market(seq=2)
     for o in (sent_and_filled, sent_and_lost):
-        o.status = S.SUBMITTED
+        o.transition(S.SUBMITTED, 0)
         o.submit_attempts = 1
     venue._place(sent_and_filled)
     journal = MemoryJournal()
@@ -377,7 +388,7 @@ async def test_recover_after_restart() -> None:
 
     # With resend, the lost one goes out again under its own id.
     lost_again = market(seq=3)
-    lost_again.status = S.SUBMITTED
+    lost_again.transition(S.SUBMITTED, 0)
     om2 = OrderManager(venue, MemoryJournal(), clock, rng=random.Random(1), sleep=clock.sleep)
     await om2.recover([lost_again], resend=True)
     assert lost_again.status is S.FILLED and venue.create_calls == [lost_again.client_order_id]

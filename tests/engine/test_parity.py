@@ -13,8 +13,8 @@ from quantdesk.backtest import Costs, run
 from quantdesk.data.csv_import import ImportOptions, parse_csv
 from quantdesk.data.store import OHLCV_COLUMNS, normalize
 from quantdesk.data.synthetic import SynthSpec, generate_market
-from quantdesk.engine.replay import replay
 from quantdesk.strategy import load_strategy
+from quantdesk.system.replay import replay
 from tests.conftest import SHARED_DATA
 
 REL = 1e-9

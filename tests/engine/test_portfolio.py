@@ -8,9 +8,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from quantdesk.engine.orders import Fill
-from quantdesk.engine.portfolio import Portfolio, funding_payment, split_symbol
-from quantdesk.fills import Side
+from quantdesk.engine.portfolio import Portfolio, funding_payment
+from quantdesk.model import Fill, Side, split_symbol
 
 DAY = 86_400_000
 T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC

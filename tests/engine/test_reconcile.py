@@ -14,10 +14,9 @@ import pytest
 
 from quantdesk.engine.journal import Journal
 from quantdesk.engine.order_manager import OrderManager
-from quantdesk.engine.orders import Order, OrderStatus, OrderType, client_order_id
 from quantdesk.engine.portfolio import Portfolio
 from quantdesk.engine.reconcile import Reconciler, UnknownOrders
-from quantdesk.fills import Side
+from quantdesk.model import Order, OrderStatus, OrderType, Side, client_order_id
 from quantdesk.venues import sandbox_client
 from quantdesk.venues.ccxt_venue import CcxtVenue
 from tests.sandbox.conftest import KEY, Admin, admin, sandbox, url  # noqa: F401

@@ -7,16 +7,18 @@ from decimal import Decimal as D
 import pytest
 from ccxt.base.decimal_to_precision import DECIMAL_PLACES
 
-from quantdesk.engine.orders import Order, OrderStatus, OrderType
-from quantdesk.engine.risk_gate import (
+from quantdesk.model import (
     Decision,
-    MarketRules,
-    PreTradeRisk,
+    Instrument,
+    Order,
+    OrderStatus,
+    OrderType,
     Reason,
     RiskDecision,
+    Side,
     TradingState,
 )
-from quantdesk.fills import Side
+from quantdesk.risk.gate import PreTradeRisk
 
 # Shaped like ccxt's binance market dicts (TICK_SIZE precision mode).
 BTC_SPOT = {
@@ -27,8 +29,8 @@ BTC_SPOT = {
 BTC_PERP = {**BTC_SPOT, "symbol": "BTC/USDT:USDT"}
 
 
-def rules() -> dict[str, MarketRules]:
-    return {m["symbol"]: MarketRules.from_ccxt(m) for m in (BTC_SPOT, BTC_PERP)}
+def rules() -> dict[str, Instrument]:
+    return {m["symbol"]: Instrument.from_ccxt(m) for m in (BTC_SPOT, BTC_PERP)}
 
 
 def order(side: str = "buy", amount: str = "1", price: str | None = "100", **kw) -> Order:
@@ -62,7 +64,7 @@ def test_market_rules_from_ccxt_both_precision_modes() -> None:
     assert (r.amount_step, r.price_tick) == (D("0.001"), D("0.1"))
     assert (r.min_amount, r.max_amount, r.min_notional) == (D("0.001"), D(9000), D(5))
     assert not r.is_derivative and rules()["BTC/USDT:USDT"].is_derivative
-    places = MarketRules.from_ccxt(
+    places = Instrument.from_ccxt(
         {"symbol": "X/Y", "precision": {"amount": 3, "price": 2}, "limits": {}}, DECIMAL_PLACES
     )
     assert (places.amount_step, places.price_tick, places.max_amount) == (

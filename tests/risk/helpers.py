@@ -6,10 +6,8 @@ import itertools
 from decimal import Decimal as D
 from typing import Any
 
-from quantdesk.engine.orders import Fill, Order, OrderType
 from quantdesk.engine.portfolio import Portfolio
-from quantdesk.engine.risk_gate import MarketRules
-from quantdesk.fills import Side
+from quantdesk.model import Fill, Instrument, Order, OrderType, Side
 from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.limits import RiskConfig
 
@@ -17,10 +15,10 @@ SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BTC/USDT:USDT")
 _ids = itertools.count(1)
 
 
-def markets() -> dict[str, MarketRules]:
+def markets() -> dict[str, Instrument]:
     """Price 100 everywhere; amount step 0.001, min notional 5."""
     return {
-        s: MarketRules(
+        s: Instrument(
             s,
             amount_step=D("0.001"),
             price_tick=D("0.01"),

@@ -10,10 +10,10 @@ import pytest
 from quantdesk.backtest import Costs
 from quantdesk.data.store import DataStore
 from quantdesk.data.synthetic import SynthSpec, generate_market, write_market
-from quantdesk.engine.replay import replay
-from quantdesk.fills import Side
+from quantdesk.model import Side
 from quantdesk.risk.limits import RiskConfig
 from quantdesk.strategy import load_strategy, repo_strategies_dir
+from quantdesk.system.replay import replay
 from tests.conftest import run_cli
 
 ARGS = [

@@ -6,13 +6,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from decimal import Decimal as D
 
-import ccxt
 import pytest
 
-from quantdesk.engine.orders import Order, OrderType, client_order_id
 from quantdesk.engine.portfolio import Portfolio
-from quantdesk.engine.risk_gate import Decision, Reason
-from quantdesk.fills import Side
+from quantdesk.model import (
+    Decision,
+    Order,
+    OrderType,
+    Reason,
+    Side,
+    VenueAmbiguous,
+    VenueRefused,
+    client_order_id,
+)
 from quantdesk.risk.breaker import BreakerState, BreakerVenue, CircuitBreaker, CircuitOpen
 from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.limits import RiskConfig
@@ -52,7 +58,7 @@ async def test_5xx_opens_it_and_recovery_closes_it_through_half_open(
     assert await guarded.fetch_open_orders(BTC) == []
     admin.faults(error_rate=1.0)  # every request answered 503
     for attempt in range(1, 6):
-        with pytest.raises(ccxt.ExchangeNotAvailable):
+        with pytest.raises(VenueAmbiguous):
             await guarded.fetch_open_orders(BTC)
         assert breaker.consecutive_failures == attempt
         assert breaker.state is (BreakerState.OPEN if attempt == 5 else BreakerState.CLOSED)
@@ -75,13 +81,13 @@ async def test_failed_probe_reopens_for_another_cooldown(venue: CcxtVenue, admin
     guarded = BreakerVenue(venue, breaker)
     admin.faults(error_rate=1.0)
     for _ in range(2):
-        with pytest.raises(ccxt.ExchangeNotAvailable):
+        with pytest.raises(VenueAmbiguous):
             await guarded.fetch_open_orders(BTC)
     clock.now += 10
     breaker.before_request()  # the one probe is claimed...
     with pytest.raises(CircuitOpen):
         breaker.before_request()  # ...and a second request waits for its outcome
-    breaker.record_failure(ccxt.ExchangeNotAvailable("503"))
+    breaker.record_failure(VenueAmbiguous("503"))
     assert breaker.state is BreakerState.OPEN
     clock.now += 9.9
     with pytest.raises(CircuitOpen):
@@ -104,7 +110,7 @@ async def test_refusals_do_not_count_as_failures(venue: CcxtVenue, admin: Admin)
         created_ms=0,
         price=D(100),
     )
-    with pytest.raises(ccxt.InsufficientFunds):  # the sandbox refused it (Binance -2010)
+    with pytest.raises(VenueRefused):  # the sandbox refused it (Binance -2010)
         await guarded.create_order(too_big)
     assert breaker.state is BreakerState.CLOSED
 
@@ -140,7 +146,7 @@ async def test_risk_engine_denies_orders_while_open(venue: CcxtVenue, admin: Adm
     admin.faults(error_rate=1.0)
     guarded = BreakerVenue(venue, breaker)
     for _ in range(5):
-        with pytest.raises(ccxt.ExchangeNotAvailable):
+        with pytest.raises(VenueAmbiguous):
             await guarded.fetch_open_orders(BTC)
     denied = risk.check_order(order)
     assert (denied.decision, denied.reason) == (Decision.DENIED, Reason.CIRCUIT_OPEN)
@@ -158,9 +164,9 @@ def test_from_config_uses_the_risk_settings_and_alerts_each_transition() -> None
         alert=lambda severity, message, **_: sent.append((severity, message)),
         clock=clock,
     )
-    breaker.record_failure(ccxt.RequestTimeout("t"))
+    breaker.record_failure(VenueAmbiguous("t"))
     assert breaker.state is BreakerState.CLOSED
-    breaker.record_failure(ccxt.RequestTimeout("t"))
+    breaker.record_failure(VenueAmbiguous("t"))
     clock.now += 29.9
     assert not breaker.allows_new_orders()
     clock.now += 0.1

@@ -7,7 +7,7 @@ from decimal import Decimal as D
 import pytest
 
 from quantdesk.engine.journal import Journal
-from quantdesk.engine.risk_gate import Decision, Reason, TradingState
+from quantdesk.model import Decision, Reason, TradingState
 from quantdesk.risk.breaker import CircuitBreaker
 from quantdesk.risk.checks import liquidation_price, max_position_for_buffer
 from tests.risk.helpers import Clock, engine, fill, order

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from quantdesk.engine.journal import Journal
 from quantdesk.engine.order_manager import MemoryJournal, OrderManager
-from quantdesk.engine.risk_gate import TradingState
+from quantdesk.model import TradingState
 from quantdesk.risk.guard import RiskGuard
 from quantdesk.risk.killswitch import queue_command
 from tests.risk.helpers import Clock, engine, fill

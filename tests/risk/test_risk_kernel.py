@@ -16,9 +16,8 @@ from quantdesk.engine.feeds import HistoricalFeed
 from quantdesk.engine.journal import Journal
 from quantdesk.engine.kernel import Kernel
 from quantdesk.engine.portfolio import Portfolio
-from quantdesk.engine.risk_gate import MarketRules, TradingState
 from quantdesk.engine.runner import SignalRunner
-from quantdesk.fills import Side
+from quantdesk.model import Instrument, Side, TradingState
 from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.guard import RiskGuard
 from quantdesk.risk.killswitch import queue_command
@@ -43,7 +42,7 @@ def build(bars: pd.DataFrame, journal: Journal, **limits) -> tuple[Kernel, Histo
     )
     portfolio = Portfolio(cash={"USDT": D(10000)})
     risk = RiskEngine(
-        {BTC: MarketRules(BTC, STEP, TICK)},
+        {BTC: Instrument(BTC, STEP, TICK)},
         RiskConfig(**limits),
         portfolio,
         clock=clock,

@@ -14,10 +14,17 @@ from quantdesk.alerts import Alerter, AlertsConfig, EmailConfig, WebhookConfig
 from quantdesk.cli import main
 from quantdesk.engine.journal import Journal
 from quantdesk.engine.order_manager import OrderManager
-from quantdesk.engine.orders import Order, OrderStatus, OrderType, client_order_id
 from quantdesk.engine.portfolio import Portfolio
-from quantdesk.engine.risk_gate import Decision, Reason, TradingState
-from quantdesk.fills import Side
+from quantdesk.model import (
+    Decision,
+    Order,
+    OrderStatus,
+    OrderType,
+    Reason,
+    Side,
+    TradingState,
+    client_order_id,
+)
 from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.killswitch import KillSwitch
 from quantdesk.risk.limits import RiskConfig

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantdesk.engine.risk_gate import TradingState
+from quantdesk.model import TradingState
 from quantdesk.risk.monitors import RiskLevel, RiskMonitor, level_for
 from tests.risk.helpers import Clock, engine, fill
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from quantdesk.config import load_config
-from quantdesk.engine.risk_gate import Decision, Reason
+from quantdesk.model import Decision, Reason
 from quantdesk.risk.reload import RiskReloader
 from tests.risk.helpers import engine, order
 

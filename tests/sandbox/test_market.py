@@ -10,7 +10,7 @@ import pytest
 from quantdesk.data.store import DataStore
 from quantdesk.data.synthetic import SynthSpec, generate_market, resample_ohlcv, write_market
 from quantdesk.errors import ConfigError
-from quantdesk.fills import Side
+from quantdesk.model import Side
 from quantdesk.sandbox import Sandbox
 from quantdesk.sandbox.market import MarketClock, market_spec, store_series
 from quantdesk.venues import OrderRequest, OrderStatus, OrderType

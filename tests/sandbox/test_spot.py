@@ -7,7 +7,7 @@ from decimal import Decimal
 import ccxt
 import pytest
 
-from quantdesk.fills import Side, limit_fill, stop_fill, take_profit_fill
+from quantdesk.model import Side, limit_fill, stop_fill, take_profit_fill
 from quantdesk.sandbox import Sandbox
 from tests.sandbox.conftest import dec
 

@@ -7,13 +7,18 @@ import random
 from collections.abc import AsyncIterator
 from decimal import Decimal as D
 
-import ccxt
 import pytest
 
-from quantdesk.engine.failures import RetryPolicy
 from quantdesk.engine.order_manager import MemoryJournal, OrderManager
-from quantdesk.engine.orders import Order, OrderStatus, OrderType, client_order_id
-from quantdesk.fills import Side
+from quantdesk.model import (
+    Order,
+    OrderStatus,
+    OrderType,
+    RetryPolicy,
+    Side,
+    VenueRefused,
+    client_order_id,
+)
 from quantdesk.venues import sandbox_client
 from quantdesk.venues.ccxt_venue import CcxtVenue
 from tests.sandbox.conftest import Admin, admin, sandbox, url  # noqa: F401
@@ -96,10 +101,10 @@ async def test_limit_order_rests_is_listed_and_cancelled_by_client_id(venue: Ccx
 
 async def test_precision_and_limits_refused_before_sending(venue: CcxtVenue) -> None:
     step = venue.rules[BTC].amount_step
-    with pytest.raises(ccxt.InvalidOrder, match="step"):
+    with pytest.raises(VenueRefused, match="step"):
         await venue.create_order(order(3, str(D("0.01") + step / 2)))
     last = D(str((await venue.exchange.fetch_ticker(BTC))["last"]))
-    with pytest.raises(ccxt.InvalidOrder, match="notional"):
+    with pytest.raises(VenueRefused, match="notional"):
         await venue.create_order(order(4, str(step), OrderType.LIMIT, price=last.quantize(D(1))))
     assert await venue_orders(venue) == []  # nothing reached the venue
 

@@ -6,7 +6,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from quantdesk.fills import Side
+from quantdesk.model import Side
 from quantdesk.venues import (
     Bar,
     BookConfig,

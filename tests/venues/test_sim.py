@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import ccxt
 import pytest
 
-from quantdesk.engine.orders import Order, OrderStatus, OrderType
-from quantdesk.fills import Side
-from quantdesk.venues.sim import SimBar, SimVenue
+from quantdesk.model import (
+    DuplicateOrder,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    SimBar,
+    VenueRefused,
+)
+from quantdesk.venues.sim import SimVenue
 
 SYM = "BTC/USDT"
 D = Decimal
@@ -103,16 +109,16 @@ async def test_limit_order_rests_in_the_core_and_fills_when_a_bar_crosses_it() -
     assert await v.fetch_open_orders() == []
 
 
-async def test_refusals_are_definitive_ccxt_errors_and_cancel_works() -> None:
+async def test_refusals_are_definitive_venue_errors_and_cancel_works() -> None:
     v = venue()
     v.open_bar(SYM, SimBar(0, 100.0, 100.0, 100.0, 100.0))
-    with pytest.raises(ccxt.InsufficientFunds):
+    with pytest.raises(VenueRefused, match="insufficient"):
         await v.create_order(order("big", Side.BUY, "1000"))
     assert await v.fetch_order_by_client_id(SYM, "big") is None  # never placed
     await v.create_order(order("sl", Side.SELL, "1", OrderType.STOP, trigger_price=D(50)))
-    with pytest.raises(ccxt.DuplicateOrderId):
+    with pytest.raises(DuplicateOrder):
         await v.create_order(order("sl", Side.SELL, "1", OrderType.STOP, trigger_price=D(50)))
-    with pytest.raises(ccxt.InvalidOrder):
+    with pytest.raises(VenueRefused):
         await v.create_order(
             order("x", Side.SELL, "1", OrderType.STOP_LIMIT, price=D(49), trigger_price=D(50))
         )

@@ -31,10 +31,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from tqdm.auto import tqdm
 
 from quantdesk.backtest.metrics import compute_stats
-from quantdesk.backtest.runner import Costs, run_grid, simulate, to_bars
+from quantdesk.backtest.runner import run_grid, simulate, to_bars
 from quantdesk.data.store import DataStore
 from quantdesk.data.symbols import parse_symbols
 from quantdesk.errors import QuantdeskError
+from quantdesk.model import Costs
 from quantdesk.strategy import (
     Choice,
     Float,

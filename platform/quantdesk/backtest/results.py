@@ -21,7 +21,8 @@ from quantdesk.data.store import atomic_write_parquet
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from quantdesk.backtest.runner import Costs, GridResult
+    from quantdesk.backtest.runner import GridResult
+    from quantdesk.model import Costs
 
 _TRADE_COLUMNS = {
     "Column": "column",

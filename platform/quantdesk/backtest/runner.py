@@ -19,33 +19,11 @@ import vectorbt as vbt
 
 from quantdesk.backtest.metrics import compute_stats
 from quantdesk.backtest.results import BacktestResult
-from quantdesk.errors import QuantdeskError
-from quantdesk.fills import next_open
+from quantdesk.errors import BacktestError
+from quantdesk.model import Costs, next_open
 from quantdesk.strategy import Signals, SignalStrategy, Strategy, StrategyError
 
 FIELDS = ("open", "high", "low", "close", "volume")
-INIT_CASH = 10_000.0
-
-
-class BacktestError(QuantdeskError):
-    """A backtest cannot run with the given inputs."""
-
-
-@dataclass(frozen=True)
-class Costs:
-    """Trading costs: fee as a fraction of notional, slippage as a fraction of price."""
-
-    fee: float = 0.0
-    slippage: float = 0.0
-    init_cash: float = INIT_CASH
-
-    def __post_init__(self) -> None:
-        for name in ("fee", "slippage"):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and 0.0 <= value < 0.1):
-                raise BacktestError(f"{name} must be a fraction in [0, 0.1), got {value!r}")
-        if not self.init_cash > 0:
-            raise BacktestError(f"init_cash must be positive, got {self.init_cash!r}")
 
 
 def to_bars(data: pd.DataFrame | Mapping[str, pd.DataFrame], symbol: str = "asset") -> pd.DataFrame:

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from quantdesk.backtest.results import BacktestResult
-from quantdesk.backtest.runner import INIT_CASH, Costs, run
+from quantdesk.backtest.runner import run
 from quantdesk.config import load_config
 from quantdesk.data.store import DataStore
 from quantdesk.data.symbols import parse_symbols
+from quantdesk.model import INIT_CASH, Costs
 from quantdesk.strategy import strategy_class
 
 

@@ -7,7 +7,7 @@
 - probability of backtest overfitting via combinatorially symmetric cross-validation (Bailey,
   Borwein, Lopez de Prado & Zhu 2017);
 - parameter stability: the objective in the neighbourhood of the best parameters;
-- replay parity: the engine's replay (quantdesk.engine.replay) reproduces the vectorbt trades.
+- replay parity: the engine's replay (quantdesk.system.replay) reproduces the vectorbt trades.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ from quantdesk.backtest.optimize import (
     get_objective,
     naive_utc,
 )
-from quantdesk.backtest.runner import Costs, simulate
+from quantdesk.backtest.runner import simulate
 from quantdesk.errors import QuantdeskError
+from quantdesk.model import Costs
 from quantdesk.strategy import Choice, Float, Int, Signals, SignalStrategy
 
 EULER_GAMMA = 0.5772156649015329
@@ -435,10 +436,10 @@ def parity_check(
     strategy: SignalStrategy, data: Mapping[str, pd.DataFrame], costs: Costs, rel: float = 1e-9
 ) -> Check:
     """Engine replay vs vectorbt: same trades (times, sides, sizes, prices), equity within rel."""
-    if importlib.util.find_spec("quantdesk.engine.replay") is None:
+    if importlib.util.find_spec("quantdesk.system.replay") is None:
         return Check("parity", None, "", "engine replay not available")
     from quantdesk.backtest.runner import run
-    from quantdesk.engine.replay import replay
+    from quantdesk.system.replay import replay
 
     try:
         replayed = _off_loop(lambda: replay(strategy, data, costs))

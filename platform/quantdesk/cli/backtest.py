@@ -75,7 +75,7 @@ def backtest(
     data = app.store.load_many(names, tf, start, end, exchange, market)
 
     if risk_config is not None:
-        from quantdesk.engine.replay import replay
+        from quantdesk.system.replay import replay
 
         replayed = replay(cls(**fixed), data, costs, timeframe=tf, risk_config=risk_config)
         print_stats(replayed.backtest, cls.label(), tf, prefix="with risk limits: ")

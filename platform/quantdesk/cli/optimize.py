@@ -69,7 +69,7 @@ def storage_options(func: F) -> F:
 def job_from_options(app: AppContext, strategy_name: str, kw: dict[str, Any], **extra: Any) -> Any:
     """The optimization job the data-window and cost options describe (extra: job settings)."""
     from quantdesk.backtest.optimize import job_from_store
-    from quantdesk.backtest.runner import Costs
+    from quantdesk.model import Costs
 
     return job_from_store(
         app.store,

@@ -49,9 +49,9 @@ def replay(
     from quantdesk.backtest import Costs
     from quantdesk.cli.backtest import print_stats
     from quantdesk.data.symbols import parse_symbols
-    from quantdesk.engine.replay import default_journal_path
-    from quantdesk.engine.replay import replay as run_replay
     from quantdesk.strategy import parse_param_args, strategy_class
+    from quantdesk.system.replay import default_journal_path
+    from quantdesk.system.replay import replay as run_replay
 
     cls = strategy_class(strategy_name, strategies_dir)
     fixed, grid = parse_param_args(cls, param_args)

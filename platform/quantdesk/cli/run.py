@@ -113,7 +113,10 @@ def run(
     from quantdesk.data.timeframes import timeframe_ms
     from quantdesk.data.times import parse_time, to_ms
     from quantdesk.engine.kernel import ExecutionMode
-    from quantdesk.engine.live import (
+    from quantdesk.engine.reconcile import UnknownOrders
+    from quantdesk.promotion import require_promoted
+    from quantdesk.strategy import SignalStrategy, parse_param_args, strategy_class
+    from quantdesk.system.live import (
         Mode,
         RedactSignatures,
         SessionResult,
@@ -121,9 +124,6 @@ def run(
         install_signal_handlers,
         run_session,
     )
-    from quantdesk.engine.reconcile import UnknownOrders
-    from quantdesk.promotion import require_promoted
-    from quantdesk.strategy import SignalStrategy, parse_param_args, strategy_class
 
     cls = strategy_class(strategy_name, strategies_dir)
     fixed, grid = parse_param_args(cls, param_args)

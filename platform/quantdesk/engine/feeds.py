@@ -10,15 +10,13 @@ bar's open (there is no next bar yet; the venue fills at the price in force).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator
 from typing import NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
 
-from quantdesk.data.store import DataStore
-from quantdesk.data.timeframes import timeframe_ms
-from quantdesk.venues.sim import SimBar
+from quantdesk.model import SimBar
 
 
 class BarEvent(NamedTuple):
@@ -64,21 +62,6 @@ class HistoricalFeed:
             for f in ("open", "high", "low", "close", "volume")
         }
 
-    @classmethod
-    def from_store(
-        cls,
-        store: DataStore,
-        symbols: Iterable[str],
-        timeframe: str,
-        start: str | None = None,
-        end: str | None = None,
-        exchange: str | None = None,
-        market: str | None = None,
-    ) -> HistoricalFeed:
-        """Replay stored bars of several symbols, aligned as the backtest aligns them."""
-        data = store.load_many(symbols, timeframe, start, end, exchange, market)
-        return cls(wide_bars(data), timeframe_ms(timeframe))
-
     def __len__(self) -> int:
         return len(self.times)
 
@@ -97,10 +80,3 @@ class HistoricalFeed:
                     step.append(BarEvent(symbol, SimBar(t, o[i], h[i], low[i], close, v[i]), i))
             if step:
                 yield step
-
-
-def wide_bars(data: pd.DataFrame | Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """Frames per symbol -> the aligned wide frame the backtest uses (same alignment rules)."""
-    from quantdesk.backtest.runner import to_bars
-
-    return to_bars(data)

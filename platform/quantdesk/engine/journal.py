@@ -43,16 +43,8 @@ from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
-from quantdesk.engine.orders import (
-    Fill,
-    Order,
-    OrderEvent,
-    OrderStatus,
-    OrderType,
-    TimeInForce,
-)
 from quantdesk.engine.portfolio import Position
-from quantdesk.fills import Side
+from quantdesk.model import Fill, Order, OrderEvent, OrderStatus, OrderType, Side, TimeInForce
 
 
 class DecimalText(TypeDecorator):

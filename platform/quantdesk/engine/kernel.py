@@ -28,31 +28,50 @@ Execution modes: `auto` sends orders; `confirm` journals them (status pending, r
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
 from quantdesk.engine.clock import SimClock
 from quantdesk.engine.feeds import BarEvent, Feed
-from quantdesk.engine.order_manager import OrderJournal, OrderManager, Venue
-from quantdesk.engine.orders import (
+from quantdesk.engine.order_manager import OrderManager
+from quantdesk.engine.portfolio import Portfolio
+from quantdesk.engine.runner import Cancel, Intent, Runner
+from quantdesk.model import (
     ZERO,
+    BarVenue,
     Fill,
     Order,
     OrderEvent,
+    OrderJournal,
     OrderStatus,
+    RetryPolicy,
+    RiskCheck,
+    Side,
+    Venue,
     client_order_id,
+    dec,
     is_flatten_order,
+    split_symbol,
 )
-from quantdesk.engine.portfolio import Portfolio, split_symbol
-from quantdesk.engine.risk_gate import RiskEngine
-from quantdesk.engine.runner import Cancel, Intent, Runner
-from quantdesk.fills import Side
-from quantdesk.venues.sim import SimBar, dec
+
+
+class Guard(Protocol):
+    """What the kernel runs after each step (quantdesk.risk.guard.RiskGuard)."""
+
+    risk: Any
+
+    def update_prices(self, marks: Mapping[str, Decimal]) -> None:
+        """The latest marks."""
+        ...
+
+    async def after_step(self, now_ms: int, new_fills: int) -> None:
+        """Monitors, kill switch commands and config reload after one step."""
+        ...
 
 
 class ExecutionMode(StrEnum):
@@ -61,23 +80,6 @@ class ExecutionMode(StrEnum):
     AUTO = "auto"
     CONFIRM = "confirm"
     SIGNALS_ONLY = "signals-only"
-
-
-@runtime_checkable
-class BarVenue(Protocol):
-    """A venue driven by the engine's bars (SimVenue): fills happen when bars open and close."""
-
-    def open_bar(self, symbol: str, bar: SimBar) -> list[str]:
-        """A bar starts; returns the client ids of orders that changed."""
-        ...
-
-    def close_bar(self, symbol: str, bar: SimBar) -> list[str]:
-        """A bar closed; returns the client ids of orders that changed."""
-        ...
-
-    def quote(self, symbol: str, side: Side) -> Decimal | None:
-        """The price a market order would fill at now."""
-        ...
 
 
 class Kernel:
@@ -91,15 +93,21 @@ class Kernel:
         clock: Any,
         *,
         runners: Iterable[Runner] = (),
-        risk: RiskEngine | None = None,
+        risk: RiskCheck | None = None,
         mode: ExecutionMode = ExecutionMode.AUTO,
         amount_step: Decimal = Decimal("1e-18"),
         timeframe_ms: int = 0,
         equity_every: int = 1,
         commit_every: int = 5_000,
         seed: int = 0,
+        retry: RetryPolicy | None = None,
+        order_timeout_ms: int | None = None,
+        guard: Callable[[OrderManager], Guard] | None = None,
     ) -> None:
-        """clock: SimClock (replay) or WallClock; journal: Journal or MemoryJournal."""
+        """clock: SimClock (replay) or WallClock; journal: Journal or MemoryJournal; retry: the
+        backoff of ambiguous order failures; order_timeout_ms: working orders older than this
+        are cancelled (protective orders excepted); guard: builds the risk guard (monitors,
+        kill switch, hot reload) over the kernel's order manager, run after each step."""
         self.venue = venue
         self.portfolio = portfolio
         self.journal = journal
@@ -115,7 +123,9 @@ class Kernel:
             journal,
             clock,
             rng=random.Random(seed),
+            policy=retry,
             sleep=clock.sleep,
+            order_timeout_ms=order_timeout_ms,
             on_fill=self._on_fill,
         )
         self.runners: list[Runner] = []
@@ -129,8 +139,7 @@ class Kernel:
         self._bar_venue = isinstance(venue, BarVenue)
         self._sim_clock = isinstance(clock, SimClock)
         self._by_symbol: dict[str, list[Runner]] = {}
-        # quantdesk.risk.guard.RiskGuard (monitors, kill switch, hot reload), run after each step
-        self.guard: Any = None
+        self.guard: Guard | None = guard(self.om) if guard is not None else None
         for runner in runners:
             self.add_runner(runner)
 
@@ -336,6 +345,15 @@ class Kernel:
         record = getattr(self.journal, "record_risk_event", None)
         if record is not None:
             record("order_denied", reason, self.clock(), payload={"order": order.client_order_id})
+
+    async def idle(self) -> None:
+        """Work between bars (live feeds call it while waiting): approvals go out at once,
+        kill/resume commands and the monitors run."""
+        if self.mode is ExecutionMode.CONFIRM and self.held:
+            await self._commands()
+        if self.guard is not None:
+            self.guard.update_prices(self.marks())
+            await self.guard.after_step(self.clock(), 0)
 
     async def _commands(self) -> None:
         """Confirm mode: send approved orders, withdraw rejected ones."""

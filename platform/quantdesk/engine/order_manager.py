@@ -23,77 +23,26 @@ import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Protocol
 
-import ccxt
-
-from quantdesk.engine.failures import Failure, Operation, RetryPolicy, classify, is_throttled
-from quantdesk.engine.orders import ZERO, Fill, Order, OrderEvent, OrderStatus
+from quantdesk.model import (
+    ZERO,
+    Failure,
+    Fill,
+    Operation,
+    Order,
+    OrderEvent,
+    OrderJournal,
+    OrderStatus,
+    RetryPolicy,
+    Venue,
+    VenueNotFound,
+    VenueOrder,
+    classify,
+    is_throttled,
+)
 
 log = logging.getLogger(__name__)
 S = OrderStatus
-
-
-@dataclass(frozen=True)
-class VenueOrder:
-    """The venue's view of one order (an ack, a lookup or a cancel reply).
-
-    `fills` itemizes executions when the venue reports them; otherwise the cumulative `filled`,
-    `average_price` and `fee` are used and the difference is applied as one synthetic fill. A
-    venue adapter must do one or the other consistently: mixing them would count fills twice.
-    """
-
-    client_order_id: str
-    status: OrderStatus  # NEW, PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED or REJECTED
-    venue_order_id: str | None = None
-    filled: Decimal = ZERO
-    average_price: Decimal | None = None
-    fee: Decimal = ZERO
-    fee_currency: str = ""
-    fills: tuple[Fill, ...] = ()
-    timestamp: int = 0
-    reason: str = ""
-
-
-class Venue(Protocol):
-    """What the order manager needs from a venue (SimVenue, CcxtVenue, test fakes)."""
-
-    name: str
-
-    async def create_order(self, order: Order) -> VenueOrder:
-        """Place the order under order.client_order_id; raise on failure."""
-        ...
-
-    async def fetch_order_by_client_id(
-        self, symbol: str, client_order_id: str
-    ) -> VenueOrder | None:
-        """The order with this client id, or None when the venue has no such order."""
-        ...
-
-    async def cancel_order(self, order: Order) -> VenueOrder:
-        """Cancel by client id (and venue id when known); returns the order after the cancel."""
-        ...
-
-    async def fetch_open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
-        """All open orders, optionally for one symbol."""
-        ...
-
-
-class OrderJournal(Protocol):
-    """What the order manager persists (quantdesk.engine.journal.Journal implements it)."""
-
-    def record_order(self, order: Order) -> None:
-        """Insert or update the order's current state."""
-        ...
-
-    def record_event(self, event: OrderEvent) -> None:
-        """Append one state transition."""
-        ...
-
-    def record_fill(self, fill: Fill) -> bool:
-        """Store a fill; False if its trade id was already stored (not to be re-applied to the
-        portfolio)."""
-        ...
 
 
 @dataclass
@@ -253,7 +202,7 @@ class OrderManager:
                 return await self.venue.fetch_order_by_client_id(
                     order.symbol, order.client_order_id
                 ), True
-            except ccxt.OrderNotFound:
+            except VenueNotFound:
                 return None, True
             except Exception as err:
                 log.warning("order %s: lookup failed: %s", order.client_order_id, err)
@@ -274,6 +223,13 @@ class OrderManager:
         return done
 
     # --- after a restart ----------------------------------------------------------------------
+
+    def remember(self, orders: Iterable[Order]) -> None:
+        """Track finished orders from the journal: their client ids are never sent again."""
+        for order in orders:
+            if not order.status.is_terminal:
+                raise ValueError(f"order {order.client_order_id} is not finished: recover() it")
+            self.orders[order.client_order_id] = order
 
     async def recover(self, orders: Iterable[Order], resend: bool = False) -> list[Order]:
         """Take over unfinished orders loaded from the journal after a restart.

@@ -17,17 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from quantdesk.engine.orders import ZERO, Fill
-from quantdesk.fills import Side
-
-
-def split_symbol(symbol: str) -> tuple[str, str]:
-    """(base, cash currency) of a ccxt symbol: the settle currency for derivatives."""
-    base, _, rest = symbol.partition("/")
-    quote, _, settle = rest.partition(":")
-    if not base or not quote:
-        raise ValueError(f"invalid symbol {symbol!r}")
-    return base, settle or quote
+from quantdesk.model import ZERO, Fill, NetFill, Side, net_fill, split_symbol
 
 
 def funding_payment(quantity: Decimal, mark: Decimal, rate: Decimal) -> Decimal:
@@ -122,12 +112,12 @@ class Portfolio:
 
     def apply_fill(self, fill: Fill) -> Decimal:
         """Book one execution; returns the gross PnL it realized."""
-        base, ccy = split_symbol(fill.symbol)
+        net = net_fill(fill)
+        ccy = net.cash_currency
         pos = self.positions.setdefault(fill.symbol, Position(fill.symbol))
-        sign = 1 if fill.side is Side.BUY else -1
-        self.cash[ccy] = self.cash.get(ccy, ZERO) - sign * fill.amount * fill.price
+        self.cash[ccy] = self.cash.get(ccy, ZERO) + net.cash
         old = pos.quantity
-        delta = sign * fill.amount
+        delta = net.quantity
         realized = ZERO
         closing = ZERO
         if old == 0 or (old > 0) == (delta > 0):
@@ -142,7 +132,7 @@ class Portfolio:
                 pos.average_price = ZERO
             elif (pos.quantity > 0) != (old > 0):
                 pos.average_price = fill.price  # flipped: the rest opened at this price
-        fee_value = self._pay_fee(fill, base, ccy, pos)
+        fee_value = self._pay_fee(net, pos)
         pos.realized_pnl += realized
         pos.fees += fee_value
         pos.updated_ms = fill.timestamp
@@ -161,18 +151,17 @@ class Portfolio:
         if trip is not None:
             trip.funding += amount
 
-    def _pay_fee(self, fill: Fill, base: str, ccy: str, pos: Position) -> Decimal:
-        """Deduct the fee; returns its value in the cash currency."""
-        if not fill.fee:
+    def _pay_fee(self, net: NetFill, pos: Position) -> Decimal:
+        """Deduct the fee where it was charged; returns its value in the cash currency."""
+        paid = net.fee_in_base + net.fee_in_cash + net.fee_in_other
+        if not paid:
             return ZERO
-        cur = fill.fee_currency or ccy
-        self.fees[cur] = self.fees.get(cur, ZERO) + fill.fee
-        if cur == base:
-            # spot buys on Binance charge the fee in the asset bought: the position shrinks
-            pos.quantity -= fill.fee
-            return fill.fee * fill.price
-        self.cash[cur] = self.cash.get(cur, ZERO) - fill.fee
-        return fill.fee if cur == ccy else ZERO
+        self.fees[net.fee_currency] = self.fees.get(net.fee_currency, ZERO) + paid
+        # spot buys on Binance charge the fee in the asset bought: the position shrinks
+        pos.quantity -= net.fee_in_base
+        if net.fee_in_cash or net.fee_in_other:
+            self.cash[net.fee_currency] = self.cash.get(net.fee_currency, ZERO) - paid
+        return net.fee_value
 
     def _book_trip(
         self, fill: Fill, old: Decimal, closing: Decimal, realized: Decimal, fee: Decimal

@@ -24,10 +24,19 @@ from enum import StrEnum
 from typing import Protocol
 
 from quantdesk.engine.journal import Journal
-from quantdesk.engine.order_manager import OrderManager, Venue
-from quantdesk.engine.orders import ZERO, Fill, Order, OrderEvent, OrderStatus
-from quantdesk.engine.portfolio import Portfolio, split_symbol
-from quantdesk.venues.ccxt_venue import VenueBalance, VenuePosition
+from quantdesk.engine.order_manager import OrderManager
+from quantdesk.engine.portfolio import Portfolio
+from quantdesk.model import (
+    ZERO,
+    Fill,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    Venue,
+    VenueBalance,
+    VenuePosition,
+    split_symbol,
+)
 
 log = logging.getLogger(__name__)
 

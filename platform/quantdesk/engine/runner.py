@@ -25,6 +25,7 @@ them at each close, taking the last row: history up to the last closed bar, neve
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, Protocol
@@ -33,8 +34,7 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.engine.feeds import BarEvent
-from quantdesk.engine.orders import ZERO, Fill, OrderType
-from quantdesk.fills import Side
+from quantdesk.model import ZERO, Fill, OrderType, Side, net_fill
 from quantdesk.strategy import QuoteStrategy, SignalStrategy, StrategyError
 
 ENTRY, EXIT, STOP_LOSS, TAKE_PROFIT = 0, 3, 1, 2  # client id sequence numbers per bar
@@ -126,14 +126,18 @@ class SignalRunner:
         fee: Decimal,
         strategy_id: str | None = None,
         window: int | None = None,
+        min_amounts: Mapping[str, Decimal] | None = None,
     ) -> None:
-        """capital: cash per symbol sleeve; fee: fraction the venue charges (for sizing)."""
+        """capital: cash per symbol sleeve; fee: fraction the venue charges (for sizing);
+        min_amounts: per symbol, the smallest amount the venue accepts (what an exit leaves
+        below it is dust, and the sleeve counts as flat)."""
         if not isinstance(strategy, SignalStrategy):
             raise StrategyError(f"{strategy.label()} is not a SignalStrategy")
         self.strategy = strategy
         self.strategy_id = strategy_id or strategy.label()
         self.symbols = list(symbols)
         self.fee = Decimal(fee)
+        self.min_amounts = dict(min_amounts or {})
         self.sleeves = {s: Sleeve(s, Decimal(capital)) for s in self.symbols}
         self.window = window or max(2 * int(strategy.warmup) + 2, 50)
         self._entries: np.ndarray | None = None
@@ -250,12 +254,14 @@ class SignalRunner:
     def on_fill(self, fill: Fill, tag: str, bar_ms: int) -> list[Intent | Cancel]:
         """Book the fill on the sleeve; place or cancel protective orders."""
         sleeve = self.sleeves[fill.symbol]
+        net = net_fill(fill)  # a fee in the asset bought shrinks the quantity, not the cash
+        sleeve.qty += net.net_quantity
         if fill.side is Side.BUY:
-            sleeve.qty += fill.amount
-            sleeve.cash -= fill.amount * fill.price + fill.fee
+            sleeve.cash -= fill.amount * fill.price + net.fee_in_cash
         else:
-            sleeve.qty -= fill.amount
-            sleeve.cash += fill.amount * fill.price - fill.fee
+            sleeve.cash += fill.amount * fill.price - net.fee_in_cash
+            if 0 < sleeve.qty < self.min_amounts.get(fill.symbol, ZERO):
+                sleeve.qty = ZERO  # dust below the venue's minimum cannot be sold: flat
         out: list[Intent | Cancel] = []
         if tag in ("sl", "tp"):
             sleeve.stopped_ms = bar_ms

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import TypeVar
 
-from quantdesk.engine.failures import Failure, Operation, classify
+from quantdesk.model import Failure, Operation, VenueAmbiguous, classify
 from quantdesk.risk.limits import RiskConfig
 
 T = TypeVar("T")
@@ -27,8 +27,9 @@ class BreakerState(StrEnum):
     HALF_OPEN = "half_open"
 
 
-class CircuitOpen(Exception):
-    """A request was refused locally because the venue's breaker is open."""
+class CircuitOpen(VenueAmbiguous):
+    """A request was refused locally because the venue's breaker is open (a VenueError, so
+    callers that survive venue outages survive this too)."""
 
     def __init__(self, venue: str) -> None:
         super().__init__(f"circuit breaker for {venue} is open")

@@ -18,18 +18,19 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from quantdesk.engine.orders import ZERO, Order
-from quantdesk.engine.portfolio import Portfolio
-from quantdesk.engine.risk_gate import (
+from quantdesk.model import (
+    ZERO,
     Decision,
-    MarketRules,
-    PreTradeRisk,
+    Instrument,
+    Order,
+    PortfolioView,
     Reason,
     RiskDecision,
+    Side,
     TradingState,
 )
-from quantdesk.fills import Side
 from quantdesk.risk.breaker import CircuitBreaker
+from quantdesk.risk.gate import PreTradeRisk
 from quantdesk.risk.limits import RiskConfig, RiskLimits
 
 _STATE_RANK = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
@@ -67,9 +68,9 @@ class RiskEngine:
 
     def __init__(
         self,
-        markets: Mapping[str, MarketRules],
+        markets: Mapping[str, Instrument],
         config: RiskConfig,
-        portfolio: Portfolio,
+        portfolio: PortfolioView,
         *,
         clock: Callable[[], int],
         fee_rate: Decimal = ZERO,

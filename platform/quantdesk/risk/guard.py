@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from quantdesk.engine.order_manager import OrderManager
+from quantdesk.model import OrderDesk
 from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.killswitch import KillSwitch
 from quantdesk.risk.monitors import RiskMonitor, RiskSnapshot
@@ -29,7 +29,7 @@ class RiskGuard:
     def __init__(
         self,
         risk: RiskEngine,
-        managers: Sequence[OrderManager],
+        managers: Sequence[OrderDesk],
         *,
         journal: Any = None,
         returns: pd.DataFrame | None = None,

@@ -15,17 +15,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from quantdesk.engine.journal import Journal
-from quantdesk.engine.order_manager import OrderManager
-from quantdesk.engine.orders import (
+from quantdesk.model import (
     FLATTEN_STRATEGY_ID,
+    CommandJournal,
     Order,
+    OrderDesk,
     OrderStatus,
     OrderType,
+    Side,
+    TradingState,
     client_order_id,
 )
-from quantdesk.engine.risk_gate import TradingState
-from quantdesk.fills import Side
 from quantdesk.risk.checks import RiskEngine
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,9 @@ class KillSwitch:
     def __init__(
         self,
         risk: RiskEngine,
-        managers: Sequence[OrderManager],
+        managers: Sequence[OrderDesk],
         *,
-        journal: Journal | None = None,
+        journal: CommandJournal | None = None,
         flatten_on_halt: bool | None = None,
         on_resume: Sequence[Callable[[], Any]] = (),
     ) -> None:
@@ -151,7 +151,7 @@ class KillSwitch:
                 risk.alert("critical", f"flatten {symbol} rejected: {placed.reason}")
         return sent
 
-    def _manager_for(self, symbol: str) -> OrderManager:
+    def _manager_for(self, symbol: str) -> OrderDesk:
         """The manager that traded the symbol (else the first)."""
         for manager in self.managers:
             if any(o.symbol == symbol for o in manager.orders.values()):
@@ -182,7 +182,7 @@ def journaled_state(journal: Any) -> tuple[TradingState, str] | None:
     return TradingState(payload["new"]), str(payload.get("reason", ""))
 
 
-def queue_command(journal: Journal, kind: str, now_ms: int, **payload: Any) -> int:
+def queue_command(journal: CommandJournal, kind: str, now_ms: int, **payload: Any) -> int:
     """Write a kill/resume command for the engine to consume; returns its id."""
     if kind not in ("kill", "resume"):
         raise ValueError(f"not a kill switch command: {kind}")

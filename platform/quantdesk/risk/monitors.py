@@ -20,8 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from quantdesk.engine.orders import ZERO, Fill
-from quantdesk.engine.risk_gate import TradingState
+from quantdesk.model import ZERO, Fill, TradingState
 from quantdesk.risk.checks import RiskEngine, liquidation_price
 from quantdesk.risk.var import VaRReport, portfolio_var
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from quantdesk.data.timeframes import timeframe_ms
 from quantdesk.errors import DataError
-from quantdesk.fills import Side
+from quantdesk.model import Side
 from quantdesk.sandbox import formats as fmt
 from quantdesk.sandbox.errors import BinanceError, bad_param, bad_symbol, from_reject
 from quantdesk.sandbox.market import MINUTE_MS

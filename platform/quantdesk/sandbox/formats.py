@@ -39,7 +39,7 @@ def spot_order(order: Order, spec: MarketSpec, full: bool = False) -> dict[str, 
         "origQty": s(order.qty),
         "executedQty": s(order.filled),
         "cummulativeQuoteQty": s(order.cum_quote),
-        "status": order.status.value,
+        "status": order.status.value.upper(),
         "timeInForce": order.tif.value,
         "type": order.type.value,
         "side": order.side.value.upper(),
@@ -73,7 +73,7 @@ def futures_order(order: Order, spec: MarketSpec) -> dict[str, Any]:
     return {
         "orderId": order.id,
         "symbol": spec.id,
-        "status": order.status.value,
+        "status": order.status.value.upper(),
         "clientOrderId": order.client_id,
         "price": s(order.price or ZERO),
         "avgPrice": s(order.avg_price),
@@ -106,7 +106,7 @@ def algo_order(order: Order, spec: MarketSpec) -> dict[str, Any]:
     elif order.status is OrderStatus.FILLED:
         status = "FINISHED"
     else:
-        status = order.status.value
+        status = order.status.value.upper()
     return {
         "algoId": order.id,
         "clientAlgoId": order.client_id,

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import pandas as pd
 import vectorbt as vbt
 
-from quantdesk.backtest.runner import Costs
 from quantdesk.backtest.runner import simulate as simulate_signals
 from quantdesk.data.timeframes import timeframe_delta
 from quantdesk.errors import ConfigError
+from quantdesk.model import Costs
 from quantdesk.selection.panel import FIELDS, Panel
 from quantdesk.strategy import Signals
 

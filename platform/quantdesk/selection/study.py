@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from quantdesk.backtest.runner import Costs
 from quantdesk.config import load_config
 from quantdesk.data.store import DataStore
 from quantdesk.data.symbols import parse_symbols
+from quantdesk.model import Costs
 from quantdesk.selection import plots
 from quantdesk.selection.factors import compute_factors
 from quantdesk.selection.models import (

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from quantdesk.fills import Side
+from quantdesk.model import Side
 from quantdesk.venues.models import ZERO, Bar, MarketSpec
 
 

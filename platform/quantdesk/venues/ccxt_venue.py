@@ -11,29 +11,104 @@ Amounts and prices go out formatted by ccxt's `amount_to_precision` / `price_to_
 amount off the exchange's step grid, or outside its limits, is refused before any request
 (ccxt.InvalidOrder, a definitive failure), so the venue never works a different amount than the
 engine tracks.
+
+ccxt's exception classes are translated into `model.ports.VenueError` here and nowhere else
+(`map_ccxt_error`): every public coroutine of CcxtVenue raises only VenueError subclasses (or a
+transport's own TimeoutError/OSError, which the engine treats as ambiguous).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import ccxt
 import ccxt.async_support as ccxt_async
 
 from quantdesk.config import VenueConfig
-from quantdesk.engine.order_manager import VenueOrder
-from quantdesk.engine.orders import ZERO, Fill, Order, OrderStatus, OrderType
-from quantdesk.engine.risk_gate import MarketRules
 from quantdesk.errors import ConfigError
-from quantdesk.fills import Side
+from quantdesk.model import (
+    ZERO,
+    DuplicateOrder,
+    Fill,
+    Instrument,
+    Operation,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    VenueAmbiguous,
+    VenueBalance,
+    VenueError,
+    VenueNotFound,
+    VenueOrder,
+    VenuePosition,
+    VenueRefused,
+)
 from quantdesk.venues.client import sandbox_client
 
 log = logging.getLogger(__name__)
 S = OrderStatus
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Refusals. DuplicateOrderId and OrderNotFound are InvalidOrder subclasses but need care (below).
+_DEFINITIVE: tuple[type[BaseException], ...] = (
+    ccxt.InsufficientFunds,
+    ccxt.InvalidOrder,
+    ccxt.BadRequest,  # includes BadSymbol
+    ccxt.AuthenticationError,  # includes PermissionDenied, AccountSuspended
+    ccxt.ArgumentsRequired,
+    ccxt.NotSupported,
+    ccxt.OperationRejected,  # includes MarketClosed
+    ccxt.InvalidAddress,
+)
+
+# Requests the venue refused to process at all because of load: retry later, more slowly.
+_THROTTLED: tuple[type[BaseException], ...] = (ccxt.DDoSProtection, ccxt.RateLimitExceeded)
+
+
+def map_ccxt_error(exc: BaseException, operation: Operation = Operation.CREATE) -> VenueError:
+    """The VenueError for a ccxt exception raised by a request of kind `operation`."""
+    message = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, ccxt.DuplicateOrderId):
+        # Our client id already exists at the venue: an earlier attempt did land. Ambiguous on
+        # create so the caller looks the order up by client id and adopts it.
+        if operation is Operation.CREATE:
+            return DuplicateOrder(message)
+        return VenueRefused(message)
+    if isinstance(exc, ccxt.OrderNotFound):
+        return VenueNotFound(message)
+    if isinstance(exc, ccxt.CancelPending):
+        return VenueAmbiguous(message)
+    if isinstance(exc, _DEFINITIVE):
+        return VenueRefused(message)
+    # NetworkError (RequestTimeout, ExchangeNotAvailable, OnMaintenance, DDoSProtection,
+    # RateLimitExceeded, InvalidNonce), BadResponse/NullResponse, a bare ExchangeError with an
+    # unmapped code: all say nothing about what the venue did.
+    return VenueAmbiguous(message, throttled=isinstance(exc, _THROTTLED))
+
+
+def _mapped(
+    operation: Operation,
+) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+    """Decorate a coroutine so ccxt exceptions leave it as VenueError."""
+
+    def wrap(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        @functools.wraps(fn)
+        async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return await fn(*args, **kwargs)
+            except ccxt.BaseError as exc:
+                raise map_ccxt_error(exc, operation) from exc
+
+        return call
+
+    return wrap
+
 
 _EXCHANGE_IDS = {("binance", "spot"): "binance", ("binance", "usdm"): "binanceusdm"}
 _UNIFIED_STATUS = {
@@ -52,24 +127,6 @@ def dec(value: Any) -> Decimal:
     if isinstance(value, float) and value.is_integer():
         return Decimal(int(value))  # 100250.0 -> 100250, as the exchange printed it
     return Decimal(str(value))
-
-
-@dataclass(frozen=True)
-class VenueBalance:
-    """One asset's balance at the venue."""
-
-    asset: str
-    total: Decimal
-    free: Decimal
-
-
-@dataclass(frozen=True)
-class VenuePosition:
-    """A derivative position at the venue: signed quantity (negative = short)."""
-
-    symbol: str
-    quantity: Decimal
-    entry_price: Decimal
 
 
 def make_exchange(config: VenueConfig, env: Mapping[str, str] | None = None) -> Any:
@@ -108,7 +165,7 @@ class CcxtVenue:
         self.exchange = exchange
         self.name = name
         self.market = market
-        self.rules: dict[str, MarketRules] = {}
+        self.rules: dict[str, Instrument] = {}
         self.marks: dict[str, Decimal] = {}  # reference prices for market-order notional checks
         binance = exchange.id.startswith("binance")
         self._create_key = "newClientOrderId" if binance else "clientOrderId"
@@ -121,11 +178,12 @@ class CcxtVenue:
         """A venue from quantdesk.toml's [venues.NAME]."""
         return cls(make_exchange(config, env), name, market=config.market)
 
-    async def load(self) -> dict[str, MarketRules]:
+    @_mapped(Operation.FETCH)
+    async def load(self) -> dict[str, Instrument]:
         """Load markets and build each market's rules (steps, ticks, limits)."""
         markets = await self.exchange.load_markets()
         mode = self.exchange.precisionMode
-        self.rules = {s: MarketRules.from_ccxt(m, mode) for s, m in markets.items()}
+        self.rules = {s: Instrument.from_ccxt(m, mode) for s, m in markets.items()}
         return self.rules
 
     async def close(self) -> None:
@@ -134,6 +192,7 @@ class CcxtVenue:
 
     # --- Venue protocol -----------------------------------------------------------------------
 
+    @_mapped(Operation.CREATE)
     async def create_order(self, order: Order) -> VenueOrder:
         """Place the order under its client id, after precision and limit checks."""
         if not self.rules:
@@ -145,6 +204,7 @@ class CcxtVenue:
         )
         return await self._reply(raw, order.symbol, order.client_order_id)
 
+    @_mapped(Operation.FETCH)
     async def fetch_order_by_client_id(
         self, symbol: str, client_order_id: str
     ) -> VenueOrder | None:
@@ -158,10 +218,11 @@ class CcxtVenue:
                     None, symbol, {self._fetch_key: client_order_id, **family}
                 )
             except ccxt.OrderNotFound:
-                continue
+                continue  # "no such order" in this family: look in the next
             return await self._reply(raw, symbol, client_order_id)
         return None
 
+    @_mapped(Operation.CANCEL)
     async def cancel_order(self, order: Order) -> VenueOrder:
         """Cancel by client id; returns the order as the venue reports it afterwards."""
         params = {self._fetch_key: order.client_order_id, **self._family(order.symbol, order)}
@@ -173,6 +234,7 @@ class CcxtVenue:
                 return found
         return await self._reply(raw, order.symbol, order.client_order_id)
 
+    @_mapped(Operation.FETCH)
     async def fetch_open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
         """All open orders (of every symbol when symbol is None)."""
         raws = await self._open_orders(symbol)
@@ -184,8 +246,15 @@ class CcxtVenue:
             raws += await self.exchange.fetch_open_orders(symbol, None, None, {"trigger": True})
         return raws
 
+    @_mapped(Operation.FETCH)
+    async def fetch_time_ms(self, symbol: str) -> int:
+        """The venue's clock (its last ticker time for `symbol`), ms UTC."""
+        ticker = await self.exchange.fetch_ticker(symbol)
+        return int(ticker.get("timestamp") or 0)
+
     # --- what reconciliation reads -----------------------------------------------------------
 
+    @_mapped(Operation.FETCH)
     async def fetch_fills(self, symbol: str, since_ms: int | None = None) -> list[Fill]:
         """Our trades in `symbol` at or after since_ms, oldest first (client id left empty:
         trades carry only the venue order id)."""
@@ -193,11 +262,13 @@ class CcxtVenue:
         trades = await self.exchange.fetch_my_trades(symbol, since_ms or None)
         return [self._fill(t, "") for t in trades]
 
+    @_mapped(Operation.FETCH)
     async def fetch_order_client_id(self, symbol: str, venue_order_id: str) -> str:
         """The client id of an order known by its venue id."""
         raw = await self.exchange.fetch_order(venue_order_id, symbol)
         return raw.get("clientOrderId") or ""
 
+    @_mapped(Operation.FETCH)
     async def fetch_open_engine_orders(self, symbol: str | None = None) -> list[Order]:
         """Open venue orders as engine orders in SUBMITTED state (for adoption or cancelling):
         their fills and status are then read through `fetch_order_by_client_id`."""
@@ -234,6 +305,7 @@ class CcxtVenue:
             )
         return out
 
+    @_mapped(Operation.FETCH)
     async def fetch_balances(self) -> dict[str, VenueBalance]:
         """Non-zero balances per asset (spot wallet, or the futures wallet balance)."""
         raw = await self.exchange.fetch_balance()
@@ -247,6 +319,7 @@ class CcxtVenue:
                 out[asset] = bal
         return out
 
+    @_mapped(Operation.FETCH)
     async def fetch_positions(self) -> dict[str, VenuePosition]:
         """Open derivative positions by symbol (spot venues have none)."""
         if self.market != "usdm":
@@ -261,6 +334,7 @@ class CcxtVenue:
             out[p["symbol"]] = VenuePosition(p["symbol"], qty, dec(p.get("entryPrice")))
         return out
 
+    @_mapped(Operation.FETCH)
     async def fetch_closed_bars(
         self, symbol: str, timeframe: str, since_ms: int | None, limit: int = 500
     ) -> list[list[Any]]:

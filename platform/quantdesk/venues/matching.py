@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from quantdesk.fills import Side, fee, limit_fill, stop_fill, take_profit_fill
+from quantdesk.model import Side, fee, limit_fill, stop_fill, take_profit_fill
 from quantdesk.venues.accounts import Account, Balance, IncomeEntry
 from quantdesk.venues.book import Book, BookConfig, book_from_bar
 from quantdesk.venues.models import (
@@ -514,7 +514,7 @@ class MatchingCore:
         if order.remaining <= 0:
             self._close(account, spec, order, OrderStatus.FILLED)
         else:
-            order.status = OrderStatus.PARTIALLY_FILLED
+            order.apply(OrderStatus.PARTIALLY_FILLED)
         return fill
 
     def _close(self, account: Account, spec: MarketSpec, order: Order, status: OrderStatus) -> None:
@@ -527,7 +527,7 @@ class MatchingCore:
             else:
                 account.unlock(spec.base if order.side is Side.SELL else spec.quote, order.locked)
             order.locked = ZERO
-        order.status = status
+        order.apply(status)
         order.update_time = self.now
         self.open_orders.pop(order.id, None)
 

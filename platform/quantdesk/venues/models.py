@@ -1,4 +1,10 @@
-"""Orders, fills, markets and rejections of the matching core (Decimal money throughout)."""
+"""Orders, fills, markets and rejections of the matching core (Decimal money throughout).
+
+Statuses and time in force are the model's (`quantdesk.model`); the core's orders use NEW,
+PARTIALLY_FILLED, FILLED, CANCELED, EXPIRED and REJECTED, and change status only through
+`Order.apply` (the model's transition table). Order types here are Binance's, which the sandbox
+speaks; the engine's own order types are `model.OrderType`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from enum import StrEnum
 
-from quantdesk.fills import Side
+from quantdesk.model import OrderStatus, Side, TimeInForce, check_transition, round_to_step
 
 ZERO = Decimal(0)
 
@@ -46,31 +52,6 @@ class OrderType(StrEnum):
             OrderType.STOP_LOSS_LIMIT,
             OrderType.TAKE_PROFIT_LIMIT,
         )
-
-
-class TimeInForce(StrEnum):
-    """GTC rests, IOC fills what it can now, FOK all or nothing, GTX is post-only."""
-
-    GTC = "GTC"
-    IOC = "IOC"
-    FOK = "FOK"
-    GTX = "GTX"
-
-
-class OrderStatus(StrEnum):
-    """Binance order statuses."""
-
-    NEW = "NEW"
-    PARTIALLY_FILLED = "PARTIALLY_FILLED"
-    FILLED = "FILLED"
-    CANCELED = "CANCELED"
-    EXPIRED = "EXPIRED"
-    REJECTED = "REJECTED"
-
-    @property
-    def is_open(self) -> bool:
-        """Still working on the book (or waiting for its trigger)."""
-        return self in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
 
 
 class Reject(StrEnum):
@@ -115,13 +96,12 @@ class MarketSpec:
 
     def round_price(self, price: Decimal, up: bool = False) -> Decimal:
         """Price on the tick grid (down by default)."""
-        ticks = (price / self.tick_size).to_integral_value(ROUND_UP if up else ROUND_DOWN)
-        return (ticks * self.tick_size).quantize(self.tick_size)
+        rounding = ROUND_UP if up else ROUND_DOWN
+        return round_to_step(price, self.tick_size, rounding).quantize(self.tick_size)
 
     def round_qty(self, qty: Decimal) -> Decimal:
         """Quantity on the step grid, rounded down."""
-        steps = (qty / self.step_size).to_integral_value(ROUND_DOWN)
-        return (steps * self.step_size).quantize(self.step_size)
+        return round_to_step(qty, self.step_size, ROUND_DOWN).quantize(self.step_size)
 
 
 @dataclass(frozen=True)
@@ -195,6 +175,11 @@ class Order:
     triggered: bool = False
     locked: Decimal = ZERO  # funds (spot) or margin (perp) held for the unfilled rest
     fills: list[Fill] = field(default_factory=list)
+
+    def apply(self, status: OrderStatus) -> None:
+        """Move to `status` if the model's transition table allows it."""
+        check_transition(self.client_id, self.status, status)
+        self.status = status
 
     @property
     def remaining(self) -> Decimal:

@@ -10,7 +10,7 @@ The fill convention of `quantdesk.fills`, as the engine sees it:
   bids at price * (1 - s), deep enough for any size. Slippage is thus the half-spread a taker
   pays, applied by the core's own book walk.
 - A triggered stop is a market order at its trigger price (or the open when the bar gapped
-  through it), so it pays slippage too; triggers use `fills.stop_fill` / `take_profit_fill`,
+  through it), so it pays slippage too; triggers use `model.fills.stop_fill` / `take_profit_fill`,
   the same functions the core uses for its own conditional orders.
 - Limit orders rest in the core and are matched against each closed bar there.
 - Fees are a fraction of notional paid in the quote (settle) currency, as in the vectorbt
@@ -25,16 +25,30 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import NamedTuple
 
-import ccxt
-
-from quantdesk.engine.order_manager import VenueOrder
-from quantdesk.engine.orders import ZERO, Fill, Order, OrderStatus, OrderType
-from quantdesk.engine.portfolio import split_symbol
-from quantdesk.fills import Side, fee, stop_fill, take_profit_fill
+from quantdesk.model import (
+    ZERO,
+    DuplicateOrder,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    Side,
+    SimBar,
+    VenueError,
+    VenueNotFound,
+    VenueOrder,
+    VenueRefused,
+    dec,
+    fee,
+    net_fill,
+    slipped_price,
+    split_symbol,
+    stop_fill,
+    take_profit_fill,
+)
 from quantdesk.venues.matching import FeeSchedule, MatchingCore
-from quantdesk.venues.models import Bar, MarketSpec, OrderRejected, OrderRequest, Reject
+from quantdesk.venues.models import Bar, MarketSpec, OrderRejected, OrderRequest
 from quantdesk.venues.models import OrderStatus as CoreStatus
 from quantdesk.venues.models import OrderType as CoreType
 
@@ -49,24 +63,6 @@ _STATUS = {
     CoreStatus.EXPIRED: OrderStatus.EXPIRED,
     CoreStatus.REJECTED: OrderStatus.REJECTED,
 }
-
-
-class SimBar(NamedTuple):
-    """One bar as floats (what feeds carry); converted to Decimal only when orders need it.
-
-    A NamedTuple: a replay builds one per bar, and tuples are the cheapest immutable record."""
-
-    time: int  # open time, ms UTC
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float = 0.0
-
-
-def dec(value: float) -> Decimal:
-    """A float price as the Decimal of its shortest repr (what a person reading it expects)."""
-    return Decimal(repr(float(value)))
 
 
 def market_spec(symbol: str, amount_step: Decimal, price_tick: Decimal) -> MarketSpec:
@@ -168,7 +164,7 @@ class SimVenue:
         ref = self._reference(symbol)
         if ref is None:
             return None
-        return ref * (1 + self.slippage) if side is Side.BUY else ref * (1 - self.slippage)
+        return slipped_price(ref, side, self.slippage)
 
     def _reference(self, symbol: str) -> Decimal | None:
         bar = self._open.get(symbol)
@@ -195,16 +191,16 @@ class SimVenue:
         limits rest in the matching core."""
         cid = order.client_order_id
         if order.symbol not in self.specs:
-            raise ccxt.BadSymbol(f"{self.name}: unknown symbol {order.symbol}")
+            raise VenueRefused(f"{self.name}: unknown symbol {order.symbol}")
         if cid in self._orders:
-            raise ccxt.DuplicateOrderId(f"{self.name}: duplicate client order id {cid}")
+            raise DuplicateOrder(f"{self.name}: duplicate client order id {cid}")
         if order.type not in (
             OrderType.MARKET,
             OrderType.LIMIT,
             OrderType.STOP,
             OrderType.TAKE_PROFIT,
         ):
-            raise ccxt.InvalidOrder(f"{self.name}: {order.type} orders are not supported")
+            raise VenueRefused(f"{self.name}: {order.type} orders are not supported")
         tracked = _Tracked(order)
         self._orders[cid] = tracked
         try:
@@ -227,7 +223,7 @@ class SimVenue:
                 self._submit_core(tracked, request)
             else:
                 self._stops[order.symbol].append(tracked)
-        except ccxt.BaseError:
+        except VenueError:
             del self._orders[cid]  # refused: the venue never had it
             raise
         return self._view(tracked)
@@ -243,7 +239,7 @@ class SimVenue:
         """Cancel an open order; a finished one is returned as it is."""
         tracked = self._orders.get(order.client_order_id)
         if tracked is None:
-            raise ccxt.OrderNotFound(f"{self.name}: no order {order.client_order_id}")
+            raise VenueNotFound(f"{self.name}: no order {order.client_order_id}")
         if tracked.core_id is not None:
             core = self.core.orders[tracked.core_id]
             if core.status.is_open:
@@ -291,7 +287,7 @@ class SimVenue:
         """Fill a market order against a one-level book at price moved by the slippage."""
         order = tracked.order
         symbol = order.symbol
-        bid, ask = price * (1 - self.slippage), price * (1 + self.slippage)
+        bid, ask = (slipped_price(price, s, self.slippage) for s in (Side.SELL, Side.BUY))
         self._seed_mark(symbol, price)
         self.core.set_book(symbol, [[bid, DEPTH]], [[ask, DEPTH]])
         request = OrderRequest(
@@ -304,7 +300,7 @@ class SimVenue:
         )
         try:
             self._submit_core(tracked, request)
-        except ccxt.BaseError as exc:
+        except VenueError as exc:
             if raise_errors:
                 raise
             # Refused when it came to execute (e.g. a stop with nothing left to sell).
@@ -321,26 +317,21 @@ class SimVenue:
         if request.symbol not in self.core.bars:
             ref = self._reference(request.symbol)
             if ref is None:
-                raise ccxt.InvalidOrder(f"{self.name}: no price yet for {request.symbol}")
+                raise VenueRefused(f"{self.name}: no price yet for {request.symbol}")
             self._seed_mark(request.symbol, ref)
         if request.type is CoreType.LIMIT and request.symbol in self._last:
             ref = self._reference(request.symbol)
             assert ref is not None
             self.core.set_book(
                 request.symbol,
-                [[ref * (1 - self.slippage), DEPTH]],
-                [[ref * (1 + self.slippage), DEPTH]],
+                [[slipped_price(ref, Side.SELL, self.slippage), DEPTH]],
+                [[slipped_price(ref, Side.BUY, self.slippage), DEPTH]],
             )
         count = len(self.core.fills)
         try:
             core = self.core.submit(self.account, request)
         except OrderRejected as exc:
-            error = (
-                ccxt.InsufficientFunds
-                if exc.reason is Reject.INSUFFICIENT_FUNDS
-                else (ccxt.InvalidOrder)
-            )
-            raise error(f"{self.name}: {exc}") from None
+            raise VenueRefused(f"{self.name}: {exc}") from None
         tracked.core_id = core.id
         self._charge(self.core.fills[count:])
 
@@ -351,12 +342,6 @@ class SimVenue:
             tracked = self._orders[core.client_id]
             spec = self.specs[cf.symbol]
             rate = self.maker_fee if cf.maker else self.fee
-            paid = fee(cf.quote_qty, rate)
-            if paid:
-                if spec.perp:
-                    self.account.credit(spec.quote, -paid)
-                else:
-                    self.account.balance(spec.quote).free -= paid
             fill = Fill(
                 trade_id=f"{self.name}-{cf.trade_id}",
                 client_order_id=core.client_id,
@@ -364,12 +349,19 @@ class SimVenue:
                 side=cf.side,
                 amount=cf.qty,
                 price=cf.price,
-                fee=paid,
+                fee=fee(cf.quote_qty, rate),
                 fee_currency=spec.quote,
                 timestamp=self._now(cf.symbol) if timestamp is None else timestamp,
                 venue=self.name,
                 venue_order_id=str(core.id),
             )
+            # the core traded fee-free; the fee is booked here by the rule every account uses
+            paid = net_fill(fill).fee_in_cash
+            if paid:
+                if spec.perp:
+                    self.account.credit(spec.quote, -paid)
+                else:
+                    self.account.balance(spec.quote).free -= paid
             tracked.fills = (*tracked.fills, fill)
 
     def _view(self, tracked: _Tracked) -> VenueOrder:

@@ -18,37 +18,43 @@ import re
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import ccxt
 import pandas as pd
 
 from quantdesk.config import VenueConfig
 from quantdesk.data.timeframes import timeframe_ms
 from quantdesk.engine.clock import WallClock
-from quantdesk.engine.failures import RetryPolicy
 from quantdesk.engine.feeds import BarEvent, Step
 from quantdesk.engine.journal import Journal
 from quantdesk.engine.kernel import ExecutionMode, Kernel
-from quantdesk.engine.orders import ZERO, Fill, is_flatten_order
-from quantdesk.engine.portfolio import Portfolio, split_symbol
+from quantdesk.engine.portfolio import Portfolio
 from quantdesk.engine.reconcile import Reconciler, ReconcileReport, UnknownOrders
-from quantdesk.engine.risk_gate import MarketRules, PreTradeRisk, TradingState
-from quantdesk.engine.runner import Cancel, Intent, SignalRunner
+from quantdesk.engine.runner import SignalRunner
 from quantdesk.errors import ConfigError
-from quantdesk.fills import Side
+from quantdesk.model import (
+    ZERO,
+    Instrument,
+    RetryPolicy,
+    SimBar,
+    TradingState,
+    VenueError,
+    is_flatten_order,
+    split_symbol,
+)
 from quantdesk.risk.checks import RiskEngine
-from quantdesk.risk.guard import RiskGuard
+from quantdesk.risk.gate import PreTradeRisk
 from quantdesk.risk.killswitch import journaled_state
 from quantdesk.risk.limits import RiskConfig
 from quantdesk.risk.var import daily_returns
 from quantdesk.strategy import SignalStrategy
+from quantdesk.system.kernel import build_kernel
 from quantdesk.venues.ccxt_venue import CcxtVenue
-from quantdesk.venues.sim import SimBar, SimVenue
+from quantdesk.venues.sim import SimVenue
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +140,7 @@ class LiveBarFeed:
         while not self.finished():
             try:
                 steps = await self._poll()
-            except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+            except VenueError as exc:
                 log.warning("bar poll failed (%s); retrying", type(exc).__name__)
                 steps = []
             for step in steps:
@@ -265,34 +271,6 @@ class LiveJournal(Journal):
     batch = None  # type: ignore[assignment]
 
 
-class FeeAwareRunner(SignalRunner):
-    """SignalRunner for a real venue's accounting.
-
-    A fee paid in the base asset (Binance spot buys) shrinks the position instead of the cash,
-    so the exit sells what is actually held; what an exit leaves below the market's minimum
-    amount is dust that cannot be sold, and the sleeve counts as flat again.
-    """
-
-    def __init__(self, *args: Any, min_amounts: Mapping[str, Decimal], **kwargs: Any) -> None:
-        """min_amounts: per symbol, the smallest amount the venue accepts."""
-        super().__init__(*args, **kwargs)
-        self.min_amounts = dict(min_amounts)
-
-    def on_fill(self, fill: Fill, tag: str, bar_ms: int) -> list[Intent | Cancel]:
-        """Book the fill as the venue did, then let SignalRunner react."""
-        base, _ = split_symbol(fill.symbol)
-        sleeve = self.sleeves[fill.symbol]
-        if fill.fee and fill.fee_currency == base and fill.side is Side.BUY:
-            net = replace(fill, amount=fill.amount - fill.fee, fee=ZERO)
-            out = super().on_fill(net, tag, bar_ms)
-            sleeve.cash -= fill.fee * fill.price  # paid for the whole amount
-        else:
-            out = super().on_fill(fill, tag, bar_ms)
-        if fill.side is Side.SELL and 0 < sleeve.qty < self.min_amounts.get(fill.symbol, ZERO):
-            sleeve.qty = ZERO
-        return out
-
-
 @dataclass
 class SessionSpec:
     """Everything `quantdesk run` decides."""
@@ -387,9 +365,9 @@ class Session:
         portfolio = Portfolio(cash={quote: session_cash}, currency=quote)
         for fill in fills:
             portfolio.apply_fill(fill)
-        fee = Decimal(str(data.exchange.markets[symbols[0]].get("taker") or 0))
+        fee = rules[symbols[0]].taker_fee or ZERO
         sym_rules = {s: rules[s] for s in symbols}
-        runner = FeeAwareRunner(
+        runner = SignalRunner(
             spec.strategy,
             symbols,
             capital=capital,
@@ -419,7 +397,7 @@ class Session:
             )
             log.warning(message)
             journal.record_risk_event("state_restored", message, self.clock(), "critical")
-        kernel = Kernel(
+        kernel = build_kernel(
             venue,
             portfolio,
             journal,
@@ -429,22 +407,16 @@ class Session:
             mode=spec.execution,
             amount_step=step,
             timeframe_ms=timeframe_ms(timeframe),
+            retry=spec.retry,
+            # Every client id ever journaled stays known: the same decision is never sent twice.
+            known_orders=[o for o in journal.load_orders(open_only=False) if o.status.is_terminal],
+            config_path=spec.config_path,
+            returns=(
+                await venue_daily_returns(data, symbols, gate.config.var_window_days)
+                if isinstance(gate, RiskEngine)
+                else None
+            ),
         )
-        if spec.retry is not None:
-            kernel.om.policy = spec.retry
-        if isinstance(gate, RiskEngine):
-            window = gate.config.var_window_days
-            kernel.guard = RiskGuard(
-                gate,
-                [kernel.om],
-                journal=journal,
-                config_path=spec.config_path,
-                returns=await venue_daily_returns(data, symbols, window),
-            )
-        # Every client id ever journaled stays known: the same decision is never sent twice.
-        for order in journal.load_orders(open_only=False):
-            if order.status.is_terminal:
-                kernel.om.orders[order.client_order_id] = order
         if spec.mode is Mode.LIVE:
             CrashHook.from_env().install(data, journal)
         await kernel.om.recover(journal.load_orders(open_only=True))
@@ -466,13 +438,7 @@ class Session:
         last = [self.clock()]
 
         async def idle() -> None:
-            if kernel.held:
-                # confirm mode: an approval goes out at once, not with the next bar (the kernel
-                # only offers this step privately)
-                await kernel._commands()
-            if kernel.guard is not None:  # kill/resume commands and monitors between bars too
-                kernel.guard.update_prices(kernel.marks())
-                await kernel.guard.after_step(self.clock(), 0)
+            await kernel.idle()  # approvals, kill/resume commands and monitors between bars
             if reconciler is not None and self.clock() - last[0] >= spec.reconcile_every_s * 1000:
                 last[0] = self.clock()
                 await self._reconcile(reconciler, journal, attempts=1)
@@ -511,7 +477,7 @@ class Session:
         )
 
     def _paper_venue(
-        self, portfolio: Portfolio, rules: Mapping[str, MarketRules], fee: Decimal
+        self, portfolio: Portfolio, rules: Mapping[str, Instrument], fee: Decimal
     ) -> SimVenue:
         """In-process fills for paper mode, funded with what the portfolio holds."""
         held = dict(portfolio.cash)
@@ -536,7 +502,7 @@ class Session:
             try:
                 self.reports.append(await reconciler.run())
                 return True
-            except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+            except VenueError as exc:
                 log.warning("reconciliation failed (%s), attempt %d", type(exc).__name__, attempt)
                 journal.record_risk_event(
                     "reconcile_failed", f"{type(exc).__name__}", self.clock(), "warning"
@@ -562,7 +528,7 @@ class Session:
                 )
             return payload | {"resumed": True}
         symbol = _venue_symbol(self.spec.symbols[0], data.rules, self.spec.venue.market)
-        ticker = await data.exchange.fetch_ticker(symbol)
+        venue_ms = await data.fetch_time_ms(symbol)
         if self.spec.mode is Mode.LIVE:
             venue_balances = await data.fetch_balances()
             balances = {a: b.total for a, b in venue_balances.items()}
@@ -581,7 +547,7 @@ class Session:
             "venue": self.spec.venue_name,
             "balances": {a: str(v) for a, v in balances.items()},
             "capital": str(capital),
-            "since_ms": int(ticker.get("timestamp") or 0) + 1,
+            "since_ms": venue_ms + 1,
         }
         journal.record_risk_event("session", "session record", self.clock(), "info", payload)
         return payload

@@ -1,8 +1,8 @@
-"""Engine-side orders: the state machine (one transition table), fills and client order ids.
+"""Orders: the one transition table, the order record and deterministic client order ids.
 
-Every status change goes through `check_transition` / `Order.transition`, so an illegal move
-(a fill on a cancelled order, a rejection after acceptance, leaving a terminal state) raises
-`IllegalTransition` instead of silently corrupting the journal.
+Every status change goes through `Order.transition` (or `Order.apply_fill`, which calls it), so
+an illegal move (a fill on a cancelled order, a rejection after acceptance, leaving a terminal
+state) raises `IllegalTransition` instead of silently corrupting the journal.
 """
 
 from __future__ import annotations
@@ -11,42 +11,14 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import StrEnum
 
-from quantdesk.fills import Side
-
-ZERO = Decimal(0)
+from quantdesk.model.enums import OrderStatus, OrderType, Side, TimeInForce
+from quantdesk.model.fills import ZERO, Fill
 
 # Binance newClientOrderId: ^[.A-Z:/a-z0-9_-]{1,36}$
 CLIENT_ID_PATTERN = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 
-
-class OrderStatus(StrEnum):
-    """Lifecycle of an engine order."""
-
-    PENDING = "pending"  # intent journaled, not yet sent
-    SUBMITTED = "submitted"  # sent (maybe more than once, same client id); no ack seen yet
-    NEW = "new"  # acknowledged by the venue, working
-    PARTIALLY_FILLED = "partially_filled"
-    FILLED = "filled"
-    CANCELING = "canceling"  # cancel requested, outcome not yet known
-    CANCELED = "canceled"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-
-    @property
-    def is_terminal(self) -> bool:
-        """No further transition is possible."""
-        return not TRANSITIONS[self]
-
-    @property
-    def is_open(self) -> bool:
-        """Working at the venue (or possibly so): may still fill."""
-        return self in _OPEN
-
-
 S = OrderStatus
-_OPEN = frozenset({S.SUBMITTED, S.NEW, S.PARTIALLY_FILLED, S.CANCELING})
 
 # The one transition table. Why the less obvious moves are legal:
 # - PENDING -> CANCELED: withdrawn before sending (confirm mode denied, shutdown);
@@ -92,36 +64,6 @@ def check_transition(client_order_id: str, old: OrderStatus, new: OrderStatus) -
         raise IllegalTransition(client_order_id, old, new)
 
 
-class OrderType(StrEnum):
-    """Order types the engine can ask a venue for."""
-
-    MARKET = "market"
-    LIMIT = "limit"
-    STOP = "stop"  # stop -> market
-    STOP_LIMIT = "stop_limit"
-    TAKE_PROFIT = "take_profit"  # take-profit -> market
-    TAKE_PROFIT_LIMIT = "take_profit_limit"
-
-    @property
-    def needs_price(self) -> bool:
-        """Carries a limit price."""
-        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
-
-    @property
-    def needs_trigger(self) -> bool:
-        """Carries a trigger (stop) price."""
-        return self not in (OrderType.MARKET, OrderType.LIMIT)
-
-
-class TimeInForce(StrEnum):
-    """GTC rests, IOC fills what it can now, FOK all or nothing, GTX is post-only."""
-
-    GTC = "GTC"
-    IOC = "IOC"
-    FOK = "FOK"
-    GTX = "GTX"
-
-
 def client_order_id(
     strategy_id: str, symbol: str, bar_ms: int, seq: int, prefix: str = "qd"
 ) -> str:
@@ -137,28 +79,6 @@ def client_order_id(
         raise ValueError("bar_ms and seq must be non-negative")
     digest = hashlib.sha256(f"{strategy_id}\x1f{symbol}\x1f{bar_ms}\x1f{seq}".encode()).hexdigest()
     return f"{prefix}-{digest[: 35 - len(prefix)]}"
-
-
-@dataclass(frozen=True)
-class Fill:
-    """One execution reported by a venue; trade_id is unique per venue."""
-
-    trade_id: str
-    client_order_id: str
-    symbol: str
-    side: Side
-    amount: Decimal
-    price: Decimal
-    fee: Decimal
-    fee_currency: str
-    timestamp: int  # ms UTC
-    venue: str = ""
-    venue_order_id: str | None = None
-
-    @property
-    def notional(self) -> Decimal:
-        """amount * price."""
-        return self.amount * self.price
 
 
 @dataclass(frozen=True)
@@ -211,6 +131,13 @@ class Order:
         if not self.updated_ms:
             self.updated_ms = self.created_ms
 
+    def __setattr__(self, name: str, value: object) -> None:
+        # the status is set once by the constructor, then only by transition(): assigning it
+        # would skip the table and the journal event
+        if name == "status" and "status" in self.__dict__:
+            raise AttributeError("an order's status changes only through Order.transition()")
+        object.__setattr__(self, name, value)
+
     @property
     def remaining(self) -> Decimal:
         """Amount not yet filled."""
@@ -219,7 +146,9 @@ class Order:
     def transition(self, new: OrderStatus, timestamp: int, reason: str = "") -> OrderEvent:
         """Move to `new` if the table allows it; returns the event to journal."""
         check_transition(self.client_order_id, self.status, new)
-        old, self.status, self.updated_ms = self.status, new, timestamp
+        old = self.status
+        self.__dict__["status"] = new
+        self.updated_ms = timestamp
         if reason:
             self.reason = reason
         return OrderEvent(self.client_order_id, old, new, timestamp, reason)

@@ -1,4 +1,4 @@
-"""Failure classification of ccxt exceptions and the backoff policy."""
+"""Failure classification (ccxt exceptions as CcxtVenue maps them) and the backoff policy."""
 
 from __future__ import annotations
 
@@ -7,7 +7,21 @@ import random
 import ccxt
 import pytest
 
-from quantdesk.engine.failures import Failure, Operation, RetryPolicy, classify, is_throttled
+from quantdesk.model import Failure, Operation, RetryPolicy, VenueAmbiguous, is_throttled
+from quantdesk.model import classify as classify_venue_error
+from quantdesk.venues.ccxt_venue import map_ccxt_error
+
+
+def classify(exc: BaseException, operation: Operation = Operation.CREATE) -> Failure:
+    """What the engine decides for an exception leaving CcxtVenue (ccxt's are mapped first)."""
+    if isinstance(exc, ccxt.BaseError):
+        exc = map_ccxt_error(exc, operation)
+    return classify_venue_error(exc, operation)
+
+
+def throttled(exc: ccxt.BaseError) -> bool:
+    return is_throttled(map_ccxt_error(exc))
+
 
 DEFINITIVE = [
     ccxt.InsufficientFunds,
@@ -61,8 +75,10 @@ def test_order_not_found_on_cancel_is_definitive() -> None:
 
 
 def test_throttled() -> None:
-    assert is_throttled(ccxt.RateLimitExceeded("x")) and is_throttled(ccxt.DDoSProtection("x"))
-    assert not is_throttled(ccxt.RequestTimeout("x"))
+    assert throttled(ccxt.RateLimitExceeded("x")) and throttled(ccxt.DDoSProtection("x"))
+    assert not throttled(ccxt.RequestTimeout("x"))
+    assert is_throttled(VenueAmbiguous("429", throttled=True))
+    assert not is_throttled(VenueAmbiguous("timeout"))
 
 
 def test_backoff_bounds_growth_and_cap() -> None:

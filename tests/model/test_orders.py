@@ -7,17 +7,17 @@ from decimal import Decimal as D
 
 import pytest
 
-from quantdesk.engine.orders import (
+from quantdesk.model import (
     CLIENT_ID_PATTERN,
     Fill,
     IllegalTransition,
     Order,
     OrderStatus,
     OrderType,
+    Side,
     check_transition,
     client_order_id,
 )
-from quantdesk.fills import Side
 
 S = OrderStatus
 
@@ -61,9 +61,9 @@ def make_order(status: OrderStatus = S.PENDING, amount: str = "2", **kw) -> Orde
         amount=D(amount),
         price=kw.pop("price", D("100")),
         created_ms=1_000,
+        status=status,
         **kw,
     )
-    order.status = status
     return order
 
 

@@ -1,5 +1,8 @@
 """Venue failures: definitive vs ambiguous, and the retry policy (backoff with jitter).
 
+Venues raise `model.ports.VenueError` subclasses (CcxtVenue translates ccxt's exceptions); this
+module decides what the engine does with them.
+
 A DEFINITIVE failure is a refusal the venue stated (insufficient funds, invalid order, bad
 symbol, bad credentials): the request did not take effect and repeating it cannot help.
 An AMBIGUOUS failure (timeout, connection reset, 5xx, unparseable reply, maintenance, rate limit)
@@ -16,7 +19,7 @@ import random
 from dataclasses import dataclass
 from enum import StrEnum
 
-import ccxt
+from quantdesk.model.ports import VenueRefused
 
 
 class Failure(StrEnum):
@@ -34,42 +37,19 @@ class Operation(StrEnum):
     FETCH = "fetch"
 
 
-# Refusals. DuplicateOrderId and OrderNotFound are InvalidOrder subclasses but need care (below).
-_DEFINITIVE: tuple[type[BaseException], ...] = (
-    ccxt.InsufficientFunds,
-    ccxt.InvalidOrder,
-    ccxt.BadRequest,  # includes BadSymbol
-    ccxt.AuthenticationError,  # includes PermissionDenied, AccountSuspended
-    ccxt.ArgumentsRequired,
-    ccxt.NotSupported,
-    ccxt.OperationRejected,  # includes MarketClosed
-    ccxt.InvalidAddress,
-)
-
-# Requests the venue refused to process at all because of load: retry later, more slowly.
-_THROTTLED: tuple[type[BaseException], ...] = (ccxt.DDoSProtection, ccxt.RateLimitExceeded)
-
-
 def classify(exc: BaseException, operation: Operation = Operation.CREATE) -> Failure:
-    """Whether a venue exception is a definitive refusal or an ambiguous outcome."""
-    if isinstance(exc, ccxt.DuplicateOrderId):
-        # Our client id already exists at the venue: an earlier attempt did land. Ambiguous so
-        # the caller looks the order up by client id and adopts it.
-        return Failure.AMBIGUOUS if operation is Operation.CREATE else Failure.DEFINITIVE
-    if isinstance(exc, ccxt.CancelPending):
-        return Failure.AMBIGUOUS
-    if isinstance(exc, _DEFINITIVE):
-        return Failure.DEFINITIVE
-    # NetworkError (RequestTimeout, ExchangeNotAvailable, OnMaintenance, DDoSProtection,
-    # RateLimitExceeded, InvalidNonce), BadResponse/NullResponse, a bare ExchangeError with an
-    # unmapped code, TimeoutError/OSError from the transport, and bugs in a venue adapter after
-    # the request left: all say nothing about what the venue did.
-    return Failure.AMBIGUOUS
+    """Whether a venue exception is a definitive refusal or an ambiguous outcome.
+
+    Only a `VenueRefused` is definitive. Everything else (`VenueAmbiguous`, TimeoutError/OSError
+    from a transport, a bug in a venue adapter after the request left) says nothing about what
+    the venue did. `operation` is kept for callers; adapters already map per operation.
+    """
+    return Failure.DEFINITIVE if isinstance(exc, VenueRefused) else Failure.AMBIGUOUS
 
 
 def is_throttled(exc: BaseException) -> bool:
     """The venue asked us to slow down (HTTP 429/418, DDoS protection)."""
-    return isinstance(exc, _THROTTLED)
+    return bool(getattr(exc, "throttled", False))
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ backtest uses and the two can be compared at a glance.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,23 +23,23 @@ import pandas as pd
 import vectorbt as vbt
 
 from quantdesk.backtest.results import BacktestResult
-from quantdesk.backtest.runner import Costs, bar_freq, to_bars
+from quantdesk.backtest.runner import bar_freq, to_bars
+from quantdesk.data.store import DataStore
 from quantdesk.data.timeframes import timeframe_ms
 from quantdesk.engine.clock import SimClock
 from quantdesk.engine.feeds import HistoricalFeed
 from quantdesk.engine.journal import Journal
-from quantdesk.engine.kernel import ExecutionMode, Kernel
+from quantdesk.engine.kernel import ExecutionMode
 from quantdesk.engine.order_manager import MemoryJournal, OrderStats
-from quantdesk.engine.orders import Fill
-from quantdesk.engine.portfolio import Portfolio, split_symbol
-from quantdesk.engine.risk_gate import MarketRules, PreTradeRisk
+from quantdesk.engine.portfolio import Portfolio
 from quantdesk.engine.runner import SignalRunner
-from quantdesk.fills import Side
+from quantdesk.model import Costs, Fill, Instrument, Side, dec, split_symbol
 from quantdesk.risk.checks import RiskEngine
-from quantdesk.risk.guard import RiskGuard
+from quantdesk.risk.gate import PreTradeRisk
 from quantdesk.risk.limits import RiskConfig
 from quantdesk.strategy import SignalStrategy, Strategy, StrategyError
-from quantdesk.venues.sim import SimVenue, dec
+from quantdesk.system.kernel import build_kernel
+from quantdesk.venues.sim import SimVenue
 
 T = TypeVar("T")
 AMOUNT_STEP = Decimal("1e-18")
@@ -138,7 +138,7 @@ def replay(
     portfolio = Portfolio(cash={quote: total}, currency=quote)
     gate: PreTradeRisk | RiskEngine | None = None
     if risk or risk_config is not None:
-        rules = {s: MarketRules(s, AMOUNT_STEP, PRICE_TICK) for s in symbols}
+        rules = {s: Instrument(s, AMOUNT_STEP, PRICE_TICK) for s in symbols}
         gate = PreTradeRisk(rules, fee_rate=fee)
         if risk_config is not None:
             gate = RiskEngine(
@@ -146,20 +146,18 @@ def replay(
             )
     runner = SignalRunner(strategy, symbols, capital=capital, fee=fee)
     runner.prepare(bars)
-    kernel = Kernel(
+    kernel = build_kernel(
         venue,
         portfolio,
         store,
         clock,
         runners=[runner],
         risk=gate,
-        mode=ExecutionMode(mode),
+        mode=mode,
         amount_step=AMOUNT_STEP,
         timeframe_ms=feed.timeframe_ms,
         equity_every=max(1, len(feed) // EQUITY_SNAPSHOTS),
     )
-    if isinstance(gate, RiskEngine):
-        kernel.guard = RiskGuard(gate, [kernel.om], journal=store)
     try:
         run_coroutine(kernel.run(feed, progress=progress, total=len(feed)))
         fills = sorted(kernel.fills, key=lambda f: f.timestamp)
@@ -225,3 +223,17 @@ def portfolio_from_fills(bars: pd.DataFrame, fills: list[Fill], init_cash: float
         init_cash=init_cash,
         freq=bar_freq(bars.index),
     )
+
+
+def feed_from_store(
+    store: DataStore,
+    symbols: Iterable[str],
+    timeframe: str,
+    start: str | None = None,
+    end: str | None = None,
+    exchange: str | None = None,
+    market: str | None = None,
+) -> HistoricalFeed:
+    """A feed of stored bars of several symbols, aligned as the backtest aligns them."""
+    data = store.load_many(symbols, timeframe, start, end, exchange, market)
+    return HistoricalFeed(to_bars(data), timeframe_ms(timeframe))

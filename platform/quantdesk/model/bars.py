@@ -1,0 +1,24 @@
+"""Bars as feeds carry them, and the one float -> Decimal conversion of prices."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import NamedTuple
+
+
+class SimBar(NamedTuple):
+    """One bar as floats (what feeds carry); converted to Decimal only when orders need it.
+
+    A NamedTuple: a replay builds one per bar, and tuples are the cheapest immutable record."""
+
+    time: int  # open time, ms UTC
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float = 0.0
+
+
+def dec(value: float) -> Decimal:
+    """A float price as the Decimal of its shortest repr (what a person reading it expects)."""
+    return Decimal(repr(float(value)))
