@@ -210,6 +210,11 @@ def promote(
         },
         "objective": {"name": meta["objective"], "values": list(best.values)},
         "metrics": dict(best.user_attrs),
+        # what the figures assume an entry spends; "all-in" ones no live session could reach
+        "sizing": {
+            "fraction_per_entry": meta.get("size"),
+            "kind": "all-in" if meta.get("size") is None else "fraction of equity",
+        },
         "validation": report.to_dict(),
         "code": code_version(strategy, strategies_dir),
     }

@@ -267,6 +267,7 @@ class Strategy:
 
     params: ClassVar[dict[str, Param]] = {}
     constraints: ClassVar[tuple[Below, ...]] = ()
+    sizing: ClassVar[float | None] = None  # fraction of equity per entry; None: the risk limits
     timeframe: ClassVar[str] = "1h"
     warmup: int = 0
     name: ClassVar[str] = ""

@@ -55,6 +55,32 @@ def test_backtest_prints_stats_and_saves_results(invoke, tmp_path):
     assert len(trades) == stats["trades"]
 
 
+def _total_return(out: str) -> str:
+    return next(line for line in out.splitlines() if "Total return" in line).split()[-2]
+
+
+def test_research_sizes_like_live_by_default(invoke):
+    """The default backtest spends what the live limits allow; --risk replays the live engine
+    on the same bars and must report the same result; --all-in is there when asked for."""
+    args = (
+        "--strategy", "sma_cross", "--symbols", "BTC/USDT", "--timeframe", "1h",
+        "--param", "fast=6", "--param", "slow=24", "--fee", "0.001",
+        "--exchange", "synthetic", "--market", "spot",
+    )  # fmt: skip
+    code, default, err = invoke(*args)
+    assert code == 0, err
+    assert "sizing: 0.15 of equity per entry (risk limits)" in default
+    code, live, err = invoke(*args, "--risk")
+    assert code == 0, err
+    assert _total_return(default) == _total_return(live)
+    code, all_in, err = invoke(*args, "--all-in")
+    assert code == 0, err
+    assert "sizing: all-in" in all_in
+    assert _total_return(all_in) != _total_return(default)
+    code, _, err = invoke(*args, "--size", "2")
+    assert code == 2 and "fraction in (0, 1]" in err
+
+
 def test_sweep_prints_top_rows_ranked(invoke, tmp_path):
     code, out, err = invoke(
         "--strategy", "sma_cross", "--symbols", "BTC/USDT", "--param", "fast=4:12:4",

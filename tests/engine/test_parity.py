@@ -103,6 +103,18 @@ def test_parity_binance_daily(name: str, params: dict, symbol: str, binance_dail
     assert_parity(name, params, data, COSTS)
 
 
+def test_parity_with_a_fraction_per_entry(synthetic: dict) -> None:
+    """Sized like live (15% of the sleeve per entry): backtest and replay still agree."""
+    costs = Costs(fee=0.001, slippage=0.0005, size=0.15)
+    data = {"BTC/USDT": synthetic["BTC/USDT"]}
+    assert assert_parity("sma_cross", {"fast": 5, "slow": 20, "sl_stop": 0.01}, data, costs) > 3
+    rp = replay(load_strategy("sma_cross", {"fast": 5, "slow": 20}), data, costs)
+    first = rp.fills[0]
+    # 15% of 10,000, the fee on top: amount x price x (1 + fee) = 1,500 (to the amount step)
+    spent = first.amount * first.price * (1 + Decimal("0.001"))
+    assert spent == pytest.approx(Decimal(1_500), abs=Decimal("0.01"))
+
+
 def test_parity_without_costs_keeps_whole_cash_invested(synthetic: dict) -> None:
     data = {"BTC/USDT": synthetic["BTC/USDT"]}
     assert_parity("sma_cross", {"fast": 5, "slow": 20}, data, Costs())

@@ -391,6 +391,7 @@ class OptimizeJob:
             "fee": self.costs.fee,
             "slippage": self.costs.slippage,
             "init_cash": self.costs.init_cash,
+            "size": self.costs.size,  # None: all-in
             "fixed": self.fixed,
             "grid": self.grid,
             **{k: v for k, v in self.source.items() if v is not None},
@@ -771,7 +772,12 @@ def job_from_meta(
     meta: Mapping[str, Any], store: DataStore, strategies_dir: str | None = None
 ) -> OptimizeJob:
     """The job a study was created from: same bars (its recorded window), costs and space."""
-    costs = Costs(fee=meta["fee"], slippage=meta["slippage"], init_cash=meta["init_cash"])
+    costs = Costs(
+        fee=meta["fee"],
+        slippage=meta["slippage"],
+        init_cash=meta["init_cash"],
+        size=meta.get("size"),  # studies before sizing was recorded went all-in
+    )
     job = job_from_store(
         store,
         meta["strategy"],

@@ -139,7 +139,10 @@ def simulate(
         open=open_,
         high=wide("high"),
         low=wide("low"),
-        size=np.inf,
+        # All in (vectorbt's size=inf), or a fraction of the cash: amount = f x cash / (1 +
+        # fee) / price, as the engine's SignalRunner sizes it.
+        size=np.inf if costs.size is None else costs.size,
+        size_type="amount" if costs.size is None else "percent",
         sl_stop=_stop_array(signals.sl_stop, len(columns)),
         tp_stop=_stop_array(signals.tp_stop, len(columns)),
         # Stops are fractions of what the trade paid; triggered stops pay slippage like any

@@ -34,11 +34,18 @@ def backtest_from_store(
     data_root: str | Path | None = None,
     strategies_dir: str | Path | None = None,
     cash: float = INIT_CASH,
+    size: float | None = None,
+    all_in: bool = False,
 ) -> BacktestResult:
-    """Load the strategy and the bars it needs, and backtest them."""
+    """Load the strategy and the bars it needs, and backtest them, entries sized as live
+    trading would size them (the [risk] limits) unless `size` or `all_in` says otherwise."""
+    from quantdesk.risk.sizing import entry_size
+
     cls = strategy_class(strategy, strategies_dir)
     instance = cls(**dict(params or {}))
-    costs = Costs(fee=fee, slippage=slippage, init_cash=cash)
+    limits = load_config().risk.limits_for(cls.label())
+    sizing = entry_size(instance, limits, size=size, all_in=all_in)
+    costs = Costs(fee=fee, slippage=slippage, init_cash=cash, size=sizing.fraction)
     names = parse_symbols(symbols) if isinstance(symbols, str) else list(symbols)
     tf = timeframe or cls.timeframe
     data = open_store(data_root).load_many(names, tf, start, end, exchange, market)

@@ -53,18 +53,21 @@ def backtest(
     strategies_dir: str | None,
     exchange: str | None,
     market: str | None,
+    size: float | None = None,
+    all_in: bool = False,
     with_risk: bool = False,
 ) -> None:
     """Backtest a strategy on stored bars; print its stats and where results were saved."""
-    from quantdesk.backtest import Costs, run, run_grid
+    from quantdesk.backtest import run, run_grid
     from quantdesk.backtest.metrics import STAT_COLUMNS
     from quantdesk.backtest.results import save_grid
+    from quantdesk.cli.options import run_costs
     from quantdesk.data.symbols import parse_symbols
     from quantdesk.strategy import parse_param_args, strategy_class
 
     cls = strategy_class(strategy_name, strategies_dir)
     fixed, grid = parse_param_args(cls, param_args)
-    costs = Costs(fee=fee, slippage=slippage, init_cash=cash)
+    costs, sizing = run_costs(app, cls, fixed, fee, slippage, cash, size, all_in)
     if grid and sort_by not in STAT_COLUMNS:
         raise click.UsageError(f"--sort must be one of: {', '.join(STAT_COLUMNS)}")
     names = parse_symbols(symbols)
@@ -81,6 +84,7 @@ def backtest(
         print_stats(replayed.backtest, cls.label(), tf, prefix="with risk limits: ")
         decisions = sorted(replayed.extra["risk"].items())
         print_table(["risk decision", "orders"], decisions, title="pre-trade risk decisions")
+        console().print(f"sizing: {sizing.describe()}")
         return
 
     if grid:
@@ -102,11 +106,13 @@ def backtest(
             columns, rows, title=f"{cls.label()} sweep: top {len(rows)} of {n} by {sort_by}"
         )
         path = save_grid(result, Path(out_dir))
+        console().print(f"sizing: {sizing.describe()}")
         console().print(f"sweep results: {path}")
         return
 
     result = run(cls(**fixed), data, costs, timeframe=tf)
     print_stats(result, cls.label(), tf)
+    console().print(f"sizing: {sizing.describe()}")
     for name, path in result.save(Path(out_dir)).items():
         console().print(f"{name}: {path}")
 

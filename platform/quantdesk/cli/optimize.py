@@ -10,7 +10,7 @@ import click
 
 from quantdesk.cli import cli
 from quantdesk.cli.context import AppContext
-from quantdesk.cli.options import venue_filter_options
+from quantdesk.cli.options import sizing_options, venue_filter_options
 from quantdesk.cli.output import console, print_table
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,7 +48,7 @@ def data_window_options(required: bool = True) -> Callable[[F], F]:
         ]
         for option in reversed(options):
             func = option(func)
-        return venue_filter_options(func)
+        return sizing_options(venue_filter_options(func))
 
     return decorate
 
@@ -69,8 +69,14 @@ def storage_options(func: F) -> F:
 def job_from_options(app: AppContext, strategy_name: str, kw: dict[str, Any], **extra: Any) -> Any:
     """The optimization job the data-window and cost options describe (extra: job settings)."""
     from quantdesk.backtest.optimize import job_from_store
-    from quantdesk.model import Costs
+    from quantdesk.cli.options import run_costs
+    from quantdesk.strategy import parse_param_args, strategy_class
 
+    cls = strategy_class(strategy_name, kw["strategies_dir"])
+    fixed, _ = parse_param_args(cls, kw["param_args"])
+    costs, _ = run_costs(
+        app, cls, fixed, kw["fee"], kw["slippage"], kw["cash"], kw["size"], kw["all_in"]
+    )
     return job_from_store(
         app.store,
         strategy_name,
@@ -82,7 +88,7 @@ def job_from_options(app: AppContext, strategy_name: str, kw: dict[str, Any], **
         kw["market"],
         kw["param_args"],
         kw["strategies_dir"],
-        costs=Costs(fee=kw["fee"], slippage=kw["slippage"], init_cash=kw["cash"]),
+        costs=costs,
         **extra,
     )
 

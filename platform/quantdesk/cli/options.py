@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import click
 
@@ -78,10 +78,43 @@ def strategy_run_options(func: F) -> F:
             help="Folder of strategy modules (default: ./strategies).",
         ),
     ]
-    func = venue_filter_options(func)
+    func = sizing_options(venue_filter_options(func))
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def sizing_options(func: F) -> F:
+    """--size and --all-in: how much an entry spends (default: what the [risk] limits allow)."""
+    func = click.option(
+        "--all-in", is_flag=True, help="Spend the whole sleeve per entry (the live limits won't)."
+    )(func)
+    return click.option(
+        "--size",
+        type=float,
+        default=None,
+        help="Fraction of equity per entry (default: the strategy's own sizing, else the "
+        "largest the config's [risk] limits approve, as live trading would).",
+    )(func)
+
+
+def run_costs(
+    app: Any,
+    cls: Any,
+    params: Mapping[str, Any],
+    fee: float,
+    slippage: float,
+    cash: float,
+    size: float | None,
+    all_in: bool,
+) -> tuple[Any, Any]:
+    """The Costs a research command trades on and the Sizing behind their `size`."""
+    from quantdesk.model import Costs
+    from quantdesk.risk.sizing import entry_size
+
+    limits = app.config.risk.limits_for(cls.label())
+    sizing = entry_size(cls, limits, params, size=size, all_in=all_in)
+    return Costs(fee=fee, slippage=slippage, init_cash=cash, size=sizing.fraction), sizing
 
 
 def execution_option(*aliases: str) -> Callable[[F], F]:

@@ -43,11 +43,13 @@ def replay(
     execution: str,
     journal_path: str | None,
     progress: bool,
+    size: float | None = None,
+    all_in: bool = False,
 ) -> None:
     """Replay a strategy bar by bar through the engine (risk, orders, SimVenue, portfolio,
     journal); print the same stats table as `quantdesk backtest` and the journal's path."""
-    from quantdesk.backtest import Costs
     from quantdesk.cli.backtest import print_stats
+    from quantdesk.cli.options import run_costs
     from quantdesk.data.symbols import parse_symbols
     from quantdesk.strategy import parse_param_args, strategy_class
     from quantdesk.system.replay import default_journal_path
@@ -57,7 +59,7 @@ def replay(
     fixed, grid = parse_param_args(cls, param_args)
     if grid:
         raise QuantdeskError("replay runs one parameter set: give each --param a single value")
-    costs = Costs(fee=fee, slippage=slippage, init_cash=cash)
+    costs, sizing = run_costs(app, cls, fixed, fee, slippage, cash, size, all_in)
     names = parse_symbols(symbols)
     tf = timeframe or cls.timeframe
     data = app.store.load_many(names, tf, start, end, exchange, market)
@@ -68,6 +70,7 @@ def replay(
         cls(**fixed), data, costs, timeframe=tf, journal=journal, mode=execution, progress=progress
     )
     print_stats(result.backtest, cls.label(), tf, prefix="replay ")
+    console().print(f"sizing: {sizing.describe()}")
     console().print(f"journal: {journal.resolve()}")
     if execution == "confirm":
         held = result.extra.get("awaiting_approval", 0)

@@ -5,8 +5,9 @@ backtest uses, so replay and backtest agree trade for trade:
 - a signal decided on the close of bar t is acted on at the open of bar t+1, against the
   position held then (after that bar's stops): entry when flat, exit when long, nothing when
   entry and exit coincide;
-- an entry spends the sleeve's whole cash (vectorbt's size=inf): amount = cash / (1 + fee) /
-  ask, where ask is the venue's price for a market buy now (open plus slippage in replay);
+- an entry spends `size` of the sleeve's cash (all of it when None, vectorbt's size=inf; a
+  fraction f is vectorbt's size_type="percent"): amount = f x cash / (1 + fee) / ask, where ask
+  is the venue's price for a market buy now (open plus slippage in replay);
 - after an entry fill, stop-loss / take-profit orders (fractions of the fill price) are placed
   and armed from the next bar; when one fills the other is cancelled, and the signal waiting
   for that bar is dropped (vectorbt: a stop exit replaces the bar's signal).
@@ -127,8 +128,10 @@ class SignalRunner:
         strategy_id: str | None = None,
         window: int | None = None,
         min_amounts: Mapping[str, Decimal] | None = None,
+        size: Decimal | None = None,
     ) -> None:
         """capital: cash per symbol sleeve; fee: fraction the venue charges (for sizing);
+        size: fraction of the sleeve's cash an entry spends (None: all of it, vectorbt's inf);
         min_amounts: per symbol, the smallest amount the venue accepts (what an exit leaves
         below it is dust, and the sleeve counts as flat)."""
         if not isinstance(strategy, SignalStrategy):
@@ -138,6 +141,7 @@ class SignalRunner:
         self.symbols = list(symbols)
         self.fee = Decimal(fee)
         self.min_amounts = dict(min_amounts or {})
+        self.size = None if size is None else Decimal(size)
         self.sleeves = {s: Sleeve(s, Decimal(capital)) for s in self.symbols}
         self.window = window or max(2 * int(strategy.warmup) + 2, 50)
         self._entries: np.ndarray | None = None
@@ -241,7 +245,8 @@ class SignalRunner:
             if ask is None or ask <= 0 or sleeve.cash <= 0:
                 return []
             step = market.amount_step(symbol)
-            amount = (sleeve.cash / (1 + self.fee) / ask / step).to_integral_value(ROUND_DOWN)
+            spend = sleeve.cash if self.size is None else sleeve.cash * self.size
+            amount = (spend / (1 + self.fee) / ask / step).to_integral_value(ROUND_DOWN)
             if amount <= 0:
                 return []
             return [

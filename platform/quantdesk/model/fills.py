@@ -34,13 +34,21 @@ INIT_CASH = 10_000.0
 
 @dataclass(frozen=True)
 class Costs:
-    """Trading costs: fee as a fraction of notional, slippage as a fraction of price."""
+    """The terms a simulation trades on: fee as a fraction of notional, slippage as a fraction
+    of price, starting cash, and `size`: the fraction of the cash an entry spends (None = all of
+    it). Research, replay, paper and live take `size` from one place
+    (quantdesk.risk.sizing.entry_size), so they size alike."""
 
     fee: float = 0.0
     slippage: float = 0.0
     init_cash: float = INIT_CASH
+    size: float | None = None
 
     def __post_init__(self) -> None:
+        if self.size is not None and not (
+            isinstance(self.size, int | float) and 0.0 < self.size <= 1.0
+        ):
+            raise BacktestError(f"size must be a fraction in (0, 1], got {self.size!r}")
         for name in ("fee", "slippage"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0.0 <= value < 0.1):

@@ -50,6 +50,7 @@ from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.gate import PreTradeRisk
 from quantdesk.risk.killswitch import journaled_state
 from quantdesk.risk.limits import RiskConfig
+from quantdesk.risk.sizing import entry_size
 from quantdesk.risk.var import daily_returns
 from quantdesk.strategy import SignalStrategy
 from quantdesk.system.kernel import build_kernel
@@ -367,11 +368,16 @@ class Session:
             portfolio.apply_fill(fill)
         fee = rules[symbols[0]].taker_fee or ZERO
         sym_rules = {s: rules[s] for s in symbols}
+        sizing = entry_size(
+            spec.strategy,
+            spec.risk.limits_for(spec.strategy.label()) if spec.risk is not None else None,
+        )
         runner = SignalRunner(
             spec.strategy,
             symbols,
             capital=capital,
             fee=fee,
+            size=None if sizing.fraction is None else Decimal(str(sizing.fraction)),
             min_amounts={s: max(r.min_amount, r.amount_step) for s, r in sym_rules.items()},
         )
         step = min(r.amount_step for r in sym_rules.values())

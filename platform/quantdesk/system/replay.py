@@ -144,7 +144,8 @@ def replay(
             gate = RiskEngine(
                 rules, risk_config, portfolio, clock=clock, fee_rate=fee, journal=store
             )
-    runner = SignalRunner(strategy, symbols, capital=capital, fee=fee)
+    size = None if costs.size is None else dec(costs.size)
+    runner = SignalRunner(strategy, symbols, capital=capital, fee=fee, size=size)
     runner.prepare(bars)
     kernel = build_kernel(
         venue,
