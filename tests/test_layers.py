@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
     {"system", "promotion"},
     {"sandbox", "dashboards"},
     {"cli", "quantdesk"},  # quantdesk: the package __init__
+    {"testing"},  # fault injection for tests: nothing in production imports it
 ]
 # Known upward imports still to remove (each names its issue); the list may only shrink.
 ALLOWED: set[tuple[str, str]] = {

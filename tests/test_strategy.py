@@ -199,3 +199,19 @@ def test_declared_constraints_refuse_bad_pairs_and_thin_sweeps():
     assert Cross.sweep({"slow": [40, 60]}, fast=30).values == {"fast": [30, 30], "slow": [40, 60]}
     with pytest.raises(ParamError, match="must be below"):
         Cross.sweep({"slow": [10, 20]}, fast=30)
+
+
+@pytest.mark.parametrize("name", ["label", "values", "combos", "signals", "timeframe", "_x"])
+def test_params_named_like_framework_attributes_are_refused(name):
+    with pytest.raises(StrategyError, match=f"param '{name}' collides"):
+        type("Clash", (SignalStrategy,), {"params": {name: Int(1, 5, 2)}})
+
+
+def test_a_clashing_param_in_a_strategy_file_is_a_one_line_user_error(tmp_path):
+    (tmp_path / "clash.py").write_text(
+        "from quantdesk.strategy import Int, SignalStrategy\n\n\n"
+        "class Clash(SignalStrategy):\n"
+        "    params = {'values': Int(1, 5, 2)}\n"
+    )
+    with pytest.raises(StrategyError, match="param 'values' collides"):
+        strategy_class("clash", tmp_path)

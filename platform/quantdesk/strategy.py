@@ -258,6 +258,9 @@ class Signals:
         return self.entries if self.entries is not None else self.weights
 
 
+_INSTANCE_ATTRIBUTES = ("values", "combos")  # set on every instance by the framework
+
+
 class Strategy:
     """Base of all strategies: validated parameter values as attributes.
 
@@ -271,6 +274,21 @@ class Strategy:
     timeframe: ClassVar[str] = "1h"
     warmup: int = 0
     name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # params become instance attributes: one named like a framework attribute (label,
+        # values, signals, ...) would replace it and break repr(), sweeps or the engine
+        super().__init_subclass__(**kwargs)
+        framework = set(_INSTANCE_ATTRIBUTES)
+        for base in cls.__mro__:
+            if base.__module__ == __name__:
+                framework |= set(vars(base))
+        clash = sorted(n for n in cls.params if n in framework or n.startswith("_"))
+        if clash:
+            raise StrategyError(
+                f"strategy {cls.__name__}: param {clash[0]!r} collides with a Strategy "
+                "attribute of the same name; rename the param"
+            )
 
     def __init__(self, **values: Any) -> None:
         self.values: dict[str, Any] = self.validate_params(values)

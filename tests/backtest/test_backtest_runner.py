@@ -102,7 +102,7 @@ def test_take_profit_fills_at_target_or_at_a_better_gap_open(ohlc, scripted):
 
 def test_stops_arm_after_the_entry_bar(ohlc, scripted):
     # The entry bar's low touches the stop level, but vectorbt checks stops before the bar's
-    # orders, so the stop is live from the next bar on (quantdesk.fills documents this).
+    # orders, so the stop is live from the next bar on (quantdesk.model.fills documents this).
     rows = [*ROWS[:2], (102.0, 103.0, 95.0, 102.0), (102.0, 103.0, 101.0, 102.0)]
     result = run(scripted([1], sl_stop=0.03), ohlc(rows), Costs())
     assert result.trades.iloc[0]["status"] == "Open"

@@ -80,7 +80,7 @@ def start(
         env["QUANTDESK_CRASH_AT"] = crash
     until = pd.Timestamp(until_ms, unit="ms", tz="UTC").isoformat()
     cmd = [
-        sys.executable, "-m", "quantdesk.cli", "--config", str(config), "run",
+        sys.executable, "-m", "quantdesk.testing.crash", "--config", str(config), "run",
         "--strategy", "sma_cross", "--param", "fast=2", "--param", "slow=3",
         "--symbols", BTC, "--mode", mode, "--venue", "sandbox", "--timeframe", "1m",
         "--capital", "2000", "--poll", "0.02", "--reconcile-every", "0.5",

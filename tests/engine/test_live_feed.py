@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from quantdesk.system.live import CrashHook, LiveBarFeed, RedactSignatures
+from quantdesk.system.live import LiveBarFeed, RedactSignatures
 from quantdesk.venues import sandbox_client
 from quantdesk.venues.ccxt_venue import CcxtVenue
 from tests.sandbox.conftest import Admin, admin, sandbox, url  # noqa: F401
@@ -72,17 +72,6 @@ async def test_stop_event_and_poll_errors(venue: CcxtVenue, admin: Admin) -> Non
     task.cancel()
     assert len(got) == 3 and got == sorted(set(got))
     assert feed.finished()
-
-
-def test_crash_hook_spec() -> None:
-    assert CrashHook(None).point is None
-    hook = CrashHook("after_send:2")
-    assert (hook.point, hook.n) == ("after_send", 2)
-    hook.reached("after_send")  # the first occurrence passes
-    hook.reached("before_send")  # other points are ignored
-    assert hook.seen == 1
-    with pytest.raises(ValueError, match="unknown point"):
-        CrashHook("somewhere")
 
 
 def test_signatures_redacted_from_log_records() -> None:

@@ -1,4 +1,4 @@
-"""Vectorbt backtests of SignalStrategy objects under the fill convention of quantdesk.fills.
+"""Vectorbt backtests of SignalStrategy objects under the fill convention of quantdesk.model.fills.
 
 Signals decided on the close of bar t are shifted with `fills.next_open` and executed at the
 open of bar t+1 (vectorbt `price=open`), slippage against the trader, fees on notional. Stops
@@ -146,7 +146,7 @@ def simulate(
         sl_stop=_stop_array(signals.sl_stop, len(columns)),
         tp_stop=_stop_array(signals.tp_stop, len(columns)),
         # Stops are fractions of what the trade paid; triggered stops pay slippage like any
-        # market order (see quantdesk.fills).
+        # market order (see quantdesk.model.fills).
         stop_entry_price="fillprice",
         stop_exit_price="stopmarket",
         **common,

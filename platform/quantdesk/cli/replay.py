@@ -52,6 +52,7 @@ def replay(
     from quantdesk.cli.options import run_costs
     from quantdesk.data.symbols import parse_symbols
     from quantdesk.strategy import parse_param_args, strategy_class
+    from quantdesk.system.kernel import stored_funding
     from quantdesk.system.replay import default_journal_path
     from quantdesk.system.replay import replay as run_replay
 
@@ -66,8 +67,16 @@ def replay(
     journal = Path(journal_path) if journal_path else default_journal_path(out_dir, cls.label())
     if journal.exists():
         raise QuantdeskError(f"journal {journal} already exists: replays write a fresh one")
+    funding = stored_funding(app.store, names, start, end, exchange, market)
     result = run_replay(
-        cls(**fixed), data, costs, timeframe=tf, journal=journal, mode=execution, progress=progress
+        cls(**fixed),
+        data,
+        costs,
+        timeframe=tf,
+        journal=journal,
+        mode=execution,
+        progress=progress,
+        funding=funding,
     )
     print_stats(result.backtest, cls.label(), tf, prefix="replay ")
     console().print(f"sizing: {sizing.describe()}")

@@ -157,6 +157,7 @@ def run(
         slippage=_decimal("slippage", slippage, allow_zero=True) or Decimal(0),
         risk=config.risk,
         config_path=config.source,
+        store=app.store,
     )
     # Only validated, promoted versions trade real money. The waiver is for rehearsals: paper
     # mode, or live mode against a quantdesk sandbox (a venue with sandbox_url).

@@ -39,12 +39,14 @@ from tqdm.auto import tqdm
 from quantdesk.engine.clock import SimClock
 from quantdesk.engine.feeds import BarEvent, Feed
 from quantdesk.engine.order_manager import OrderManager
-from quantdesk.engine.portfolio import Portfolio
+from quantdesk.engine.portfolio import Portfolio, funding_payment
 from quantdesk.engine.runner import Cancel, Intent, Runner
 from quantdesk.model import (
     ZERO,
     BarVenue,
+    BookTop,
     Fill,
+    FundingEvent,
     Order,
     OrderEvent,
     OrderJournal,
@@ -103,11 +105,14 @@ class Kernel:
         retry: RetryPolicy | None = None,
         order_timeout_ms: int | None = None,
         guard: Callable[[OrderManager], Guard] | None = None,
+        funding: Mapping[str, Sequence[tuple[int, Decimal]]] | None = None,
     ) -> None:
         """clock: SimClock (replay) or WallClock; journal: Journal or MemoryJournal; retry: the
         backoff of ambiguous order failures; order_timeout_ms: working orders older than this
         are cancelled (protective orders excepted); guard: builds the risk guard (monitors,
-        kill switch, hot reload) over the kernel's order manager, run after each step."""
+        kill switch, hot reload) over the kernel's order manager, run after each step;
+        funding: per perpetual, (settlement ms, rate) in time order, settled on the position
+        held when the clock reaches it (Portfolio.apply_funding, then QuoteStrategy.on_funding)."""
         self.venue = venue
         self.portfolio = portfolio
         self.journal = journal
@@ -140,6 +145,9 @@ class Kernel:
         self._sim_clock = isinstance(clock, SimClock)
         self._by_symbol: dict[str, list[Runner]] = {}
         self.guard: Guard | None = guard(self.om) if guard is not None else None
+        self.funding = {s: sorted(rows) for s, rows in (funding or {}).items()}
+        self._funding_next = dict.fromkeys(self.funding, 0)
+        self.funding_events: list[FundingEvent] = []  # every settlement applied, in order
         for runner in runners:
             self.add_runner(runner)
 
@@ -195,6 +203,8 @@ class Kernel:
         sim = self._sim_clock
         if sim:
             self.clock.advance_to(open_ms)
+        if self.funding:
+            self._settle_funding(open_ms)
         changed = False
         if self._bar_venue:
             for ev in events:
@@ -202,6 +212,10 @@ class Kernel:
                     changed = True
         if changed:
             await self.om.refresh()
+            await self._drain()
+        await self._housekeeping()
+        self._books(events)
+        if self._followups:
             await self._drain()
         if self.mode is ExecutionMode.CONFIRM:
             await self._commands()
@@ -348,12 +362,59 @@ class Kernel:
 
     async def idle(self) -> None:
         """Work between bars (live feeds call it while waiting): approvals go out at once,
-        kill/resume commands and the monitors run."""
+        stale orders are cancelled, funding settles, kill/resume commands and monitors run."""
+        if self.funding:
+            self._settle_funding(self.clock())
+        await self._housekeeping()
+        if self._followups:
+            await self._drain()
         if self.mode is ExecutionMode.CONFIRM and self.held:
             await self._commands()
         if self.guard is not None:
             self.guard.update_prices(self.marks())
             await self.guard.after_step(self.clock(), 0)
+
+    async def _housekeeping(self) -> None:
+        """Cancel working orders older than the order timeout (when one is set)."""
+        if self.om.order_timeout_ms is not None:
+            await self.om.cancel_stale()
+
+    def _books(self, events: Sequence[BarEvent]) -> None:
+        """Tell quote strategies the best bid/ask at this open (the venue's quotes)."""
+        for ev in events:
+            runners = [r for r in self._runners_of(ev.symbol) if hasattr(r, "on_book")]
+            if not runners:
+                continue
+            book = BookTop(
+                ev.symbol,
+                ev.bar.time,
+                self.quote(ev.symbol, Side.SELL),
+                self.quote(ev.symbol, Side.BUY),
+            )
+            for runner in runners:
+                for action in runner.on_book(book):  # type: ignore[attr-defined]
+                    self._followups.append((runner, action))
+
+    def _settle_funding(self, now_ms: int) -> None:
+        """Book every funding settlement due by now_ms on the position held at that time."""
+        for symbol, rows in self.funding.items():
+            i = self._funding_next[symbol]
+            while i < len(rows) and rows[i][0] <= now_ms:
+                t, rate = rows[i]
+                i += 1
+                quantity = self._position(symbol)
+                close = self.closes.get(symbol)
+                if not quantity or close is None:
+                    continue
+                amount = funding_payment(quantity, dec(close), Decimal(rate))
+                self.portfolio.apply_funding(symbol, amount, t)
+                event = FundingEvent(symbol, t, Decimal(rate), amount)
+                self.funding_events.append(event)
+                for runner in self._runners_of(symbol):
+                    hook = getattr(runner, "on_funding", None)
+                    if hook is not None:
+                        self._followups.extend((runner, a) for a in hook(event))
+            self._funding_next[symbol] = i
 
     async def _commands(self) -> None:
         """Confirm mode: send approved orders, withdraw rejected ones."""

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.engine.feeds import BarEvent
-from quantdesk.model import ZERO, Fill, OrderType, Side, net_fill
+from quantdesk.model import ZERO, BookTop, Fill, FundingEvent, OrderType, Side, net_fill
 from quantdesk.strategy import QuoteStrategy, SignalStrategy, StrategyError
 
 ENTRY, EXIT, STOP_LOSS, TAKE_PROFIT = 0, 3, 1, 2  # client id sequence numbers per bar
@@ -343,6 +343,14 @@ class QuoteRunner:
     def on_fill(self, fill: Fill, tag: str, bar_ms: int) -> list[Intent | Cancel]:
         """on_fill hook."""
         return list(self.strategy.on_fill(fill, self.context) or [])
+
+    def on_book(self, book: BookTop) -> list[Intent | Cancel]:
+        """on_book hook: the best bid/ask at a bar's open."""
+        return list(self.strategy.on_book(book, self.context) or [])
+
+    def on_funding(self, event: FundingEvent) -> list[Intent | Cancel]:
+        """on_funding hook: a funding settlement on one of its markets."""
+        return list(self.strategy.on_funding(event, self.context) or [])
 
     def placed(self, intent: Intent, client_order_id: str) -> None:
         """Nothing to remember: the strategy sees its orders through the context."""

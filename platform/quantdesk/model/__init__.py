@@ -7,7 +7,7 @@ journal and risk-check protocols). Everything is re-exported here: `from quantde
 (`quantdesk.errors`, which imports nothing, is the one module below it.)
 """
 
-from quantdesk.model.bars import SimBar, dec
+from quantdesk.model.bars import BookTop, FundingEvent, SimBar, dec
 from quantdesk.model.enums import OrderStatus, OrderType, Side, TimeInForce
 from quantdesk.model.failures import Failure, Operation, RetryPolicy, classify, is_throttled
 from quantdesk.model.fills import (
@@ -66,12 +66,14 @@ __all__ = [
     "TRANSITIONS",
     "ZERO",
     "BarVenue",
+    "BookTop",
     "CommandJournal",
     "Costs",
     "Decision",
     "DuplicateOrder",
     "Failure",
     "Fill",
+    "FundingEvent",
     "IllegalTransition",
     "Instrument",
     "NetFill",

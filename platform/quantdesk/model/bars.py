@@ -19,6 +19,25 @@ class SimBar(NamedTuple):
     volume: float = 0.0
 
 
+class BookTop(NamedTuple):
+    """Best bid and ask of one market at one time (what QuoteStrategy.on_book receives)."""
+
+    symbol: str
+    time: int  # ms UTC
+    bid: Decimal | None
+    ask: Decimal | None
+
+
+class FundingEvent(NamedTuple):
+    """A funding settlement on a perpetual: the rate and what the position received (negative:
+    paid). What QuoteStrategy.on_funding receives."""
+
+    symbol: str
+    time: int  # ms UTC
+    rate: Decimal
+    amount: Decimal
+
+
 def dec(value: float) -> Decimal:
     """A float price as the Decimal of its shortest repr (what a person reading it expects)."""
     return Decimal(repr(float(value)))

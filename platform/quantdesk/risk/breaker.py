@@ -158,6 +158,11 @@ class BreakerVenue:
         self.breaker = breaker
         self.name: str = venue.name  # type: ignore[attr-defined]
 
+    def __getattr__(self, name: str) -> object:
+        # everything that is not a request (a bar venue's open_bar/close_bar/quote, marks,
+        # rules) is the wrapped venue's own
+        return getattr(self.inner, name)
+
     async def create_order(self, order: object) -> object:
         """Place through the breaker."""
         return await self.breaker.call(self.inner.create_order, order)  # type: ignore[attr-defined]

@@ -66,6 +66,9 @@ class RiskConfig(RiskLimits):
     flatten_on_halt: bool = Field(False, description="automatic halts also flatten positions")
     breaker_failures: int = Field(5, ge=1, description="consecutive failures that open it")
     breaker_cooldown_s: float = Field(60.0, gt=0)
+    order_timeout_s: float | None = Field(
+        None, gt=0, description="cancel working orders older than this (stops/take-profits kept)"
+    )
     var_window_days: int = Field(250, ge=2)
     strategies: dict[str, dict[str, Any]] = {}
 

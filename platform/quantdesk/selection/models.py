@@ -2,7 +2,7 @@
 factors, validated walk-forward over dates, saved with their feature list.
 
 Target: the return from the open after the decision close (t+1) over `horizon` bars, the trade a
-decision on t's close could actually make (quantdesk.fills), ranked across symbols per date.
+decision on t's close could actually make (quantdesk.model.fills), ranked across symbols per date.
 Validation splits the *dates* with TimeSeriesSplit, so a date's cross-section is never split
 between train and test, and a gap of at least `horizon` dates keeps the training labels (which
 look ahead) from overlapping the test period.

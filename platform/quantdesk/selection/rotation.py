@@ -3,7 +3,7 @@ schedule; compared with an equal-weight buy-and-hold of the point-in-time univer
 
 Simulation is the research runner's (quantdesk.backtest.runner.simulate): vectorbt
 `from_orders` with targetpercent sizes, one cash pool for the group, call_seq="auto", and the
-fill convention of quantdesk.fills: weights decided on the close of bar t trade at the open of
+fill convention of quantdesk.model.fills: weights decided on the close of bar t trade at the open of
 t+1, slippage against us, fees on notional.
 """
 

@@ -2,20 +2,68 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from quantdesk.data.store import FUNDING, DataStore
 from quantdesk.engine.kernel import ExecutionMode, Kernel
 from quantdesk.engine.order_manager import OrderJournal, OrderManager
 from quantdesk.engine.portfolio import Portfolio
 from quantdesk.engine.runner import Runner
-from quantdesk.model import Order, RetryPolicy, RiskCheck, Venue
+from quantdesk.errors import NoDataError
+from quantdesk.model import Order, RetryPolicy, RiskCheck, Venue, dec, parse_symbol
+from quantdesk.risk.breaker import BreakerVenue, CircuitBreaker
 from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.guard import RiskGuard
+from quantdesk.risk.limits import RiskConfig
+
+
+def venue_breaker(name: str, config: RiskConfig | None, alert: Any = None) -> CircuitBreaker:
+    """The one circuit breaker of a venue, with the [risk] settings (defaults without them)."""
+    return CircuitBreaker.from_config(name, config or RiskConfig(), alert=alert)
+
+
+def funding_schedule(
+    funding: Mapping[str, pd.DataFrame | pd.Series] | None,
+) -> dict[str, list[tuple[int, Decimal]]]:
+    """Stored funding rates (index: settlement time, column funding_rate) -> kernel schedule."""
+    out = {}
+    for symbol, rates in (funding or {}).items():
+        series = rates["funding_rate"] if isinstance(rates, pd.DataFrame) else rates
+        times = series.index.as_unit("ms").asi8
+        out[symbol] = [(int(t), dec(r)) for t, r in zip(times, series, strict=True) if r == r]
+    return out
+
+
+def stored_funding(
+    store: DataStore,
+    symbols: Iterable[str],
+    start: str | None = None,
+    end: str | None = None,
+    exchange: str | None = None,
+    market: str | None = None,
+) -> dict[str, pd.DataFrame]:
+    """The stored funding rates of the perpetuals among symbols (those the store holds)."""
+    out = {}
+    for symbol in symbols:
+        if not parse_symbol(symbol).is_derivative:
+            continue
+        try:
+            out[symbol] = store.load(symbol, FUNDING, start, end, exchange, market)
+        except NoDataError:
+            continue  # no funding recorded: nothing to settle
+    return out
+
+
+def timeout_ms(config: RiskConfig | None) -> int | None:
+    """[risk] order_timeout_s in ms (None: orders never time out)."""
+    if config is None or config.order_timeout_s is None:
+        return None
+    return int(config.order_timeout_s * 1000)
 
 
 def build_kernel(
@@ -24,6 +72,7 @@ def build_kernel(
     journal: OrderJournal,
     clock: Any,
     *,
+    breaker: CircuitBreaker,
     runners: Sequence[Runner],
     risk: RiskCheck | None,
     mode: ExecutionMode | str = ExecutionMode.AUTO,
@@ -35,10 +84,16 @@ def build_kernel(
     known_orders: Iterable[Order] = (),
     config_path: Path | None = None,
     returns: pd.DataFrame | None = None,
+    funding: Mapping[str, Sequence[tuple[int, Decimal]]] | None = None,
 ) -> Kernel:
-    """A kernel over `venue`; a full RiskEngine also gets its guard (monitors, kill switch and,
-    with config_path, hot reload; returns feed VaR). known_orders: finished orders from the
-    journal, whose client ids must never be sent again."""
+    """A kernel over `venue`, every request through the venue's circuit `breaker`; a full
+    RiskEngine also gets its guard (monitors, kill switch and, with config_path, hot reload;
+    returns feed VaR). known_orders: finished orders from the journal, whose client ids must
+    never be sent again; funding: per perpetual, (settlement ms, rate) to settle on positions."""
+    if breaker.venue != venue.name:
+        raise ValueError(f"breaker of {breaker.venue} given for venue {venue.name}")
+    if isinstance(risk, RiskEngine) and risk.breakers.get(venue.name) is not breaker:
+        raise ValueError(f"the risk engine must deny orders while {venue.name}'s breaker is open")
     guard = None
     if isinstance(risk, RiskEngine):
         engine = risk
@@ -49,7 +104,7 @@ def build_kernel(
             )
 
     kernel = Kernel(
-        venue,
+        BreakerVenue(venue, breaker),
         portfolio,
         journal,
         clock,
@@ -62,6 +117,7 @@ def build_kernel(
         retry=retry,
         order_timeout_ms=order_timeout_ms,
         guard=guard,
+        funding=funding,
     )
     kernel.om.remember(known_orders)
     return kernel

@@ -4,16 +4,13 @@
 candles whose end is at or before the venue's clock (the sandbox replays history, so "now" is
 the venue's, not the local wall clock). Steps come out in time order, one per open time.
 
-`CrashHook` is a test hook: with QUANTDESK_CRASH_AT=point[:n] in the environment, the process
-SIGKILLs itself the n-th time it reaches `point`, which places a crash deterministically
-between two steps of the order path (see CRASH_POINTS).
+Crash injection for the crash tests lives outside this path, in `quantdesk.testing.crash`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -27,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from quantdesk.config import VenueConfig
+from quantdesk.data.store import DataStore
 from quantdesk.data.timeframes import timeframe_ms
 from quantdesk.engine.clock import WallClock
 from quantdesk.engine.feeds import BarEvent, Step
@@ -53,17 +51,17 @@ from quantdesk.risk.limits import RiskConfig
 from quantdesk.risk.sizing import entry_size
 from quantdesk.risk.var import daily_returns
 from quantdesk.strategy import SignalStrategy
-from quantdesk.system.kernel import build_kernel
+from quantdesk.system.kernel import (
+    build_kernel,
+    funding_schedule,
+    stored_funding,
+    timeout_ms,
+    venue_breaker,
+)
 from quantdesk.venues.ccxt_venue import CcxtVenue
 from quantdesk.venues.sim import SimVenue
 
 log = logging.getLogger(__name__)
-
-CRASH_ENV = "QUANTDESK_CRASH_AT"
-# before_send: the order is journaled SUBMITTED, the request not yet sent;
-# after_send: the venue executed the order, its answer was never processed;
-# before_fill_journal: the engine knows a fill, the journal does not hold it yet.
-CRASH_POINTS = ("before_send", "after_send", "before_fill_journal")
 
 
 class LiveBarFeed:
@@ -171,56 +169,6 @@ def _steps(per_symbol: dict[str, list[list[Any]]]) -> list[Step]:
     return [by_time[t] for t in sorted(by_time)]
 
 
-class CrashHook:
-    """SIGKILLs the process the n-th time a named point is reached (tests only)."""
-
-    def __init__(self, spec: str | None) -> None:
-        """spec: 'point' or 'point:n' (n >= 1), or None/'' for no crash."""
-        self.point, self.n = None, 0
-        if spec:
-            point, _, n = spec.partition(":")
-            if point not in CRASH_POINTS:
-                raise ValueError(
-                    f"{CRASH_ENV}: unknown point {point!r} (use {', '.join(CRASH_POINTS)})"
-                )
-            self.point, self.n = point, int(n or 1)
-        self.seen = 0
-
-    @classmethod
-    def from_env(cls) -> CrashHook:
-        """The hook named by QUANTDESK_CRASH_AT (inactive when unset)."""
-        return cls(os.environ.get(CRASH_ENV))
-
-    def reached(self, point: str) -> None:
-        """Called at each point; dies here when this is the configured occurrence."""
-        if point != self.point:
-            return
-        self.seen += 1
-        if self.seen == self.n:
-            log.warning("crash hook: SIGKILL at %s #%d", point, self.n)
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    def install(self, venue: CcxtVenue, journal: Any) -> None:
-        """Wrap the venue's order placement and the journal's fill writes."""
-        if self.point is None:
-            return
-        create = venue.exchange.create_order
-        record_fill = journal.record_fill
-
-        async def create_order(*args: Any, **kwargs: Any) -> Any:
-            self.reached("before_send")
-            result = await create(*args, **kwargs)
-            self.reached("after_send")
-            return result
-
-        def record(fill: Any) -> bool:
-            self.reached("before_fill_journal")
-            return record_fill(fill)
-
-        venue.exchange.create_order = create_order
-        journal.record_fill = record
-
-
 class RedactSignatures(logging.Filter):
     """Blanks request signatures in log records (ccxt error messages quote the signed URL)."""
 
@@ -294,6 +242,7 @@ class SessionSpec:
     retry: RetryPolicy | None = None  # backoff of ambiguous order failures (default: RetryPolicy())
     risk: RiskConfig | None = None  # [risk]: limits, monitors, kill switch (None: market checks)
     config_path: Path | None = None  # quantdesk.toml, re-read for [risk] changes (hot reload)
+    store: DataStore | None = None  # funding rates of the perpetuals traded are settled from it
 
 
 @dataclass
@@ -383,6 +332,7 @@ class Session:
         step = min(r.amount_step for r in sym_rules.values())
         venue = data if spec.mode is Mode.LIVE else self._paper_venue(portfolio, sym_rules, fee)
         gate: PreTradeRisk | RiskEngine = PreTradeRisk(sym_rules, fee_rate=fee)
+        breaker = venue_breaker(venue.name, spec.risk)
         restored = journaled_state(journal)
         if spec.risk is not None:
             gate = RiskEngine(
@@ -393,6 +343,7 @@ class Session:
                 fee_rate=fee,
                 journal=journal,
                 state=restored[0] if restored else TradingState.ACTIVE,
+                breakers={venue.name: breaker},
             )
         elif restored is not None:
             gate.state = restored[0]
@@ -408,12 +359,17 @@ class Session:
             portfolio,
             journal,
             self.clock,
+            breaker=breaker,
             runners=[runner],
             risk=gate,
             mode=spec.execution,
             amount_step=step,
             timeframe_ms=timeframe_ms(timeframe),
             retry=spec.retry,
+            order_timeout_ms=timeout_ms(spec.risk),
+            funding=funding_schedule(
+                stored_funding(spec.store, symbols) if spec.store is not None else None
+            ),
             # Every client id ever journaled stays known: the same decision is never sent twice.
             known_orders=[o for o in journal.load_orders(open_only=False) if o.status.is_terminal],
             config_path=spec.config_path,
@@ -423,8 +379,6 @@ class Session:
                 else None
             ),
         )
-        if spec.mode is Mode.LIVE:
-            CrashHook.from_env().install(data, journal)
         await kernel.om.recover(journal.load_orders(open_only=True))
         reconciler = None
         if spec.mode is Mode.LIVE:

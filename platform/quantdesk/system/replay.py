@@ -38,7 +38,7 @@ from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.gate import PreTradeRisk
 from quantdesk.risk.limits import RiskConfig
 from quantdesk.strategy import SignalStrategy, Strategy, StrategyError
-from quantdesk.system.kernel import build_kernel
+from quantdesk.system.kernel import build_kernel, funding_schedule, timeout_ms, venue_breaker
 from quantdesk.venues.sim import SimVenue
 
 T = TypeVar("T")
@@ -99,11 +99,14 @@ def replay(
     progress: bool = False,
     risk: bool = True,
     risk_config: RiskConfig | None = None,
+    funding: Mapping[str, pd.DataFrame | pd.Series] | None = None,
 ) -> ReplayResult:
     """Replay a SignalStrategy bar by bar through the engine; journal to `journal` if given.
 
     risk_config: apply these [risk] limits with the live RiskEngine, monitors and automatic
     halts (`quantdesk backtest --risk`); its decision counts land in `extra["risk"]`.
+    funding: stored funding rates per perpetual (column funding_rate), settled on the positions
+    held at each settlement (`extra["funding"]` is the total received).
     """
     if not isinstance(strategy, SignalStrategy):
         raise StrategyError(f"{strategy.label()} is not a SignalStrategy")
@@ -134,6 +137,7 @@ def replay(
         price_tick=PRICE_TICK,
         clock=clock,
     )
+    breaker = venue_breaker(venue.name, risk_config)
     store = Journal(journal) if journal is not None else MemoryJournal()
     portfolio = Portfolio(cash={quote: total}, currency=quote)
     gate: PreTradeRisk | RiskEngine | None = None
@@ -142,7 +146,13 @@ def replay(
         gate = PreTradeRisk(rules, fee_rate=fee)
         if risk_config is not None:
             gate = RiskEngine(
-                rules, risk_config, portfolio, clock=clock, fee_rate=fee, journal=store
+                rules,
+                risk_config,
+                portfolio,
+                clock=clock,
+                fee_rate=fee,
+                journal=store,
+                breakers={venue.name: breaker},
             )
     size = None if costs.size is None else dec(costs.size)
     runner = SignalRunner(strategy, symbols, capital=capital, fee=fee, size=size)
@@ -152,12 +162,15 @@ def replay(
         portfolio,
         store,
         clock,
+        breaker=breaker,
         runners=[runner],
         risk=gate,
         mode=mode,
         amount_step=AMOUNT_STEP,
         timeframe_ms=feed.timeframe_ms,
         equity_every=max(1, len(feed) // EQUITY_SNAPSHOTS),
+        order_timeout_ms=timeout_ms(risk_config),
+        funding=funding_schedule(funding),
     )
     try:
         run_coroutine(kernel.run(feed, progress=progress, total=len(feed)))
@@ -184,6 +197,7 @@ def replay(
         steps=kernel.steps,
         extra={
             "awaiting_approval": len(kernel.held),
+            "funding": portfolio.funding,
             **({"risk": dict(gate.decisions)} if isinstance(gate, RiskEngine) else {}),
         },
     )

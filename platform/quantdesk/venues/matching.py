@@ -2,7 +2,7 @@
 
 Marketable orders execute against the current book (partial fills level by level, taker fee);
 resting limit and stop orders are matched against each new bar with the fill convention of
-`quantdesk.fills` (maker fee for resting limits, taker fee for triggered stops). Everything is
+`quantdesk.model.fills` (maker fee for resting limits, taker fee for triggered stops). Everything is
 Decimal and driven only by bars, snapshots and requests: no wall clock, no randomness.
 """
 

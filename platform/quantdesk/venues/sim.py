@@ -1,6 +1,6 @@
 """SimVenue: the engine's async `Venue` over the shared matching core, driven bar by bar.
 
-The fill convention of `quantdesk.fills`, as the engine sees it:
+The fill convention of `quantdesk.model.fills`, as the engine sees it:
 - `open_bar(symbol, bar)` starts a bar. Resting stop-loss / take-profit orders are checked first
   against the bar's open/high/low (a stop-loss wins when both trigger; this is vectorbt's order,
   stops before the bar's signals), then market orders queued while the bar was closed execute.
