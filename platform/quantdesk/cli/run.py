@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -178,7 +179,7 @@ def run(
         stop = asyncio.Event()
         remove = install_signal_handlers(stop)
         try:
-            return await run_session(spec, stop=stop)
+            return await run_session(spec, stop=stop, on_status=_print_status)
         finally:
             remove()
 
@@ -195,5 +196,13 @@ def run(
     if result.outside:
         held = ", ".join(f"{asset} {amount}" for asset, amount in sorted(result.outside.items()))
         out.print(f"the account's other holdings (not this session's): {held}")
+    if result.figures is not None:
+        out.print(result.figures.describe(result.quote))
     if result.state is not None and result.state != "active":
         out.print(f"trading is {result.state}: `quantdesk resume --journal {journal}` re-arms it")
+
+
+def _print_status(line: str) -> None:
+    # flush at once: people (and tests) watch a running session through a pipe
+    click.echo(line)
+    sys.stdout.flush()

@@ -173,6 +173,11 @@ class Kernel:
         """Amount granularity of orders."""
         return self.step_size
 
+    def order_tag(self, client_order_id: str) -> str:
+        """What a runner placed an order for ("entry", "exit", "sl", "tp"); "" if not a runner's."""
+        owner = self._owner.get(client_order_id)
+        return owner[1] if owner else ""
+
     # --- running --------------------------------------------------------------------------------
 
     async def run(self, feed: Feed, *, progress: bool = False, total: int | None = None) -> None:

@@ -58,6 +58,7 @@ from quantdesk.system.kernel import (
     timeout_ms,
     venue_breaker,
 )
+from quantdesk.system.status import SessionFigures, StatusBoard, session_figures
 from quantdesk.venues.ccxt_venue import CcxtVenue
 from quantdesk.venues.sim import SimVenue
 
@@ -94,6 +95,8 @@ class LiveBarFeed:
         # awaited once per poll, between steps: the kernel is idle then, so work done here
         # (periodic reconciliation) never interleaves with an order in progress
         self.on_idle: Callable[[], Awaitable[None]] | None = None
+        # called after the kernel has processed each step (the session's status line)
+        self.after_step: Callable[[], None] | None = None
 
     async def history(self, bars: int) -> list[Step]:
         """The last `bars` closed candles as steps (warm-up); later polls continue after them."""
@@ -149,6 +152,8 @@ class LiveBarFeed:
                 for event in step:
                     self.venue.marks[event.symbol] = Decimal(repr(event.bar.close))
                 yield step
+                if self.after_step is not None:  # the kernel has processed the step
+                    self.after_step()
                 if self.stop.is_set():
                     return
             if self.finished():
@@ -259,6 +264,8 @@ class SessionResult:
     capital: Decimal = ZERO  # the session's starting capital (all symbols)
     outside: dict[str, Decimal] = field(default_factory=dict)  # account holdings not the session's
     state: TradingState | None = None  # the trading state at the end (halted stays halted)
+    figures: SessionFigures | None = None  # PnL split into price, fees and funding
+    quote: str = ""
 
 
 class Session:
@@ -270,9 +277,12 @@ class Session:
         *,
         env: Mapping[str, str] | None = None,
         stop: asyncio.Event | None = None,
+        on_status: Callable[[str], None] | None = None,
     ) -> None:
-        """env: where credentials are read (default os.environ); stop: set it to stop gracefully."""
+        """env: where credentials are read (default os.environ); stop: set it to stop gracefully;
+        on_status: gets one status line per bar and each warning/critical risk event."""
         self.spec = spec
+        self.on_status = on_status
         self.env = env
         self.stop = stop or asyncio.Event()
         self.clock = WallClock()
@@ -404,6 +414,10 @@ class Session:
                 await self._reconcile(reconciler, journal, attempts=1)
 
         feed.on_idle = idle
+        if self.on_status is not None:
+            feed.after_step = self._status_reporter(
+                kernel, portfolio, gate, journal, symbols, session_cash
+            )
         journal.record_risk_event(
             "session_resumed" if fills or start.get("resumed") else "session_started",
             f"{spec.mode} session on {spec.venue_name}: {spec.strategy!r} {', '.join(symbols)}",
@@ -434,7 +448,34 @@ class Session:
             capital=session_cash,
             outside={a: v for a, v in outside.items() if v} if spec.mode is Mode.LIVE else {},
             state=gate.state,
+            figures=session_figures(portfolio, session_cash, kernel.equity())
+            if kernel.closes
+            else None,
+            quote=quote,
         )
+
+    def _status_reporter(
+        self,
+        kernel: Kernel,
+        portfolio: Portfolio,
+        gate: Any,
+        journal: Journal,
+        symbols: Sequence[str],
+        capital: Decimal,
+    ) -> Callable[[], None]:
+        """A callback printing one line per bar, then any new warning or critical event."""
+        assert self.on_status is not None
+        say = self.on_status
+        board = StatusBoard(symbols, capital)
+        board.line(kernel, portfolio, gate)  # what came before this session's first bar
+        board.alerts(journal.events())
+
+        def report() -> None:
+            say(board.line(kernel, portfolio, gate))
+            for line in board.alerts(journal.events()):
+                say(line)
+
+        return report
 
     def _paper_venue(
         self, portfolio: Portfolio, rules: Mapping[str, Instrument], fee: Decimal
@@ -565,10 +606,11 @@ async def run_session(
     env: Mapping[str, str] | None = None,
     stop: asyncio.Event | None = None,
     started: asyncio.Event | None = None,
+    on_status: Callable[[str], None] | None = None,
 ) -> SessionResult:
     """Run one session to its end (`--until`, or `stop` being set); `started` is set once it
-    trades."""
-    session = Session(spec, env=env, stop=stop)
+    trades; on_status gets a line per bar and each warning/critical risk event."""
+    session = Session(spec, env=env, stop=stop, on_status=on_status)
     if started is not None:
         session.started = started
     return await session.run()
