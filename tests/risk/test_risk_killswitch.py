@@ -270,3 +270,38 @@ async def test_flatten_closes_a_perpetual_short_reduce_only(
         journal.close()
     finally:
         await venue.close()
+
+
+async def test_flatten_reports_refusals_and_dust_instead_of_claiming_it_flattened(
+    venue: CcxtVenue, admin: Admin, tmp_path: Path
+) -> None:
+    """A flatten order the venue refuses leaves the position open, and an amount under the
+    venue's minimum cannot be sold at all: the kill says so rather than 'flattened'."""
+    from quantdesk.model import Fill
+
+    journal = Journal(tmp_path / "journal.sqlite")
+    desk = Desk(venue, journal)
+    set_price(admin, D(40000))
+    desk.risk.update_price(BTC, D(40000))
+    desk.risk.update_price("ETH/USDT", D(2000))
+    rules = venue.rules[BTC]
+    assert rules.min_notional == 5  # the sandbox's, as Binance's spot filter
+
+    def holding(symbol: str, amount: D, price: D) -> None:
+        fill = Fill(f"t-{symbol}", f"c-{symbol}", symbol, Side.BUY, amount, price, D(0), "USDT", 0)
+        desk.portfolio.apply_fill(fill)
+
+    holding(BTC, D("1000"), D(40000))  # far more than the sandbox account holds: refused
+    holding("ETH/USDT", D("0.001"), D(2000))  # 2 USDT, under the 5 USDT minimum notional
+    report = await desk.kill.kill("test", flatten=True)
+    assert report.flatten_orders == ()
+    assert len(report.rejected) == 1 and report.rejected[0].startswith("BTC/USDT: ")
+    assert report.dust == ("ETH/USDT 0.001",)
+    text = report.describe()
+    assert "REFUSED, position still open: BTC/USDT" in text
+    assert "dust below the venue minimum left: ETH/USDT 0.001" in text
+    assert "flatten orders sent" not in text
+    events = journal.events("kill")
+    assert events["message"].iloc[-1] == text
+    assert events["payload"].iloc[-1]["dust"] == ["ETH/USDT 0.001"]
+    journal.close()

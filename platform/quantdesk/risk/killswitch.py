@@ -37,7 +37,20 @@ class KillReport:
 
     reason: str
     cancelled: tuple[str, ...]  # client order ids
-    flatten_orders: tuple[str, ...]
+    flatten_orders: tuple[str, ...]  # sent (accepted by the venue, or still in flight)
+    rejected: tuple[str, ...] = ()  # "SYMBOL: reason" of flatten orders the venue refused
+    dust: tuple[str, ...] = ()  # "SYMBOL AMOUNT": below the venue's minimum, cannot be sold
+
+    def describe(self) -> str:
+        """What the kill really did, in one line (never 'flattened' for a refused order)."""
+        text = f"kill switch: {self.reason}; cancelled {len(self.cancelled)} orders"
+        if self.flatten_orders:
+            text += f", flatten orders sent for {len(self.flatten_orders)} positions"
+        if self.rejected:
+            text += f"; REFUSED, position still open: {'; '.join(self.rejected)}"
+        if self.dust:
+            text += f"; dust below the venue minimum left: {', '.join(self.dust)}"
+        return text
 
 
 class KillSwitch:
@@ -107,13 +120,17 @@ class KillSwitch:
                     await manager.cancel(order.client_order_id, "kill switch")
                     risk.record_cancel()
                     cancelled.append(order.client_order_id)
-        flattened = await self._flatten() if flatten else []
-        report = KillReport(reason, tuple(cancelled), tuple(flattened))
+        sent, rejected, dust = await self._flatten() if flatten else ([], [], [])
+        report = KillReport(reason, tuple(cancelled), tuple(sent), tuple(rejected), tuple(dust))
         self.reports.append(report)
-        message = f"kill switch: {reason}; cancelled {len(cancelled)} orders" + (
-            f", flattening {len(flattened)} positions" if flatten else ""
-        )
-        payload = {"reason": reason, "cancelled": cancelled, "flatten_orders": flattened}
+        message = report.describe()
+        payload = {
+            "reason": reason,
+            "cancelled": cancelled,
+            "flatten_orders": sent,
+            "rejected": rejected,
+            "dust": dust,
+        }
         risk.event("kill", message, "critical", payload)
         risk.alert("critical", message, key=f"kill:{reason}", payload=payload)
         return report
@@ -122,16 +139,31 @@ class KillSwitch:
     def _flattening(self) -> set[str]:
         return {cid for r in self.reports for cid in r.flatten_orders}
 
-    async def _flatten(self) -> list[str]:
-        """Reduce-only market orders closing every open position, sent past the gate."""
+    async def _flatten(self) -> tuple[list[str], list[str], list[str]]:
+        """Reduce-only market orders closing every open position, sent past the gate.
+
+        Returns (sent client ids, "SYMBOL: reason" of refused ones, "SYMBOL AMOUNT" of dust: what
+        is below the venue's minimum amount or notional, which no order can close)."""
         risk = self.risk
         now = risk.clock()
-        sent = []
+        sent: list[str] = []
+        rejected: list[str] = []
+        dust: list[str] = []
+        marks = dict(getattr(risk, "marks", None) or {})
         for symbol, pos in list(risk.portfolio.positions.items()):
+            if not pos.quantity:
+                continue
             rules = risk.gate.markets.get(symbol)
             amount = abs(pos.quantity)
             if rules is not None:
                 amount = rules.round_amount(amount)
+                mark = marks.get(symbol)
+                too_small = amount < rules.min_amount or (
+                    mark is not None and rules.min_notional and amount * mark < rules.min_notional
+                )
+                if amount <= 0 or too_small:
+                    dust.append(f"{symbol} {abs(pos.quantity).normalize()}")
+                    continue
             if amount <= 0:
                 continue
             manager = self._manager_for(symbol)
@@ -146,10 +178,12 @@ class KillSwitch:
                 strategy_id=FLATTEN_STRATEGY_ID,
             )
             placed = await manager.submit(order)
-            sent.append(placed.client_order_id)
             if placed.status is OrderStatus.REJECTED:
+                rejected.append(f"{symbol}: {placed.reason}")
                 risk.alert("critical", f"flatten {symbol} rejected: {placed.reason}")
-        return sent
+            else:
+                sent.append(placed.client_order_id)
+        return sent, rejected, dust
 
     def _manager_for(self, symbol: str) -> OrderDesk:
         """The manager that traded the symbol (else the first)."""
