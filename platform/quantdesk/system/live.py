@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -33,7 +34,7 @@ from quantdesk.engine.kernel import ExecutionMode, Kernel
 from quantdesk.engine.portfolio import Portfolio
 from quantdesk.engine.reconcile import Reconciler, ReconcileReport, UnknownOrders
 from quantdesk.engine.runner import SignalRunner
-from quantdesk.errors import ConfigError
+from quantdesk.errors import ConfigError, QuantdeskError
 from quantdesk.model import (
     ZERO,
     Instrument,
@@ -41,6 +42,7 @@ from quantdesk.model import (
     SimBar,
     TradingState,
     VenueError,
+    VenueRefused,
     is_flatten_order,
     split_symbol,
 )
@@ -63,6 +65,14 @@ from quantdesk.venues.ccxt_venue import CcxtVenue
 from quantdesk.venues.sim import SimVenue
 
 log = logging.getLogger(__name__)
+
+# Start-up talks to the venue before anything is at stake: a transient fault (reset, 5xx, rate
+# limit, latency) is retried with the trading backoff; a venue that stays down ends the command.
+STARTUP_RETRY = RetryPolicy(base=0.5, factor=2.0, cap=8.0, max_attempts=6)
+
+
+class VenueDown(QuantdeskError):
+    """The venue did not answer at start-up (after retries), or refused the session."""
 
 
 class LiveBarFeed:
@@ -293,23 +303,35 @@ class Session:
         """Start (recover, reconcile, warm up), trade until --until or a stop, shut down."""
         spec = self.spec
         data = CcxtVenue.from_config(spec.venue_name, spec.venue, self.env)
+        fresh = not spec.journal.exists()
         journal = LiveJournal(spec.journal)
         try:
             return await self._run(data, journal)
+        except VenueDown:
+            if fresh and not self.started.is_set():
+                journal.close()
+                for leftover in (
+                    spec.journal,
+                    *(Path(f"{spec.journal}{x}") for x in ("-wal", "-shm")),
+                ):
+                    leftover.unlink(missing_ok=True)  # nothing happened: leave nothing behind
+            raise
         finally:
             journal.close()
             await data.close()
 
     async def _run(self, data: CcxtVenue, journal: LiveJournal) -> SessionResult:
         spec = self.spec
-        rules = await data.load()
+        rules = await self._starting("load its markets", data.load)
         symbols = [_venue_symbol(s, rules, spec.venue.market) for s in spec.symbols]
         quotes = {split_symbol(s)[1] for s in symbols}
         if len(quotes) != 1:
             raise ConfigError(f"symbols must share one quote currency, got {sorted(quotes)}")
         quote = quotes.pop()
         timeframe = spec.timeframe or spec.strategy.timeframe
-        start = await self._session_start(data, journal, quote, len(symbols))
+        start = await self._starting(
+            "read the account", lambda: self._session_start(data, journal, quote, len(symbols))
+        )
         capital = Decimal(start["capital"])
         if spec.capital is not None and spec.capital != capital:
             raise ConfigError(
@@ -404,7 +426,8 @@ class Session:
         feed = LiveBarFeed(
             data, symbols, timeframe, poll_s=spec.poll_s, until_ms=spec.until_ms, stop=self.stop
         )
-        await _warm_up(feed, runner, kernel)
+        history = await self._starting("send recent bars", lambda: feed.history(runner.window))
+        _warm_up(history, runner, kernel)
         last = [self.clock()]
 
         async def idle() -> None:
@@ -496,6 +519,27 @@ class Session:
             clock=self.clock,
         )
 
+    async def _starting(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """A start-up venue call, retried on transient failures; VenueDown when it never works."""
+        name = self.spec.venue_name
+        rng = random.Random()
+        for attempt in range(1, STARTUP_RETRY.max_attempts + 1):
+            try:
+                return await call()
+            except VenueRefused as exc:
+                raise VenueDown(f"venue {name} refused to {what}: {exc}") from None
+            except VenueError as exc:
+                if attempt == STARTUP_RETRY.max_attempts:
+                    raise VenueDown(
+                        f"venue {name} did not {what} after {attempt} attempts "
+                        f"({type(exc).__name__}: {_short(exc)})"
+                    ) from None
+                delay = STARTUP_RETRY.delay(attempt, rng)
+                log.warning("start-up: venue %s could not %s (%s); retrying in %.1f s",
+                            name, what, type(exc).__name__, delay)  # fmt: skip
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
     async def _reconcile(self, reconciler: Reconciler, journal: Journal, attempts: int) -> bool:
         """One reconciliation pass, retried while the venue fails; False if it never got through
         (the next periodic pass tries again)."""
@@ -576,9 +620,15 @@ async def venue_daily_returns(data: CcxtVenue, symbols: Sequence[str], days: int
     return daily_returns(pd.DataFrame(closes))
 
 
-async def _warm_up(feed: LiveBarFeed, runner: SignalRunner, kernel: Kernel) -> None:
+def _short(exc: BaseException) -> str:
+    # ccxt messages carry the whole URL and body: the first line, capped, is enough for a person
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return RedactSignatures._PATTERN.sub(r"\1***", text)[:160]
+
+
+def _warm_up(history: Sequence[Step], runner: SignalRunner, kernel: Kernel) -> None:
     """Show the runner the last closed bars (its signal window) without acting on them."""
-    for past in await feed.history(runner.window):
+    for past in history:
         for event in past:
             kernel.closes[event.symbol] = event.bar.close
             runner.on_close(event)

@@ -179,6 +179,7 @@ class CcxtVenue:
         return cls(make_exchange(config, env), name, market=config.market)
 
     @_mapped(Operation.FETCH)
+    @_mapped(Operation.FETCH)
     async def load(self) -> dict[str, Instrument]:
         """Load markets and build each market's rules (steps, ticks, limits)."""
         markets = await self.exchange.load_markets()
