@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1] / "platform" / "quantdesk"
 # and alerts and below venues, which read VenueConfig.
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"model"},
+    {"model", "oslock"},  # oslock: OS file locks (store series, one session per journal)
     {"data", "strategy", "alerts", "reports"},
     {"risk"},
     {"config"},

@@ -54,15 +54,20 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _severity_name(value: str) -> str:
+    if value.upper() not in Severity.__members__:
+        known = ", ".join(s.lower() for s in Severity.__members__)
+        raise ValueError(f"{value!r} is not one of {known}")
+    return value.lower()
+
+
 class _ChannelConfig(_Model):
     min_severity: SeverityName = "warning"
 
     @field_validator("min_severity")
     @classmethod
     def _severity(cls, value: str) -> str:
-        if value.upper() not in Severity.__members__:
-            raise ValueError(f"must be one of {', '.join(s.lower() for s in Severity.__members__)}")
-        return value.lower()
+        return _severity_name(value)
 
 
 class TelegramConfig(_ChannelConfig):
@@ -98,11 +103,18 @@ class AlertsConfig(_Model):
 
     log_min_severity: SeverityName = "info"
     dedup_window_s: float = Field(300.0, ge=0, description="same key within it: suppressed")
+
     max_per_minute: int = Field(20, ge=1, description="per channel")
     queue_size: int = Field(1000, ge=1)
     telegram: TelegramConfig | None = None
     email: EmailConfig | None = None
     webhook: WebhookConfig | None = None
+
+    @field_validator("log_min_severity")
+    @classmethod
+    def _log_severity(cls, value: str) -> str:
+        # An unknown name used to pass here and raise KeyError once a session started.
+        return _severity_name(value)
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,8 @@ def parse_config(
         config = Config.model_validate(dict(raw))
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, source)) from None
+    except RecursionError:
+        raise ConfigError(f"{source}: values are nested too deeply") from None
     root = config.data.root
     if base_dir is not None and not root.is_absolute():
         root = base_dir / root
@@ -122,6 +124,11 @@ def load_config(
             raw = tomllib.loads(file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        except RecursionError:
+            # tomllib parses nested arrays and inline tables recursively.
+            raise ConfigError(f"{file}: not valid TOML: nested too deeply") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {file}: {exc.strerror or exc}") from None
         config = parse_config(raw, str(file), file.parent)
         config = config.model_copy(update={"source": file})
     else:

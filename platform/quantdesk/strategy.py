@@ -38,6 +38,11 @@ class ParamError(StrategyError):
 # Parameters
 
 
+# A sweep larger than this is almost always a typo'd step (1e-9 instead of 1e-2) that would
+# run for hours; `quantdesk backtest --max-combinations N` raises it.
+MAX_GRID_COMBINATIONS = 10_000
+
+
 @dataclass(frozen=True)
 class Param:
     """Base of the parameter types: a default and the rules a value must follow."""
@@ -52,7 +57,7 @@ class Param:
         """Parse a value given on the command line (e.g. '10')."""
         raise NotImplementedError
 
-    def grid(self, name: str, spec: str) -> list[Any]:
+    def grid(self, name: str, spec: str, limit: int = MAX_GRID_COMBINATIONS) -> list[Any]:
         """Values of a sweep spec: 'lo:hi:step' (inclusive) or 'a,b,c'."""
         if "," in spec:
             return [self.parse(name, part.strip()) for part in spec.split(",") if part.strip()]
@@ -63,7 +68,17 @@ class Param:
         raise NotImplementedError
 
 
-def _range_grid(param: Int | Float, name: str, spec: str) -> list[Any] | None:
+def _too_many(what: str, count: float, limit: int) -> ParamError:
+    shown = f"{count:.3g}" if not count < 1e15 else f"{math.floor(count)}"
+    return ParamError(
+        f"{what} has {shown} combinations, more than the limit of {limit}: "
+        "use a coarser step or raise it with --max-combinations"
+    )
+
+
+def _range_grid(
+    param: Int | Float, name: str, spec: str, limit: int = MAX_GRID_COMBINATIONS
+) -> list[Any] | None:
     parts = spec.split(":")
     if len(parts) == 1:
         return None
@@ -75,9 +90,12 @@ def _range_grid(param: Int | Float, name: str, spec: str) -> list[Any] | None:
         step = kind(parts[2])
     except ValueError:
         raise ParamError(f"param {name}: sweep step {parts[2]!r} is not a number") from None
-    if step <= 0 or hi < lo:
-        raise ParamError(f"param {name}: sweep {spec!r} needs lo <= hi and step > 0")
-    count = math.floor((hi - lo) / step + 1e-9) + 1
+    if not math.isfinite(step) or step <= 0 or hi < lo:
+        raise ParamError(f"param {name}: sweep {spec!r} needs lo <= hi and a finite step > 0")
+    span = (hi - lo) / step  # inf for a denormal step: refused below, never floored
+    if not span + 1 <= limit:
+        raise _too_many(f"param {name}: sweep {spec!r}", span + 1, limit)
+    count = math.floor(span + 1e-9) + 1
     return [param.validate(name, lo + i * step) for i in range(count)]
 
 
@@ -113,9 +131,9 @@ class Int(Param):
         except ValueError:
             raise ParamError(f"param {name} must be an integer, got {text!r}") from None
 
-    def grid(self, name: str, spec: str) -> list[int]:
+    def grid(self, name: str, spec: str, limit: int = MAX_GRID_COMBINATIONS) -> list[int]:
         """Values of 'lo:hi:step' (inclusive) or 'a,b,c'."""
-        return _range_grid(self, name, spec) or super().grid(name, spec)
+        return _range_grid(self, name, spec, limit) or super().grid(name, spec, limit)
 
     def suggest(self, trial: Any, name: str, above: Any = None, below: Any = None) -> int:
         """optuna: trial.suggest_int over [low, high], strictly inside above/below if given."""
@@ -159,9 +177,9 @@ class Float(Param):
             raise ParamError(f"param {name} must be a number, got {text!r}") from None
         return self.validate(name, number)
 
-    def grid(self, name: str, spec: str) -> list[float]:
+    def grid(self, name: str, spec: str, limit: int = MAX_GRID_COMBINATIONS) -> list[float]:
         """Values of 'lo:hi:step' (inclusive) or 'a,b,c'."""
-        values = _range_grid(self, name, spec) or super().grid(name, spec)
+        values = _range_grid(self, name, spec, limit) or super().grid(name, spec, limit)
         return [round(v, 12) for v in values]  # 0.1 + 2 * 0.05 should print as 0.2
 
     def suggest(self, trial: Any, name: str, above: Any = None, below: Any = None) -> float:
@@ -480,9 +498,12 @@ def load_strategy(
 
 
 def parse_param_args(
-    cls: type[Strategy], items: Iterable[str]
+    cls: type[Strategy], items: Iterable[str], max_combinations: int = MAX_GRID_COMBINATIONS
 ) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    """Split 'name=value' / 'name=lo:hi:step' / 'name=a,b' into fixed values and sweeps."""
+    """Split 'name=value' / 'name=lo:hi:step' / 'name=a,b' into fixed values and sweeps.
+
+    ParamError when the sweeps together exceed max_combinations (checked before expanding).
+    """
     fixed: dict[str, Any] = {}
     grid: dict[str, list[Any]] = {}
     for item in items:
@@ -494,7 +515,10 @@ def parse_param_args(
             cls.validate_params({name: None})
         param = cls.params[name]
         if ":" in text or "," in text:
-            grid[name] = param.grid(name, text)
+            grid[name] = param.grid(name, text, max_combinations)
+            total = math.prod(len(v) for v in grid.values())
+            if total > max_combinations:
+                raise _too_many(f"the sweep over {', '.join(grid)}", total, max_combinations)
         else:
             fixed[name] = param.parse(name, text)
     return fixed, grid

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -256,3 +257,48 @@ def test_console_script_exits_2_on_bad_input(root: Path, tmp_path: Path) -> None
         "map it with --columns volume=<Column>"
     )
     assert not root.exists()
+
+
+@pytest.mark.parametrize(
+    ("rows", "args", "message"),
+    [
+        ("1e20,1,2,1,2,5", (), "error: BTCUSDT-1d.csv line 3: time '1e20' is out of range"),
+        ("inf,1,2,1,2,5", (), "error: BTCUSDT-1d.csv line 3: time 'inf' is out of range"),
+        ("1704153600000,1,2,1,nan,5", (), "error: BTCUSDT-1d.csv line 3: close is nan"),
+        ("", ("--timeframe", "9999999999w"), "error: invalid timeframe '9999999999w': bars are"),
+    ],
+)
+def test_bad_import_in_a_folder_exits_2_in_one_line_and_leaves_the_store(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], rows: str, args, message: str
+) -> None:
+    """Issue 19: these crashed with a traceback after writing 1-2 files."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "BTCUSDT-1d.csv").write_text(
+        f"open_time,open,high,low,close,volume\n1704067200000,1,2,1,2,5\n{rows}\n"
+    )
+    (folder / "ETHUSDT-1d.csv").write_text(
+        "open_time,open,high,low,close,volume\n1704067200000,1,2,1,2,5\n"
+    )
+    code, _, err = run(capsys, "data", "import", str(folder), *args)
+    assert code == 2
+    assert _error_line(err).startswith(message)
+    assert _files(root) == {}
+
+
+def test_import_reports_and_removes_stale_temp_files(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "BTCUSDT-1d.csv"
+    path.write_text("open_time,open,high,low,close,volume\n1704067200000,1,2,1,2,5\n")
+    assert run(capsys, "data", "import", str(path))[0] == 0
+    folder = DataStore(root).path(SeriesKey("binance", "spot", "BTC/USDT", "1d")).parent
+    orphan = folder / ".1d.parquet.k1ll3d.tmp"  # what a SIGKILL mid-write leaves
+    orphan.write_bytes(b"PAR1")
+    os.utime(orphan, (1_700_000_000, 1_700_000_000))
+    code, out, _ = run(capsys, "data", "import", str(path))
+    assert code == 0
+    assert f"removed 1 stale temp file(s) left by interrupted writes under {root}" in out
+    assert not orphan.exists()
+    code, out, _ = run(capsys, "data", "import", str(path))
+    assert code == 0 and "stale temp" not in out

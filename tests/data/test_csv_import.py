@@ -282,3 +282,108 @@ def test_column_map_naming_absent_column(tmp_path: Path) -> None:
     )
     with pytest.raises(DataError, match="no column"):
         parse_csv(path, ImportOptions(columns={"time": "When"}))
+
+
+HEADER = "open_time,open,high,low,close,volume\n"
+GOOD_ROW = "1704067200000,1,2,0.5,1.5,10\n"  # 2024-01-01
+
+
+@pytest.mark.parametrize(
+    ("time", "message"),
+    [
+        ("1e20", "line 3: time '1e20' is out of range: use 1970-01-01 .. 2099-12-31"),
+        ("inf", "line 3: time 'inf' is out of range"),
+        ("-inf", "line 3: time '-inf' is out of range"),
+        ("1e300", "line 3: time '1e300' is out of range"),
+        ("-1704067200000", "line 3: time '-1704067200000' is out of range"),
+        ("1000-01-01", "line 3: time '1000-01-01' is out of range"),
+        ("3000-01-01", "line 3: time '3000-01-01' is out of range"),
+        ("9999-12-31T23:59:59", "line 3: time '9999-12-31T23:59:59' is out of range"),
+        ("nan", "line 3: time 'nan' is neither an ISO date nor an epoch number"),
+    ],
+)
+def test_times_out_of_range_are_refused_in_a_folder_before_any_write(
+    tmp_path: Path, time: str, message: str
+) -> None:
+    """Issue 19: these crashed after writing; now the whole folder is refused up front."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "AAAUSDT-1d.csv").write_text(HEADER + GOOD_ROW)  # sorts first: would be written
+    # Each bad time follows a good one of its own kind (ISO after ISO, epoch after epoch).
+    good = GOOD_ROW if "-" not in time.lstrip("-") else "2024-01-01,1,2,0.5,1.5,10\n"
+    (folder / "BTCUSDT-1d.csv").write_text(HEADER + good + f"{time},1,2,0.5,1.5,10\n")
+    store = DataStore(tmp_path / "store")
+    with pytest.raises(DataError) as info:
+        import_csv(store, folder)
+    assert str(info.value).startswith(f"BTCUSDT-1d.csv {message}")
+    assert not store.root.exists()
+
+
+def test_epoch_to_times_refuses_non_finite_and_far_values() -> None:
+    with pytest.raises(DataError, match=r"epoch time inf is out of range"):
+        epoch_to_times(pd.Series([1.7e12, float("inf")]).to_numpy())
+    with pytest.raises(DataError, match=r"epoch time 1e\+20 is out of range"):
+        epoch_to_times(pd.Series([1e20]).to_numpy())
+    # The edges: the epoch itself is in range, 2100 is not.
+    assert str(epoch_to_times(pd.Series([0.0]).to_numpy())[0]) == "1970-01-01 00:00:00+00:00"
+    with pytest.raises(DataError):
+        epoch_to_times(pd.Series([4102444800.0]).to_numpy())
+
+
+@pytest.mark.parametrize("timeframe", ["99999999999999w", "9999999999m", "367d", "53w"])
+def test_huge_timeframe_is_refused(tmp_path: Path, timeframe: str) -> None:
+    path = _write(tmp_path / "prices.csv", HEADER + GOOD_ROW)
+    store = DataStore(tmp_path / "store")
+    options = ImportOptions(symbol="BTC/USDT", timeframe=timeframe)
+    with pytest.raises(DataError, match=rf"invalid timeframe '{timeframe}': bars are at most 366d"):
+        import_csv(store, path, options)
+    assert not store.root.exists()
+    # The longest allowed bar still imports.
+    assert import_csv(store, path, ImportOptions(symbol="BTC/USDT", timeframe="366d"))
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("1704153600000,NaN,2,0.5,1.5,10", "line 3: open is nan"),
+        ("1704153600000,1,inf,0.5,1.5,10", "line 3: high is inf"),
+        ("1704153600000,1,2,0.5,nan,10", "line 3: close is nan"),
+        ("1704153600000,1,2,0,1.5,10", "line 3: low is 0"),
+        ("1704153600000,1,2,-0.5,1.5,10", "line 3: low is -0.5"),
+        ("1704153600000,1,2,0.5,1.5,-1", "line 3: volume is -1"),
+    ],
+)
+def test_invalid_rows_are_refused_before_any_write(tmp_path: Path, row: str, message: str) -> None:
+    store = DataStore(tmp_path / "store")
+    path = _write(tmp_path / "BTCUSDT-1d.csv", HEADER + GOOD_ROW)
+    import_csv(store, path)
+    before = _snapshot(store.root)
+    _write(path, HEADER + GOOD_ROW + row + "\n")
+    with pytest.raises(DataError) as info:
+        import_csv(store, path)
+    assert str(info.value).startswith(f"BTCUSDT-1d.csv {message}: refusing 1 invalid row(s)")
+    assert _snapshot(store.root) == before
+
+
+def test_a_nan_bar_never_replaces_a_stored_good_one(tmp_path: Path) -> None:
+    """Issue 21: re-importing a file whose bar is NaN replaced the stored values with NaN."""
+    store = DataStore(tmp_path / "store")
+    good = _write(tmp_path / "BTCUSDT-1d.csv", HEADER + GOOD_ROW)
+    import_csv(store, good)
+    (tmp_path / "in").mkdir()
+    nan = _write(tmp_path / "in" / "BTCUSDT-1d.csv", HEADER + "1704067200000,NaN,NaN,NaN,NaN,NaN\n")
+    with pytest.raises(DataError, match="refusing 1 invalid row"):
+        import_csv(store, nan)
+    stored = store.read(SeriesKey("binance", "spot", "BTC/USDT", "1d"))
+    assert stored.iloc[0].tolist() == [1.0, 2.0, 0.5, 1.5, 10.0]
+
+
+def test_funding_rates_may_be_negative_but_not_nan(tmp_path: Path) -> None:
+    header = "funding_time,funding_interval_hours,funding_rate\n"
+    store = DataStore(tmp_path / "store")
+    path = _write(tmp_path / "BTCUSDT-funding.csv", header + "1704067200000,8,-0.0002\n")
+    (result,) = import_csv(store, path)
+    assert result.rows_added == 1
+    _write(path, header + "1704096000000,8,nan\n")
+    with pytest.raises(DataError, match="line 2: funding_rate is nan"):
+        import_csv(store, path)

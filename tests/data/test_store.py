@@ -1,8 +1,10 @@
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantdesk.data.store import SeriesKey, atomic_write_parquet, normalize
+from quantdesk.data.store import DataStore, SeriesKey, atomic_write_parquet, normalize
 from quantdesk.errors import DataError, NoDataError
 from tests.conftest import make_bars
 
@@ -140,11 +142,13 @@ def test_failed_write_leaves_previous_file_intact_and_no_temp_files(store, bars,
         raise OSError("disk full")
 
     monkeypatch.setattr(store_module.pq, "write_table", crash)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(DataError, match=r"cannot write binance/spot/BTC/USDT 1h .*: disk full$"):
         store.write(KEY, bars)
     monkeypatch.undo()
     assert len(store.read(KEY)) == 10
-    assert sorted(p.name for p in store.path(KEY).parent.iterdir()) == ["1h.parquet"]
+    # The lock file stays (deleting it would race another writer); no temp file does.
+    names = sorted(p.name for p in store.path(KEY).parent.iterdir())
+    assert names == [".1h.parquet.lock", "1h.parquet"]
 
 
 def test_process_killed_mid_write_never_leaves_a_torn_file(store):
@@ -195,3 +199,84 @@ def test_unreadable_file_is_a_data_error(store, bars):
     Path(store.path(KEY)).write_bytes(b"not parquet")
     with pytest.raises(DataError, match="cannot read"):
         store.read(KEY)
+
+
+def test_concurrent_appends_to_one_series_lose_no_rows(store, bars, monkeypatch):
+    """Issue 21: two imports of one series at once; both read the old file, one write won.
+
+    The barrier lets both appends read before either writes, which is exactly the lost-update
+    race; with the series lock the second append cannot read until the first has written, so
+    its barrier wait times out and it reads the merged file.
+    """
+    store.write(KEY, bars.iloc[:10])
+    barrier = threading.Barrier(2)
+    real_read = DataStore.read
+
+    def read_after_both_arrive(self, key, start=None, end=None):
+        frame = real_read(self, key, start, end)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=1.0)
+        return frame
+
+    monkeypatch.setattr(DataStore, "read", read_after_both_arrive)
+    added: list[int] = []
+    chunks = [bars.iloc[10:20], bars.iloc[20:30]]
+    threads = [
+        threading.Thread(target=lambda c=c: added.append(DataStore(store.root).append(KEY, c)))
+        for c in chunks
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    monkeypatch.undo()
+    assert sorted(added) == [10, 10]
+    assert len(store.read(KEY)) == 30  # what the summaries claim is what is stored
+
+
+def test_series_lock_is_released_when_its_holder_is_killed(store, bars):
+    store.write(KEY, bars.iloc[:10])
+    script = textwrap.dedent(
+        f"""
+        import time
+        from quantdesk.data.store import DataStore, SeriesKey
+        store = DataStore({str(store.root)!r})
+        with store.locked(SeriesKey("binance", "spot", "BTC/USDT", "1h")):
+            print("locked", flush=True)
+            time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(DataError, match=r"still being written by another process after 0.2 s"):
+            with store.locked(KEY, wait_s=0.2):
+                pass
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    started = time.monotonic()
+    assert store.append(KEY, bars.iloc[10:12]) == 2
+    assert time.monotonic() - started < 5
+
+
+def test_stale_temp_files_are_removed_and_live_ones_kept(store, bars):
+    """Issue 21: a kill mid-write leaves `.NAME.parquet.XXXX.tmp`; only stale ones go."""
+    store.write(KEY, bars)
+    folder = store.path(KEY).parent
+    old = folder / ".1h.parquet.abc123.tmp"
+    fresh = folder / ".1h.parquet.def456.tmp"
+    other = SeriesKey("binance", "spot", "ETH/USDT", "1h")
+    store.write(other, bars)
+    busy = store.path(other).parent / ".1h.parquet.zzz999.tmp"
+    for tmp in (old, fresh, busy):
+        tmp.write_bytes(b"PAR1 half a file")
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    os.utime(busy, (an_hour_ago, an_hour_ago))
+    with store.locked(other):  # a writer is busy with ETH: its temp file is not stale
+        assert store.remove_stale_temp_files() == [old]
+    assert not old.exists() and fresh.exists() and busy.exists()
+    assert store.remove_stale_temp_files() == [busy]
+    assert store.remove_stale_temp_files(min_age_s=0) == [fresh]
+    assert len(store.read(KEY)) == len(bars) and store.keys() == [KEY, other]

@@ -11,6 +11,11 @@ from quantdesk.cli import cli
 from quantdesk.cli.context import AppContext
 from quantdesk.cli.options import strategy_run_options
 from quantdesk.cli.output import console, print_table
+from quantdesk.errors import DataError
+
+# Kept in step with quantdesk.strategy.MAX_GRID_COMBINATIONS (a test checks); not imported so
+# that `quantdesk --help` does not load the strategy machinery.
+MAX_GRID_COMBINATIONS = 10_000
 
 if TYPE_CHECKING:
     from quantdesk.backtest.results import BacktestResult
@@ -27,6 +32,13 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--sort", "sort_by", default="total_return", show_default=True, help="Stat to rank a sweep by."
+)
+@click.option(
+    "--max-combinations",
+    type=click.IntRange(1),
+    default=MAX_GRID_COMBINATIONS,
+    show_default=True,
+    help="Refuse sweeps larger than this instead of running for hours.",
 )
 @click.option(
     "--risk",
@@ -55,6 +67,7 @@ def backtest(
     market: str | None,
     size: float | None = None,
     all_in: bool = False,
+    max_combinations: int = MAX_GRID_COMBINATIONS,
     with_risk: bool = False,
 ) -> None:
     """Backtest a strategy on stored bars; print its stats and where results were saved."""
@@ -66,7 +79,7 @@ def backtest(
     from quantdesk.strategy import parse_param_args, strategy_class
 
     cls = strategy_class(strategy_name, strategies_dir)
-    fixed, grid = parse_param_args(cls, param_args)
+    fixed, grid = parse_param_args(cls, param_args, max_combinations)
     costs, sizing = run_costs(app, cls, fixed, fee, slippage, cash, size, all_in)
     if grid and sort_by not in STAT_COLUMNS:
         raise click.UsageError(f"--sort must be one of: {', '.join(STAT_COLUMNS)}")
@@ -105,7 +118,10 @@ def backtest(
         print_table(
             columns, rows, title=f"{cls.label()} sweep: top {len(rows)} of {n} by {sort_by}"
         )
-        path = save_grid(result, Path(out_dir))
+        try:
+            path = save_grid(result, Path(out_dir))
+        except OSError as exc:
+            raise DataError(f"cannot save results under {out_dir}: {exc}") from None
         console().print(f"sizing: {sizing.describe()}")
         console().print(f"sweep results: {path}")
         return
@@ -113,7 +129,11 @@ def backtest(
     result = run(cls(**fixed), data, costs, timeframe=tf)
     print_stats(result, cls.label(), tf)
     console().print(f"sizing: {sizing.describe()}")
-    for name, path in result.save(Path(out_dir)).items():
+    try:
+        saved = result.save(Path(out_dir))  # all files or none: it writes a temp folder first
+    except OSError as exc:
+        raise DataError(f"cannot save results under {out_dir}: {exc}") from None
+    for name, path in saved.items():
         console().print(f"{name}: {path}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,6 +12,9 @@ from quantdesk.cli import cli
 from quantdesk.cli.context import AppContext
 from quantdesk.cli.options import venue_filter_options
 from quantdesk.cli.output import console, print_table
+
+if TYPE_CHECKING:
+    from quantdesk.data.store import DataStore
 
 
 @cli.group()
@@ -78,10 +82,21 @@ def synth(
     paths = write_market(
         app.store, market, exchange=exchange, timeframes=tfs, progress=sys.stderr.isatty()
     )
+    _remove_stale_temp_files(app.store)
     console().print(
         f"wrote {len(paths)} series for {len(spec.symbols)} symbols "
         f"({', '.join(tfs)} + funding, seed {seed}) under {app.store.root / exchange}"
     )
+
+
+def _remove_stale_temp_files(store: DataStore) -> None:
+    # An import or synth killed mid-write leaves its temp file; the next writer tidies up.
+    removed = store.remove_stale_temp_files()
+    if removed:
+        console().print(
+            f"removed {len(removed)} stale temp file(s) left by interrupted writes under "
+            f"{store.root}"
+        )
 
 
 def _span(first: object, last: object) -> tuple[str, str]:
@@ -155,6 +170,7 @@ def import_(
     options = ImportOptions(exchange, market, symbol, timeframe, parse_column_map(columns))
     _, skipped = import_files(path, options)
     results = import_csv(app.store, path, options, progress=True)
+    _remove_stale_temp_files(app.store)
     if skipped:
         names = ", ".join(f.name for f in skipped)
         console().print(f"skipped (name is not SYMBOL-TIMEFRAME.csv): {names}")
@@ -238,6 +254,7 @@ def download(
     if funding_keys:
         perp_client = client if market == "usdm" else make_exchange(exchange, "usdm", url)
         results += run_download(perp_client, app.store, funding_keys, since, until, limit)
+    _remove_stale_temp_files(app.store)
     print_table(
         ("series", "requests", "rows added", "first", "last"),
         [(str(r.key), r.requests, r.rows_added, *_span(r.first, r.last)) for r in results],

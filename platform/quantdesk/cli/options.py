@@ -7,6 +7,14 @@ from typing import Any, TypeVar
 
 import click
 
+from quantdesk.cli.checks import (
+    MAX_CASH,
+    cash_amount,
+    finite_number,
+    out_folder,
+    start_end_time,
+)
+
 F = TypeVar("F", bound=Callable[..., object])
 
 
@@ -41,8 +49,15 @@ def strategy_run_options(func: F) -> F:
         click.option(
             "--timeframe", default=None, help="Bar size (default: the strategy's timeframe)."
         ),
-        click.option("--start", default=None, help="First bar (UTC), e.g. 2024-01-01."),
-        click.option("--end", default=None, help="Last bar (UTC, inclusive)."),
+        click.option(
+            "--start",
+            default=None,
+            callback=start_end_time,
+            help="First bar (UTC), e.g. 2024-01-01.",
+        ),
+        click.option(
+            "--end", default=None, callback=start_end_time, help="Last bar (UTC, inclusive)."
+        ),
         click.option(
             "--param",
             "param_args",
@@ -51,17 +66,28 @@ def strategy_run_options(func: F) -> F:
             help="Strategy parameter; NAME=lo:hi:step or NAME=a,b,c sweeps it (repeatable).",
         ),
         click.option(
-            "--fee", type=float, default=0.001, show_default=True, help="Fee, fraction of notional."
+            "--fee",
+            type=float,
+            default=0.001,
+            show_default=True,
+            callback=finite_number,
+            help="Fee, fraction of notional.",
         ),
         click.option(
             "--slippage",
             type=float,
             default=0.0,
             show_default=True,
+            callback=finite_number,
             help="Slippage, fraction of price.",
         ),
         click.option(
-            "--cash", type=float, default=10_000.0, show_default=True, help="Starting cash."
+            "--cash",
+            type=float,
+            default=10_000.0,
+            show_default=True,
+            callback=cash_amount,
+            help=f"Starting cash (positive, at most {MAX_CASH:.0e}).",
         ),
         click.option(
             "--out",
@@ -69,7 +95,8 @@ def strategy_run_options(func: F) -> F:
             type=click.Path(file_okay=False),
             default="reports",
             show_default=True,
-            help="Folder results are saved under.",
+            callback=out_folder,
+            help="Folder results are saved under (checked writable before the run).",
         ),
         click.option(
             "--strategies-dir",

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from quantdesk.cli import cli
+from quantdesk.cli.checks import journal_file
 from quantdesk.cli.context import AppContext
 from quantdesk.cli.options import execution_option, strategy_run_options
 from quantdesk.cli.output import console
@@ -21,6 +22,7 @@ from quantdesk.errors import QuantdeskError
     "journal_path",
     type=click.Path(dir_okay=False),
     default=None,
+    callback=journal_file,
     help="Journal file (default: OUT/journals/replay-NAME-STAMP.sqlite).",
 )
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar.")

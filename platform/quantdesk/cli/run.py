@@ -14,6 +14,7 @@ from quantdesk.cli import cli
 from quantdesk.cli.context import AppContext
 from quantdesk.cli.options import execution_option
 from quantdesk.cli.output import console, print_table
+from quantdesk.cli.runlock import session_lock
 from quantdesk.errors import QuantdeskError
 
 
@@ -173,7 +174,6 @@ def run(
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactSignatures())
     out = console()
-    out.print(f"{mode} session: {strategy!r} on {venue_name}, journal {journal.resolve()}")
 
     async def main() -> SessionResult:
         stop = asyncio.Event()
@@ -183,7 +183,9 @@ def run(
         finally:
             remove()
 
-    result = asyncio.run(main())
+    with session_lock(journal):  # a second run on this journal exits 2 here
+        out.print(f"{mode} session: {strategy!r} on {venue_name}, journal {journal.resolve()}")
+        result = asyncio.run(main())
     rows = [[s, str(q)] for s, q in sorted(result.positions.items())]
     print_table(["symbol", "position"], rows or [["-", "flat"]], title="positions")
     stopped = " (stopped by signal)" if result.stopped_by_signal else ""

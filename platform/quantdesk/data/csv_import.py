@@ -30,6 +30,7 @@ from quantdesk.data.quality import Finding, check_frame
 from quantdesk.data.store import FUNDING, OHLCV_COLUMNS, DataStore, SeriesKey
 from quantdesk.data.symbols import symbol_from_id, validate_market, validate_symbol
 from quantdesk.data.timeframes import validate_timeframe
+from quantdesk.data.times import MAX_TIME, MIN_TIME, RANGE_TEXT
 from quantdesk.errors import DataError
 
 TIME = "time"
@@ -89,6 +90,8 @@ class ParsedFile:
     path: Path
     key: SeriesKey
     frame: pd.DataFrame
+    # File line of the frame's first row (2 below a header), for errors that name a line.
+    first_line: int = 2
 
 
 @dataclass
@@ -240,22 +243,60 @@ def _numbers(path: Path, raw: pd.Series, what: str, line_offset: int) -> np.ndar
     return values
 
 
-def epoch_to_times(values: np.ndarray) -> pd.DatetimeIndex:
-    """UTC times from epoch numbers, each read as s, ms, µs or ns by its magnitude."""
-    magnitude = np.abs(values)
+def _epoch_scale(values: np.ndarray) -> np.ndarray:
     # Present-day epochs: s ~1.7e9, ms ~1.7e12, µs ~1.7e15, ns ~1.7e18.
-    scale = np.select(
+    magnitude = np.abs(values)
+    return np.select(
         [magnitude < 1e11, magnitude < 1e14, magnitude < 1e17], [1e9, 1e6, 1e3], default=1.0
     )
-    nanos = np.round(values * scale).astype("int64")
+
+
+def epoch_to_times(values: np.ndarray) -> pd.DatetimeIndex:
+    """UTC times from epoch numbers, each read as s, ms, µs or ns by its magnitude.
+
+    DataError when a value is not finite or lands outside MIN_TIME .. MAX_TIME.
+    """
+    values = np.asarray(values, dtype="float64")
+    bad = _epoch_out_of_range(values)
+    if bad.any():
+        value = float(values[int(np.flatnonzero(bad)[0])])
+        raise DataError(f"epoch time {value!r} is out of range: use {RANGE_TEXT}")
+    nanos = np.round(values * _epoch_scale(values)).astype("int64")
     return pd.DatetimeIndex(pd.to_datetime(nanos, unit="ns", utc=True))
+
+
+def _epoch_out_of_range(values: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore"):
+        nanos = values * _epoch_scale(values)
+        ok = np.isfinite(nanos) & (nanos >= MIN_TIME.value) & (nanos < MAX_TIME.value)
+    return ~ok
+
+
+def _time_error(path: Path, raw: pd.Series, i: int, line_offset: int) -> DataError:
+    text = str(raw.iloc[i])
+    shown = repr(text if len(text) <= 40 else text[:37] + "...")
+    return DataError(
+        f"{path.name} line {i + line_offset}: time {shown} is out of range: use {RANGE_TEXT}"
+    )
 
 
 def _times(path: Path, raw: pd.Series, line_offset: int) -> pd.DatetimeIndex:
     text = raw.str.strip()
     numeric = pd.to_numeric(text, errors="coerce")
-    if numeric.notna().all():
-        return epoch_to_times(numeric.to_numpy(dtype="float64"))
+    if numeric.notna().sum() * 2 >= len(numeric):
+        # Mostly epoch numbers: the first row that is not one is the bad row.
+        not_number = numeric.isna().to_numpy()
+        if not_number.any():
+            i = int(np.flatnonzero(not_number)[0])
+            raise DataError(
+                f"{path.name} line {i + line_offset}: time {raw.iloc[i]!r} is neither an ISO "
+                "date nor an epoch number"
+            )
+        values = numeric.to_numpy(dtype="float64")
+        bad = _epoch_out_of_range(values)
+        if bad.any():
+            raise _time_error(path, raw, int(np.flatnonzero(bad)[0]), line_offset)
+        return epoch_to_times(values)
     times = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
     if times.isna().any():
         times = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
@@ -265,7 +306,11 @@ def _times(path: Path, raw: pd.Series, line_offset: int) -> pd.DatetimeIndex:
             f"{path.name} line {i + line_offset}: time {raw.iloc[i]!r} is neither an ISO date "
             "nor an epoch number"
         )
-    return pd.DatetimeIndex(times)
+    # Years pandas parses but cannot store in nanoseconds (1000, 3000, 9999) end here.
+    bad = ((times < MIN_TIME) | (times >= MAX_TIME)).to_numpy()
+    if bad.any():
+        raise _time_error(path, raw, int(np.flatnonzero(bad)[0]), line_offset)
+    return pd.DatetimeIndex(times).as_unit("ns")
 
 
 def parse_csv(path: str | Path, options: ImportOptions = ImportOptions()) -> ParsedFile:
@@ -304,7 +349,33 @@ def parse_csv(path: str | Path, options: ImportOptions = ImportOptions()) -> Par
             name: _numbers(path, raw[mapping[name]], name, line_offset) for name in OHLCV_COLUMNS
         }
     frame = pd.DataFrame(values, index=index.rename(TIME))
-    return ParsedFile(path, key, frame)
+    return ParsedFile(path, key, frame, line_offset)
+
+
+def refuse_invalid_rows(parsed: ParsedFile) -> None:
+    """DataError naming the first row an import must not store: NaN/inf, price <= 0, volume < 0.
+
+    `data check --file` reports such rows; an import refuses them, since merging them would
+    replace good stored values with bad ones.
+    """
+    frame = parsed.frame
+    values = frame.to_numpy(dtype="float64")
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values)
+        if not parsed.key.is_funding:
+            prices = [frame.columns.get_loc(c) for c in ("open", "high", "low", "close")]
+            bad[:, prices] |= values[:, prices] <= 0
+            volume = frame.columns.get_loc("volume")
+            bad[:, volume] |= values[:, volume] < 0
+    if not bad.any():
+        return
+    row, col = (int(i[0]) for i in np.nonzero(bad))
+    name, value = frame.columns[col], values[row, col]
+    rows = int(bad.any(axis=1).sum())
+    raise DataError(
+        f"{parsed.path.name} line {row + parsed.first_line}: {name} is {value:g}: refusing "
+        f"{rows} invalid row(s) (NaN, infinite, price <= 0 or volume < 0); nothing was written"
+    )
 
 
 def find_csv_files(path: str | Path) -> list[Path]:
@@ -346,6 +417,8 @@ def import_csv(
     """Import a CSV file or a folder of them; all files are validated before any is written."""
     files, _ = import_files(path, options)
     parsed = [parse_csv(f, options) for f in tqdm(files, desc="reading", disable=_quiet(progress))]
+    for item in parsed:
+        refuse_invalid_rows(item)
     groups: dict[SeriesKey, list[ParsedFile]] = {}
     for item in parsed:
         groups.setdefault(item.key, []).append(item)

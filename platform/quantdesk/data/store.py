@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from quantdesk.data.symbols import dir_to_symbol, symbol_to_dir, validate_market
 from quantdesk.data.timeframes import validate_timeframe
 from quantdesk.data.times import parse_time
 from quantdesk.errors import DataError, NoDataError
+from quantdesk.oslock import LockedError, hold_lock
 
 OHLCV_COLUMNS = ["open", "high", "low", "close", "volume"]
 FUNDING_COLUMNS = ["funding_rate"]
@@ -25,6 +28,12 @@ INDEX_NAME = "time"
 # Exchange folder of generated markets; any real exchange's data is preferred over it.
 SYNTHETIC_EXCHANGE = "synthetic"
 _SUFFIX = ".parquet"
+# How long a writer waits for another process writing the same series (a big import).
+LOCK_WAIT_S = 300.0
+# A temp file is only removed when no writer holds its series and it is at least this old,
+# so a writer that does not lock (an older quantdesk on the same store) keeps its file.
+STALE_TEMP_S = 60.0
+_TEMP_GLOB = f"*/*/*/.*{_SUFFIX}.*.tmp"
 
 
 @dataclass(frozen=True, order=True)
@@ -112,23 +121,76 @@ class DataStore:
         """True when the series has a file."""
         return self.path(key).is_file()
 
+    def lock_path(self, key: SeriesKey) -> Path:
+        """The lock file writers of the series hold (hidden, next to the series)."""
+        path = self.path(key)
+        return path.with_name(f".{path.name}.lock")
+
+    @contextlib.contextmanager
+    def locked(self, key: SeriesKey, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+        """Hold the series' write lock: one writer at a time, across processes."""
+        lock = self.lock_path(key)
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            with hold_lock(lock, wait_s=wait_s):
+                yield
+        except LockedError:
+            raise DataError(
+                f"{key} is still being written by another process after {wait_s:g} s "
+                f"(lock {lock}): try again when it is done"
+            ) from None
+        except OSError as exc:
+            raise DataError(f"cannot write {key} under {self.root}: {exc}") from None
+
     def write(self, key: SeriesKey, frame: pd.DataFrame) -> Path:
         """Replace the series with frame (normalized), atomically."""
         path = self.path(key)
-        atomic_write_parquet(path, normalize(frame, key.columns))
+        data = normalize(frame, key.columns)
+        with self.locked(key):
+            atomic_write_parquet(path, data)
         return path
 
     def append(self, key: SeriesKey, frame: pd.DataFrame) -> int:
-        """Merge frame into the series (new rows win on equal timestamps); return rows added."""
+        """Merge frame into the series (new rows win on equal timestamps); return rows added.
+
+        Read, merge and write happen under the series lock, so concurrent appends (two
+        imports at once) serialize instead of one silently dropping the other's rows.
+        """
         new = normalize(frame, key.columns)
-        if not self.exists(key):
-            self.write(key, new)
-            return len(new)
-        old = self.read(key)
-        merged = normalize(pd.concat([old, new]), key.columns)
-        if len(merged) != len(old) or not merged.equals(old):
-            atomic_write_parquet(self.path(key), merged)
-        return len(merged) - len(old)
+        with self.locked(key):
+            if not self.exists(key):
+                atomic_write_parquet(self.path(key), new)
+                return len(new)
+            old = self.read(key)
+            merged = normalize(pd.concat([old, new]), key.columns)
+            if len(merged) != len(old) or not merged.equals(old):
+                atomic_write_parquet(self.path(key), merged)
+            return len(merged) - len(old)
+
+    def remove_stale_temp_files(self, min_age_s: float = STALE_TEMP_S) -> list[Path]:
+        """Delete temp files an interrupted write left behind; return what was removed.
+
+        Only files whose series no writer holds (its lock is free) and that are older than
+        min_age_s are stale: a running writer's temp file is never touched.
+        """
+        removed: list[Path] = []
+        if not self.root.is_dir():
+            return removed
+        now = time.time()
+        for tmp in sorted(self.root.glob(_TEMP_GLOB)):
+            series_name = tmp.name[1:].split(_SUFFIX + ".", 1)[0] + _SUFFIX
+            lock = tmp.with_name(f".{series_name}.lock")
+            try:
+                if now - tmp.stat().st_mtime < min_age_s:
+                    continue
+                with hold_lock(lock):
+                    tmp.unlink()
+                removed.append(tmp)
+            except (LockedError, FileNotFoundError):
+                continue  # a writer is active, or someone else cleaned it first
+            except OSError as exc:
+                raise DataError(f"cannot remove stale temp file {tmp}: {exc}") from None
+        return removed
 
     def read(
         self,
