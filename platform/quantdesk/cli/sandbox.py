@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import tomllib
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -16,6 +17,7 @@ from quantdesk.data.symbols import parse_symbols
 from quantdesk.errors import ConfigError
 
 DEFAULT_SYMBOLS = "BTC/USDT,ETH/USDT"
+ADMIN_TOKEN_ENV = "QUANTDESK_SANDBOX_ADMIN_TOKEN"
 
 
 def _amount(text: str, what: str) -> Decimal:
@@ -193,6 +195,9 @@ def sandbox(
         accounts += load_accounts(accounts_file)
     if len({a.key for a in accounts}) != len(accounts):
         raise ConfigError("api keys must be unique across accounts")
+    token_from_env = os.environ.get(ADMIN_TOKEN_ENV, "").strip()
+    if os.environ.get(ADMIN_TOKEN_ENV) is not None and len(token_from_env) < 16:
+        raise ConfigError(f"${ADMIN_TOKEN_ENV} must hold at least 16 characters")
     config = SandboxConfig(
         symbols=spot,
         seed=seed,
@@ -209,6 +214,8 @@ def sandbox(
         weight_limit=weight_limit,
         admin=_is_loopback(host) if admin is None else admin,
     )
+    if token_from_env:
+        config.admin_token = token_from_env
     if data == "synthetic":
         series = synthetic_series(spot, seed, days)
     else:
@@ -220,4 +227,9 @@ def sandbox(
         f"accounts: {', '.join(a.key for a in accounts)}; admin endpoints "
         f"{'on' if config.admin else 'off'}"
     )
+    if config.admin:
+        # A generated token is shown once so the operator can use it; one from the environment
+        # is already known to them and stays out of the terminal scrollback.
+        shown = f"from ${ADMIN_TOKEN_ENV}" if token_from_env else config.admin_token
+        click.echo(f"admin token: {shown} (send 'Authorization: Bearer <token>' to /sandbox/)")
     run(venue, host, port, announce=click.echo)

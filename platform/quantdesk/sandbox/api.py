@@ -7,10 +7,11 @@ request weight and whether the request is signed.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -58,17 +59,21 @@ def _req(params: Params, name: str) -> str:
     return value
 
 
+# Binance's grammar for decimal parameters: no sign, no exponent, at most 20+20 digits.
+_NUMBER = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
+
+
 def _dec(params: Params, name: str) -> Decimal | None:
     value = params.get(name)
     if value in (None, ""):
         return None
-    try:
-        out = Decimal(value)
-    except InvalidOperation:
-        raise BinanceError(400, -1100, f"Illegal characters found in parameter '{name}'.") from None
-    if not out.is_finite():
-        raise BinanceError(400, -1100, f"Illegal characters found in parameter '{name}'.")
-    return out
+    if not _NUMBER.match(value):
+        raise BinanceError(
+            400,
+            -1100,
+            f"Illegal characters found in parameter '{name}'; legal range is '{_NUMBER.pattern}'.",
+        )
+    return Decimal(value)
 
 
 def _int(params: Params, name: str, default: int | None = None) -> int | None:

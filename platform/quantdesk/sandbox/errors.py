@@ -22,6 +22,7 @@ class BinanceError(Exception):
         self.msg = msg
 
 
+PRECISION_OVER = BinanceError(400, -1111, "Precision is over the maximum defined for this asset.")
 INSUFFICIENT = "Account has insufficient balance for requested action."
 
 # (spot, futures) answers per core rejection.

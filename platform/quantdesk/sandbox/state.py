@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ class SandboxConfig:
     ban_s: float = 120.0
     hang_s: float = 30.0  # how long a "hang" fault keeps the response back
     admin: bool = True
+    # Bearer token the /sandbox/ admin endpoints require; a fresh random one unless given.
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
 
 class Sandbox:
