@@ -49,6 +49,10 @@ class SandboxConfig:
     ban_s: float = 120.0
     hang_s: float = 30.0  # how long a "hang" fault keeps the response back
     admin: bool = True
+    # Relabel the replayed market so the bar at the clock closes at wall-clock "now" (on every
+    # reset): orders, trades, klines, funding and /time then share one clock. False keeps the
+    # data's own timestamps (research replays comparing against the store).
+    shift_to_now: bool = True
     # Bearer token the /sandbox/ admin endpoints require; a fresh random one unless given.
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
@@ -61,22 +65,31 @@ class Sandbox:
         config: SandboxConfig,
         series: dict[str, Series] | None = None,
         wall: Callable[[], float] = time.monotonic,
+        epoch: Callable[[], float] = time.time,
     ) -> None:
         if not config.accounts:
             raise ConfigError("the sandbox needs at least one account")
         self.config = config
         self._wall = wall
-        self.series = series or synthetic_series(config.symbols, config.seed, config.days)
-        lengths = {len(s.times) for s in self.series.values()}
+        self._epoch = epoch
+        self._source = series or synthetic_series(config.symbols, config.seed, config.days)
+        lengths = {len(s.times) for s in self._source.values()}
         if len(lengths) != 1:
             raise ConfigError("all replayed markets must share one 1-minute timeline")
         self.n_bars = lengths.pop()
-        self.times = next(iter(self.series.values())).times
         self.reset()
 
     def reset(self) -> None:
         """Back to the initial state: fresh accounts, no orders, clock at the start, no faults."""
         cfg = self.config
+        start = min(cfg.history_bars, self.n_bars - 1)
+        first = next(iter(self._source.values())).times
+        self.offset_ms = 0
+        if cfg.shift_to_now:
+            now_minute = int(self._epoch() * 1000) // MINUTE_MS * MINUTE_MS
+            self.offset_ms = now_minute - (int(first[start]) + MINUTE_MS)
+        self.series = {sym: s.shifted(self.offset_ms) for sym, s in self._source.items()}
+        self.times = next(iter(self.series.values())).times
         self.core = MatchingCore(
             [s.spec for s in self.series.values()], cfg.book, cfg.spot_fees, cfg.perp_fees
         )
@@ -84,7 +97,6 @@ class Sandbox:
         for acct in cfg.accounts:
             self.core.add_account(acct.key, dict(acct.balances))
             self.secrets[acct.key] = acct.secret
-        start = min(cfg.history_bars, self.n_bars - 1)
         self.clock = MarketClock(self.n_bars, start, cfg.speed, self._wall)
         self.index = start
         now = self.now_ms()
@@ -103,7 +115,10 @@ class Sandbox:
         return int(self.times[self.index]) + MINUTE_MS
 
     def server_ms(self) -> int:
-        """Wall-clock server time (what /time answers and recvWindow checks), plus skew."""
+        """Server time (what /time answers and recvWindow checks): the wall clock plus skew.
+
+        With `shift_to_now` the market starts at this clock and, at speed 1, stays on it.
+        """
         return int(time.time() * 1000) + self.faults.skew_ms
 
     def sync(self) -> None:
