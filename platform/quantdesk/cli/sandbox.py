@@ -140,7 +140,19 @@ def _is_loopback(host: str) -> bool:
     show_default=True,
     help="Half-spread of derived books, in basis points.",
 )
-@click.option("--depth-levels", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option(
+    "--depth-levels",
+    type=click.IntRange(1, 5000),
+    default=1000,
+    show_default=True,
+    help="Book levels per side (what /depth?limit= can return).",
+)
+@click.option(
+    "--depth-volume-fraction",
+    default="0.05",
+    show_default=True,
+    help="Size of each book level as a fraction of the mean 1m volume of the last hour.",
+)
 @click.option(
     "--weight-limit",
     type=click.IntRange(1),
@@ -175,6 +187,7 @@ def sandbox(
     futures_taker_fee: str,
     spread_bps: str,
     depth_levels: int,
+    depth_volume_fraction: str,
     weight_limit: int,
     admin: bool | None,
 ) -> None:
@@ -205,7 +218,11 @@ def sandbox(
         speed=speed,
         history_bars=history_bars,
         accounts=accounts,
-        book=BookConfig(spread_bps=_amount(spread_bps, "--spread-bps"), levels=depth_levels),
+        book=BookConfig(
+            spread_bps=_amount(spread_bps, "--spread-bps"),
+            levels=depth_levels,
+            level_volume_fraction=_amount(depth_volume_fraction, "--depth-volume-fraction"),
+        ),
         spot_fees=FeeSchedule(_amount(maker_fee, "--maker-fee"), _amount(taker_fee, "--taker-fee")),
         perp_fees=FeeSchedule(
             _amount(futures_maker_fee, "--futures-maker-fee"),

@@ -161,7 +161,7 @@ async def book(sb: Sandbox, request: web.Request) -> Any:
     if bids and asks and bids[0][0] >= asks[0][0]:
         raise AdminInputError("the book is crossed: best bid must be below best ask")
     sb.sync()
-    sb.core.set_book(symbol, bids, asks)
+    sb.set_book(symbol, bids, asks)
     return {"ok": True}
 
 

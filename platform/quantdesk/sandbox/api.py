@@ -20,11 +20,19 @@ from quantdesk.data.timeframes import timeframe_ms
 from quantdesk.errors import DataError
 from quantdesk.fills import Side
 from quantdesk.sandbox import formats as fmt
-from quantdesk.sandbox.errors import BinanceError, bad_param, bad_symbol, from_reject
+from quantdesk.sandbox.errors import (
+    INSUFFICIENT,
+    BinanceError,
+    bad_param,
+    bad_symbol,
+    from_reject,
+)
 from quantdesk.sandbox.market import MINUTE_MS
 from quantdesk.sandbox.state import Sandbox
 from quantdesk.venues.accounts import Account
+from quantdesk.venues.book import Book
 from quantdesk.venues.models import (
+    ZERO,
     MarketSpec,
     Order,
     OrderRejected,
@@ -274,7 +282,7 @@ def _ticker(sb: Sandbox, spec: MarketSpec, futures: bool) -> dict[str, Any]:
         "count": int(sb.index - lo + 1),
     }
     if not futures:
-        book = sb.core.books[spec.symbol]
+        book = sb.book(spec.symbol)
         best_bid = book.bids[0] if book.bids else ["0", "0"]
         best_ask = book.asks[0] if book.asks else ["0", "0"]
         out |= {
@@ -331,7 +339,7 @@ def depth(futures: bool) -> Handler:
 
     def handler(sb: Sandbox, params: Params, account: Account | None) -> Any:
         spec = _spec(sb, params, futures)
-        bids, asks = sb.core.books[spec.symbol].snapshot(_limit(params, 100, 5000))
+        bids, asks = sb.book(spec.symbol).snapshot(_limit(params, 100, 5000))
         out: dict[str, Any] = {
             "lastUpdateId": sb.index,
             "bids": [[fmt.s(p), fmt.s(q)] for p, q in bids],
@@ -509,6 +517,35 @@ def _render(
     return fmt.futures_order(order, spec) if futures else fmt.spot_order(order, spec, full)
 
 
+def _check_market_funds(account: Account, spec: MarketSpec, req: OrderRequest, book: Book) -> None:
+    """Binance refuses a spot market order up front (-2010) when the balance cannot cover it.
+
+    The cost of a buy by quantity is estimated by walking the book, pricing any part beyond
+    its depth at the deepest level; sells by quote amount are converted at the best bid.
+    """
+    quote_free = account.balance(spec.quote).free
+    base_free = account.balance(spec.base).free
+    if req.side is Side.BUY:
+        if req.qty is None:
+            need = req.quote_qty or ZERO
+        else:
+            need, left = ZERO, req.qty
+            for price, size in book.asks:
+                take = min(left, size)
+                need, left = need + take * price, left - take
+                if not left:
+                    break
+            if left and book.asks:
+                need += left * book.asks[-1][0]
+        enough = need <= quote_free
+    else:
+        best = book.best(Side.SELL)
+        qty = req.qty if req.qty is not None else (req.quote_qty or ZERO) / (best or 1)
+        enough = qty <= base_free
+    if not enough:
+        raise BinanceError(400, -2010, INSUFFICIENT)
+
+
 def new_order(futures: bool, algo: bool = False) -> Handler:
     """POST order / algoOrder: validate, place, match against the book."""
 
@@ -516,6 +553,9 @@ def new_order(futures: bool, algo: bool = False) -> Handler:
         assert account is not None
         spec = _spec(sb, params, futures)
         req = _order_request(params, spec, futures, algo)
+        book = sb.book(spec.symbol)
+        if not futures and req.type is OrderType.MARKET:
+            _check_market_funds(account, spec, req, book)
         try:
             order = sb.core.submit(account, req)
         except OrderRejected as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 import numpy as np
@@ -14,9 +14,10 @@ from quantdesk.errors import ConfigError
 from quantdesk.sandbox.auth import WeightLimiter
 from quantdesk.sandbox.faults import Faults
 from quantdesk.sandbox.market import MINUTE_MS, MarketClock, Series, synthetic_series
-from quantdesk.venues.book import BookConfig
+from quantdesk.venues.book import Book, BookConfig, book_from_bar
 from quantdesk.venues.matching import PERP_FEES, SPOT_FEES, FeeSchedule, MatchingCore
 
+THIN_BOOK = BookConfig(levels=1)
 DEFAULT_BALANCES = {"USDT": Decimal("100000"), "BTC": Decimal("1")}
 
 
@@ -41,7 +42,10 @@ class SandboxConfig:
     accounts: list[AccountConfig] = field(
         default_factory=lambda: [AccountConfig("sandbox-key", "sandbox-secret")]
     )
-    book: BookConfig = field(default_factory=BookConfig)
+    # The liquidity model: books around the current close, each level sized as a fraction of
+    # the mean 1-minute volume over `volume_window` bars (deep enough for /depth?limit=1000).
+    book: BookConfig = field(default_factory=lambda: BookConfig(levels=1000))
+    volume_window: int = 60
     spot_fees: FeeSchedule = SPOT_FEES
     perp_fees: FeeSchedule = PERP_FEES
     weight_limit: int = 6000
@@ -90,9 +94,12 @@ class Sandbox:
             self.offset_ms = now_minute - (int(first[start]) + MINUTE_MS)
         self.series = {sym: s.shifted(self.offset_ms) for sym, s in self._source.items()}
         self.times = next(iter(self.series.values())).times
+        # Resting orders match against bars, never books, so the core's per-bar book can be
+        # one level; the deep model book is built only for the bar a request trades at.
         self.core = MatchingCore(
-            [s.spec for s in self.series.values()], cfg.book, cfg.spot_fees, cfg.perp_fees
+            [s.spec for s in self.series.values()], THIN_BOOK, cfg.spot_fees, cfg.perp_fees
         )
+        self._book_index: dict[str, int] = {}
         self.secrets = {}
         for acct in cfg.accounts:
             self.core.add_account(acct.key, dict(acct.balances))
@@ -136,6 +143,24 @@ class Sandbox:
                     self.core.settle_funding(symbol, rate, int(series.funding_times[ptr]))
                     ptr += 1
                 self.funding_next[symbol] = ptr
+
+    def book(self, symbol: str) -> Book:
+        """The book at the clock: the liquidity model's, or an admin snapshot for this bar."""
+        if self._book_index.get(symbol) != self.index:
+            series = self.series[symbol]
+            lo = max(self.index - self.config.volume_window + 1, 0)
+            mean = float(series.ohlcv[lo : self.index + 1, 4].mean())
+            bar = self.core.bars[symbol]
+            basis = replace(bar, volume=Decimal(repr(mean)).quantize(series.spec.step_size))
+            book = book_from_bar(basis, series.spec, self.config.book)
+            self.core.books[symbol] = book
+            self._book_index[symbol] = self.index
+        return self.core.books[symbol]
+
+    def set_book(self, symbol: str, bids: list[list[Decimal]], asks: list[list[Decimal]]) -> None:
+        """Replace the book of symbol with a snapshot until the next bar."""
+        self.core.set_book(symbol, bids, asks)
+        self._book_index[symbol] = self.index
 
     def advance(self, bars: int) -> None:
         """Move the clock forward by hand and replay."""
