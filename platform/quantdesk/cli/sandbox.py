@@ -158,7 +158,14 @@ def _is_loopback(host: str) -> bool:
     type=click.IntRange(1),
     default=6000,
     show_default=True,
-    help="Request weight per IP per minute.",
+    help="Spot request weight per IP per minute.",
+)
+@click.option(
+    "--futures-weight-limit",
+    type=click.IntRange(1),
+    default=2400,
+    show_default=True,
+    help="USD-M request weight per IP per minute.",
 )
 @click.option(
     "--admin/--no-admin",
@@ -189,6 +196,7 @@ def sandbox(
     depth_levels: int,
     depth_volume_fraction: str,
     weight_limit: int,
+    futures_weight_limit: int,
     admin: bool | None,
 ) -> None:
     """Run a local Binance-compatible exchange (spot /api/v3 + USD-M /fapi) replaying bars."""
@@ -229,6 +237,7 @@ def sandbox(
             _amount(futures_taker_fee, "--futures-taker-fee"),
         ),
         weight_limit=weight_limit,
+        futures_weight_limit=futures_weight_limit,
         admin=_is_loopback(host) if admin is None else admin,
     )
     if token_from_env:

@@ -180,18 +180,23 @@ async def faults_set(sb: Sandbox, request: web.Request) -> Any:
 async def faults_clear(sb: Sandbox, request: web.Request) -> Any:
     """DELETE /sandbox/faults: no faults, weights forgotten."""
     sb.faults = Faults()
-    sb.limiter.reset()
+    for limiter in (sb.limiter, sb.futures_limiter):
+        limiter.reset()
     return sb.faults.as_dict()
 
 
 async def limits(sb: Sandbox, request: web.Request) -> Any:
     """POST /sandbox/limits {"weight_limit", "strikes"}."""
-    data = await _body(request, {"weight_limit", "strikes"})
+    data = await _body(request, {"weight_limit", "futures_weight_limit", "strikes"})
     limit = integer(data, "weight_limit", sb.limiter.limit, 1, MAX_WEIGHT_LIMIT)
+    # weight_limit alone lifts (or lowers) both markets; futures_weight_limit sets USD-M apart
+    default = limit if "weight_limit" in data else sb.futures_limiter.limit
+    futures = integer(data, "futures_weight_limit", default, 1, MAX_WEIGHT_LIMIT)
     strikes = integer(data, "strikes", sb.limiter.strikes, 0, 1000)
-    sb.limiter.limit, sb.limiter.strikes = limit, strikes
-    sb.limiter.reset()
-    return {"weight_limit": limit, "strikes": strikes}
+    for limiter, value in ((sb.limiter, limit), (sb.futures_limiter, futures)):
+        limiter.limit, limiter.strikes = value, strikes
+        limiter.reset()
+    return {"weight_limit": limit, "futures_weight_limit": futures, "strikes": strikes}
 
 
 async def fills(sb: Sandbox, request: web.Request) -> Any:

@@ -87,13 +87,14 @@ def make_app(sandbox: Sandbox) -> web.Application:
         if faults.error_now():
             return web.Response(status=503, text="Service Unavailable")
         ip = request.remote or "?"
+        params, query, body = await _params(request)
+        limiter = sb.futures_limiter if route.futures else sb.limiter
         try:
-            used = sb.limiter.charge(ip, route.weight, time.time())
+            used = limiter.charge(ip, route.weight_of(params), time.time())
         except BinanceError as exc:
             return _error(exc, {"Retry-After": "60"})
         headers = {"X-MBX-USED-WEIGHT-1M": str(used), "X-MBX-USED-WEIGHT": str(used)}
         try:
-            params, query, body = await _params(request)
             account = None
             if route.signed:
                 key = verify(
@@ -105,6 +106,8 @@ def make_app(sandbox: Sandbox) -> web.Application:
                     sb.server_ms(),
                 )
                 account = sb.core.accounts[key]
+                if route.places_order:
+                    headers |= sb.orders[route.futures].charge(key, time.time())
             sb.sync()
             data = route.handler(sb, params, account)
         except BinanceError as exc:

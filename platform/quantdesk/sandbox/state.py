@@ -11,7 +11,7 @@ from decimal import Decimal
 import numpy as np
 
 from quantdesk.errors import ConfigError
-from quantdesk.sandbox.auth import WeightLimiter
+from quantdesk.sandbox.auth import OrderCounter, WeightLimiter
 from quantdesk.sandbox.faults import Faults
 from quantdesk.sandbox.market import MINUTE_MS, MarketClock, Series, synthetic_series
 from quantdesk.venues.book import Book, BookConfig, book_from_bar
@@ -48,7 +48,11 @@ class SandboxConfig:
     volume_window: int = 60
     spot_fees: FeeSchedule = SPOT_FEES
     perp_fees: FeeSchedule = PERP_FEES
-    weight_limit: int = 6000
+    weight_limit: int = 6000  # spot request weight per IP per minute (Binance: 6000)
+    futures_weight_limit: int = 2400  # USD-M (Binance: 2400)
+    # ORDERS limits per account, (seconds, orders): Binance spot and USD-M defaults
+    spot_order_limits: tuple[tuple[int, int], ...] = ((10, 100), (86_400, 200_000))
+    futures_order_limits: tuple[tuple[int, int], ...] = ((10, 300), (60, 1200))
     rate_window_s: float = 60.0
     ban_s: float = 120.0
     hang_s: float = 30.0  # how long a "hang" fault keeps the response back
@@ -115,7 +119,15 @@ class Sandbox:
             if s.spec.perp
         }
         self.faults = Faults()
+        self.margin_types: dict[tuple[str, str], str] = {}  # (account, perp) -> cross|isolated
         self.limiter = WeightLimiter(cfg.weight_limit, cfg.rate_window_s, ban_s=cfg.ban_s)
+        self.futures_limiter = WeightLimiter(
+            cfg.futures_weight_limit, cfg.rate_window_s, ban_s=cfg.ban_s
+        )
+        self.orders = {
+            False: OrderCounter(cfg.spot_order_limits),
+            True: OrderCounter(cfg.futures_order_limits),
+        }
 
     def now_ms(self) -> int:
         """Market time: the close of the latest bar."""
