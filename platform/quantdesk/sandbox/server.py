@@ -34,6 +34,7 @@ from quantdesk.sandbox.api import routes
 from quantdesk.sandbox.auth import too_many, verify
 from quantdesk.sandbox.errors import PRECISION_OVER, BinanceError
 from quantdesk.sandbox.state import Sandbox
+from quantdesk.sandbox.streams import add_stream_routes
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -123,6 +124,7 @@ def make_app(sandbox: Sandbox) -> web.Application:
                 return _drop(request)
         return _json(data, headers=headers)
 
+    add_stream_routes(app, sandbox)
     app.router.add_route("*", "/api/{tail:.*}", dispatch)
     app.router.add_route("*", "/fapi/{tail:.*}", dispatch)
     if sandbox.config.admin:

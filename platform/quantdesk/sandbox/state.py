@@ -104,6 +104,8 @@ class Sandbox:
             [s.spec for s in self.series.values()], THIN_BOOK, cfg.spot_fees, cfg.perp_fees
         )
         self._book_index: dict[str, int] = {}
+        # prices each served book had, by bar index (recent ones): depth streams remove them
+        self.book_prices: dict[str, dict[int, tuple[set[Decimal], set[Decimal]]]] = {}
         self.secrets = {}
         for acct in cfg.accounts:
             self.core.add_account(acct.key, dict(acct.balances))
@@ -167,12 +169,23 @@ class Sandbox:
             book = book_from_bar(basis, series.spec, self.config.book)
             self.core.books[symbol] = book
             self._book_index[symbol] = self.index
+            self._record_prices(symbol)
         return self.core.books[symbol]
 
     def set_book(self, symbol: str, bids: list[list[Decimal]], asks: list[list[Decimal]]) -> None:
         """Replace the book of symbol with a snapshot until the next bar."""
         self.core.set_book(symbol, bids, asks)
         self._book_index[symbol] = self.index
+        self._record_prices(symbol)
+
+    def _record_prices(self, symbol: str) -> None:
+        book = self.core.books[symbol]
+        seen = self.book_prices.setdefault(symbol, {})
+        bids, asks = seen.setdefault(self.index, (set(), set()))
+        bids.update(p for p, _ in book.bids)
+        asks.update(p for p, _ in book.asks)
+        for old in [i for i in seen if i < self.index - 10]:
+            del seen[old]
 
     def advance(self, bars: int) -> None:
         """Move the clock forward by hand and replay."""
