@@ -257,6 +257,39 @@ def all_funding_rates(sb: Sandbox, params: Params, account: Account | None) -> A
     return _window(rows, params, lambda r: r["fundingTime"], 100, 1000)
 
 
+def symbol_config(sb: Sandbox, params: Params, account: Account | None) -> Any:
+    """GET /fapi/v1/symbolConfig: margin type and leverage per perpetual."""
+    assert account is not None
+    spec = _spec(sb, params, True, required=False)
+    specs = [spec] if spec else _specs(sb, True)
+    return [
+        {
+            "symbol": sp.id,
+            "marginType": sb.margin_types.get((account.name, sp.symbol), "cross")
+            .upper()
+            .replace("CROSS", "CROSSED"),
+            "isAutoAddMargin": False,
+            "leverage": account.position(sp.symbol).leverage,
+            "maxNotionalValue": "9000000000",
+        }
+        for sp in specs
+    ]
+
+
+def account_config(sb: Sandbox, params: Params, account: Account | None) -> Any:
+    """GET /fapi/v1/accountConfig: fee tier 0, one-way positions, single-asset margin."""
+    return {
+        "feeTier": 0,
+        "canTrade": True,
+        "canDeposit": False,
+        "canWithdraw": False,
+        "dualSidePosition": False,
+        "updateTime": 0,
+        "multiAssetsMargin": False,
+        "tradeGroupId": -1,
+    }
+
+
 def extra_routes() -> dict[tuple[str, str], Route]:
     """These endpoints with Binance's weights."""
     table: dict[tuple[str, str], Route] = {
@@ -279,5 +312,7 @@ def extra_routes() -> dict[tuple[str, str], Route]:
         ("GET", "/fapi/v1/positionSide/dual"): Route(position_mode, 30, True, True),
         ("POST", "/fapi/v1/positionSide/dual"): Route(set_position_mode, 1, True, True),
         ("GET", "/fapi/v1/openOrder"): Route(open_order, 1, True, True),
+        ("GET", "/fapi/v1/symbolConfig"): Route(symbol_config, 5, True, True),
+        ("GET", "/fapi/v1/accountConfig"): Route(account_config, 5, True, True),
     }
     return table
