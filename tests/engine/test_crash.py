@@ -24,7 +24,7 @@ from quantdesk.sandbox import Sandbox, serve_in_thread
 from quantdesk.strategy import strategy_class
 from quantdesk.venues import sandbox_client
 from tests.conftest import REPO
-from tests.sandbox.conftest import KEY, SECRET, Admin, make_config
+from tests.sandbox.conftest import ADMIN_TOKEN, KEY, SECRET, Admin, make_config
 
 BTC = "BTC/USDT"
 MINUTE = 60_000
@@ -38,7 +38,7 @@ def crash_url() -> Iterator[str]:
 
 @pytest.fixture
 def crash_admin(crash_url: str) -> Admin:
-    api = Admin(crash_url)
+    api = Admin(crash_url, ADMIN_TOKEN)
     api("POST", "reset")
     api("POST", "limits", {"weight_limit": 1_000_000})
     return api

@@ -14,6 +14,7 @@ from quantdesk.venues import sandbox_client
 
 KEY, SECRET = "sandbox-key", "sandbox-secret"
 OTHER_KEY, OTHER_SECRET = "other-key", "other-secret"
+ADMIN_TOKEN = "test-admin-token-0123456789"
 
 
 def make_config(seed: int = 7) -> SandboxConfig:
@@ -30,6 +31,7 @@ def make_config(seed: int = 7) -> SandboxConfig:
         ],
         hang_s=1.5,
         rate_window_s=3600.0,  # weight windows never roll over in the middle of a test
+        admin_token=ADMIN_TOKEN,
     )
 
 
@@ -45,13 +47,16 @@ def url(sandbox: Sandbox) -> Iterator[str]:
 
 
 class Admin:
-    """Calls the /sandbox/ admin endpoints."""
+    """Calls the /sandbox/ admin endpoints with the admin bearer token."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, token: str) -> None:
         self.base = base
+        self.headers = {"Authorization": f"Bearer {token}"}
 
     def __call__(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        resp = requests.request(method, f"{self.base}/sandbox/{path}", json=body, timeout=10)
+        resp = requests.request(
+            method, f"{self.base}/sandbox/{path}", json=body, headers=self.headers, timeout=10
+        )
         resp.raise_for_status()
         return resp.json()
 
@@ -63,8 +68,8 @@ class Admin:
 
 
 @pytest.fixture
-def admin(url: str) -> Admin:
-    api = Admin(url)
+def admin(url: str, sandbox: Sandbox) -> Admin:
+    api = Admin(url, sandbox.config.admin_token)
     api("POST", "reset")
     return api
 

@@ -52,7 +52,7 @@ def test_cli_serves_ccxt_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         env=os.environ | {"PYTHONUNBUFFERED": "1"},
     )
     try:
-        banner = proc.stdout.readline() + proc.stdout.readline()
+        banner = "".join(proc.stdout.readline() for _ in range(3))
         assert f"http://127.0.0.1:{port}" in banner and "alice" in banner
         assert "s3" not in banner  # secrets are never printed
         ex = sandbox_client("binance", f"http://127.0.0.1:{port}", enableRateLimit=False)
@@ -101,3 +101,69 @@ def test_admin_endpoints_only_on_loopback_by_default() -> None:
     with serve_in_thread(Sandbox(config)) as base:
         assert requests.post(f"{base}/sandbox/faults", json={}, timeout=5).status_code == 404
         assert requests.get(f"{base}/api/v3/ping", timeout=5).json() == {}
+
+
+def _start(port: int, env: dict[str, str]) -> subprocess.Popen:
+    args = [str(QUANTDESK), "sandbox", "--port", str(port), "--days", "1", "--speed", "0"]
+    return subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"} | env,
+    )
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 0
+
+
+def test_cli_prints_a_fresh_admin_token_that_admin_calls_need() -> None:
+    import requests
+
+    port = _free_port()
+    proc = _start(port, {})
+    try:
+        banner = [proc.stdout.readline() for _ in range(3)]
+        token_line = next(line for line in banner if line.startswith("admin token: "))
+        token = token_line.split()[2]
+        assert len(token) >= 20
+        base = f"http://127.0.0.1:{port}/sandbox/clock"
+        assert requests.get(base, timeout=5).status_code == 401
+        auth = {"Authorization": f"Bearer {token}"}
+        assert requests.get(base, headers=auth, timeout=5).json()["speed"] == 0
+    finally:
+        _stop(proc)
+    other = _start(_free_port(), {})
+    try:
+        assert token not in "".join(other.stdout.readline() for _ in range(3))
+    finally:
+        _stop(other)
+
+
+def test_cli_takes_the_admin_token_from_the_environment_without_printing_it() -> None:
+    import requests
+
+    token = "env-admin-token-abcdef123456"
+    port = _free_port()
+    proc = _start(port, {"QUANTDESK_SANDBOX_ADMIN_TOKEN": token})
+    try:
+        banner = "".join(proc.stdout.readline() for _ in range(3))
+        assert token not in banner and "$QUANTDESK_SANDBOX_ADMIN_TOKEN" in banner
+        auth = {"Authorization": f"Bearer {token}"}
+        url = f"http://127.0.0.1:{port}/sandbox/faults"
+        assert requests.get(url, headers=auth, timeout=5).json()["latency_ms"] == 0
+    finally:
+        _stop(proc)
+
+
+def test_short_admin_token_in_environment_is_refused(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("QUANTDESK_SANDBOX_ADMIN_TOKEN", "short")
+    with pytest.raises(SystemExit) as exc:
+        main(["sandbox", "--days", "1"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "QUANTDESK_SANDBOX_ADMIN_TOKEN must hold at least 16 characters" in err
+    assert "\n" not in err

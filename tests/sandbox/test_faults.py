@@ -8,7 +8,7 @@ import ccxt
 import pytest
 
 from quantdesk.sandbox import Sandbox, serve_in_thread
-from tests.sandbox.conftest import Admin, make_config
+from tests.sandbox.conftest import ADMIN_TOKEN, Admin, make_config
 
 BTC = "BTC/USDT"
 
@@ -99,7 +99,7 @@ def _session(seed: int) -> list[dict]:
     from quantdesk.venues import sandbox_client
 
     with serve_in_thread(Sandbox(make_config(seed))) as base:
-        admin = Admin(base)
+        admin = Admin(base, ADMIN_TOKEN)
         ex = sandbox_client("binance", base, enableRateLimit=False)
         ex.load_markets()
         last = ex.fetch_ticker(BTC)["last"]

@@ -12,7 +12,7 @@ from quantdesk.data.synthetic import SynthSpec, generate_market, resample_ohlcv,
 from quantdesk.errors import ConfigError
 from quantdesk.model import Side
 from quantdesk.sandbox import Sandbox
-from quantdesk.sandbox.market import MarketClock, market_spec, store_series
+from quantdesk.sandbox.market import MarketClock, market_spec, store_series, synthetic_series
 from quantdesk.venues import OrderRequest, OrderStatus, OrderType
 from tests.sandbox.conftest import KEY, make_config
 
@@ -63,8 +63,8 @@ def test_accelerated_clock_fills_resting_orders_as_time_passes() -> None:
     assert order.status is OrderStatus.FILLED
 
 
-def test_klines_match_resampled_bars(sandbox: Sandbox) -> None:
-    series = sandbox.series["ETH/USDT"]
+def test_klines_match_resampled_bars() -> None:
+    series = synthetic_series(["ETH/USDT"], 7, 2)["ETH/USDT"]  # data time: buckets as stored
     market = generate_market(SynthSpec(seed=7, days=2))
     hourly = resample_ohlcv(market.bars("ETH/USDT"), "1h")
     rows = series.klines("1h", upto=599, start=None, end=None, limit=3)

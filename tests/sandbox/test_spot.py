@@ -45,8 +45,11 @@ def test_ticker_ohlcv_and_book_follow_the_clock(client, admin, sandbox: Sandbox)
     assert ex.fetch_ohlcv(BTC, "1m", limit=1)[-1][0] == int(series.times[i + 3])
     assert dec(ex.fetch_ticker(BTC)["last"]) == series.bar(i + 3).close
     hourly = ex.fetch_ohlcv(BTC, "1h", since=int(series.times[0]), limit=2)
-    first_hour = series.ohlcv[:60]
-    assert hourly[0][0] == int(series.times[0])
+    # klines open on UTC hour boundaries: the first whole hour after the first bar
+    hour0 = -(-int(series.times[0]) // 3_600_000) * 3_600_000
+    j = (hour0 - int(series.times[0])) // 60_000
+    first_hour = series.ohlcv[j : j + 60]
+    assert hourly[0][0] == hour0
     assert hourly[0][2] == pytest.approx(first_hour[:, 1].max(), abs=0.01)
     assert hourly[0][5] == pytest.approx(first_hour[:, 4].sum(), rel=1e-6)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import tomllib
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -15,6 +16,7 @@ from quantdesk.data.symbols import parse_symbols
 from quantdesk.errors import ConfigError
 
 DEFAULT_SYMBOLS = "BTC/USDT,ETH/USDT"
+ADMIN_TOKEN_ENV = "QUANTDESK_SANDBOX_ADMIN_TOKEN"
 
 
 def _amount(text: str, what: str) -> Decimal:
@@ -137,13 +139,32 @@ def _is_loopback(host: str) -> bool:
     show_default=True,
     help="Half-spread of derived books, in basis points.",
 )
-@click.option("--depth-levels", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option(
+    "--depth-levels",
+    type=click.IntRange(1, 5000),
+    default=1000,
+    show_default=True,
+    help="Book levels per side (what /depth?limit= can return).",
+)
+@click.option(
+    "--depth-volume-fraction",
+    default="0.05",
+    show_default=True,
+    help="Size of each book level as a fraction of the mean 1m volume of the last hour.",
+)
 @click.option(
     "--weight-limit",
     type=click.IntRange(1),
     default=6000,
     show_default=True,
-    help="Request weight per IP per minute.",
+    help="Spot request weight per IP per minute.",
+)
+@click.option(
+    "--futures-weight-limit",
+    type=click.IntRange(1),
+    default=2400,
+    show_default=True,
+    help="USD-M request weight per IP per minute.",
 )
 @click.option(
     "--admin/--no-admin",
@@ -172,7 +193,9 @@ def sandbox(
     futures_taker_fee: str,
     spread_bps: str,
     depth_levels: int,
+    depth_volume_fraction: str,
     weight_limit: int,
+    futures_weight_limit: int,
     admin: bool | None,
 ) -> None:
     """Run a local Binance-compatible exchange (spot /api/v3 + USD-M /fapi) replaying bars."""
@@ -192,6 +215,9 @@ def sandbox(
         accounts += load_accounts(accounts_file)
     if len({a.key for a in accounts}) != len(accounts):
         raise ConfigError("api keys must be unique across accounts")
+    token_from_env = os.environ.get(ADMIN_TOKEN_ENV, "").strip()
+    if os.environ.get(ADMIN_TOKEN_ENV) is not None and len(token_from_env) < 16:
+        raise ConfigError(f"${ADMIN_TOKEN_ENV} must hold at least 16 characters")
     config = SandboxConfig(
         symbols=spot,
         seed=seed,
@@ -199,15 +225,22 @@ def sandbox(
         speed=speed,
         history_bars=history_bars,
         accounts=accounts,
-        book=BookConfig(spread_bps=_amount(spread_bps, "--spread-bps"), levels=depth_levels),
+        book=BookConfig(
+            spread_bps=_amount(spread_bps, "--spread-bps"),
+            levels=depth_levels,
+            level_volume_fraction=_amount(depth_volume_fraction, "--depth-volume-fraction"),
+        ),
         spot_fees=FeeSchedule(_amount(maker_fee, "--maker-fee"), _amount(taker_fee, "--taker-fee")),
         perp_fees=FeeSchedule(
             _amount(futures_maker_fee, "--futures-maker-fee"),
             _amount(futures_taker_fee, "--futures-taker-fee"),
         ),
         weight_limit=weight_limit,
+        futures_weight_limit=futures_weight_limit,
         admin=_is_loopback(host) if admin is None else admin,
     )
+    if token_from_env:
+        config.admin_token = token_from_env
     if data == "synthetic":
         series = synthetic_series(spot, seed, days)
     else:
@@ -221,4 +254,9 @@ def sandbox(
         f"accounts: {', '.join(a.key for a in accounts)}; admin endpoints "
         f"{'on' if config.admin else 'off'}"
     )
+    if config.admin:
+        # A generated token is shown once so the operator can use it; one from the environment
+        # is already known to them and stays out of the terminal scrollback.
+        shown = f"from ${ADMIN_TOKEN_ENV}" if token_from_env else config.admin_token
+        click.echo(f"admin token: {shown} (send 'Authorization: Bearer <token>' to /sandbox/)")
     run(venue, host, port, announce=click.echo)

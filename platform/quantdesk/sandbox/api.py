@@ -7,23 +7,30 @@ request weight and whether the request is signed.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 
-from quantdesk.data.timeframes import timeframe_ms
-from quantdesk.errors import DataError
 from quantdesk.model import Side
 from quantdesk.sandbox import formats as fmt
-from quantdesk.sandbox.errors import BinanceError, bad_param, bad_symbol, from_reject
-from quantdesk.sandbox.market import MINUTE_MS
+from quantdesk.sandbox.auth import rate_limits
+from quantdesk.sandbox.errors import (
+    INSUFFICIENT,
+    BinanceError,
+    bad_param,
+    bad_symbol,
+    from_reject,
+)
 from quantdesk.sandbox.state import Sandbox
 from quantdesk.venues.accounts import Account
+from quantdesk.venues.book import Book
 from quantdesk.venues.models import (
+    ZERO,
     MarketSpec,
     Order,
     OrderRejected,
@@ -34,18 +41,80 @@ from quantdesk.venues.models import (
 )
 
 Params = dict[str, str]
+# Binance's kline intervals; not 1s (spot) or 1M: 1-minute bars on a fixed grid serve neither.
+KLINE_INTERVALS = frozenset(
+    ["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w"]
+)
 Handler = Callable[[Sandbox, Params, Account | None], Any]
+
+
+Weight = int | Callable[[Params], int]
 
 
 @dataclass(frozen=True)
 class Route:
-    """One endpoint: handler, request weight, signed or public, spot or futures."""
+    """One endpoint: handler, request weight (fixed or from the parameters), signed or public,
+    spot or futures, and whether it counts against the ORDERS limits."""
 
     handler: Handler
-    weight: int = 1
+    weight: Weight = 1
     signed: bool = False
     futures: bool = False
     places_order: bool = False
+
+    def weight_of(self, params: Params) -> int:
+        """The request weight of this call, as Binance's docs give it."""
+        return self.weight(params) if callable(self.weight) else self.weight
+
+
+# -- request weights that depend on the parameters (Binance's API docs) ---------------------
+
+
+def _limit_param(params: Params, default: int) -> int:
+    try:
+        return int(params.get("limit") or default)
+    except ValueError:
+        return default
+
+
+def spot_depth_weight(params: Params) -> int:
+    """Spot /depth: 5 up to limit 100, 25 to 500, 50 to 1000, 250 above."""
+    limit = _limit_param(params, 100)
+    return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+
+
+def futures_depth_weight(params: Params) -> int:
+    """USD-M /depth: 2 up to limit 50, 5 for 100, 10 for 500, 20 for 1000."""
+    limit = _limit_param(params, 500)
+    return 2 if limit <= 50 else 5 if limit <= 100 else 10 if limit <= 500 else 20
+
+
+def futures_klines_weight(params: Params) -> int:
+    """USD-M /klines: 1 below limit 100, 2 below 500, 5 to 1000, 10 above."""
+    limit = _limit_param(params, 500)
+    return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+
+
+def _symbol_count(params: Params) -> int | None:
+    if params.get("symbol"):
+        return 1
+    if params.get("symbols"):
+        try:
+            return len(json.loads(params["symbols"]))
+        except (ValueError, TypeError):
+            return 1
+    return None
+
+
+def spot_ticker_weight(params: Params) -> int:
+    """Spot /ticker/24hr: 2 for 1-20 symbols, 40 for 21-100, 80 above or for all."""
+    n = _symbol_count(params)
+    return 80 if n is None or n > 100 else 40 if n > 20 else 2
+
+
+def by_symbol(one: int, every: int) -> Callable[[Params], int]:
+    """Weight `one` with a symbol (or symbols), `every` for all symbols."""
+    return lambda params: one if _symbol_count(params) is not None else every
 
 
 # -- parameter helpers --------------------------------------------------------------------------
@@ -58,17 +127,21 @@ def _req(params: Params, name: str) -> str:
     return value
 
 
+# Binance's grammar for decimal parameters: no sign, no exponent, at most 20+20 digits.
+_NUMBER = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
+
+
 def _dec(params: Params, name: str) -> Decimal | None:
     value = params.get(name)
     if value in (None, ""):
         return None
-    try:
-        out = Decimal(value)
-    except InvalidOperation:
-        raise BinanceError(400, -1100, f"Illegal characters found in parameter '{name}'.") from None
-    if not out.is_finite():
-        raise BinanceError(400, -1100, f"Illegal characters found in parameter '{name}'.")
-    return out
+    if not _NUMBER.match(value):
+        raise BinanceError(
+            400,
+            -1100,
+            f"Illegal characters found in parameter '{name}'; legal range is '{_NUMBER.pattern}'.",
+        )
+    return Decimal(value)
 
 
 def _int(params: Params, name: str, default: int | None = None) -> int | None:
@@ -164,6 +237,16 @@ def _filters(spec: MarketSpec) -> list[dict[str, Any]]:
     ]
 
 
+def _symbol_list(text: str) -> list[str]:
+    try:
+        ids = json.loads(text)
+    except ValueError:
+        ids = None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise BinanceError(400, -1100, "Illegal characters found in parameter 'symbols'.")
+    return ids
+
+
 def _decimals(quantum: Decimal) -> int:
     return max(-quantum.normalize().as_tuple().exponent, 0)
 
@@ -173,7 +256,12 @@ def exchange_info(futures: bool) -> Handler:
 
     def handler(sb: Sandbox, params: Params, account: Account | None) -> Any:
         symbols = []
-        for spec in _specs(sb, futures):
+        specs = _specs(sb, futures)
+        if params.get("symbol") or params.get("symbols"):
+            # unknown symbols answer -1121, as on Binance
+            ids = [params["symbol"]] if params.get("symbol") else _symbol_list(params["symbols"])
+            specs = [_spec(sb, {"symbol": i}, futures) for i in ids]
+        for spec in specs:
             entry: dict[str, Any] = {
                 "symbol": spec.id,
                 "status": "TRADING",
@@ -224,14 +312,10 @@ def exchange_info(futures: bool) -> Handler:
         return {
             "timezone": "UTC",
             "serverTime": sb.server_ms(),
-            "rateLimits": [
-                {
-                    "rateLimitType": "REQUEST_WEIGHT",
-                    "interval": "MINUTE",
-                    "intervalNum": 1,
-                    "limit": sb.limiter.limit,
-                }
-            ],
+            "rateLimits": rate_limits(
+                (sb.futures_limiter if futures else sb.limiter).limit,
+                sb.orders[futures].windows,
+            ),
             "exchangeFilters": [],
             "symbols": symbols,
         }
@@ -269,7 +353,7 @@ def _ticker(sb: Sandbox, spec: MarketSpec, futures: bool) -> dict[str, Any]:
         "count": int(sb.index - lo + 1),
     }
     if not futures:
-        book = sb.core.books[spec.symbol]
+        book = sb.book(spec.symbol)
         best_bid = book.bids[0] if book.bids else ["0", "0"]
         best_ask = book.asks[0] if book.asks else ["0", "0"]
         out |= {
@@ -308,11 +392,8 @@ def klines(futures: bool) -> Handler:
     def handler(sb: Sandbox, params: Params, account: Account | None) -> Any:
         spec = _spec(sb, params, futures)
         interval = _req(params, "interval")
-        try:
-            if timeframe_ms(interval) % MINUTE_MS:
-                raise DataError(interval)
-        except DataError:
-            raise BinanceError(400, -1120, "Invalid interval.") from None
+        if interval not in KLINE_INTERVALS:
+            raise BinanceError(400, -1120, "Invalid interval.")
         limit = _limit(params, 500, 1500 if futures else 1000)
         return sb.series[spec.symbol].klines(
             interval, sb.index, _int(params, "startTime"), _int(params, "endTime"), limit
@@ -326,7 +407,7 @@ def depth(futures: bool) -> Handler:
 
     def handler(sb: Sandbox, params: Params, account: Account | None) -> Any:
         spec = _spec(sb, params, futures)
-        bids, asks = sb.core.books[spec.symbol].snapshot(_limit(params, 100, 5000))
+        bids, asks = sb.book(spec.symbol).snapshot(_limit(params, 100, 5000))
         out: dict[str, Any] = {
             "lastUpdateId": sb.index,
             "bids": [[fmt.s(p), fmt.s(q)] for p, q in bids],
@@ -472,10 +553,7 @@ def _order_request(params: Params, spec: MarketSpec, futures: bool, algo: bool) 
             raise BinanceError(400, -1115, "Invalid timeInForce.") from None
         if tif is TimeInForce.GTX and not futures:
             raise BinanceError(400, -1115, "Invalid timeInForce.")
-    elif (
-        order_type in (OrderType.LIMIT, OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
-        and not futures
-    ):
+    elif order_type in (OrderType.LIMIT, OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
         raise bad_param(
             "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed."
         )
@@ -504,6 +582,35 @@ def _render(
     return fmt.futures_order(order, spec) if futures else fmt.spot_order(order, spec, full)
 
 
+def _check_market_funds(account: Account, spec: MarketSpec, req: OrderRequest, book: Book) -> None:
+    """Binance refuses a spot market order up front (-2010) when the balance cannot cover it.
+
+    The cost of a buy by quantity is estimated by walking the book, pricing any part beyond
+    its depth at the deepest level; sells by quote amount are converted at the best bid.
+    """
+    quote_free = account.balance(spec.quote).free
+    base_free = account.balance(spec.base).free
+    if req.side is Side.BUY:
+        if req.qty is None:
+            need = req.quote_qty or ZERO
+        else:
+            need, left = ZERO, req.qty
+            for price, size in book.asks:
+                take = min(left, size)
+                need, left = need + take * price, left - take
+                if not left:
+                    break
+            if left and book.asks:
+                need += left * book.asks[-1][0]
+        enough = need <= quote_free
+    else:
+        best = book.best(Side.SELL)
+        qty = req.qty if req.qty is not None else (req.quote_qty or ZERO) / (best or 1)
+        enough = qty <= base_free
+    if not enough:
+        raise BinanceError(400, -2010, INSUFFICIENT)
+
+
 def new_order(futures: bool, algo: bool = False) -> Handler:
     """POST order / algoOrder: validate, place, match against the book."""
 
@@ -511,6 +618,9 @@ def new_order(futures: bool, algo: bool = False) -> Handler:
         assert account is not None
         spec = _spec(sb, params, futures)
         req = _order_request(params, spec, futures, algo)
+        book = sb.book(spec.symbol)
+        if not futures and req.type is OrderType.MARKET:
+            _check_market_funds(account, spec, req, book)
         try:
             order = sb.core.submit(account, req)
         except OrderRejected as exc:
@@ -678,7 +788,8 @@ def position_risk(sb: Sandbox, params: Params, account: Account | None) -> Any:
     for symbol, pos in account.positions.items():
         if not pos.qty or (spec is not None and symbol != spec.symbol):
             continue
-        out.append(fmt.position_risk(pos, sb.core.markets[symbol], sb.core.mark(symbol), now))
+        kind = sb.margin_types.get((account.name, symbol), "cross")
+        out.append(fmt.position_risk(pos, sb.core.markets[symbol], sb.core.mark(symbol), now, kind))
     return out
 
 
@@ -743,26 +854,34 @@ def income(sb: Sandbox, params: Params, account: Account | None) -> Any:
 
 
 def routes() -> dict[tuple[str, str], Route]:
-    """The endpoint table: (method, path) -> Route."""
+    """The endpoint table: (method, path) -> Route, weights as in Binance's docs."""
     table: dict[tuple[str, str], Route] = {}
     for prefix, futures in (("/api/v3", False), ("/fapi/v1", True)):
         table[("GET", f"{prefix}/ping")] = Route(ping, 1, futures=futures)
         table[("GET", f"{prefix}/time")] = Route(server_time, 1, futures=futures)
-        table[("GET", f"{prefix}/exchangeInfo")] = Route(
-            exchange_info(futures), 20, futures=futures
-        )
-        table[("GET", f"{prefix}/ticker/24hr")] = Route(ticker_24hr(futures), 2, futures=futures)
-        table[("GET", f"{prefix}/klines")] = Route(klines(futures), 2, futures=futures)
-        table[("GET", f"{prefix}/depth")] = Route(depth(futures), 5, futures=futures)
         table[("POST", f"{prefix}/order")] = Route(new_order(futures), 1, True, futures, True)
-        table[("GET", f"{prefix}/order")] = Route(get_order(futures), 4, True, futures)
         table[("DELETE", f"{prefix}/order")] = Route(cancel_order(futures), 1, True, futures)
-        table[("GET", f"{prefix}/openOrders")] = Route(open_orders(futures), 6, True, futures)
-        table[("GET", f"{prefix}/allOrders")] = Route(all_orders(futures), 20, True, futures)
-    table[("GET", "/api/v3/account")] = Route(spot_account, 20, True)
-    table[("GET", "/api/v3/myTrades")] = Route(my_trades(False), 20, True)
-    table[("DELETE", "/api/v3/openOrders")] = Route(cancel_all(False), 1, True)
+    spot: dict[tuple[str, str], Route] = {
+        ("GET", "/api/v3/exchangeInfo"): Route(exchange_info(False), 20),
+        ("GET", "/api/v3/ticker/24hr"): Route(ticker_24hr(False), spot_ticker_weight),
+        ("GET", "/api/v3/klines"): Route(klines(False), 2),
+        ("GET", "/api/v3/depth"): Route(depth(False), spot_depth_weight),
+        ("GET", "/api/v3/order"): Route(get_order(False), 4, True),
+        ("GET", "/api/v3/openOrders"): Route(open_orders(False), by_symbol(6, 80), True),
+        ("GET", "/api/v3/allOrders"): Route(all_orders(False), 20, True),
+        ("GET", "/api/v3/account"): Route(spot_account, 20, True),
+        ("GET", "/api/v3/myTrades"): Route(my_trades(False), 20, True),
+        ("DELETE", "/api/v3/openOrders"): Route(cancel_all(False), 1, True),
+    }
+    table |= spot
     fapi = {
+        ("GET", "/fapi/v1/exchangeInfo"): Route(exchange_info(True), 1, futures=True),
+        ("GET", "/fapi/v1/ticker/24hr"): Route(ticker_24hr(True), by_symbol(1, 40), futures=True),
+        ("GET", "/fapi/v1/klines"): Route(klines(True), futures_klines_weight, futures=True),
+        ("GET", "/fapi/v1/depth"): Route(depth(True), futures_depth_weight, futures=True),
+        ("GET", "/fapi/v1/order"): Route(get_order(True), 1, True, True),
+        ("GET", "/fapi/v1/openOrders"): Route(open_orders(True), by_symbol(1, 40), True, True),
+        ("GET", "/fapi/v1/allOrders"): Route(all_orders(True), 5, True, True),
         ("GET", "/fapi/v1/premiumIndex"): Route(premium_index, 1, futures=True),
         ("GET", "/fapi/v1/fundingRate"): Route(funding_rate, 1, futures=True),
         ("DELETE", "/fapi/v1/allOpenOrders"): Route(cancel_all(True), 1, True, True),
@@ -778,6 +897,9 @@ def routes() -> dict[tuple[str, str], Route]:
         ("DELETE", "/fapi/v1/algoOpenOrders"): Route(cancel_all(True, True), 1, True, True),
     }
     table |= fapi
+    from quantdesk.sandbox.endpoints import extra_routes  # it builds on this module's helpers
+
+    table |= extra_routes()
     for version in ("v2", "v3"):
         table[("GET", f"/fapi/{version}/account")] = Route(futures_account, 5, True, True)
         table[("GET", f"/fapi/{version}/balance")] = Route(futures_balance, 5, True, True)

@@ -106,3 +106,73 @@ def too_many(limit: int) -> BinanceError:
         -1003,
         f"Too much request weight used; current limit is {limit} request weight per 1 MINUTE.",
     )
+
+
+@dataclass
+class OrderCounter:
+    """Binance's ORDERS limits: new orders per account per window (e.g. 100 per 10 s)."""
+
+    windows: tuple[tuple[int, int], ...]  # (seconds, limit)
+    _counts: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)
+
+    def charge(self, account: str, now_s: float) -> dict[str, str]:
+        """Count one new order; return the X-MBX-ORDER-COUNT-* headers or raise 429 / -1015."""
+        counts = []
+        for seconds, limit in self.windows:
+            window = math.floor(now_s / seconds)
+            w, used = self._counts.get((account, seconds), (window, 0))
+            used = used if w == window else 0
+            if used + 1 > limit:
+                raise BinanceError(
+                    429,
+                    -1015,
+                    f"Too many new orders; current limit is {limit} orders per {_span(seconds)}.",
+                )
+            counts.append((seconds, window, used + 1))
+        headers = {}
+        for seconds, window, used in counts:
+            self._counts[(account, seconds)] = (window, used)
+            headers[f"X-MBX-ORDER-COUNT-{_interval(seconds)}"] = str(used)
+        return headers
+
+    def reset(self) -> None:
+        """Forget all counts."""
+        self._counts.clear()
+
+
+_UNITS = ((86_400, "D", "DAY"), (3_600, "H", "HOUR"), (60, "M", "MINUTE"), (1, "S", "SECOND"))
+
+
+def _interval(seconds: int) -> str:
+    """10 -> '10S', 60 -> '1M', 86400 -> '1D' (Binance's header suffixes)."""
+    for size, letter, _ in _UNITS:
+        if seconds % size == 0:
+            return f"{seconds // size}{letter}"
+    return f"{seconds}S"
+
+
+def _span(seconds: int) -> str:
+    """10 -> '10 SECOND', 60 -> 'MINUTE' (Binance's wording in -1015)."""
+    for size, _, word in _UNITS:
+        if seconds % size == 0:
+            n = seconds // size
+            return word if n == 1 else f"{n} {word}"
+    return f"{seconds} SECOND"
+
+
+def rate_limits(weight_limit: int, order_windows: tuple[tuple[int, int], ...]) -> list[dict]:
+    """exchangeInfo `rateLimits`: the request weight per minute and each ORDERS window."""
+    out = [_limit("REQUEST_WEIGHT", 60, weight_limit)]
+    return out + [_limit("ORDERS", seconds, limit) for seconds, limit in order_windows]
+
+
+def _limit(kind: str, seconds: int, limit: int) -> dict:
+    for size, _, word in _UNITS:
+        if seconds % size == 0:
+            return {
+                "rateLimitType": kind,
+                "interval": word,
+                "intervalNum": seconds // size,
+                "limit": limit,
+            }
+    raise ValueError(seconds)

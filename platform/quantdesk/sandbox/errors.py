@@ -1,8 +1,10 @@
 """Binance error responses, with codes and messages chosen so ccxt raises the right class.
 
-ccxt applies its per-market error tables only to Binance's own hosts, so against the sandbox
-only the top-level `exceptions['exact']` table (codes and exact messages) and the body checks
-in `binance.handle_errors` (LOT_SIZE, PRICE_FILTER) decide the class. Notes:
+ccxt applies its per-market error tables (spot, linear) only to Binance's own hosts, so a plain
+ccxt client pointed at the sandbox decides the class from the top-level `exceptions['exact']`
+table and the body checks in `binance.handle_errors` (LOT_SIZE, PRICE_FILTER);
+`quantdesk.venues.sandbox_client` adds the market-type tables back, so its clients raise what
+they raise against Binance for every code here (tests/sandbox/test_error_classes.py). Notes:
 - any HTTP 429 or 418 becomes ccxt DDoSProtection before the body is read;
 - a 5xx with a non-JSON body becomes ExchangeNotAvailable (ambiguous: the order may exist).
 """
@@ -22,11 +24,15 @@ class BinanceError(Exception):
         self.msg = msg
 
 
+PRECISION_OVER = BinanceError(400, -1111, "Precision is over the maximum defined for this asset.")
 INSUFFICIENT = "Account has insufficient balance for requested action."
 
 # (spot, futures) answers per core rejection.
 _REJECTS: dict[Reject, tuple[tuple[int, str], tuple[int, str]]] = {
-    Reject.INSUFFICIENT_FUNDS: ((-2010, INSUFFICIENT), (-2010, INSUFFICIENT)),
+    # USD-M: Binance's code for a margin shortfall is -2019 ("Margin is insufficient."), which
+    # ccxt maps to InsufficientFunds only for Binance's own hosts; with the spot wording it
+    # raises InsufficientFunds against the sandbox as well, and the code stays Binance's.
+    Reject.INSUFFICIENT_FUNDS: ((-2010, INSUFFICIENT), (-2019, INSUFFICIENT)),
     Reject.PRICE_FILTER: ((-1013, "Filter failure: PRICE_FILTER"),) * 2,
     Reject.LOT_SIZE: ((-1013, "Filter failure: LOT_SIZE"),) * 2,
     Reject.NOTIONAL: (

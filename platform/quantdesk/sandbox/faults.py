@@ -12,6 +12,19 @@ from typing import Any
 
 from quantdesk.errors import ConfigError
 
+DAY_MS = 86_400_000
+# Accepted range per fault: counts are non-negative, latency and skew stay within a day.
+_RANGES: dict[str, tuple[float, float]] = {
+    "latency_ms": (0, DAY_MS),
+    "error_rate": (0, 1),
+    "drop_orders": (0, 10**6),
+    "hang_orders": (0, 10**6),
+    "reset_requests": (0, 10**6),
+    "rate_limit_burst": (0, 10**6),
+    "skew_ms": (-DAY_MS, DAY_MS),
+    "seed": (0, 2**63),
+}
+
 
 @dataclass
 class Faults:
@@ -32,15 +45,19 @@ class Faults:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Faults:
-        """Build from an admin request body; unknown keys are an error."""
+        """Build from an admin request body; unknown keys, wrong types and ranges are errors."""
         names = {f.name for f in fields(cls) if not f.name.startswith("_")}
         unknown = set(data) - names
         if unknown:
             raise ConfigError(f"unknown fault(s): {', '.join(sorted(unknown))}")
-        faults = cls(**{k: type(getattr(cls(), k))(v) for k, v in data.items()})
-        if not 0 <= faults.error_rate <= 1:
-            raise ConfigError("error_rate must be within 0..1")
-        return faults
+        for name, value in data.items():
+            lo, hi = _RANGES[name]
+            numeric = (
+                isinstance(value, float | int) if name == "error_rate" else isinstance(value, int)
+            )
+            if isinstance(value, bool) or not numeric or not lo <= value <= hi:
+                raise ConfigError(f"fault {name} must be a number within {lo}..{hi}")
+        return cls(**{k: type(getattr(cls(), k))(v) for k, v in data.items()})
 
     def as_dict(self) -> dict[str, Any]:
         """Public view."""

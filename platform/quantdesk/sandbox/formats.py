@@ -175,8 +175,11 @@ def futures_trade(fill: Fill, spec: MarketSpec) -> dict[str, Any]:
     }
 
 
-def position_risk(pos: Position, spec: MarketSpec, mark: Decimal, now: int) -> dict[str, Any]:
-    """GET /fapi/v3/positionRisk item (isolated-style margin, see venues.accounts)."""
+def position_risk(
+    pos: Position, spec: MarketSpec, mark: Decimal, now: int, margin_type: str = "cross"
+) -> dict[str, Any]:
+    """GET /fapi/v3/positionRisk item (the margin model is isolated-style whatever the
+    margin type says, see venues.accounts)."""
     margin = pos.margin
     upnl = pos.unrealized(mark)
     return {
@@ -200,7 +203,7 @@ def position_risk(pos: Position, spec: MarketSpec, mark: Decimal, now: int) -> d
         "bidNotional": "0",
         "askNotional": "0",
         "leverage": str(pos.leverage),
-        "marginType": "isolated",
+        "marginType": margin_type,
         "updateTime": pos.update_time or now,
     }
 

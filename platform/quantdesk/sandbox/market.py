@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 import numpy as np
@@ -47,6 +47,12 @@ class Series:
             _dec(lo, tick),
             _dec(c, tick),
             _dec(v, step),
+        )
+
+    def shifted(self, offset_ms: int) -> Series:
+        """The same market relabelled offset_ms later (bars, funding times)."""
+        return replace(
+            self, times=self.times + offset_ms, funding_times=self.funding_times + offset_ms
         )
 
     def funding_rate(self, i: int) -> Decimal:

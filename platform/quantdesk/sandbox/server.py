@@ -1,7 +1,8 @@
 """The aiohttp server: dispatch, auth, weights, faults, admin endpoints; run or run in a thread.
 
-Admin endpoints live under /sandbox/ and are served only when `config.admin` is set (the CLI
-enables them on loopback binds only, unless asked otherwise):
+Admin endpoints (quantdesk.sandbox.admin) live under /sandbox/, need the admin bearer token,
+and are served only when `config.admin` is set (the CLI enables them on loopback binds only,
+unless asked otherwise):
   GET  /sandbox/clock                 market time, bar index, speed
   POST /sandbox/advance   {"bars": n} move the clock forward n bars and replay them
   POST /sandbox/reset                 initial state (accounts, orders, clock, faults, weights)
@@ -19,24 +20,21 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from decimal import Decimal, InvalidOperation
+from decimal import InvalidOperation
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from quantdesk.errors import ConfigError, QuantdeskError
-from quantdesk.sandbox import formats as fmt
+from quantdesk.errors import ConfigError
+from quantdesk.sandbox.admin import SANDBOX_KEY, add_admin_routes
 from quantdesk.sandbox.api import routes
 from quantdesk.sandbox.auth import too_many, verify
-from quantdesk.sandbox.errors import BinanceError
-from quantdesk.sandbox.faults import Faults
+from quantdesk.sandbox.errors import PRECISION_OVER, BinanceError
 from quantdesk.sandbox.state import Sandbox
-
-SANDBOX_KEY = web.AppKey("sandbox", Sandbox)
-AdminHandler = Callable[[Sandbox, web.Request], Awaitable[Any]]
+from quantdesk.sandbox.streams import add_stream_routes
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -90,13 +88,14 @@ def make_app(sandbox: Sandbox) -> web.Application:
         if faults.error_now():
             return web.Response(status=503, text="Service Unavailable")
         ip = request.remote or "?"
+        params, query, body = await _params(request)
+        limiter = sb.futures_limiter if route.futures else sb.limiter
         try:
-            used = sb.limiter.charge(ip, route.weight, time.time())
+            used = limiter.charge(ip, route.weight_of(params), time.time())
         except BinanceError as exc:
             return _error(exc, {"Retry-After": "60"})
         headers = {"X-MBX-USED-WEIGHT-1M": str(used), "X-MBX-USED-WEIGHT": str(used)}
         try:
-            params, query, body = await _params(request)
             account = None
             if route.signed:
                 key = verify(
@@ -108,10 +107,15 @@ def make_app(sandbox: Sandbox) -> web.Application:
                     sb.server_ms(),
                 )
                 account = sb.core.accounts[key]
+                if route.places_order:
+                    headers |= sb.orders[route.futures].charge(key, time.time())
             sb.sync()
             data = route.handler(sb, params, account)
         except BinanceError as exc:
             return _error(exc, headers)
+        except InvalidOperation:
+            # A number that parses but overflows the 28-digit Decimal context downstream.
+            return _error(PRECISION_OVER, headers)
         if route.places_order:
             if faults.take("drop_orders"):
                 return _drop(request)
@@ -120,125 +124,12 @@ def make_app(sandbox: Sandbox) -> web.Application:
                 return _drop(request)
         return _json(data, headers=headers)
 
+    add_stream_routes(app, sandbox)
     app.router.add_route("*", "/api/{tail:.*}", dispatch)
     app.router.add_route("*", "/fapi/{tail:.*}", dispatch)
     if sandbox.config.admin:
-        _add_admin(app)
+        add_admin_routes(app)
     return app
-
-
-def _add_admin(app: web.Application) -> None:
-    async def body(request: web.Request) -> dict[str, Any]:
-        if not request.can_read_body:
-            return {}
-        try:
-            data = await request.json()
-        except ValueError:
-            raise web.HTTPBadRequest(text="body must be JSON") from None
-        if not isinstance(data, dict):
-            raise web.HTTPBadRequest(text="body must be a JSON object")
-        return data
-
-    def clock_view(sb: Sandbox) -> dict[str, Any]:
-        return {"time": sb.now_ms(), "index": sb.index, "bars": sb.n_bars, "speed": sb.clock.speed}
-
-    def admin(handler: AdminHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
-        async def wrapped(request: web.Request) -> web.Response:
-            sb = request.app[SANDBOX_KEY]
-            try:
-                return _json(await handler(sb, request))
-            except (QuantdeskError, KeyError, ValueError, TypeError, InvalidOperation) as exc:
-                return _json({"error": str(exc)}, 400)
-
-        return wrapped
-
-    async def clock(sb: Sandbox, request: web.Request) -> Any:
-        sb.sync()
-        return clock_view(sb)
-
-    async def advance(sb: Sandbox, request: web.Request) -> Any:
-        sb.sync()
-        sb.advance(int((await body(request)).get("bars", 1)))
-        return clock_view(sb)
-
-    async def reset(sb: Sandbox, request: web.Request) -> Any:
-        sb.reset()
-        return clock_view(sb)
-
-    async def balances(sb: Sandbox, request: web.Request) -> Any:
-        data = await body(request)
-        account = sb.core.accounts.get(data.get("api_key", ""))
-        if account is None:
-            raise ConfigError("unknown api_key")
-        amounts = {k: Decimal(str(v)) for k, v in data["balances"].items()}
-        if data.get("futures"):
-            sb.core.set_balances(account, {}, amounts)
-        else:
-            sb.core.set_balances(account, amounts, None)
-        return {"ok": True}
-
-    async def book(sb: Sandbox, request: web.Request) -> Any:
-        data = await body(request)
-        sb.sync()
-
-        def levels(rows: list) -> list[list[Decimal]]:
-            return [[Decimal(str(p)), Decimal(str(q))] for p, q in rows]
-
-        sb.core.set_book(data["symbol"], levels(data.get("bids", [])), levels(data.get("asks", [])))
-        return {"ok": True}
-
-    async def faults_get(sb: Sandbox, request: web.Request) -> Any:
-        return sb.faults.as_dict()
-
-    async def faults_set(sb: Sandbox, request: web.Request) -> Any:
-        sb.faults = Faults.from_dict(await body(request))
-        return sb.faults.as_dict()
-
-    async def faults_clear(sb: Sandbox, request: web.Request) -> Any:
-        sb.faults = Faults()
-        sb.limiter.reset()
-        return sb.faults.as_dict()
-
-    async def limits(sb: Sandbox, request: web.Request) -> Any:
-        data = await body(request)
-        sb.limiter.limit = int(data.get("weight_limit", sb.limiter.limit))
-        sb.limiter.strikes = int(data.get("strikes", sb.limiter.strikes))
-        sb.limiter.reset()
-        return {"weight_limit": sb.limiter.limit, "strikes": sb.limiter.strikes}
-
-    async def fills(sb: Sandbox, request: web.Request) -> Any:
-        sb.sync()
-        key = request.query.get("api_key")
-        return [
-            {
-                "account": f.account,
-                "symbol": f.symbol,
-                "orderId": f.order_id,
-                "tradeId": f.trade_id,
-                "side": f.side.value,
-                "price": fmt.s(f.price),
-                "qty": fmt.s(f.qty),
-                "commission": fmt.s(f.commission),
-                "commissionAsset": f.commission_asset,
-                "maker": f.maker,
-                "realizedPnl": fmt.s(f.realized_pnl),
-                "time": f.time,
-            }
-            for f in sb.core.fills
-            if key is None or f.account == key
-        ]
-
-    r = app.router
-    r.add_get("/sandbox/clock", admin(clock))
-    r.add_post("/sandbox/advance", admin(advance))
-    r.add_post("/sandbox/reset", admin(reset))
-    r.add_post("/sandbox/balances", admin(balances))
-    r.add_post("/sandbox/book", admin(book))
-    r.add_get("/sandbox/faults", admin(faults_get))
-    r.add_post("/sandbox/faults", admin(faults_set))
-    r.add_delete("/sandbox/faults", admin(faults_clear))
-    r.add_post("/sandbox/limits", admin(limits))
-    r.add_get("/sandbox/fills", admin(fills))
 
 
 async def start(sandbox: Sandbox, host: str, port: int) -> tuple[web.AppRunner, int]:

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 import numpy as np
 
 from quantdesk.errors import ConfigError
-from quantdesk.sandbox.auth import WeightLimiter
+from quantdesk.sandbox.auth import OrderCounter, WeightLimiter
 from quantdesk.sandbox.faults import Faults
 from quantdesk.sandbox.market import MINUTE_MS, MarketClock, Series, synthetic_series
-from quantdesk.venues.book import BookConfig
+from quantdesk.venues.book import Book, BookConfig, book_from_bar
 from quantdesk.venues.matching import PERP_FEES, SPOT_FEES, FeeSchedule, MatchingCore
 
+THIN_BOOK = BookConfig(levels=1)
 DEFAULT_BALANCES = {"USDT": Decimal("100000"), "BTC": Decimal("1")}
 
 
@@ -40,14 +42,27 @@ class SandboxConfig:
     accounts: list[AccountConfig] = field(
         default_factory=lambda: [AccountConfig("sandbox-key", "sandbox-secret")]
     )
-    book: BookConfig = field(default_factory=BookConfig)
+    # The liquidity model: books around the current close, each level sized as a fraction of
+    # the mean 1-minute volume over `volume_window` bars (deep enough for /depth?limit=1000).
+    book: BookConfig = field(default_factory=lambda: BookConfig(levels=1000))
+    volume_window: int = 60
     spot_fees: FeeSchedule = SPOT_FEES
     perp_fees: FeeSchedule = PERP_FEES
-    weight_limit: int = 6000
+    weight_limit: int = 6000  # spot request weight per IP per minute (Binance: 6000)
+    futures_weight_limit: int = 2400  # USD-M (Binance: 2400)
+    # ORDERS limits per account, (seconds, orders): Binance spot and USD-M defaults
+    spot_order_limits: tuple[tuple[int, int], ...] = ((10, 100), (86_400, 200_000))
+    futures_order_limits: tuple[tuple[int, int], ...] = ((10, 300), (60, 1200))
     rate_window_s: float = 60.0
     ban_s: float = 120.0
     hang_s: float = 30.0  # how long a "hang" fault keeps the response back
     admin: bool = True
+    # Relabel the replayed market so the bar at the clock closes at wall-clock "now" (on every
+    # reset): orders, trades, klines, funding and /time then share one clock. False keeps the
+    # data's own timestamps (research replays comparing against the store).
+    shift_to_now: bool = True
+    # Bearer token the /sandbox/ admin endpoints require; a fresh random one unless given.
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
 
 class Sandbox:
@@ -58,30 +73,43 @@ class Sandbox:
         config: SandboxConfig,
         series: dict[str, Series] | None = None,
         wall: Callable[[], float] = time.monotonic,
+        epoch: Callable[[], float] = time.time,
     ) -> None:
         if not config.accounts:
             raise ConfigError("the sandbox needs at least one account")
         self.config = config
         self._wall = wall
-        self.series = series or synthetic_series(config.symbols, config.seed, config.days)
-        lengths = {len(s.times) for s in self.series.values()}
+        self._epoch = epoch
+        self._source = series or synthetic_series(config.symbols, config.seed, config.days)
+        lengths = {len(s.times) for s in self._source.values()}
         if len(lengths) != 1:
             raise ConfigError("all replayed markets must share one 1-minute timeline")
         self.n_bars = lengths.pop()
-        self.times = next(iter(self.series.values())).times
         self.reset()
 
     def reset(self) -> None:
         """Back to the initial state: fresh accounts, no orders, clock at the start, no faults."""
         cfg = self.config
+        start = min(cfg.history_bars, self.n_bars - 1)
+        first = next(iter(self._source.values())).times
+        self.offset_ms = 0
+        if cfg.shift_to_now:
+            now_minute = int(self._epoch() * 1000) // MINUTE_MS * MINUTE_MS
+            self.offset_ms = now_minute - (int(first[start]) + MINUTE_MS)
+        self.series = {sym: s.shifted(self.offset_ms) for sym, s in self._source.items()}
+        self.times = next(iter(self.series.values())).times
+        # Resting orders match against bars, never books, so the core's per-bar book can be
+        # one level; the deep model book is built only for the bar a request trades at.
         self.core = MatchingCore(
-            [s.spec for s in self.series.values()], cfg.book, cfg.spot_fees, cfg.perp_fees
+            [s.spec for s in self.series.values()], THIN_BOOK, cfg.spot_fees, cfg.perp_fees
         )
+        self._book_index: dict[str, int] = {}
+        # prices each served book had, by bar index (recent ones): depth streams remove them
+        self.book_prices: dict[str, dict[int, tuple[set[Decimal], set[Decimal]]]] = {}
         self.secrets = {}
         for acct in cfg.accounts:
             self.core.add_account(acct.key, dict(acct.balances))
             self.secrets[acct.key] = acct.secret
-        start = min(cfg.history_bars, self.n_bars - 1)
         self.clock = MarketClock(self.n_bars, start, cfg.speed, self._wall)
         self.index = start
         now = self.now_ms()
@@ -93,14 +121,25 @@ class Sandbox:
             if s.spec.perp
         }
         self.faults = Faults()
+        self.margin_types: dict[tuple[str, str], str] = {}  # (account, perp) -> cross|isolated
         self.limiter = WeightLimiter(cfg.weight_limit, cfg.rate_window_s, ban_s=cfg.ban_s)
+        self.futures_limiter = WeightLimiter(
+            cfg.futures_weight_limit, cfg.rate_window_s, ban_s=cfg.ban_s
+        )
+        self.orders = {
+            False: OrderCounter(cfg.spot_order_limits),
+            True: OrderCounter(cfg.futures_order_limits),
+        }
 
     def now_ms(self) -> int:
         """Market time: the close of the latest bar."""
         return int(self.times[self.index]) + MINUTE_MS
 
     def server_ms(self) -> int:
-        """Wall-clock server time (what /time answers and recvWindow checks), plus skew."""
+        """Server time (what /time answers and recvWindow checks): the wall clock plus skew.
+
+        With `shift_to_now` the market starts at this clock and, at speed 1, stays on it.
+        """
         return int(time.time() * 1000) + self.faults.skew_ms
 
     def sync(self) -> None:
@@ -118,6 +157,35 @@ class Sandbox:
                     self.core.settle_funding(symbol, rate, int(series.funding_times[ptr]))
                     ptr += 1
                 self.funding_next[symbol] = ptr
+
+    def book(self, symbol: str) -> Book:
+        """The book at the clock: the liquidity model's, or an admin snapshot for this bar."""
+        if self._book_index.get(symbol) != self.index:
+            series = self.series[symbol]
+            lo = max(self.index - self.config.volume_window + 1, 0)
+            mean = float(series.ohlcv[lo : self.index + 1, 4].mean())
+            bar = self.core.bars[symbol]
+            basis = replace(bar, volume=Decimal(repr(mean)).quantize(series.spec.step_size))
+            book = book_from_bar(basis, series.spec, self.config.book)
+            self.core.books[symbol] = book
+            self._book_index[symbol] = self.index
+            self._record_prices(symbol)
+        return self.core.books[symbol]
+
+    def set_book(self, symbol: str, bids: list[list[Decimal]], asks: list[list[Decimal]]) -> None:
+        """Replace the book of symbol with a snapshot until the next bar."""
+        self.core.set_book(symbol, bids, asks)
+        self._book_index[symbol] = self.index
+        self._record_prices(symbol)
+
+    def _record_prices(self, symbol: str) -> None:
+        book = self.core.books[symbol]
+        seen = self.book_prices.setdefault(symbol, {})
+        bids, asks = seen.setdefault(self.index, (set(), set()))
+        bids.update(p for p, _ in book.bids)
+        asks.update(p for p, _ in book.asks)
+        for old in [i for i in seen if i < self.index - 10]:
+            del seen[old]
 
     def advance(self, bars: int) -> None:
         """Move the clock forward by hand and replay."""

@@ -51,4 +51,9 @@ def sandbox_client(
             value = parts._replace(scheme=target.scheme, netloc=target.netloc).geturl()
         api[name] = value
     client.urls["api"] = api
+    # ccxt picks its per-market error tables by Binance hostname; merge them in so errors from
+    # the sandbox raise the classes they raise against Binance (e.g. -2019, -4164, -5021).
+    tables = client.exceptions.get("spot" if exchange == "binance" else "linear", {})
+    for kind in ("exact", "broad"):
+        client.exceptions[kind] = {**client.exceptions[kind], **tables.get(kind, {})}
     return client

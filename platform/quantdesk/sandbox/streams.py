@@ -1,0 +1,248 @@
+"""Binance market streams over websockets: kline, trade, aggTrade, bookTicker, depth diffs
+(U/u sequence numbers matching the REST snapshot's lastUpdateId) and USD-M markPrice.
+
+Spot streams are served at `/ws[/<name>]` and `/stream?streams=a/b`, USD-M ones under
+`/fstream/` (also `/fstream/public/ws` and `/fstream/market/ws`, the paths ccxt.pro builds).
+Clients SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS as on Binance. A pump follows the clock:
+every replayed bar is sent once to its subscribers; the update id is the bar index, so a depth
+event's U..u spans the bars replayed since the previous one. User data streams are not served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import suppress
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+import ccxt.pro
+from aiohttp import WSMsgType, web
+
+from quantdesk.sandbox import formats as fmt
+from quantdesk.sandbox.market import MINUTE_MS
+from quantdesk.sandbox.state import Sandbox
+from quantdesk.venues import sandbox_client
+from quantdesk.venues.models import MarketSpec
+
+PUMP_S = 0.02  # how often the pump looks at the clock
+
+
+@dataclass
+class _Client:
+    ws: web.WebSocketResponse
+    futures: bool
+    combined: bool
+    streams: set[str] = field(default_factory=set)
+
+
+class StreamHub:
+    """Subscriptions of every connected client, and the pump that feeds them."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sb = sandbox
+        self.clients: list[_Client] = []
+        self.sent_index = sandbox.index
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        """One websocket connection: named streams from the path or query, then requests."""
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+        path = request.path
+        futures = path.startswith("/fstream")
+        combined = path.rstrip("/").endswith("/stream")
+        client = _Client(ws, futures, combined)
+        tail = path.split("/ws/", 1)[1] if "/ws/" in path else ""
+        names = request.query.get("streams", "").split("/") + tail.split("/")
+        client.streams |= {n for n in names if "@" in n}
+        self.clients.append(client)
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    await self._request(client, msg.data)
+        finally:
+            self.clients.remove(client)
+        return ws
+
+    async def _request(self, client: _Client, text: str) -> None:
+        try:
+            req = json.loads(text)
+            method, rid = req["method"], req.get("id")
+        except (ValueError, KeyError, TypeError):
+            await client.ws.send_json({"code": 3, "msg": "Invalid JSON: expected a request"})
+            return
+        params = req.get("params") or []
+        if method == "SUBSCRIBE":
+            client.streams |= set(params)
+            reply: Any = None
+        elif method == "UNSUBSCRIBE":
+            client.streams -= set(params)
+            reply = None
+        elif method == "LIST_SUBSCRIPTIONS":
+            reply = sorted(client.streams)
+        else:
+            await client.ws.send_json({"code": 2, "msg": f"Invalid request: {method}", "id": rid})
+            return
+        await client.ws.send_json({"result": reply, "id": rid})
+
+    async def pump(self) -> None:
+        """Follow the clock forever, publishing each newly replayed bar."""
+        while True:
+            await asyncio.sleep(PUMP_S)
+            if self.sb.index < self.sent_index:  # an admin reset moved the clock back
+                self.sent_index = self.sb.index
+            self.sb.sync()
+            if self.sb.index > self.sent_index and self.clients:
+                await self._publish(self.sent_index + 1, self.sb.index)
+            self.sent_index = max(self.sent_index, self.sb.index)
+
+    async def _publish(self, first: int, last: int) -> None:
+        for spec in self.sb.core.markets.values():
+            wanted = {
+                s
+                for c in self.clients
+                if c.futures == spec.perp
+                for s in c.streams
+                if s.startswith(spec.id.lower() + "@")
+            }
+            if not wanted:
+                continue
+            events = self._events(spec, wanted, first, last)
+            for client in self.clients:
+                if client.futures != spec.perp:
+                    continue
+                for name, data in events:
+                    if name in client.streams:
+                        payload = {"stream": name, "data": data} if client.combined else data
+                        with suppress(ConnectionError, RuntimeError):
+                            await client.ws.send_str(json.dumps(payload, separators=(",", ":")))
+
+    def _events(
+        self, spec: MarketSpec, wanted: set[str], first: int, last: int
+    ) -> list[tuple[str, dict]]:
+        sb, sid = self.sb, spec.id
+        series = sb.series[spec.symbol]
+        now = sb.now_ms()
+        out: list[tuple[str, dict]] = []
+        for name in sorted(wanted):
+            channel = name.split("@", 1)[1]
+            if channel.startswith("kline_"):
+                interval = channel[len("kline_") :]
+                for i in range(first, last + 1):
+                    rows = series.klines(interval, i, None, None, 1)
+                    if rows:
+                        out.append((name, _kline(sid, interval, rows[-1], i, series, now)))
+            elif channel in ("trade", "aggTrade"):
+                for i in range(first, last + 1):
+                    bar = series.bar(i)
+                    t = int(series.times[i]) + MINUTE_MS - 1
+                    common = {"E": now, "s": sid, "p": fmt.s(bar.close), "q": fmt.s(bar.volume)}
+                    common |= {"T": t, "m": bar.close < bar.open}
+                    if channel == "trade":
+                        out.append((name, {"e": "trade", "t": i, **common, "M": True}))
+                    else:
+                        out.append((name, {"e": "aggTrade", "a": i, "f": i, "l": i, **common}))
+            elif channel == "bookTicker":
+                book = sb.book(spec.symbol)
+                bid, ask = book.bids[0], book.asks[0]
+                data = {"u": last, "s": sid, "b": fmt.s(bid[0]), "B": fmt.s(bid[1])}
+                data |= {"a": fmt.s(ask[0]), "A": fmt.s(ask[1])}
+                if spec.perp:
+                    data = {"e": "bookTicker", "E": now, "T": now, **data}
+                out.append((name, data))
+            elif channel.startswith("depth") and not channel[5:6].isdigit():
+                out.append((name, self._depth_diff(spec, first, last, now)))
+            elif channel.startswith("markPrice") and spec.perp:
+                out.append((name, _mark_price(sb, spec, now)))
+        return out
+
+    def _depth_diff(self, spec: MarketSpec, first: int, last: int, now: int) -> dict:
+        """The whole book at `last`, plus quantity 0 for every price a book served since the
+        previous event had and this one has not: right for a snapshot taken at any of them."""
+        book = self.sb.book(spec.symbol)
+        served = self.sb.book_prices.get(spec.symbol, {})
+        gone_bids: set[Decimal] = set()
+        gone_asks: set[Decimal] = set()
+        for i, (bids, asks) in served.items():
+            if first - 1 <= i < last:
+                gone_bids |= bids
+                gone_asks |= asks
+        sides = []
+        for levels, gone in ((book.bids, gone_bids), (book.asks, gone_asks)):
+            now_prices = {p for p, _ in levels}
+            rows = [[fmt.s(p), fmt.s(q)] for p, q in levels]
+            sides.append(rows + [[fmt.s(p), "0"] for p in sorted(gone - now_prices)])
+        data = {"e": "depthUpdate", "E": now, "s": spec.id, "U": first, "u": last}
+        data |= {"b": sides[0], "a": sides[1]}
+        if spec.perp:
+            data |= {"T": now, "pu": first - 1}
+        return data
+
+
+def _kline(sid: str, interval: str, row: list, i: int, series: Any, now: int) -> dict:
+    closed = row[6] == int(series.times[i]) + MINUTE_MS - 1
+    k = {
+        "t": row[0], "T": row[6], "s": sid, "i": interval, "f": -1, "L": -1,
+        "o": row[1], "c": row[4], "h": row[2], "l": row[3], "v": row[5], "n": row[8],
+        "x": closed, "q": row[7], "V": row[9], "Q": row[10], "B": "0",
+    }  # fmt: skip
+    return {"e": "kline", "E": now, "s": sid, "k": k}
+
+
+def _mark_price(sb: Sandbox, spec: MarketSpec, now: int) -> dict:
+    from quantdesk.sandbox.api import _next_funding
+
+    nxt, rate = _next_funding(sb, spec)
+    spot = sb.core.bars.get(f"{spec.base}/{spec.quote}")
+    mark = sb.core.mark(spec.symbol)
+    return {
+        "e": "markPriceUpdate", "E": now, "s": spec.id, "p": fmt.s(mark),
+        "i": fmt.s(spot.close if spot else mark), "P": fmt.s(mark),
+        "r": fmt.s(rate), "T": nxt,
+    }  # fmt: skip
+
+
+def add_stream_routes(app: web.Application, sandbox: Sandbox) -> None:
+    """Serve the market streams on app and run the pump while the app runs."""
+    hub = StreamHub(sandbox)
+    for path in ("/ws", "/ws/{tail:.*}", "/stream", "/fstream/{tail:.*}"):
+        app.router.add_get(path, hub.handle)
+
+    async def pump_ctx(app: web.Application) -> Any:
+        task = asyncio.create_task(hub.pump())
+        yield
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.append(pump_ctx)
+
+
+def pro_client(exchange: str, url: str, key: str = "sandbox-key", secret: str = "sandbox-secret",
+               **config: Any) -> Any:  # fmt: skip
+    """A ccxt.pro binance / binanceusdm client whose REST and stream URLs point at the sandbox."""
+    rest = sandbox_client(exchange, url, key, secret, **config)
+    pro = getattr(ccxt.pro, exchange)({"apiKey": key, "secret": secret, **config})
+    pro.options.update({k: v for k, v in rest.options.items() if k in _REST_OPTIONS})
+    ws_root = "ws://" + urlsplit(url).netloc
+    api = dict(rest.urls["api"])
+    api["ws"] = dict(pro.urls["api"]["ws"]) | {
+        "spot": f"{ws_root}/ws",
+        "margin": f"{ws_root}/ws",
+        "linear": f"{ws_root}/fstream/ws",
+    }
+    pro.urls["api"] = api
+    pro.exceptions = rest.exceptions
+    return pro
+
+
+_REST_OPTIONS = (
+    "fetchCurrencies",
+    "fetchMargins",
+    "fetchMarkets",
+    "defaultType",
+    "warnOnFetchOpenOrdersWithoutSymbol",
+    "fetchOpenOrders",
+)
