@@ -160,6 +160,7 @@ def run(
         risk=config.risk,
         config_path=config.source,
         store=app.store,
+        alerts=config.alerts,
     )
     # Only validated, promoted versions trade real money. The waiver is for rehearsals: paper
     # mode, or live mode against a quantdesk sandbox (a venue with sandbox_url).

@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from quantdesk.alerts import Alerter, AlertsConfig
 from quantdesk.config import VenueConfig
 from quantdesk.data.store import DataStore
 from quantdesk.data.timeframes import timeframe_ms
@@ -258,6 +259,7 @@ class SessionSpec:
     risk: RiskConfig | None = None  # [risk]: limits, monitors, kill switch (None: market checks)
     config_path: Path | None = None  # quantdesk.toml, re-read for [risk] changes (hot reload)
     store: DataStore | None = None  # funding rates of the perpetuals traded are settled from it
+    alerts: AlertsConfig | None = None  # [alerts]: every configured channel gets the session's
 
 
 @dataclass
@@ -298,6 +300,7 @@ class Session:
         self.clock = WallClock()
         self.reports: list[ReconcileReport] = []
         self.started = asyncio.Event()  # set once recovered, reconciled and warmed up
+        self.alerter: Alerter | None = None
 
     async def run(self) -> SessionResult:
         """Start (recover, reconcile, warm up), trade until --until or a stop, shut down."""
@@ -305,6 +308,11 @@ class Session:
         data = CcxtVenue.from_config(spec.venue_name, spec.venue, self.env)
         fresh = not spec.journal.exists()
         journal = LiveJournal(spec.journal)
+        self.alerter = (
+            Alerter.from_config(spec.alerts, journal=journal, env=self.env)
+            if spec.alerts is not None
+            else None
+        )
         try:
             return await self._run(data, journal)
         except VenueDown:
@@ -317,6 +325,8 @@ class Session:
                     leftover.unlink(missing_ok=True)  # nothing happened: leave nothing behind
             raise
         finally:
+            if self.alerter is not None:
+                await asyncio.to_thread(self.alerter.close, 5.0)  # deliver what is queued
             journal.close()
             await data.close()
 
@@ -376,6 +386,7 @@ class Session:
                 journal=journal,
                 state=restored[0] if restored else TradingState.ACTIVE,
                 breakers={venue.name: breaker},
+                alerter=self.alerter,
             )
         elif restored is not None:
             gate.state = restored[0]
