@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 
 from quantdesk.cli import main
+from quantdesk.data.samples import sample_path
 from quantdesk.data.store import DataStore
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data" / "binance-um"
+# Real Binance USD-M daily klines and funding, shipped inside the package.
+SAMPLE_DATA = sample_path("binance-um")
 
 
 @pytest.fixture(autouse=True)
