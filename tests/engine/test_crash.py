@@ -104,20 +104,34 @@ def starts(journal: Path) -> int:
     return sum(k in ("session_started", "session_resumed") for k in kinds)
 
 
+def equity_rows(journal: Path) -> int:
+    """How many bars the session has finished: it journals one equity snapshot per step."""
+    try:
+        with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as db:
+            return db.execute("select count(*) from equity").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
 def drive(
     proc: subprocess.Popen, journal: Path, admin: Admin, before: int, max_bars: int = 120
 ) -> str:
-    """Once a session start beyond `before` is journaled, advance the sandbox one bar at a time
-    while the session trades; returns its output."""
+    """Once a session start beyond `before` is journaled, advance the sandbox one bar at a time,
+    each once the session has journaled the previous one, while it trades; returns its output."""
     deadline = time.monotonic() + 90
     while starts(journal) == before and proc.poll() is None:
         assert time.monotonic() < deadline, "session never started"
         time.sleep(0.05)
     bars = 0
     while proc.poll() is None and bars < max_bars:
+        done = equity_rows(journal)
         admin.advance(1)
         bars += 1
-        time.sleep(0.06)
+        # Waiting on the journal, not a fixed pause, keeps one bar per step on a loaded machine.
+        step_deadline = time.monotonic() + 30
+        while proc.poll() is None and equity_rows(journal) == done:
+            assert time.monotonic() < step_deadline, f"bar {bars} never finished"
+            time.sleep(0.01)
     try:
         out, _ = proc.communicate(timeout=60)
     finally:
