@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install demo test lint format bench clean chromium lock
+.PHONY: install demo test lint format bench clean chromium postgresql lock
 
 # Exact versions of every dependency (direct and transitive): two installs a month apart get
 # the same packages. pyproject keeps its >= ranges for people installing into their own env.
@@ -47,7 +47,7 @@ demo: $(STAMP)
 	@$(BIN)/quantdesk report backtest -p strategy sma_cross -p symbols BTC/USDT \
 		-p timeframe 1h -p exchange synthetic
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium postgresql
 	$(BIN)/python -m pytest
 
 # Browser tests drive headless Chromium at /usr/bin/chromium: install it when missing
@@ -58,6 +58,14 @@ chromium:
 		command -v apt-get >/dev/null || { echo "install Chromium at /usr/bin/chromium" >&2; exit 1; }; \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium </dev/null; }
+
+# The journal and optuna storage tests start their own PostgreSQL server (tests/postgres.py)
+# from Debian's binaries: install them when missing, like Chromium.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+		command -v apt-get >/dev/null || { echo "install PostgreSQL (Debian: postgresql)" >&2; exit 1; }; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql </dev/null; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check platform strategies tests benchmarks
