@@ -37,15 +37,35 @@ lock:
 	rm -rf $(LOCK_VENV)
 	@echo "wrote $(LOCK); run 'make install' to apply it to $(VENV)"
 
+DEMO_STORAGE := reports/demo-optuna.sqlite3
+DEMO_SMA := --strategy sma_cross --symbols BTC/USDT --timeframe 1h --exchange synthetic
 demo: $(STAMP)
+	@echo "== 1. data: a seeded synthetic market and the real Binance sample shipped with quantdesk"
 	$(BIN)/quantdesk data synth --seed 7
-	$(BIN)/quantdesk data list --exchange synthetic --market spot
-	@echo
-	@echo "Demo outputs:"
-	@echo "  market data: $(CURDIR)/data/synthetic/"
-	@echo "  backtest report of sma_cross on synthetic BTC/USDT 1h:"
-	@$(BIN)/quantdesk report backtest -p strategy sma_cross -p symbols BTC/USDT \
+	$(BIN)/quantdesk data import --sample binance-um
+	$(BIN)/quantdesk data list
+	@echo "== 2. a backtest report of sma_cross on synthetic BTC/USDT 1h"
+	$(BIN)/quantdesk report backtest -p strategy sma_cross -p symbols BTC/USDT \
 		-p timeframe 1h -p exchange synthetic
+	@echo "== 3. the same strategy on the real daily BTC/USDT bars"
+	$(BIN)/quantdesk backtest --strategy sma_cross --symbols BTC/USDT --timeframe 1d \
+		--exchange binance --param fast=10 --param slow=30
+	@echo "== 4. a short optimization (a 12-combination vectorbt grid), then its validation"
+	$(BIN)/quantdesk optimize $(DEMO_SMA) --param sl_stop=0 --param tp_stop=0 \
+		--param fast=5:20:5 --param slow=30,60,90 --trials 12 --top 3 \
+		--storage $(DEMO_STORAGE) --study demo-sma
+	@# validate exits 1 when a check fails: the demo shows the verdicts either way
+	-$(BIN)/quantdesk validate --strategy sma_cross --study demo-sma --storage $(DEMO_STORAGE)
+	@echo "== 5. a replay of sma_cross bar by bar through the live engine"
+	$(BIN)/quantdesk replay $(DEMO_SMA) --param fast=10 --param slow=30
+	@echo
+	@echo "Open next:"
+	@echo "  the backtest report:   reports/<date>/ (path printed in step 2)"
+	@echo "  the study:             $(BIN)/quantdesk optimize --help; storage $(DEMO_STORAGE)"
+	@echo "  the replay journal:    reports/journals/ (path printed in step 5)"
+	@echo "  notebooks:             $(BIN)/jupyter lab notebooks/"
+	@echo "  dashboards:            $(BIN)/quantdesk dashboard --help"
+	@echo "  the README:            README.md (sandbox exchange, paper/live trading, risk)"
 
 test: $(STAMP) chromium postgresql
 	$(BIN)/python -m pytest
