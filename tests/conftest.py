@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +10,13 @@ import pandas as pd
 import pytest
 
 from quantdesk.cli import main
+from quantdesk.data.samples import sample_path
 from quantdesk.data.store import DataStore
+from tests.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data" / "binance-um"
+# Real Binance USD-M daily klines and funding, shipped inside the package.
+SAMPLE_DATA = sample_path("binance-um")
 
 
 @pytest.fixture(autouse=True)
@@ -56,3 +59,19 @@ def run_cli(
         main(list(argv))
     out, err = capsys.readouterr() if capsys is not None else ("", "")
     return int(exit_info.value.code or 0), out, err
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server per test process (per xdist worker), on loopback."""
+    server = PostgresServer()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> str:
+    """URL of a fresh empty PostgreSQL database."""
+    return postgres.database()

@@ -67,3 +67,31 @@ def test_grid_workers_on_a_journal_evaluate_each_combination_once(data, tmp_path
     combos = [(t.params["fast"], t.params["slow"]) for t in trials]
     assert sorted(combos) == sorted((f, s) for f in grid["fast"] for s in grid["slow"])
     assert sorted(t.number for t in trials) == list(range(12))
+
+
+@pytest.mark.slow
+def test_tpe_on_postgresql_runs_the_trials_and_a_rerun_adds_as_many(data, pg_url):
+    job = make_job(data)
+    first = optimize(job, n_trials=6, storage=pg_url, study_name="p", progress=False)
+    assert first.method == "tpe"
+    assert [t.state for t in first.study.get_trials()] == [TrialState.COMPLETE] * 6
+    again = optimize(job, n_trials=4, storage=pg_url, study_name="p", progress=False)
+    trials = optuna.load_study(study_name="p", storage=pg_url).get_trials()
+    assert len(again.study.trials) == len(trials) == 10
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert len({(t.params["fast"], t.params["slow"]) for t in trials}) > 1  # sampled, not fixed
+
+
+@pytest.mark.slow
+def test_grid_workers_on_postgresql_evaluate_each_combination_once(data, pg_url):
+    grid = {"fast": [3, 5, 8], "slow": [20, 30]}
+    result = optimize(
+        make_job(data, grid=grid), n_trials=50, storage=pg_url, study_name="g", workers=2,
+        progress=False,
+    )  # fmt: skip
+    trials = result.study.get_trials()
+    assert result.method == "grid" and all(t.state == TrialState.COMPLETE for t in trials)
+    combos = sorted((t.params["fast"], t.params["slow"]) for t in trials)
+    assert combos == sorted((f, s) for f in grid["fast"] for s in grid["slow"])
+    workers = {t.user_attrs["worker"] for t in trials}
+    assert all(w.rsplit(":", 1)[1].isdigit() for w in workers)

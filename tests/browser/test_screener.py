@@ -21,11 +21,12 @@ from quantdesk.selection.panel import Panel
 from quantdesk.selection.ranking import rank
 from quantdesk.selection.screener import factor_config
 from quantdesk.selection.screens import Screen
+from tests.conftest import SAMPLE_DATA
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
-REAL_DATA = REPO / ".." / "shared" / "data" / "binance-um"
+REAL_DATA = SAMPLE_DATA
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from quantdesk.data.store import DataStore, SeriesKey
-from tests.conftest import SHARED_DATA, make_bars, run_cli
+from tests.conftest import SAMPLE_DATA, make_bars, run_cli
 
 DAY_MS = 86_400_000
 
@@ -48,7 +48,7 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 def test_import_folder_then_load_and_check(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "data", "import", str(SHARED_DATA))
+    code, out, _ = run(capsys, "data", "import", str(SAMPLE_DATA))
     assert code == 0
     assert "binance/spot/BTC/USDT 1d" in out and "2465" in out
     assert "binance/usdm/BTC/USDT:USDT funding" in out and "7395" in out
@@ -57,7 +57,7 @@ def test_import_folder_then_load_and_check(root: Path, capsys: pytest.CaptureFix
     assert len(store.load("BTC/USDT", "1d")) == 2465
     assert len(store.load("XRP/USDT", "1d")) == 2455
 
-    code, out, _ = run(capsys, "data", "import", str(SHARED_DATA))
+    code, out, _ = run(capsys, "data", "import", str(SAMPLE_DATA))
     assert code == 0
     summary = out.split("quality warnings")[0]
     rows = [line.split("│")[4].strip() for line in summary.splitlines() if "binance/" in line]
@@ -77,9 +77,35 @@ def test_import_folder_then_load_and_check(root: Path, capsys: pytest.CaptureFix
     assert code == 0 and out.strip() == "binance/spot/BTC/USDT 1d: ok"
 
 
+def test_import_shipped_sample(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "data", "import", "--sample", "binance-um", "--market", "usdm")
+    assert code == 0 and "binance/usdm/BTC/USDT:USDT 1d" in out and "README.md" not in out
+    store = DataStore(root)
+    assert len(store.load("LTC/USDT:USDT", "1d", market="usdm")) == 2464
+    assert store.load("BTC/USDT:USDT", "1d", market="usdm")["close"].iloc[0] == pytest.approx(
+        float((SAMPLE_DATA / "BTCUSDT-1d.csv").read_text().splitlines()[1].split(",")[4])
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sample", "nope"], "no sample named 'nope' (known: binance-um)"),
+        ([], "give a PATH or --sample NAME"),
+        (["x.csv", "--sample", "binance-um"], "give a PATH or --sample NAME"),
+    ],
+)
+def test_import_sample_bad_input(
+    root: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, _, err = run(capsys, "data", "import", *args)
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not root.exists()
+
+
 def test_import_usdm_market(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
-        capsys, "data", "import", str(SHARED_DATA / "ETHUSDT-1d.csv"), "--market", "usdm"
+        capsys, "data", "import", str(SAMPLE_DATA / "ETHUSDT-1d.csv"), "--market", "usdm"
     )
     assert code == 0 and "binance/usdm/ETH/USDT:USDT 1d" in out
     assert len(DataStore(root).load("ETH/USDT:USDT", "1d", market="usdm")) == 2465
@@ -108,7 +134,7 @@ def test_bad_file_in_folder_exits_2_and_writes_nothing(
 ) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
-    (folder / "BTCUSDT-1d.csv").write_bytes((SHARED_DATA / "BTCUSDT-1d.csv").read_bytes())
+    (folder / "BTCUSDT-1d.csv").write_bytes((SAMPLE_DATA / "BTCUSDT-1d.csv").read_bytes())
     (folder / "ETHUSDT-1h.csv").write_text(
         "open_time,open,high,low,close,volume\n1704067200000,1,2,1,2,5\n1704070800000,1,2,1,,5\n"
     )
@@ -123,7 +149,7 @@ def test_folder_skips_unnamed_csvs(
 ) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
-    (folder / "XRPUSDT-1d.csv").write_bytes((SHARED_DATA / "XRPUSDT-1d.csv").read_bytes())
+    (folder / "XRPUSDT-1d.csv").write_bytes((SAMPLE_DATA / "XRPUSDT-1d.csv").read_bytes())
     (folder / "notes.csv").write_text("anything,at,all\n")
     code, out, _ = run(capsys, "data", "import", str(folder))
     assert code == 0

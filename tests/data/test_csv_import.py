@@ -17,11 +17,11 @@ from quantdesk.data.csv_import import (
 )
 from quantdesk.data.store import DataStore, SeriesKey
 from quantdesk.errors import DataError
-from tests.conftest import SHARED_DATA
+from tests.conftest import SAMPLE_DATA
 
-BTC_1D = SHARED_DATA / "BTCUSDT-1d.csv"
-XRP_1D = SHARED_DATA / "XRPUSDT-1d.csv"
-BTC_FUNDING = SHARED_DATA / "BTCUSDT-funding.csv"
+BTC_1D = SAMPLE_DATA / "BTCUSDT-1d.csv"
+XRP_1D = SAMPLE_DATA / "XRPUSDT-1d.csv"
+BTC_FUNDING = SAMPLE_DATA / "BTCUSDT-funding.csv"
 
 
 def _csv_rows(path: Path) -> list[list[str]]:
@@ -35,9 +35,9 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory: pytest.TempPathFactory) -> tuple[DataStore, list]:
-    """The whole shared folder imported once (it is small) for the read-only tests below."""
+    """The whole sample folder imported once (it is small) for the read-only tests below."""
     store = DataStore(tmp_path_factory.mktemp("imported"))
-    return store, import_csv(store, SHARED_DATA)
+    return store, import_csv(store, SAMPLE_DATA)
 
 
 @pytest.mark.parametrize(("path", "rows"), [(BTC_1D, 2465), (XRP_1D, 2455)])
@@ -246,7 +246,7 @@ def test_one_bad_file_in_a_folder_writes_nothing(tmp_path: Path) -> None:
     (folder / "BTCUSDT-1d.csv").write_bytes(good)
     (folder / "ZZZUSDT-1d.csv").write_text("open_time,open,high,low,close,volume\n1,2,3,4,5,oops\n")
     store = DataStore(tmp_path / "store")
-    import_csv(store, SHARED_DATA / "ETHUSDT-1d.csv")
+    import_csv(store, SAMPLE_DATA / "ETHUSDT-1d.csv")
     before = _snapshot(store.root)
     with pytest.raises(DataError, match=r"ZZZUSDT-1d\.csv line 2: volume"):
         import_csv(store, folder)

@@ -8,7 +8,7 @@ import pytest
 
 from quantdesk.data.csv_import import parse_csv
 from quantdesk.data.quality import Finding, check_frame, gap_runs
-from tests.conftest import SHARED_DATA, make_bars
+from tests.conftest import SAMPLE_DATA, make_bars
 
 
 def _rules(findings: list[Finding]) -> dict[str, Finding]:
@@ -161,14 +161,14 @@ def test_funding_rules() -> None:
 
 
 def test_real_xrp_gaps_and_btc_none() -> None:
-    xrp = parse_csv(SHARED_DATA / "XRPUSDT-1d.csv").frame
+    xrp = parse_csv(SAMPLE_DATA / "XRPUSDT-1d.csv").frame
     gaps = _rules(check_frame(xrp, "1d"))["gaps"]
     assert gaps.count == 5 and "2 run(s)" in gaps.detail
     assert gap_runs(xrp.index, "1d") == [
         (pd.Timestamp("2022-02-26", tz="UTC"), pd.Timestamp("2022-02-28", tz="UTC")),
         (pd.Timestamp("2022-04-01", tz="UTC"), pd.Timestamp("2022-04-02", tz="UTC")),
     ]
-    btc = parse_csv(SHARED_DATA / "BTCUSDT-1d.csv").frame
+    btc = parse_csv(SAMPLE_DATA / "BTCUSDT-1d.csv").frame
     rules = _rules(check_frame(btc, "1d"))
     assert "gaps" not in rules and "duplicates" not in rules and "non_monotonic" not in rules
     # The 2020-03-12 crash is a real outlier (about 25 robust sigmas).
@@ -176,7 +176,7 @@ def test_real_xrp_gaps_and_btc_none() -> None:
 
 
 def test_real_funding_has_no_gaps() -> None:
-    funding = parse_csv(SHARED_DATA / "BTCUSDT-funding.csv").frame
+    funding = parse_csv(SAMPLE_DATA / "BTCUSDT-funding.csv").frame
     rules = _rules(check_frame(funding, "funding"))
     assert "gaps" not in rules and "off_grid" not in rules and "non_finite" not in rules
 
@@ -216,9 +216,9 @@ def test_pinned_funding_is_not_scaled_by_a_collapsed_mad() -> None:
 
 
 def test_real_funding_flags_only_a_few_extremes_led_by_the_may_2021_crash() -> None:
-    btc = parse_csv(SHARED_DATA / "BTCUSDT-funding.csv").frame
+    btc = parse_csv(SAMPLE_DATA / "BTCUSDT-funding.csv").frame
     assert check_frame(btc, "funding") == []
-    eth = parse_csv(SHARED_DATA / "ETHUSDT-funding.csv").frame
+    eth = parse_csv(SAMPLE_DATA / "ETHUSDT-funding.csv").frame
     outliers = _rules(check_frame(eth, "funding"))["outliers"]
     assert outliers.count <= 5  # of 7,395 rates
     assert "largest -0.003563" in outliers.detail and "2021-05-19" in outliers.detail

@@ -15,7 +15,7 @@ from quantdesk.data.store import OHLCV_COLUMNS, normalize
 from quantdesk.data.synthetic import SynthSpec, generate_market
 from quantdesk.strategy import load_strategy
 from quantdesk.system.replay import replay
-from tests.conftest import SHARED_DATA
+from tests.conftest import SAMPLE_DATA
 
 REL = 1e-9
 COLUMNS = ["column", "direction", "status", "size", "entry_time", "entry_price", "exit_time"]
@@ -30,10 +30,10 @@ def synthetic() -> dict[str, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def binance_daily() -> dict[str, pd.DataFrame]:
-    """Real Binance USD-M daily bars (~2,400 per symbol) from the shared folder."""
+    """Real Binance USD-M daily bars (~2,400 per symbol) shipped as a package sample."""
     out = {}
     for name in ("BTCUSDT", "ETHUSDT"):
-        parsed = parse_csv(SHARED_DATA / f"{name}-1d.csv", ImportOptions(market="usdm"))
+        parsed = parse_csv(SAMPLE_DATA / f"{name}-1d.csv", ImportOptions(market="usdm"))
         out[parsed.key.symbol] = normalize(parsed.frame, OHLCV_COLUMNS)
     return out
 

@@ -15,9 +15,10 @@ from quantdesk.reports import repo_notebooks_dir, run_report
 from quantdesk.selection.models import load_model
 from quantdesk.selection.study import MODEL_FEATURES, study_from_store
 from quantdesk.strategy import repo_strategies_dir
+from tests.conftest import SAMPLE_DATA
 
 REPO = Path(__file__).resolve().parents[2]
-REAL_DATA = REPO / ".." / "shared" / "data" / "binance-um"
+REAL_DATA = SAMPLE_DATA
 SYMBOLS = "BTC/USDT,ETH/USDT,BNB/USDT,XRP/USDT,LTC/USDT"
 CI_PARAMS = {
     "symbols": SYMBOLS,

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from quantdesk.selection.panel import Panel
+from tests.conftest import SAMPLE_DATA
 
-REAL_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "binance-um"
+REAL_DATA = SAMPLE_DATA
 
 
 def walk(n: int, seed: int, start: str = "2024-01-01", drift: float = 0.0) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -51,6 +52,8 @@ from quantdesk.strategy import (
 
 META_KEY = "quantdesk"
 DEFAULT_STORAGE = Path("reports") / "optuna.sqlite3"
+# Seconds between a running trial's heartbeats in a shared study (a trial is stale after 3).
+DEFAULT_HEARTBEAT_S = 10
 METRIC_CAP = 1e3  # ratios explode on flat equity; cap them so samplers see finite numbers
 GRID_CHUNK = 500  # combinations per vectorbt call: bounds memory on long histories
 MAX_ENUMERATED = 1_000_000  # combinations a constrained space is filtered over one by one
@@ -432,30 +435,66 @@ def record(trial: Any, metrics: Mapping[str, float], min_trades: int) -> None:
     trial.set_constraint("min_trades", float(min_trades - metrics["trades"]))
 
 
-def open_storage(spec: str | Path | None) -> optuna.storages.BaseStorage | None:
+def open_storage(
+    spec: str | Path | None, heartbeat: int | None = None
+) -> optuna.storages.BaseStorage | None:
     """An optuna storage from a URL, a journal file (*.log / *.journal), a SQLite path, or
-    'memory'; None means the default SQLite file reports/optuna.sqlite3."""
+    'memory'; None means the default SQLite file reports/optuna.sqlite3. heartbeat (seconds,
+    database storages only): running trials beat that often; one silent for 3 beats is failed
+    and queued again (optuna's RetryHeartbeatStaleTrialCallback)."""
     if spec is not None and str(spec) in ("memory", ":memory:"):
         return None
     text = str(spec if spec is not None else DEFAULT_STORAGE)
+    beat = _heartbeat_kwargs(heartbeat)
     try:
         if "://" in text:
             if text.startswith("sqlite"):
-                return _sqlite_storage(text)
-            return optuna.storages.RDBStorage(text)
+                return _sqlite_storage(text, beat)
+            return _rdb(text, **beat)
         path = Path(text)
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix in (".log", ".journal", ".jsonl"):
             backend = optuna.storages.journal.JournalFileBackend(str(path))
             return optuna.storages.JournalStorage(backend)
-        return _sqlite_storage(f"sqlite:///{path}")
+        return _sqlite_storage(f"sqlite:///{path}", beat)
     except (ImportError, ValueError, OSError, SQLAlchemyError) as exc:
         raise OptimizeError(f"cannot open optuna storage {text!r}: {exc}") from None
 
 
-def _sqlite_storage(url: str) -> optuna.storages.RDBStorage:
+def is_server_storage(spec: str | Path | None) -> bool:
+    """A database server URL (PostgreSQL, MySQL): processes on other machines may share it."""
+    text = str(spec or "")
+    return "://" in text and not text.startswith("sqlite")
+
+
+def _heartbeat_kwargs(heartbeat: int | None) -> dict[str, Any]:
+    if not heartbeat:
+        return {}
+    if heartbeat < 1:
+        raise OptimizeError(f"--heartbeat must be at least 1 second, got {heartbeat}")
+    return {
+        "heartbeat_interval": int(heartbeat),
+        "grace_period": 3 * int(heartbeat),
+        "heartbeat_stale_trial_callback": _retry_callback(),
+    }
+
+
+def _retry_callback() -> optuna.storages.RetryHeartbeatStaleTrialCallback:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)
+
+
+def _sqlite_storage(url: str, beat: Mapping[str, Any]) -> optuna.storages.RDBStorage:
     # Several worker processes write one SQLite file: wait for the lock instead of failing.
-    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    return _rdb(url, engine_kwargs={"connect_args": {"timeout": 60}}, **beat)
+
+
+def _rdb(url: str, **kwargs: Any) -> optuna.storages.RDBStorage:
+    with warnings.catch_warnings():
+        # optuna flags its heartbeat options experimental; they are what shared studies need.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(url, **kwargs)
 
 
 def default_study_name(job: OptimizeJob) -> str:
@@ -585,11 +624,13 @@ def optimize(
     workers: int = 1,
     method: str = "auto",
     progress: bool = True,
+    heartbeat: int = DEFAULT_HEARTBEAT_S,
 ) -> OptimizeResult:
     """Run n_trials of job in a (new or existing) study; `workers` > 1 spawns processes.
 
     method: "tpe", "grid" (every combination of a discrete space once), or "auto" (grid when
-    the space has at most n_trials combinations).
+    the space has at most n_trials combinations). With several workers or a database server
+    storage the study's queue is shared with every process on it (quantdesk.backtest.distributed).
     """
     if n_trials < 1:
         raise OptimizeError(f"--trials must be at least 1, got {n_trials}")
@@ -605,18 +646,19 @@ def optimize(
             "a grid needs every searched param discrete: fix Float params or list their values"
         )
     use_grid = method == "grid" or (method == "auto" and size <= n_trials)
-    backend = open_storage(storage)
-    if workers > 1 and backend is None:
-        raise OptimizeError("several workers need a shared --storage (SQLite file, URL, journal)")
-    study = create_study(job, backend, study_name)
-    if workers > 1:
-        if use_grid:
-            n_trials = _enqueue_grid(study, space)
-        from quantdesk.backtest.optimize_workers import run_workers
+    if workers > 1 or is_server_storage(storage):
+        if storage is not None and str(storage) in ("memory", ":memory:"):
+            raise OptimizeError(
+                "several workers need a shared --storage (SQLite file, URL, journal)"
+            )
+        from quantdesk.backtest.optimize_workers import run_shared
 
-        run_workers(job, storage, study.study_name, n_trials, workers, progress)
-        study = optuna.load_study(study_name=study.study_name, storage=backend)
-    elif use_grid:
+        name = study_name or default_study_name(job)
+        study = run_shared(job, storage, name, n_trials, workers, use_grid, progress, heartbeat)
+        return OptimizeResult(study, job, "grid" if use_grid else "tpe")
+    backend = open_storage(storage)
+    study = create_study(job, backend, study_name)
+    if use_grid:
         try:
             grid_study(study, job, progress=progress)
         except StrategyError:

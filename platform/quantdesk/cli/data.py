@@ -129,7 +129,13 @@ def _print_findings(title: str, findings: list) -> None:
 
 
 @data.command("import")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path), required=False)
+@click.option(
+    "--sample",
+    default=None,
+    metavar="NAME",
+    help="Import a sample shipped with quantdesk instead of PATH (binance-um: real Binance 1d).",
+)
 @click.option(
     "--exchange", default="binance", show_default=True, help="Exchange folder to file under."
 )
@@ -152,21 +158,27 @@ def _print_findings(title: str, findings: list) -> None:
 @click.pass_obj
 def import_(
     app: AppContext,
-    path: Path,
+    path: Path | None,
+    sample: str | None,
     exchange: str,
     market: str,
     symbol: str | None,
     timeframe: str | None,
     columns: str | None,
 ) -> None:
-    """Import a CSV file, or every SYMBOL-TIMEFRAME.csv in a folder, into the store."""
+    """Import a CSV file, every SYMBOL-TIMEFRAME.csv in a folder, or a shipped sample."""
     from quantdesk.data.csv_import import (
         ImportOptions,
         import_csv,
         import_files,
         parse_column_map,
     )
+    from quantdesk.data.samples import sample_path
 
+    if (path is None) == (sample is None):
+        raise click.UsageError("give a PATH or --sample NAME (one of them)")
+    if sample is not None:
+        path = sample_path(sample)
     options = ImportOptions(exchange, market, symbol, timeframe, parse_column_map(columns))
     _, skipped = import_files(path, options)
     results = import_csv(app.store, path, options, progress=True)

@@ -132,6 +132,14 @@ def job_from_options(app: AppContext, strategy_name: str, kw: dict[str, Any], **
 @storage_options
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes.")
 @click.option(
+    "--heartbeat",
+    type=click.IntRange(1, 3600),
+    default=10,
+    show_default=True,
+    help="Shared studies: seconds between a running trial's heartbeats; a trial silent for 3 "
+    "is failed and retried by another worker.",
+)
+@click.option(
     "--walk-forward",
     "wf_windows",
     type=int,
@@ -181,6 +189,7 @@ def optimize(app: AppContext, strategy_name: str, **kw: Any) -> None:
         workers=kw["workers"],
         method=kw["method"],
         progress=progress,
+        heartbeat=kw["heartbeat"],
     )
     frame = result.pareto_front() if result.objective.multi else result.trials()
     frame = frame[frame["feasible"]]  # trials under --min-trades are not candidates
