@@ -88,3 +88,20 @@ def test_the_voila_child_stops_with_the_parent(sig: signal.Signals, tmp_path: Pa
             os.killpg(proc.pid, signal.SIGKILL)  # anything left in the group (a kernel)
     if sig is signal.SIGTERM:
         assert proc.returncode == 0
+
+
+def test_session_dashboards_need_a_journal(tmp_path: Path, capsys) -> None:
+    from tests.conftest import run_cli
+
+    code, _, err = run_cli(["dashboard", "session", "--notebooks", str(REPO / "notebooks")], capsys)
+    assert (
+        code == 2
+        and err.strip() == "error: dashboard session needs --journal PATH or --journals DIR"
+    )
+    code, _, err = run_cli(
+        ["dashboard", "session", "--notebooks", str(REPO / "notebooks"), "--journal",
+         str(tmp_path / "none.sqlite")],
+        capsys,
+    )  # fmt: skip
+    assert code == 2 and "no journal at" in err and err.count("\n") == 1
+    assert not (tmp_path / "none.sqlite").exists()
