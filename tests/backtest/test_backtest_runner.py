@@ -165,8 +165,12 @@ def test_bad_costs_and_empty_data_are_user_errors(ohlc, scripted):
 def test_figures_show_equity_drawdown_and_trades(ohlc, scripted):
     result = run(scripted([1], [3]), ohlc(ROWS), Costs())
     fig = result.equity_figure()
-    assert [t.name for t in fig.data] == ["equity", "drawdown %"]
+    assert [t.name for t in fig.data] == ["equity", "buy and hold", "drawdown %"]
     np.testing.assert_allclose(fig.data[0].y, result.equity["asset"].to_numpy())
+    close = result.bars["close"]["asset"].to_numpy()
+    np.testing.assert_allclose(fig.data[1].y, result.equity["asset"].iloc[0] * close / close[0])
+    assert fig.layout.yaxis.type == "linear"
+    assert result.equity_figure(log_scale=True).layout.yaxis.type == "log"
     trades = result.trades_figure()
     entry = next(t for t in trades.data if t.name == "entry")
     assert list(entry.y) == pytest.approx([102.0])

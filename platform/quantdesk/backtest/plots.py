@@ -7,13 +7,29 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 
-def equity_figure(equity: pd.Series, title: str = "Equity") -> go.Figure:
-    """Equity curve on top, drawdown (in %) below, sharing the time axis."""
+def equity_figure(
+    equity: pd.Series,
+    title: str = "Equity",
+    benchmark: pd.Series | None = None,
+    log_scale: bool = False,
+) -> go.Figure:
+    """Equity curve (and a buy-and-hold benchmark) on top, drawdown (in %) below."""
     drawdown = (equity / equity.cummax() - 1.0) * 100.0
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.04
     )
     fig.add_trace(go.Scatter(x=equity.index, y=equity.to_numpy(), name="equity"), row=1, col=1)
+    if benchmark is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=benchmark.index,
+                y=benchmark.to_numpy(),
+                name="buy and hold",
+                line={"color": "gray", "dash": "dot"},
+            ),
+            row=1,
+            col=1,
+        )
     fig.add_trace(
         go.Scatter(
             x=drawdown.index,
@@ -26,7 +42,7 @@ def equity_figure(equity: pd.Series, title: str = "Equity") -> go.Figure:
         col=1,
     )
     fig.update_layout(title=title, height=480, margin={"l": 40, "r": 20, "t": 50, "b": 30})
-    fig.update_yaxes(title_text="value", row=1, col=1)
+    fig.update_yaxes(title_text="value", type="log" if log_scale else "linear", row=1, col=1)
     fig.update_yaxes(title_text="drawdown %", row=2, col=1)
     return fig
 

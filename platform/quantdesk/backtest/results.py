@@ -104,7 +104,13 @@ class BacktestResult:
 
     def summary_table(self) -> pd.DataFrame:
         """Stats formatted for people: one row per statistic, one column per symbol."""
+        from quantdesk.reports_format import drawdown, pct
+
         table = {str(c): dict(format_stats(self.stats.loc[c])) for c in self.stats.index}
+        for column, bench in self.benchmark_summary().items():
+            if column in table:
+                table[column]["Buy-and-hold return"] = pct(bench["total_return"])
+                table[column]["Buy-and-hold max drawdown"] = drawdown(bench["max_drawdown"])
         frame = pd.DataFrame(table)
         frame.index.name = "statistic"
         return frame
@@ -119,10 +125,35 @@ class BacktestResult:
         column = column if column is not None else self.equity.columns[0]
         return plots.monthly_heatmap(self.monthly_returns(column), f"Monthly returns (%) {column}")
 
-    def equity_figure(self, column: object | None = None) -> go.Figure:
-        """Equity curve with the drawdown underneath."""
+    def benchmark(self, column: object | None = None) -> pd.Series:
+        """Buy and hold from the first close with the same starting value (a symbol's column:
+        that symbol; a portfolio column: every symbol in equal parts)."""
         column = column if column is not None else self.equity.columns[0]
-        return plots.equity_figure(self.equity[column], title=f"{self.strategy} {column}")
+        close = self.bars["close"]
+        symbols = [column] if column in close.columns else list(close.columns)
+        relative = (close[symbols] / close[symbols].iloc[0]).mean(axis=1)
+        return relative * float(self.equity[column].iloc[0])
+
+    def benchmark_summary(self) -> dict[str, dict[str, float]]:
+        """Total return and max drawdown (a negative fraction) of buy and hold, per column."""
+        out = {}
+        for column in self.equity.columns:
+            bench = self.benchmark(column)
+            out[str(column)] = {
+                "total_return": float(bench.iloc[-1] / bench.iloc[0] - 1.0),
+                "max_drawdown": float((bench / bench.cummax() - 1.0).min()),
+            }
+        return out
+
+    def equity_figure(self, column: object | None = None, log_scale: bool = False) -> go.Figure:
+        """Equity curve beside buy and hold, with the drawdown underneath."""
+        column = column if column is not None else self.equity.columns[0]
+        return plots.equity_figure(
+            self.equity[column],
+            title=f"{self.strategy} {column}",
+            benchmark=self.benchmark(column),
+            log_scale=log_scale,
+        )
 
     def trades_figure(self, symbol: str | None = None) -> go.Figure:
         """Close price with entry and exit markers."""
