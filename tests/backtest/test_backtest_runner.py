@@ -75,6 +75,20 @@ def test_stop_hit_inside_a_bar_fills_at_the_stop_price(ohlc, scripted):
     units = CASH / entry
     expected = units * slipped_price(trigger, Side.SELL, slip)
     assert result.summary()["end_value"] == pytest.approx(expected, rel=1e-12)
+    result.params = {"sl_stop": 0.03}  # shipped strategies declare their stops as params
+    table = result.trades_table()
+    assert (
+        table.loc[0, "exit_reason"] == "stop-loss" and table.loc[0, "duration"] == "0 days 01:00:00"
+    )
+    result.params = {"sl_stop": 0.05}
+    assert result.trades_table().loc[0, "exit_reason"] == "signal"
+
+
+def test_trades_table_says_open_and_signal_exits_and_durations(ohlc, scripted):
+    table = run(scripted([1], [3]), ohlc(ROWS), Costs()).trades_table()
+    assert table.loc[0, ["exit_reason", "duration"]].tolist() == ["signal", "0 days 02:00:00"]
+    table = run(scripted([1]), ohlc(ROWS), Costs()).trades_table()
+    assert table.loc[0, ["exit_reason", "duration"]].tolist() == ["open", "0 days 03:00:00"]
 
 
 def test_gap_through_a_stop_fills_at_the_open(ohlc, scripted):

@@ -47,9 +47,26 @@ def equity_figure(
     return fig
 
 
-def trades_figure(close: pd.Series, trades: pd.DataFrame, title: str = "Trades") -> go.Figure:
-    """Close price with a marker at each entry (triangle up) and exit (triangle down)."""
-    fig = go.Figure(go.Scatter(x=close.index, y=close.to_numpy(), name="close"))
+def trades_figure(
+    close: pd.Series,
+    trades: pd.DataFrame,
+    title: str = "Trades",
+    ohlc: pd.DataFrame | None = None,
+) -> go.Figure:
+    """Candles (or the close when no OHLC is given) with a marker at each entry (triangle up)
+    and exit (triangle down)."""
+    if ohlc is not None:
+        price = go.Candlestick(
+            x=ohlc.index,
+            open=ohlc["open"],
+            high=ohlc["high"],
+            low=ohlc["low"],
+            close=ohlc["close"],
+            name="price",
+        )
+    else:
+        price = go.Scatter(x=close.index, y=close.to_numpy(), name="close")
+    fig = go.Figure(price)
     fig.add_trace(
         go.Scatter(
             x=trades["entry_time"],
@@ -69,7 +86,12 @@ def trades_figure(close: pd.Series, trades: pd.DataFrame, title: str = "Trades")
             marker={"symbol": "triangle-down", "size": 10, "color": "red"},
         )
     )
-    fig.update_layout(title=title, height=420, margin={"l": 40, "r": 20, "t": 50, "b": 30})
+    fig.update_layout(
+        title=title,
+        height=420,
+        margin={"l": 40, "r": 20, "t": 50, "b": 30},
+        xaxis_rangeslider_visible=False,
+    )
     return fig
 
 

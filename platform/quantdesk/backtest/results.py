@@ -89,18 +89,57 @@ class BacktestResult:
         )
 
     def trades_table(self) -> pd.DataFrame:
-        """The trades table rounded for reading."""
-        return self.trades.round(
+        """The trades table for reading: rounded, with duration and exit reason, no
+        internal columns (it has to fit a page)."""
+        table = self.trades.copy()
+        end = self.bars.index[-1]
+        exits = table["exit_time"].where(table["status"] == "Closed", end)
+        table["duration"] = (pd.to_datetime(exits) - pd.to_datetime(table["entry_time"])).astype(
+            str
+        )
+        table["exit_reason"] = [self._exit_reason(t) for t in table.to_dict("records")]
+        table["fees"] = table["entry_fees"] + table["exit_fees"]
+        order = [
+            "column",
+            "direction",
+            "status",
+            "entry_time",
+            "exit_time",
+            "duration",
+            "exit_reason",
+            "size",
+            "entry_price",
+            "exit_price",
+            "fees",
+            "pnl",
+            "return",
+        ]
+        return table[order].round(
             {
                 "size": 6,
                 "entry_price": 4,
                 "exit_price": 4,
-                "entry_fees": 2,
-                "exit_fees": 2,
+                "fees": 2,
                 "pnl": 2,
                 "return": 4,
             }
         )
+
+    def _exit_reason(self, trade: dict[str, Any]) -> str:
+        """open, stop-loss, take-profit (the exit price sits at the stop, within slippage and
+        a tick of rounding) or signal."""
+        if trade["status"] != "Closed":
+            return "open"
+        entry, exit_ = float(trade["entry_price"]), float(trade["exit_price"])
+        sign = 1.0 if trade["direction"] == "Long" else -1.0
+        move = sign * (exit_ / entry - 1.0)
+        tolerance = self.costs.slippage * 2 + 1e-9
+        sl, tp = (float(self.params.get(k) or 0.0) for k in ("sl_stop", "tp_stop"))
+        if sl and abs(move + sl) <= tolerance:
+            return "stop-loss"
+        if tp and abs(move - tp) <= tolerance:
+            return "take-profit"
+        return "signal"
 
     def summary_table(self) -> pd.DataFrame:
         """Stats formatted for people: one row per statistic, one column per symbol."""
@@ -159,7 +198,10 @@ class BacktestResult:
         """Close price with entry and exit markers."""
         symbol = symbol or self.symbols[0]
         trades = self.trades[self.trades["column"] == str(symbol)]
-        return plots.trades_figure(self.bars["close"][symbol], trades, title=f"{symbol} trades")
+        ohlc = self.bars.xs(symbol, axis=1, level=1) if symbol in self.bars["close"] else None
+        return plots.trades_figure(
+            self.bars["close"][symbol], trades, title=f"{symbol} trades", ohlc=ohlc
+        )
 
     def metadata(self) -> dict[str, Any]:
         """What was run, as JSON-friendly values."""
