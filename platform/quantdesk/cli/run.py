@@ -72,6 +72,12 @@ def _decimal(name: str, value: str | None, allow_zero: bool = False) -> Decimal 
 @click.option("--slippage", default="0", show_default=True, help="Paper fills: fraction of price.")
 @click.option("--strategies-dir", type=click.Path(file_okay=False), default=None)
 @click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.",
+)
+@click.option(
     "--registry",
     type=click.Path(dir_okay=False),
     default=None,
@@ -103,6 +109,7 @@ def run(
     strategies_dir: str | None,
     registry: str | None,
     allow_unpromoted: bool,
+    metrics_port: int | None,
 ) -> None:
     """Trade a strategy on live closed candles: paper (simulated fills) or live (real orders).
 
@@ -172,6 +179,15 @@ def run(
         handler.addFilter(RedactSignatures())
     out = console()
     out.print(f"{mode} session: {strategy!r} on {venue_name}, journal {journal.resolve()}")
+
+    if metrics_port is not None:
+        from quantdesk.dashboards.metrics import serve_metrics
+
+        try:
+            serve_metrics(str(journal), metrics_port)
+        except OSError as exc:
+            raise QuantdeskError(f"--metrics-port {metrics_port}: {exc.strerror}") from None
+        out.print(f"metrics: http://127.0.0.1:{metrics_port}/metrics")
 
     async def main() -> SessionResult:
         stop = asyncio.Event()
