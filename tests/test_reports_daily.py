@@ -84,3 +84,20 @@ def test_report_daily_cli_renders_and_refuses_bad_input(journal, tmp_path, capsy
         code, _, err = run_cli([*base, *args], capsys)
         assert code == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_buy_and_hold_needs_bars_covering_the_day(journal: Path, tmp_path: Path) -> None:
+    from quantdesk.data.store import DataStore, SeriesKey
+    from tests.conftest import make_bars
+
+    store = DataStore(tmp_path / "md")
+    store.write(SeriesKey("binance", "spot", BTC, "1h"), make_bars(24, start="2023-01-01"))
+    assert daily_report(journal, "2024-03-02", str(store.root)).benchmark() is None
+    bars = make_bars(72, start="2024-03-01")
+    store.write(SeriesKey("binance", "spot", BTC, "1h"), bars)
+    bench = daily_report(journal, "2024-03-02", str(store.root)).benchmark()
+    first = bars["close"].asof(pd.Timestamp("2024-03-01 23:00", tz="UTC"))
+    last = bars["close"].asof(pd.Timestamp("2024-03-02 18:00", tz="UTC"))
+    assert bench.iloc[0] == pytest.approx(10_000) and bench.iloc[-1] == pytest.approx(
+        10_000 * last / first
+    )

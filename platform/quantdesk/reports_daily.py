@@ -160,6 +160,12 @@ class DailyReport:
             if not keys:
                 return None
             bars = store.read(keys[0])
+            if (
+                bars.empty
+                or bars.index[-1] < self.equity.index[0]
+                or bars.index[0] > self.equity.index[-1]
+            ):
+                return None  # the stored bars do not cover the day: no benchmark beats a flat one
             closes.append(bars["close"].reindex(self.equity.index, method="ffill"))
         if not closes:
             return None
