@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1] / "platform" / "quantdesk"
 LAYERS: list[set[str]] = [
     {"errors"},
     {"model", "oslock"},  # oslock: OS file locks (store series, one session per journal)
-    {"data", "strategy", "alerts", "reports"},
+    {"data", "strategy", "alerts", "reports", "reports_format"},
     {"risk"},
     {"config"},
     {"venues"},
@@ -28,6 +28,7 @@ LAYERS: list[set[str]] = [
     {"selection"},  # ranks coins with backtests
     {"system", "promotion"},
     {"sandbox", "dashboards"},
+    {"reports_daily"},  # the daily report renders the session dashboard's views
     {"cli", "quantdesk"},  # quantdesk: the package __init__
     {"testing"},  # fault injection for tests: nothing in production imports it
 ]

@@ -17,6 +17,7 @@ from typing import Any
 from quantdesk.errors import QuantdeskError
 
 NOTEBOOKS_ENV = "QUANTDESK_NOTEBOOKS"
+HIDDEN_TAG = "hide-in-report"
 
 
 class ReportError(QuantdeskError):
@@ -126,12 +127,17 @@ def run_report(
 
 
 def render_html(notebook: Path) -> str:
-    """HTML of an executed notebook with code cells and prompts left out."""
+    """HTML of an executed notebook with code cells, prompts and cells tagged
+    `hide-in-report` (checks for nbval, not for readers) left out."""
     import nbformat
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
 
     exporter = HTMLExporter(
         exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+    )
+    exporter.register_preprocessor(
+        TagRemovePreprocessor(remove_cell_tags={HIDDEN_TAG}, enabled=True), enabled=True
     )
     body, _ = exporter.from_notebook_node(nbformat.read(str(notebook), as_version=4))
     return body

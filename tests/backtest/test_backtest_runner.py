@@ -75,6 +75,20 @@ def test_stop_hit_inside_a_bar_fills_at_the_stop_price(ohlc, scripted):
     units = CASH / entry
     expected = units * slipped_price(trigger, Side.SELL, slip)
     assert result.summary()["end_value"] == pytest.approx(expected, rel=1e-12)
+    result.params = {"sl_stop": 0.03}  # shipped strategies declare their stops as params
+    table = result.trades_table()
+    assert (
+        table.loc[0, "exit_reason"] == "stop-loss" and table.loc[0, "duration"] == "0 days 01:00:00"
+    )
+    result.params = {"sl_stop": 0.05}
+    assert result.trades_table().loc[0, "exit_reason"] == "signal"
+
+
+def test_trades_table_says_open_and_signal_exits_and_durations(ohlc, scripted):
+    table = run(scripted([1], [3]), ohlc(ROWS), Costs()).trades_table()
+    assert table.loc[0, ["exit_reason", "duration"]].tolist() == ["signal", "0 days 02:00:00"]
+    table = run(scripted([1]), ohlc(ROWS), Costs()).trades_table()
+    assert table.loc[0, ["exit_reason", "duration"]].tolist() == ["open", "0 days 03:00:00"]
 
 
 def test_gap_through_a_stop_fills_at_the_open(ohlc, scripted):
@@ -165,8 +179,12 @@ def test_bad_costs_and_empty_data_are_user_errors(ohlc, scripted):
 def test_figures_show_equity_drawdown_and_trades(ohlc, scripted):
     result = run(scripted([1], [3]), ohlc(ROWS), Costs())
     fig = result.equity_figure()
-    assert [t.name for t in fig.data] == ["equity", "drawdown %"]
+    assert [t.name for t in fig.data] == ["equity", "buy and hold", "drawdown %"]
     np.testing.assert_allclose(fig.data[0].y, result.equity["asset"].to_numpy())
+    close = result.bars["close"]["asset"].to_numpy()
+    np.testing.assert_allclose(fig.data[1].y, result.equity["asset"].iloc[0] * close / close[0])
+    assert fig.layout.yaxis.type == "linear"
+    assert result.equity_figure(log_scale=True).layout.yaxis.type == "log"
     trades = result.trades_figure()
     entry = next(t for t in trades.data if t.name == "entry")
     assert list(entry.y) == pytest.approx([102.0])

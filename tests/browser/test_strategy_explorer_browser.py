@@ -57,6 +57,7 @@ def dashboard_url(browser_data_root, tmp_path):
         **os.environ,
         "QUANTDESK_DATA": str(browser_data_root),
         "QUANTDESK_STRATEGIES": str(REPO / "strategies"),
+        "QUANTDESK_DASHBOARD_TOKEN": "explorer-token",
     }
     command = [
         sys.executable, "-m", "quantdesk.cli", "dashboard", "strategy_explorer",
@@ -69,7 +70,7 @@ def dashboard_url(browser_data_root, tmp_path):
         )  # fmt: skip
     try:
         _wait_listening(port, proc)
-        yield f"http://127.0.0.1:{port}/"
+        yield f"http://127.0.0.1:{port}/?token=explorer-token"
     finally:
         # The CLI and the Voila server it runs share one process group, started above.
         os.killpg(proc.pid, signal.SIGTERM)

@@ -55,6 +55,10 @@ def compute_stats(portfolio: vbt.Portfolio) -> pd.DataFrame:
         index=value.columns,
     )
     stats["trades"] = stats["trades"].fillna(0).astype(np.int64)
+    # A flat equity has no return distribution: its ratios are undefined, not infinite.
+    ratios = ["sharpe", "sortino", "calmar", "profit_factor"]
+    stats.loc[stats["trades"] == 0, ratios] = np.nan
+    stats[ratios] = stats[ratios].replace([np.inf, -np.inf], np.nan)
     stats["max_drawdown_duration"] = pd.to_timedelta(
         stats["max_drawdown_duration"].fillna(pd.Timedelta(0))
     )
@@ -73,11 +77,8 @@ def stats_row(stats: pd.DataFrame, column: object | None = None) -> pd.Series:
 def format_stats(row: pd.Series) -> list[tuple[str, str]]:
     """(label, text) pairs for people: percentages, ratios, counts, money."""
 
-    def pct(x: float) -> str:
-        return "n/a" if pd.isna(x) else f"{x * 100:,.2f}%"
-
-    def num(x: float) -> str:
-        return "n/a" if pd.isna(x) else ("inf" if np.isinf(x) else f"{x:,.3f}")
+    from quantdesk.reports_format import drawdown, pct
+    from quantdesk.reports_format import ratio as num
 
     return [
         ("Total return", pct(row["total_return"])),
@@ -85,7 +86,7 @@ def format_stats(row: pd.Series) -> list[tuple[str, str]]:
         ("Sharpe", num(row["sharpe"])),
         ("Sortino", num(row["sortino"])),
         ("Calmar", num(row["calmar"])),
-        ("Max drawdown", pct(row["max_drawdown"])),
+        ("Max drawdown", drawdown(row["max_drawdown"])),
         ("Max drawdown duration", str(row["max_drawdown_duration"])),
         ("Win rate", pct(row["win_rate"])),
         ("Profit factor", num(row["profit_factor"])),

@@ -7,13 +7,29 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 
-def equity_figure(equity: pd.Series, title: str = "Equity") -> go.Figure:
-    """Equity curve on top, drawdown (in %) below, sharing the time axis."""
+def equity_figure(
+    equity: pd.Series,
+    title: str = "Equity",
+    benchmark: pd.Series | None = None,
+    log_scale: bool = False,
+) -> go.Figure:
+    """Equity curve (and a buy-and-hold benchmark) on top, drawdown (in %) below."""
     drawdown = (equity / equity.cummax() - 1.0) * 100.0
     fig = make_subplots(
         rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.04
     )
     fig.add_trace(go.Scatter(x=equity.index, y=equity.to_numpy(), name="equity"), row=1, col=1)
+    if benchmark is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=benchmark.index,
+                y=benchmark.to_numpy(),
+                name="buy and hold",
+                line={"color": "gray", "dash": "dot"},
+            ),
+            row=1,
+            col=1,
+        )
     fig.add_trace(
         go.Scatter(
             x=drawdown.index,
@@ -26,14 +42,31 @@ def equity_figure(equity: pd.Series, title: str = "Equity") -> go.Figure:
         col=1,
     )
     fig.update_layout(title=title, height=480, margin={"l": 40, "r": 20, "t": 50, "b": 30})
-    fig.update_yaxes(title_text="value", row=1, col=1)
+    fig.update_yaxes(title_text="value", type="log" if log_scale else "linear", row=1, col=1)
     fig.update_yaxes(title_text="drawdown %", row=2, col=1)
     return fig
 
 
-def trades_figure(close: pd.Series, trades: pd.DataFrame, title: str = "Trades") -> go.Figure:
-    """Close price with a marker at each entry (triangle up) and exit (triangle down)."""
-    fig = go.Figure(go.Scatter(x=close.index, y=close.to_numpy(), name="close"))
+def trades_figure(
+    close: pd.Series,
+    trades: pd.DataFrame,
+    title: str = "Trades",
+    ohlc: pd.DataFrame | None = None,
+) -> go.Figure:
+    """Candles (or the close when no OHLC is given) with a marker at each entry (triangle up)
+    and exit (triangle down)."""
+    if ohlc is not None:
+        price = go.Candlestick(
+            x=ohlc.index,
+            open=ohlc["open"],
+            high=ohlc["high"],
+            low=ohlc["low"],
+            close=ohlc["close"],
+            name="price",
+        )
+    else:
+        price = go.Scatter(x=close.index, y=close.to_numpy(), name="close")
+    fig = go.Figure(price)
     fig.add_trace(
         go.Scatter(
             x=trades["entry_time"],
@@ -53,7 +86,12 @@ def trades_figure(close: pd.Series, trades: pd.DataFrame, title: str = "Trades")
             marker={"symbol": "triangle-down", "size": 10, "color": "red"},
         )
     )
-    fig.update_layout(title=title, height=420, margin={"l": 40, "r": 20, "t": 50, "b": 30})
+    fig.update_layout(
+        title=title,
+        height=420,
+        margin={"l": 40, "r": 20, "t": 50, "b": 30},
+        xaxis_rangeslider_visible=False,
+    )
     return fig
 
 

@@ -90,22 +90,67 @@ class BacktestResult:
         )
 
     def trades_table(self) -> pd.DataFrame:
-        """The trades table rounded for reading."""
-        return self.trades.round(
+        """The trades table for reading: rounded, with duration and exit reason, no
+        internal columns (it has to fit a page)."""
+        table = self.trades.copy()
+        end = self.bars.index[-1]
+        exits = table["exit_time"].where(table["status"] == "Closed", end)
+        table["duration"] = (pd.to_datetime(exits) - pd.to_datetime(table["entry_time"])).astype(
+            str
+        )
+        table["exit_reason"] = [self._exit_reason(t) for t in table.to_dict("records")]
+        table["fees"] = table["entry_fees"] + table["exit_fees"]
+        order = [
+            "column",
+            "direction",
+            "status",
+            "entry_time",
+            "exit_time",
+            "duration",
+            "exit_reason",
+            "size",
+            "entry_price",
+            "exit_price",
+            "fees",
+            "pnl",
+            "return",
+        ]
+        return table[order].round(
             {
                 "size": 6,
                 "entry_price": 4,
                 "exit_price": 4,
-                "entry_fees": 2,
-                "exit_fees": 2,
+                "fees": 2,
                 "pnl": 2,
                 "return": 4,
             }
         )
 
+    def _exit_reason(self, trade: dict[str, Any]) -> str:
+        """open, stop-loss, take-profit (the exit price sits at the stop, within slippage and
+        a tick of rounding) or signal."""
+        if trade["status"] != "Closed":
+            return "open"
+        entry, exit_ = float(trade["entry_price"]), float(trade["exit_price"])
+        sign = 1.0 if trade["direction"] == "Long" else -1.0
+        move = sign * (exit_ / entry - 1.0)
+        tolerance = self.costs.slippage * 2 + 1e-9
+        sl, tp = (float(self.params.get(k) or 0.0) for k in ("sl_stop", "tp_stop"))
+        if sl and abs(move + sl) <= tolerance:
+            return "stop-loss"
+        if tp and abs(move - tp) <= tolerance:
+            return "take-profit"
+        return "signal"
+
     def summary_table(self) -> pd.DataFrame:
         """Stats formatted for people: one row per statistic, one column per symbol."""
+        from quantdesk.reports_format import drawdown, pct
+
         table = {str(c): dict(format_stats(self.stats.loc[c])) for c in self.stats.index}
+        for column, bench in self.benchmark_summary().items():
+            if column in table:
+                table[column]["Buy-and-hold return"] = pct(bench["total_return"])
+                table[column]["Buy-and-hold max drawdown"] = drawdown(bench["max_drawdown"])
         frame = pd.DataFrame(table)
         frame.index.name = "statistic"
         return frame
@@ -120,16 +165,44 @@ class BacktestResult:
         column = column if column is not None else self.equity.columns[0]
         return plots.monthly_heatmap(self.monthly_returns(column), f"Monthly returns (%) {column}")
 
-    def equity_figure(self, column: object | None = None) -> go.Figure:
-        """Equity curve with the drawdown underneath."""
+    def benchmark(self, column: object | None = None) -> pd.Series:
+        """Buy and hold from the first close with the same starting value (a symbol's column:
+        that symbol; a portfolio column: every symbol in equal parts)."""
         column = column if column is not None else self.equity.columns[0]
-        return plots.equity_figure(self.equity[column], title=f"{self.strategy} {column}")
+        close = self.bars["close"]
+        symbols = [column] if column in close.columns else list(close.columns)
+        relative = (close[symbols] / close[symbols].iloc[0]).mean(axis=1)
+        return relative * float(self.equity[column].iloc[0])
+
+    def benchmark_summary(self) -> dict[str, dict[str, float]]:
+        """Total return and max drawdown (a negative fraction) of buy and hold, per column."""
+        out = {}
+        for column in self.equity.columns:
+            bench = self.benchmark(column)
+            out[str(column)] = {
+                "total_return": float(bench.iloc[-1] / bench.iloc[0] - 1.0),
+                "max_drawdown": float((bench / bench.cummax() - 1.0).min()),
+            }
+        return out
+
+    def equity_figure(self, column: object | None = None, log_scale: bool = False) -> go.Figure:
+        """Equity curve beside buy and hold, with the drawdown underneath."""
+        column = column if column is not None else self.equity.columns[0]
+        return plots.equity_figure(
+            self.equity[column],
+            title=f"{self.strategy} {column}",
+            benchmark=self.benchmark(column),
+            log_scale=log_scale,
+        )
 
     def trades_figure(self, symbol: str | None = None) -> go.Figure:
         """Close price with entry and exit markers."""
         symbol = symbol or self.symbols[0]
         trades = self.trades[self.trades["column"] == str(symbol)]
-        return plots.trades_figure(self.bars["close"][symbol], trades, title=f"{symbol} trades")
+        ohlc = self.bars.xs(symbol, axis=1, level=1) if symbol in self.bars["close"] else None
+        return plots.trades_figure(
+            self.bars["close"][symbol], trades, title=f"{symbol} trades", ohlc=ohlc
+        )
 
     def metadata(self) -> dict[str, Any]:
         """What was run, as JSON-friendly values."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -37,6 +38,8 @@ from quantdesk.cli.output import console
     default=None,
     help="Folder of report notebooks (default: ./notebooks).",
 )
+@click.option("--journal", default=None, help="A session's journal (daily report): -p journal.")
+@click.option("--date", "day", default=None, help="UTC day YYYY-MM-DD (daily report): -p date.")
 @click.pass_obj
 def report(
     app: AppContext,
@@ -44,12 +47,23 @@ def report(
     params: tuple[tuple[str, str], ...],
     out_dir: str,
     notebooks_dir: str | None,
+    journal: str | None,
+    day: str | None,
 ) -> None:
     """Execute notebooks/NAME.ipynb with parameters and render it as HTML without code."""
     from quantdesk.reports import find_notebook, notebook_parameters, parse_params, run_report
     from quantdesk.strategy import strategy_class
 
     values = parse_params(params)
+    if journal is not None:
+        values["journal"] = journal if "://" in journal else str(Path(journal).resolve())
+    if day is not None:
+        values["date"] = day
+    if "journal" in values:
+        from quantdesk.reports_daily import daily_report
+
+        # Fail fast, before a kernel starts, on a missing journal or a bad day.
+        daily_report(values["journal"], values.get("date"), values.get("data_root")).journal.close()
     path = find_notebook(name, notebooks_dir)
     if isinstance(values.get("strategy"), str):
         # Fail fast, before a kernel starts, on a bad strategy name or parameter.

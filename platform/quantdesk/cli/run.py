@@ -74,6 +74,12 @@ def _decimal(name: str, value: str | None, allow_zero: bool = False) -> Decimal 
 @click.option("--slippage", default="0", show_default=True, help="Paper fills: fraction of price.")
 @click.option("--strategies-dir", type=click.Path(file_okay=False), default=None)
 @click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.",
+)
+@click.option(
     "--registry",
     type=click.Path(dir_okay=False),
     default=None,
@@ -105,6 +111,7 @@ def run(
     strategies_dir: str | None,
     registry: str | None,
     allow_unpromoted: bool,
+    metrics_port: int | None,
 ) -> None:
     """Trade a strategy on live closed candles: paper (simulated fills) or live (real orders).
 
@@ -175,6 +182,15 @@ def run(
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactSignatures())
     out = console()
+
+    if metrics_port is not None:
+        from quantdesk.dashboards.metrics import serve_metrics
+
+        try:
+            serve_metrics(str(journal), metrics_port)
+        except OSError as exc:
+            raise QuantdeskError(f"--metrics-port {metrics_port}: {exc.strerror}") from None
+        out.print(f"metrics: http://127.0.0.1:{metrics_port}/metrics")
 
     async def main() -> SessionResult:
         stop = asyncio.Event()

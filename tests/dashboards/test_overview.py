@@ -1,0 +1,72 @@
+"""The overview lists every journal in the folder with its figures and a link, fast enough
+for ten live sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal as D
+from pathlib import Path
+
+from quantdesk.dashboards.overview import SessionsOverview, overview_rows
+from quantdesk.engine.journal import Journal
+from quantdesk.engine.orders import Fill
+from quantdesk.fills import Side
+
+DAY0 = 1_709_251_200_000  # 2024-03-01 00:00 UTC
+HOUR = 3_600_000
+
+
+def make_journal(path: Path, n: int, symbol: str, mode: str = "paper") -> None:
+    with Journal(path) as j, j.batch():
+        payload = {"mode": mode, "venue": "sandbox", "capital": "1000", "balances": {}}
+        j.record_risk_event("session", "session record", DAY0, "info", payload)
+        text = f"{mode} session on sandbox: sma_cross(fast=2, slow=3) {symbol}"
+        j.record_risk_event("session_started", text, DAY0, "info")
+        j.record_fill(
+            Fill("t1", "qd-1", symbol, Side.BUY, D("1"), D("100"), D("0.1"), "USDT", DAY0)
+        )
+        for i in range(n):  # hourly equity, 10 up per hour
+            j.record_equity(DAY0 + i * HOUR, D(1000 + 10 * i))
+
+
+def test_rows_and_links(tmp_path: Path) -> None:
+    make_journal(tmp_path / "a.sqlite", 30, "BTC/USDT")
+    make_journal(tmp_path / "b.sqlite", 5, "ETH/USDT", mode="live")
+    (tmp_path / "readme.txt").write_text("not a journal")
+    rows = overview_rows(tmp_path, now=DAY0 + 30 * HOUR)
+    assert [r["session"] for r in rows] == ["a.sqlite", "b.sqlite"]
+    a, b = rows
+    assert (a["mode"], b["mode"], a["venue"]) == ("paper", "live", "sandbox")
+    assert a["equity"] == "1,290.00" and a["day PnL"] == "60.00"  # 1290 - 1230 at the day's end
+    assert b["equity"] == "1,040.00" and b["heartbeat"] == "26 h ago"
+    assert a["strategy"] == "sma_cross" and a["risk"].startswith("normal")
+    overview = SessionsOverview(tmp_path)
+    overview.refresh(rows)
+    assert 'href="session.ipynb?journal=a.sqlite"' in overview.table.value
+    assert "readme" not in overview.table.value
+
+
+async def test_ten_sessions_keep_the_page_responsive(tmp_path: Path) -> None:
+    for i in range(10):
+        make_journal(tmp_path / f"s{i}.sqlite", 2_000, "BTC/USDT")
+    overview = SessionsOverview(tmp_path, interval_s=0.2)
+    lags: list[float] = []
+
+    async def ticker() -> None:  # what widget messages need: a free event loop
+        while True:
+            before = asyncio.get_running_loop().time()
+            await asyncio.sleep(0.02)
+            lags.append(asyncio.get_running_loop().time() - before - 0.02)
+
+    tick = asyncio.create_task(ticker())
+    task = overview.start()
+    started = time.monotonic()
+    while "10 session(s)" not in overview.status.value or len(lags) < 100:
+        assert time.monotonic() - started < 60, "the overview never refreshed"
+        await asyncio.sleep(0.05)
+    task.cancel()
+    tick.cancel()
+    rows = overview_rows(tmp_path, 0, overview._journals)
+    assert len(rows) == 10 and all(r["equity"] == "20,990.00" for r in rows)
+    assert max(lags) < 0.5, f"the event loop stalled {max(lags):.2f} s while journals were read"
