@@ -62,8 +62,8 @@ def build(bars: pd.DataFrame, journal: Journal, **limits) -> tuple[Kernel, Histo
         risk=risk,
         amount_step=STEP,
         timeframe_ms=feed.timeframe_ms,
+        guard=lambda om: RiskGuard(risk, [om], journal=journal),
     )
-    kernel.guard = RiskGuard(risk, [kernel.om], journal=journal)
     return kernel, feed
 
 
