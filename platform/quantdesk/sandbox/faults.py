@@ -23,6 +23,9 @@ _RANGES: dict[str, tuple[float, float]] = {
     "rate_limit_burst": (0, 10**6),
     "skew_ms": (-DAY_MS, DAY_MS),
     "seed": (0, 2**63),
+    "stream_disconnects": (0, 10**6),
+    "stream_stall_ms": (0, DAY_MS),
+    "depth_gaps": (0, 10**6),
 }
 
 
@@ -38,6 +41,9 @@ class Faults:
     rate_limit_burst: int = 0  # next N requests answered 429
     skew_ms: int = 0  # server clock offset (fetch_time and the recvWindow check)
     seed: int = 0
+    stream_disconnects: int = 0  # next N stream connections dropped at the next publish
+    stream_stall_ms: int = 0  # streams publish nothing for this long, then catch up
+    depth_gaps: int = 0  # next N depth events skip one update id (a gap in U/u)
     _rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def __post_init__(self) -> None:

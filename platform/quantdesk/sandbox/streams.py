@@ -5,7 +5,8 @@ Spot streams are served at `/ws[/<name>]` and `/stream?streams=a/b`, USD-M ones 
 `/fstream/` (also `/fstream/public/ws` and `/fstream/market/ws`, the paths ccxt.pro builds).
 Clients SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS as on Binance. A pump follows the clock:
 every replayed bar is sent once to its subscribers; the update id is the bar index, so a depth
-event's U..u spans the bars replayed since the previous one. User data streams are not served.
+event's U..u spans the bars replayed since the previous one. Faults: `stream_disconnects`,
+`stream_stall_ms`, `depth_gaps` (see faults.py). User data streams are not served.
 """
 
 from __future__ import annotations
@@ -93,10 +94,23 @@ class StreamHub:
             await asyncio.sleep(PUMP_S)
             if self.sb.index < self.sent_index:  # an admin reset moved the clock back
                 self.sent_index = self.sb.index
+            faults = self.sb.faults
+            if faults.stream_stall_ms:
+                stall, faults.stream_stall_ms = faults.stream_stall_ms, 0
+                await asyncio.sleep(stall / 1000)
             self.sb.sync()
             if self.sb.index > self.sent_index and self.clients:
+                await self._drop(faults)
                 await self._publish(self.sent_index + 1, self.sb.index)
             self.sent_index = max(self.sent_index, self.sb.index)
+
+    async def _drop(self, faults: Any) -> None:
+        """The disconnect fault: close the oldest connections without a goodbye."""
+        while faults.stream_disconnects and self.clients:
+            faults.stream_disconnects -= 1
+            client = self.clients.pop(0)
+            with suppress(ConnectionError, RuntimeError):
+                await client.ws.close(code=1006)
 
     async def _publish(self, first: int, last: int) -> None:
         for spec in self.sb.core.markets.values():
@@ -174,6 +188,8 @@ class StreamHub:
             now_prices = {p for p, _ in levels}
             rows = [[fmt.s(p), fmt.s(q)] for p, q in levels]
             sides.append(rows + [[fmt.s(p), "0"] for p in sorted(gone - now_prices)])
+        if self.sb.faults.take("depth_gaps"):
+            first += 1  # one update id never published: clients must resync from REST
         data = {"e": "depthUpdate", "E": now, "s": spec.id, "U": first, "u": last}
         data |= {"b": sides[0], "a": sides[1]}
         if spec.perp:
