@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 
 from quantdesk.engine.journal import Journal
-from quantdesk.engine.orders import Fill
-from quantdesk.fills import Side
+from quantdesk.model import Fill, Side
 from quantdesk.reports import repo_notebooks_dir
 from quantdesk.reports_daily import daily_report
 from tests.conftest import run_cli

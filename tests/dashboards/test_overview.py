@@ -10,8 +10,7 @@ from pathlib import Path
 
 from quantdesk.dashboards.overview import SessionsOverview, overview_rows
 from quantdesk.engine.journal import Journal
-from quantdesk.engine.orders import Fill
-from quantdesk.fills import Side
+from quantdesk.model import Fill, Side
 
 DAY0 = 1_709_251_200_000  # 2024-03-01 00:00 UTC
 HOUR = 3_600_000
