@@ -23,7 +23,7 @@ def month_url() -> Iterator[str]:
     """A sandbox whose clock starts 30 days into a 40-day synthetic market."""
     config = SandboxConfig(
         symbols=[BTC, ETH], seed=5, days=40, speed=0, history_bars=30 * 1440,
-        accounts=[AccountConfig(KEY, SECRET)],
+        accounts=[AccountConfig(KEY, SECRET)], shift_to_now=False,  # compared with data time
     )  # fmt: skip
     with serve_in_thread(Sandbox(config)) as base:
         yield base
