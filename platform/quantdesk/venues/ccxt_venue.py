@@ -129,6 +129,11 @@ def dec(value: Any) -> Decimal:
     return Decimal(str(value))
 
 
+# ccxt measures the venue's clock at load_markets and signs with it: a skewed local clock
+# (Binance -1021, "timestamp outside recvWindow") is then corrected instead of failing every call.
+CLOCK_SYNC = {"adjustForTimeDifference": True}
+
+
 def make_exchange(config: VenueConfig, env: Mapping[str, str] | None = None) -> Any:
     """An async ccxt client for a configured venue; credentials come from the environment.
 
@@ -142,11 +147,14 @@ def make_exchange(config: VenueConfig, env: Mapping[str, str] | None = None) -> 
             creds = {"key": key.get_secret_value(), "secret": secret.get_secret_value()}
         else:
             creds = {}
-        return sandbox_client(exchange_id, config.sandbox_url, async_=True, **creds)
+        return sandbox_client(
+            exchange_id, config.sandbox_url, async_=True, options=dict(CLOCK_SYNC), **creds
+        )
     if not hasattr(ccxt_async, exchange_id):
         raise ConfigError(f"unknown ccxt exchange {config.exchange!r}")
     key, secret = config.credentials(env)
     options = {"defaultType": "swap"} if config.market == "usdm" else {}
+    options.update(CLOCK_SYNC)
     return getattr(ccxt_async, exchange_id)(
         {
             "apiKey": key.get_secret_value(),
