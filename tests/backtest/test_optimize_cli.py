@@ -71,8 +71,9 @@ def test_optimize_holds_out_the_tail_and_scores_it_out_of_sample(root, capsys):
     bars = to_bars({"BTC/USDT": make_bars(400, seed=2)})
     sma = strategy_class("sma_cross", repo_strategies_dir())
     params = {"sl_stop": 0.0, "tp_stop": 0.0, **study.best_trial.params}
-    tail = evaluate(sma(**params), bars, Costs(fee=0.001), start=320)
-    inside = evaluate(sma(**params), bars.iloc[:320], Costs(fee=0.001))
+    costs = Costs(fee=0.001, size=0.15)  # sized as the [risk] defaults allow, as the CLI does
+    tail = evaluate(sma(**params), bars, costs, start=320)
+    inside = evaluate(sma(**params), bars.iloc[:320], costs)
     best_row = next(line for line in out.splitlines() if f"│ {study.best_trial.number} " in line)
     assert f"{tail['total_return'] * 100:.2f}%" in best_row
     assert f"{inside['total_return'] * 100:.2f}%" in best_row

@@ -164,7 +164,8 @@ def test_bad_config_files(
         ),
         (
             ["data", "import"],
-            "error: Missing argument 'PATH'. (see 'quantdesk data import --help')",
+            "error: give a PATH or --sample NAME (one of them) "
+            "(see 'quantdesk data import --help')",
         ),
         (
             ["data", "synth", "--days", "0"],
