@@ -105,7 +105,7 @@ def start(world: dict[str, Path], url: str, study: str, *args: str, **env: str) 
         "--strategies-dir", str(world["strategies"]), "--symbols", "BTC/USDT",
         "--timeframe", "1h", "--exchange", "synthetic", "--param", "sl_stop=0",
         "--param", "tp_stop=0", "--no-prune", "--storage", url, "--study", study,
-        "--heartbeat", "5", *args,
+        "--heartbeat", "5", "--min-trades", "0", *args,  # every trial counts here
     ]  # fmt: skip
     full_env = {
         **os.environ,
