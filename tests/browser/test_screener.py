@@ -126,10 +126,13 @@ def test_screener_ranks_and_reacts_to_widgets(voila_url: str) -> None:
             page = browser.new_page()
             page.goto(voila_url, timeout=120_000)
             page.wait_for_selector(".qd-ranking table", timeout=120_000)
-            # the last bar is 2026-10-07, when only LTC still has data: the others are left out
-            expect(page.locator(".qd-status")).to_contain_text("as of 2026-10-07")
-            assert shown_symbols(page) == ["LTC/USDT"]
-            expect(page.locator(".qd-status")).to_contain_text("BTC/USDT: listing_age unknown")
+            # the default as-of is the last bar every coin has: LTC's extra week (to 2026-10-07)
+            # must not leave the other four out with unknown factors
+            common = Panel.from_bars(real_bars()).common_end
+            assert f"{common:%Y-%m-%d}" == "2026-09-30"
+            expect(page.locator(".qd-status")).to_contain_text("as of 2026-09-30")
+            expect(page.locator(".qd-status")).to_contain_text("Left out: none")
+            assert len(shown_symbols(page)) == 5
 
             as_of = page.locator(".qd-as-of input")
             as_of.fill(AS_OF)

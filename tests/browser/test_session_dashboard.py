@@ -25,7 +25,7 @@ from quantdesk.sandbox import Sandbox, serve_in_thread
 from quantdesk.venues import sandbox_client
 from tests.conftest import REPO
 from tests.engine.test_crash import starts, write_config
-from tests.sandbox.conftest import KEY, SECRET, Admin, make_config
+from tests.sandbox.conftest import ADMIN_TOKEN, KEY, SECRET, Admin, make_config
 
 pytestmark = pytest.mark.browser
 
@@ -80,7 +80,7 @@ def live(tmp_path_factory) -> Iterator[dict]:
     session dashboard served over its journal."""
     tmp = tmp_path_factory.mktemp("session-dash")
     with serve_in_thread(Sandbox(make_config())) as url:
-        admin = Admin(url)
+        admin = Admin(url, ADMIN_TOKEN)
         admin("POST", "reset")
         admin("POST", "limits", {"weight_limit": 1_000_000})
         ex = sandbox_client("binance", url, KEY, SECRET, enableRateLimit=False)
