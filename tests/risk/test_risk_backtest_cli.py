@@ -55,7 +55,13 @@ def invoke(market, tmp_path, monkeypatch, capsys):
 
 def test_risk_flag_reports_what_live_would_cut(invoke, market, tmp_path: Path) -> None:
     (tmp_path / "quantdesk.toml").write_text("[risk]\nmax_symbol_exposure = 0.2\n")
+    # sized as live sizes by default: entries already within the limits, nothing to cut
     code, out, err = invoke(*ARGS, "--risk")
+    assert code == 0, err
+    assert "sizing: 0.2 of equity per entry (risk limits)" in out
+    assert "approved_reduced" not in out
+    # all-in, the live RiskEngine cuts every entry: what an all-in backtest would hide
+    code, out, err = invoke(*ARGS, "--risk", "--all-in")
     assert code == 0, err
     assert "with risk limits: sma_cross" in out and "pre-trade risk decisions" in out
     # the same replay directly: every entry is cut to 20% of equity
