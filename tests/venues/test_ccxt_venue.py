@@ -25,11 +25,13 @@ from tests.sandbox.conftest import Admin, admin, sandbox, url  # noqa: F401
 
 S = OrderStatus
 BTC = "BTC/USDT"
+# generous: a loaded CI machine answers slowly; only the hang fault waits it out (once)
+TIMEOUT_MS = 4000
 
 
 @pytest.fixture
 async def venue(url: str, admin: Admin) -> AsyncIterator[CcxtVenue]:  # noqa: F811
-    ex = sandbox_client("binance", url, async_=True, enableRateLimit=False, timeout=700)
+    ex = sandbox_client("binance", url, async_=True, enableRateLimit=False, timeout=TIMEOUT_MS)
     v = CcxtVenue(ex, "sandbox")
     await v.load()
     yield v
@@ -208,7 +210,7 @@ PERP = "BTC/USDT:USDT"
 
 @pytest.fixture
 async def perp_venue(url: str, admin: Admin) -> AsyncIterator[CcxtVenue]:  # noqa: F811
-    ex = sandbox_client("binanceusdm", url, async_=True, enableRateLimit=False, timeout=700)
+    ex = sandbox_client("binanceusdm", url, async_=True, enableRateLimit=False, timeout=TIMEOUT_MS)
     v = CcxtVenue(ex, "sandbox-usdm", market="usdm")
     await v.load()
     yield v
