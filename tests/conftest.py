@@ -13,6 +13,7 @@ from quantdesk.cli import main
 from quantdesk.data.samples import sample_path
 from quantdesk.data.store import DataStore
 from tests.postgres import PostgresServer
+from tests.sessions import crash_admin, crash_url  # noqa: F401  (fixtures of session tests)
 
 REPO = Path(__file__).resolve().parents[1]
 # Real Binance USD-M daily klines and funding, shipped inside the package.

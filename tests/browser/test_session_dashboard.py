@@ -24,8 +24,8 @@ from quantdesk.engine.journal import Journal
 from quantdesk.sandbox import Sandbox, serve_in_thread
 from quantdesk.venues import sandbox_client
 from tests.conftest import REPO
-from tests.engine.test_crash import starts, write_config
 from tests.sandbox.conftest import ADMIN_TOKEN, KEY, SECRET, Admin, make_config
+from tests.sessions import starts, write_config
 
 pytestmark = pytest.mark.browser
 

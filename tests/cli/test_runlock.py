@@ -13,15 +13,8 @@ import pytest
 
 from quantdesk.cli.runlock import JournalInUseError, lock_path, session_lock
 from tests.conftest import run_cli
-from tests.engine.test_crash import (  # noqa: F401
-    MINUTE,
-    crash_admin,
-    crash_url,
-    start,
-    starts,
-    write_config,
-)
 from tests.sandbox.conftest import Admin
+from tests.sessions import MINUTE, start, starts, write_config
 
 BTC = "BTC/USDT"
 
@@ -82,8 +75,8 @@ def test_second_run_refuses_in_one_line_and_writes_nothing(
 
 @pytest.mark.slow
 def test_two_real_runs_on_one_journal(
-    crash_url: str,  # noqa: F811
-    crash_admin: Admin,  # noqa: F811
+    crash_url: str,
+    crash_admin: Admin,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:

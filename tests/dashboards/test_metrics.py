@@ -18,8 +18,8 @@ from quantdesk.dashboards.metrics import histogram, order_latencies
 from quantdesk.engine.journal import Journal
 from tests.browser.test_session_dashboard import _free_port
 from tests.conftest import REPO
-from tests.engine.test_crash import crash_admin, crash_url, starts, write_config  # noqa: F401
 from tests.sandbox.conftest import KEY, SECRET, Admin
+from tests.sessions import starts, write_config
 
 BTC = "BTC/USDT"
 
@@ -38,8 +38,8 @@ def test_histogram_is_cumulative() -> None:
 
 
 def test_scraped_metrics_match_the_journal(
-    crash_url: str,  # noqa: F811
-    crash_admin: Admin,  # noqa: F811
+    crash_url: str,
+    crash_admin: Admin,
     tmp_path: Path,
 ) -> None:
     config = write_config(tmp_path, crash_url)

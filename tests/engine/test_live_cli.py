@@ -17,8 +17,8 @@ from quantdesk.promotion import NotPromotedError, append_entry, code_version, re
 from quantdesk.strategy import strategy_class
 from quantdesk.venues import sandbox_client
 from tests.conftest import REPO, run_cli
-from tests.engine.test_crash import crash_admin, crash_url, starts, write_config  # noqa: F401
 from tests.sandbox.conftest import KEY, SECRET, Admin
+from tests.sessions import starts, write_config
 
 BTC = "BTC/USDT"
 
@@ -61,8 +61,8 @@ def test_missing_credentials_exit_2(
 
 
 def test_sigterm_stops_gracefully_and_cancels_open_orders(
-    crash_url: str,  # noqa: F811
-    crash_admin: Admin,  # noqa: F811
+    crash_url: str,
+    crash_admin: Admin,
     tmp_path: Path,
 ) -> None:
     ex = sandbox_client("binance", crash_url, enableRateLimit=False)

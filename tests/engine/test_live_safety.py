@@ -5,42 +5,30 @@ whole venue account)."""
 from __future__ import annotations
 
 import signal
-import sqlite3
-import subprocess
-import time
-from collections.abc import Callable
 from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
 
-from quantdesk.cli import main
 from quantdesk.engine.journal import Journal
-from tests.engine.test_crash import (  # noqa: F401
-    BTC,
+from tests.sandbox.conftest import Admin
+from tests.sessions import (
     MINUTE,
-    crash_admin,
-    crash_url,
+    bars,
+    cli,
+    rows,
     start,
     starts,
     steps,
+    wait,
     write_config,
 )
-from tests.sandbox.conftest import Admin
-
-
-def _rows(journal: Path, sql: str) -> list[tuple]:
-    try:
-        with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as db:
-            return list(db.execute(sql))
-    except sqlite3.Error:
-        return []
 
 
 def _strategy_orders(journal: Path) -> int:
     """Orders the strategy itself sent (the kill switch's own flatten orders excluded)."""
-    rows = _rows(journal, "select strategy_id from orders where submit_attempts > 0")
-    return sum(r[0] != "killswitch" for r in rows)
+    sent = rows(journal, "select strategy_id from orders where submit_attempts > 0")
+    return sum(r[0] != "killswitch" for r in sent)
 
 
 SENT = (
@@ -49,33 +37,9 @@ SENT = (
 )
 
 
-def _wait(condition: Callable[[], bool], proc: subprocess.Popen, what: str, limit: float = 120):
-    deadline = time.monotonic() + limit
-    while not condition():
-        if proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
-            raise AssertionError(f"session ended before {what}: {out}")
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def _bars(proc: subprocess.Popen, journal: Path, admin: Admin, n: int) -> None:
-    """Advance the sandbox n bars, each only after the session processed the previous one."""
-    for _ in range(n):
-        seen = steps(journal)
-        admin.advance(1)
-        _wait(lambda seen=seen: steps(journal) > seen, proc, "the session to take the bar")
-
-
-def _cli(*args: str) -> None:
-    with pytest.raises(SystemExit) as done:
-        main(list(args))
-    assert done.value.code == 0
-
-
 def test_a_kill_survives_sigterm_and_sigkill_until_resume(
-    crash_url: str,  # noqa: F811
-    crash_admin: Admin,  # noqa: F811
+    crash_url: str,
+    crash_admin: Admin,
     tmp_path: Path,
 ) -> None:
     config = write_config(tmp_path, crash_url)
@@ -84,20 +48,20 @@ def test_a_kill_survives_sigterm_and_sigkill_until_resume(
 
     proc = start(config, journal, until, None)
     try:
-        _wait(lambda: starts(journal) == 1, proc, "the first start")
+        wait(lambda: starts(journal) == 1, proc, "the first start")
         # trade until the strategy holds a position (fast=2/slow=3 crosses within a few bars)
         for _ in range(80):
-            _bars(proc, journal, crash_admin, 1)
-            held = _rows(journal, "select quantity from positions where symbol = 'BTC/USDT'")
+            bars(proc, journal, crash_admin, 1)
+            held = rows(journal, "select quantity from positions where symbol = 'BTC/USDT'")
             if held and D(str(held[-1][0])) > 0:
                 break
         else:
             pytest.fail("the strategy never bought")
-        _cli("kill", "--flatten", "--journal", str(journal))
-        _wait(
+        cli("kill", "--flatten", "--journal", str(journal))
+        wait(
             lambda: (
-                any(r[0] == "halted" for r in _rows(journal, "select kind from risk_events"))
-                or bool(_rows(journal, "select id from risk_events where kind = 'kill'"))
+                any(r[0] == "halted" for r in rows(journal, "select kind from risk_events"))
+                or bool(rows(journal, "select id from risk_events where kind = 'kill'"))
             ),
             proc,
             "the kill",
@@ -114,8 +78,8 @@ def test_a_kill_survives_sigterm_and_sigkill_until_resume(
     for life, how in ((1, signal.SIGKILL), (2, signal.SIGTERM)):
         proc = start(config, journal, until, None)
         try:
-            _wait(lambda life=life: starts(journal) == life + 1, proc, f"restart {life}")
-            _bars(proc, journal, crash_admin, 25)
+            wait(lambda life=life: starts(journal) == life + 1, proc, f"restart {life}")
+            bars(proc, journal, crash_admin, 25)
             proc.send_signal(how)
             out, _ = proc.communicate(timeout=60)
         finally:
@@ -132,12 +96,12 @@ def test_a_kill_survives_sigterm_and_sigkill_until_resume(
         assert all(abs(q) < D("0.00001") for q in j.positions(include_flat=True)["quantity"])
 
     # Only a person's resume re-arms it: then the strategy trades again.
-    _cli("resume", "--journal", str(journal))
+    cli("resume", "--journal", str(journal))
     proc = start(config, journal, until, None)
     try:
-        _wait(lambda: starts(journal) == 4, proc, "the resumed start")
+        wait(lambda: starts(journal) == 4, proc, "the resumed start")
         for _ in range(80):
-            _bars(proc, journal, crash_admin, 1)
+            bars(proc, journal, crash_admin, 1)
             if _strategy_orders(journal) > sent_before:
                 break
         proc.send_signal(signal.SIGTERM)
@@ -149,8 +113,8 @@ def test_a_kill_survives_sigterm_and_sigkill_until_resume(
 
 
 def test_paper_and_live_size_the_same_command_alike(
-    crash_url: str,  # noqa: F811
-    crash_admin: Admin,  # noqa: F811
+    crash_url: str,
+    crash_admin: Admin,
     tmp_path: Path,
 ) -> None:
     """Both sessions watch the same sandbox bars with --capital 2000; the live account holds far
@@ -161,17 +125,17 @@ def test_paper_and_live_size_the_same_command_alike(
     procs = {mode: start(config, journals[mode], until, None, mode=mode) for mode in journals}
     try:
         for mode, proc in procs.items():
-            _wait(lambda mode=mode: starts(journals[mode]) == 1, proc, f"{mode} start")
+            wait(lambda mode=mode: starts(journals[mode]) == 1, proc, f"{mode} start")
         for _ in range(60):
             seen = {m: steps(j) for m, j in journals.items()}
             crash_admin.advance(1)
             for mode, proc in procs.items():
-                _wait(
+                wait(
                     lambda mode=mode, seen=seen: steps(journals[mode]) > seen[mode],
                     proc,
                     f"{mode} bar",
                 )
-            buys = {m: _rows(j, SENT) for m, j in journals.items()}
+            buys = {m: rows(j, SENT) for m, j in journals.items()}
             if all(len(b) >= 3 for b in buys.values()):
                 break
         outs = {}
@@ -182,7 +146,7 @@ def test_paper_and_live_size_the_same_command_alike(
         for proc in procs.values():
             if proc.poll() is None:
                 proc.kill()
-    orders = {m: _rows(j, SENT) for m, j in journals.items()}
+    orders = {m: rows(j, SENT) for m, j in journals.items()}
     assert len(orders["live"]) >= 2, outs
     n = min(len(orders["live"]), len(orders["paper"]))
     for (p_side, p_amount, _), (l_side, l_amount, _) in zip(

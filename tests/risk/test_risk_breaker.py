@@ -75,6 +75,26 @@ async def test_5xx_opens_it_and_recovery_closes_it_through_half_open(
     assert moves == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
 
 
+async def test_reconciliation_reads_count_and_wait_like_orders(
+    venue: CcxtVenue, admin: Admin
+) -> None:
+    """Balances and fills (what reconciliation reads) go through the breaker too; rules and
+    other plain attributes are the venue's own."""
+    breaker = CircuitBreaker("sandbox", failures=2, clock=ManualClock())
+    guarded = BreakerVenue(venue, breaker)
+    assert guarded.rules is venue.rules
+    assert (await guarded.fetch_balances())["USDT"].total > 0
+    admin.faults(error_rate=1.0)
+    with pytest.raises(VenueAmbiguous):
+        await guarded.fetch_balances()
+    with pytest.raises(VenueAmbiguous):
+        await guarded.fetch_fills(BTC, 0)
+    assert breaker.state is BreakerState.OPEN
+    admin("DELETE", "faults")
+    with pytest.raises(CircuitOpen):  # refused locally: the venue is not asked
+        await guarded.fetch_balances()
+
+
 async def test_failed_probe_reopens_for_another_cooldown(venue: CcxtVenue, admin: Admin) -> None:
     clock = ManualClock()
     breaker = CircuitBreaker("sandbox", failures=2, cooldown_s=10, clock=clock)

@@ -10,16 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.engine.test_crash import (  # noqa: F401
-    MINUTE,
-    crash_admin,
-    crash_url,
-    drive,
-    journal_orders,
-    start,
-    write_config,
-)
 from tests.sandbox.conftest import KEY, SECRET, Admin
+from tests.sessions import MINUTE, drive, journal_orders, start, write_config
 
 
 def _closed_port() -> int:
@@ -63,8 +55,8 @@ def test_a_venue_that_stays_down_is_one_line_and_exit_2(
     ids=["resets", "clock-skew"],
 )
 def test_transient_faults_before_start_are_retried(
-    crash_url: str,  # noqa: F811
-    crash_admin: Admin,  # noqa: F811
+    crash_url: str,
+    crash_admin: Admin,
     tmp_path: Path,
     faults: dict,
 ) -> None:

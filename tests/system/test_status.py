@@ -8,15 +8,8 @@ from decimal import Decimal as D
 from pathlib import Path
 
 from quantdesk.engine.journal import Journal
-from tests.engine.test_crash import (  # noqa: F401
-    MINUTE,
-    crash_admin,
-    crash_url,
-    drive,
-    start,
-    write_config,
-)
 from tests.sandbox.conftest import Admin
+from tests.sessions import MINUTE, drive, start, write_config
 
 LINE = re.compile(
     r"^bar (\d{4}-\d\d-\d\d \d\d:\d\d) \| equity ([\d,.]+) \(([+-][\d.]+)%\) \| BTC/USDT (\S+) \| "
@@ -26,8 +19,8 @@ LINE = re.compile(
 
 
 def test_paper_session_prints_a_line_per_bar_and_a_money_summary(
-    crash_url: str,  # noqa: F811
-    crash_admin: Admin,  # noqa: F811
+    crash_url: str,
+    crash_admin: Admin,
     tmp_path: Path,
 ) -> None:
     config = write_config(tmp_path, crash_url)

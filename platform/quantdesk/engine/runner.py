@@ -182,11 +182,16 @@ class SignalRunner:
                 if v > 0:
                     target[symbol] = Decimal(repr(float(v)))
 
+    def remember(self, event: BarEvent) -> None:
+        """Keep a closed bar in the symbol's signal window without evaluating the strategy
+        (warm-up: only the newest bar's signals are ever acted on)."""
+        b = event.bar
+        self._history[event.symbol].append((b.time, b.open, b.high, b.low, b.close, b.volume))
+
     def _live_signals(self, event: BarEvent) -> tuple[bool, bool]:
         """Evaluate on the last `window` closed bars of the symbol; the last row decides."""
+        self.remember(event)
         hist = self._history[event.symbol]
-        b = event.bar
-        hist.append((b.time, b.open, b.high, b.low, b.close, b.volume))
         if len(hist) < min(self.window, int(self.strategy.warmup) + 1):
             return False, False
         rows = np.asarray(hist, dtype=np.float64)

@@ -8,6 +8,7 @@ risk engine (Reason.CIRCUIT_OPEN). After the cooldown the breaker lets ONE probe
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
@@ -159,9 +160,17 @@ class BreakerVenue:
         self.name: str = venue.name  # type: ignore[attr-defined]
 
     def __getattr__(self, name: str) -> object:
-        # everything that is not a request (a bar venue's open_bar/close_bar/quote, marks,
-        # rules) is the wrapped venue's own
-        return getattr(self.inner, name)
+        # Every other coroutine method is a request too (reconciliation's balances, fills,
+        # positions): through the breaker. What is not a request (a bar venue's
+        # open_bar/close_bar/quote, marks, rules) is the wrapped venue's own.
+        attr = getattr(self.inner, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+
+        async def through_breaker(*args: object, **kwargs: object) -> object:
+            return await self.breaker.call(attr, *args, **kwargs)
+
+        return through_breaker
 
     async def create_order(self, order: object) -> object:
         """Place through the breaker."""

@@ -47,6 +47,7 @@ from quantdesk.model import (
     is_flatten_order,
     split_symbol,
 )
+from quantdesk.risk.breaker import BreakerVenue
 from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.gate import PreTradeRisk
 from quantdesk.risk.killswitch import journaled_state
@@ -374,7 +375,9 @@ class Session:
         step = min(r.amount_step for r in sym_rules.values())
         venue = data if spec.mode is Mode.LIVE else self._paper_venue(portfolio, sym_rules, fee)
         gate: PreTradeRisk | RiskEngine = PreTradeRisk(sym_rules, fee_rate=fee)
-        breaker = venue_breaker(venue.name, spec.risk)
+        # the breaker's open/closed transitions reach every alert channel too
+        alert = self.alerter.alert if self.alerter is not None else None
+        breaker = venue_breaker(venue.name, spec.risk, alert)
         restored = journaled_state(journal)
         if spec.risk is not None:
             gate = RiskEngine(
@@ -431,6 +434,9 @@ class Session:
                 outside=outside,
             )  # fmt: skip
             await self._reconcile(reconciler, journal, attempts=30)
+            # while trading, reconciliation's requests count for the breaker like orders do
+            # (and wait while it is open); start-up and shutdown retry on their own
+            reconciler.venue = BreakerVenue(data, breaker)
         if kernel.guard is not None:  # a kill queued while no session ran acts before any bar
             await kernel.guard.kill_switch.poll()
         _restore_sleeves(runner, journal, kernel)
@@ -464,6 +470,7 @@ class Session:
             for order in [o for o in kernel.om.orders.values() if o.status.is_open]:
                 await kernel.om.cancel(order.client_order_id, "shutdown")
         if reconciler is not None:
+            reconciler.venue = data
             await self._reconcile(reconciler, journal, attempts=10)
         journal.record_risk_event(
             "session_stopped",
@@ -638,14 +645,12 @@ def _short(exc: BaseException) -> str:
 
 
 def _warm_up(history: Sequence[Step], runner: SignalRunner, kernel: Kernel) -> None:
-    """Show the runner the last closed bars (its signal window) without acting on them."""
+    """Show the runner the last closed bars (its signal window) without acting on them: the
+    strategy is not evaluated on them (seconds of a restart), their signals were history."""
     for past in history:
         for event in past:
             kernel.closes[event.symbol] = event.bar.close
-            runner.on_close(event)
-    for sleeve in runner.sleeves.values():  # history is context, not orders to act on now
-        sleeve.entry = sleeve.exit = False
-        sleeve.signal_ms = None
+            runner.remember(event)
 
 
 def _restore_sleeves(runner: SignalRunner, journal: Journal, kernel: Kernel) -> None:
