@@ -7,7 +7,15 @@ import textwrap
 import pytest
 
 from quantdesk.backtest.optimize import job_from_store, optimize
+from quantdesk.backtest.runner import to_bars
+from quantdesk.backtest.validation import (
+    LOOKAHEAD_MAX_CUTS,
+    LOOKAHEAD_RANDOM_CUTS,
+    RECURSIVE_RANDOM_STARTS,
+)
 from quantdesk.data.store import DataStore, SeriesKey
+from quantdesk.strategy import repo_strategies_dir, strategy_class
+from tests.backtest.test_sparse_biases import fired_rows
 from tests.backtest.test_validation import PEEK
 from tests.conftest import make_bars, run_cli
 
@@ -32,13 +40,20 @@ def run(*args: str) -> int:
 
 
 def test_bundled_strategy_passes_and_planted_bug_fails(root, capsys):
-    from quantdesk.strategy import repo_strategies_dir
-
     bundled = ["--strategies-dir", str(repo_strategies_dir())]
     checks = ["--checks", "lookahead,recursive,parity"]
     assert run(*ARGS, "--strategy", "sma_cross", *bundled, *checks) == 0
     out = capsys.readouterr().out
     assert "verdict: PASS" in out and out.count(" pass ") == 3
+    # the table says how many bars each causality check looked at: every firing bar + random
+    strategy = strategy_class("sma_cross", repo_strategies_dir())()
+    n, w = 400, strategy.warmup
+    fired = fired_rows(strategy.signals(to_bars({"BTC/USDT": make_bars(400, seed=5)})))
+    cuts = [r + 1 for r in fired if w + 2 <= r + 1 <= n - 1]
+    starts = [r - w for r in fired if 1 <= r - w <= n - w - 3]
+    assert 0 < len(cuts) <= LOOKAHEAD_MAX_CUTS - LOOKAHEAD_RANDOM_CUTS
+    assert f" {len(cuts) + LOOKAHEAD_RANDOM_CUTS} bars " in out
+    assert f" {len(starts) + RECURSIVE_RANDOM_STARTS} starts, warmup {w} " in out
 
     assert run(*ARGS, "--strategy", "peek", "--checks", "lookahead") == 1
     out = capsys.readouterr().out

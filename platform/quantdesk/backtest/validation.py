@@ -113,6 +113,18 @@ class ValidationReport:
 
 # --------------------------------------------------------------------------------------------
 # Causality checks
+#
+# Each cut or start offset costs one strategy.signals call (10-60 ms for a vectorbt strategy on
+# a few thousand bars, mostly fixed overhead), so the caps bound the checks' cost whatever the
+# history length: at most LOOKAHEAD_MAX_CUTS + RECURSIVE_MAX_STARTS calls (plus TIE_DRAWS when a
+# difference has to be told apart from float rounding).
+LOOKAHEAD_MAX_CUTS = 96
+LOOKAHEAD_RANDOM_CUTS = 16
+RECURSIVE_MAX_STARTS = 32
+RECURSIVE_RANDOM_STARTS = 8
+CHECK_SEED = 0
+TIE_DRAWS = 6  # a cell on a tie escapes every jitter with probability 2**-6
+TIE_JITTER = 1e-9  # far above rounding noise (~1e-13), far below a real signal's margin
 
 
 def signal_frames(signals: Signals) -> dict[str, pd.DataFrame]:
@@ -121,79 +133,239 @@ def signal_frames(signals: Signals) -> dict[str, pd.DataFrame]:
     return {n: getattr(signals, n) for n in names if getattr(signals, n) is not None}
 
 
-def _first_mismatch(a: pd.DataFrame, b: pd.DataFrame) -> int | None:
-    """Row number of the first difference between two same-shaped frames (NaN == NaN)."""
-    x, y = np.asarray(a), np.asarray(b)
-    if x.shape != y.shape:
-        return 0
+def _same(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Element-wise equality of two same-shaped arrays (floats within 1e-9, NaN == NaN)."""
     if x.dtype == bool and y.dtype == bool:
-        same = x == y
-    else:
-        xf, yf = x.astype(float), y.astype(float)
-        same = np.isclose(xf, yf, rtol=1e-9, atol=1e-12) | (np.isnan(xf) & np.isnan(yf))
-    bad = np.flatnonzero(~same.all(axis=1))
-    return int(bad[0]) if len(bad) else None
+        return x == y
+    xf, yf = x.astype(float), y.astype(float)
+    return np.isclose(xf, yf, rtol=1e-9, atol=1e-12) | (np.isnan(xf) & np.isnan(yf))
 
 
-def _compare(
-    full: Signals, part: Signals, rows_full: slice, rows_part: slice
-) -> tuple[str, int] | None:
-    full_frames, part_frames = signal_frames(full), signal_frames(part)
-    for name, frame in full_frames.items():
-        other = part_frames.get(name)
-        if other is None:
-            return name, 0
-        bad = _first_mismatch(frame.iloc[rows_full], other.iloc[rows_part])
-        if bad is not None:
-            return name, bad
-    return None
+def _cells(frame: pd.DataFrame | pd.Series) -> np.ndarray:
+    """A signal frame as a 2-D array (rows x columns)."""
+    x = np.asarray(frame)
+    return x[:, None] if x.ndim == 1 else x
 
 
-def lookahead_check(strategy: SignalStrategy, bars: pd.DataFrame, points: int = 12) -> Check:
-    """Signals on bars[:t] must equal the full-history signals on bars[:t] at every cut t."""
+def signal_change_rows(signals: Signals) -> np.ndarray:
+    """Row numbers (>= 1) where a signal fires: some cell differs from the row before and now
+    holds True or a target weight (a signal switching off is no likelier to hide a bias)."""
+    fired = None
+    for frame in signal_frames(signals).values():
+        x = _cells(frame)
+        new = x[1:].astype(bool) if x.dtype == bool else ~np.isnan(x[1:].astype(float))
+        rows = (~_same(x[1:], x[:-1]) & new).any(axis=1)
+        fired = rows if fired is None else fired | rows
+    return np.array([], dtype=int) if fired is None else np.flatnonzero(fired) + 1
+
+
+def _pick(
+    targeted: np.ndarray, pool: np.ndarray, cap: int, random: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to cap - random of the targeted values (a seeded sample when there are more) plus up
+    to `random` seeded draws from the rest of pool."""
+    rng = np.random.default_rng(seed)
+    targeted = np.unique(targeted)
+    keep = max(cap - random, 0)
+    if len(targeted) > keep:
+        targeted = np.sort(rng.choice(targeted, size=keep, replace=False))
+    rest = np.setdiff1d(pool, targeted)
+    extra = np.sort(rng.choice(rest, size=min(random, len(rest)), replace=False))
+    return targeted, extra
+
+
+def rounding_ties(
+    strategy: SignalStrategy,
+    bars: pd.DataFrame,
+    full: Signals,
+    draws: int = TIE_DRAWS,
+    seed: int = CHECK_SEED,
+) -> dict[str, np.ndarray]:
+    """Per signal frame, the cells that flip when every value of bars is jittered by ~1e-9
+    relative (`draws` seeded jitters): decisions taken on a tie, like an RSI of exactly 30.0.
+
+    Dropping earlier history changes how a running sum rounds (~1e-13), which tips such a cell
+    either way: float noise, not a dependence on history, so the checks do not count it."""
+    rng = np.random.default_rng(seed)
+    values = bars.to_numpy(dtype=float)
+    frames = {name: _cells(frame) for name, frame in signal_frames(full).items()}
+    ties = {name: np.zeros(x.shape, dtype=bool) for name, x in frames.items()}
+    for _ in range(draws):
+        noise = 1 + TIE_JITTER * rng.standard_normal(values.shape)
+        jittered = pd.DataFrame(values * noise, index=bars.index, columns=bars.columns)
+        other = signal_frames(strategy.signals(jittered))
+        for name, x in frames.items():
+            y = _cells(other[name]) if name in other else None
+            if y is not None and y.shape == x.shape:
+                ties[name] |= ~_same(x, y)
+    return ties
+
+
+class _Reference:
+    """The full-history signals a check compares against, with their rounding ties (computed
+    on the first difference only, so a clean strategy pays nothing for them)."""
+
+    def __init__(self, strategy: SignalStrategy, bars: pd.DataFrame, seed: int) -> None:
+        self.strategy, self.bars, self.seed = strategy, bars, seed
+        self.full = strategy.signals(bars)
+        self.ties: dict[str, np.ndarray] | None = None
+
+    def first_difference(
+        self, part: Signals, rows_full: slice, rows_part: slice
+    ) -> tuple[str, int] | None:
+        """(frame name, row number in the full history) of the first difference not on a tie."""
+        diff = self._compare(part, rows_full, rows_part)
+        if diff is not None and self.ties is None:
+            self.ties = rounding_ties(self.strategy, self.bars, self.full, seed=self.seed)
+            diff = self._compare(part, rows_full, rows_part)
+        return diff
+
+    def _compare(self, part: Signals, rows_full: slice, rows_part: slice) -> tuple[str, int] | None:
+        part_frames = signal_frames(part)
+        offset = rows_full.start or 0
+        for name, frame in signal_frames(self.full).items():
+            if name not in part_frames:
+                return name, offset
+            x, y = _cells(frame)[rows_full], _cells(part_frames[name])[rows_part]
+            if x.shape != y.shape:
+                return name, offset
+            differ = ~_same(x, y)
+            if self.ties is not None:
+                differ &= ~self.ties[name][rows_full]
+            bad = np.flatnonzero(differ.any(axis=1))
+            if len(bad):
+                return name, offset + int(bad[0])
+        return None
+
+    def tie_note(self) -> tuple[int, str]:
+        """How many signal cells are rounding ties (0 when never needed), and a note on them."""
+        count = 0 if self.ties is None else int(sum(int(t.sum()) for t in self.ties.values()))
+        return count, (f"; {count} signal cells on rounding ties not counted" if count else "")
+
+
+def lookahead_cuts(
+    strategy: SignalStrategy,
+    bars: pd.DataFrame,
+    full: Signals | None = None,
+    max_cuts: int = LOOKAHEAD_MAX_CUTS,
+    random_cuts: int = LOOKAHEAD_RANDOM_CUTS,
+    seed: int = CHECK_SEED,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The cuts the lookahead check tests, as bar counts: (after bars where a signal fires,
+    random). A cut t keeps bars[:t]; a signal firing on bar r is tested by the cut r + 1,
+    where r is the last bar known: a signal that peeks ahead cannot fire there."""
+    n = len(bars)
+    first = max(int(np.max(strategy.warmup)) + 2, 3)
+    full = strategy.signals(bars) if full is None else full
+    cuts = signal_change_rows(full) + 1
+    cuts = cuts[(cuts >= first) & (cuts <= n - 1)]
+    return _pick(cuts, np.arange(first, n), max_cuts, random_cuts, seed)
+
+
+def lookahead_check(
+    strategy: SignalStrategy,
+    bars: pd.DataFrame,
+    max_cuts: int = LOOKAHEAD_MAX_CUTS,
+    random_cuts: int = LOOKAHEAD_RANDOM_CUTS,
+    seed: int = CHECK_SEED,
+) -> Check:
+    """Signals on bars[:t] must equal the full-history signals on bars[:t] at every cut t: after
+    each bar where a signal fires (a seeded sample of max_cuts - random_cuts when there are
+    more) and at random_cuts seeded random bars."""
     n = len(bars)
     first = max(int(np.max(strategy.warmup)) + 2, 3)
     if n - first < 2:
         return Check("lookahead", False, "", f"needs more than {first} bars, got {n}")
-    full = strategy.signals(bars)
-    cuts = sorted(set(np.linspace(first, n - 1, num=points, dtype=int).tolist()))
-    for cut in cuts:
-        part = strategy.signals(bars.iloc[:cut])
-        diff = _compare(full, part, slice(0, cut), slice(0, cut))
+    ref = _Reference(strategy, bars, seed)
+    fired, extra = lookahead_cuts(strategy, bars, ref.full, max_cuts, random_cuts, seed)
+    cuts = np.sort(np.concatenate([fired, extra]))
+    value = f"{len(cuts)} bars"
+    counted = f"{len(fired)} where a signal fires + {len(extra)} random"
+    data: dict[str, Any] = {
+        "bars_checked": len(cuts),
+        "signal_bars": len(fired),
+        "random_bars": len(extra),
+        "seed": seed,
+    }
+    for cut in cuts.tolist():
+        diff = ref.first_difference(strategy.signals(bars.iloc[:cut]), slice(0, cut), slice(0, cut))
         if diff is not None:
             name, row = diff
-            when = bars.index[row]
+            data["rounding_ties"], _ = ref.tie_note()
             return Check(
                 "lookahead",
                 False,
-                f"{len(cuts)} cuts",
-                f"{name} at {when} changes once bars after {bars.index[cut - 1]} are known",
+                value,
+                f"{name} at {bars.index[row]} changes once bars after {bars.index[cut - 1]} "
+                f"are known (bars checked: {counted})",
+                {**data, "failed_bar": str(bars.index[cut - 1])},
             )
-    return Check("lookahead", True, f"{len(cuts)} cuts", "truncated == full history")
+    data["rounding_ties"], note = ref.tie_note()
+    return Check("lookahead", True, value, f"truncated == full history at {counted}{note}", data)
 
 
-def recursive_check(strategy: SignalStrategy, bars: pd.DataFrame, starts: int = 4) -> Check:
-    """Signals after `warmup` bars must not change when earlier history is dropped."""
+def recursive_starts(
+    strategy: SignalStrategy,
+    bars: pd.DataFrame,
+    full: Signals | None = None,
+    max_starts: int = RECURSIVE_MAX_STARTS,
+    random_starts: int = RECURSIVE_RANDOM_STARTS,
+    seed: int = CHECK_SEED,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The start offsets the recursive check tests: (`warmup` bars before a bar where a signal
+    fires, random). From start s the firing bar s + warmup is the first one compared, where a
+    dependence on the first bars (an ewm's seed) has had the least time to fade."""
     n = len(bars)
     warmup = int(np.max(strategy.warmup))
     last_start = n - warmup - 3
-    if last_start < 1:
+    full = strategy.signals(bars) if full is None else full
+    starts = signal_change_rows(full) - warmup
+    starts = starts[(starts >= 1) & (starts <= last_start)]
+    return _pick(starts, np.arange(1, last_start + 1), max_starts, random_starts, seed)
+
+
+def recursive_check(
+    strategy: SignalStrategy,
+    bars: pd.DataFrame,
+    max_starts: int = RECURSIVE_MAX_STARTS,
+    random_starts: int = RECURSIVE_RANDOM_STARTS,
+    seed: int = CHECK_SEED,
+) -> Check:
+    """Signals after `warmup` bars must not change when earlier history is dropped: starting
+    `warmup` bars before each bar where a signal fires (a seeded sample of max_starts -
+    random_starts when there are more) and at random_starts seeded random offsets."""
+    n = len(bars)
+    warmup = int(np.max(strategy.warmup))
+    if n - warmup - 3 < 1:
         return Check("recursive", False, "", f"needs more than {warmup + 3} bars, got {n}")
-    full = strategy.signals(bars)
-    offsets = sorted(set(np.linspace(1, last_start, num=starts, dtype=int).tolist()))
-    for start in offsets:
+    ref = _Reference(strategy, bars, seed)
+    fired, extra = recursive_starts(strategy, bars, ref.full, max_starts, random_starts, seed)
+    starts = np.sort(np.concatenate([fired, extra]))
+    value = f"{len(starts)} starts, warmup {warmup}"
+    counted = f"{len(fired)} before a signal fires + {len(extra)} random"
+    data: dict[str, Any] = {
+        "starts_checked": len(starts),
+        "signal_bars": len(fired),
+        "random_starts": len(extra),
+        "warmup": warmup,
+        "seed": seed,
+    }
+    for start in starts.tolist():
         part = strategy.signals(bars.iloc[start:])
-        diff = _compare(full, part, slice(start + warmup, None), slice(warmup, None))
+        diff = ref.first_difference(part, slice(start + warmup, None), slice(warmup, None))
         if diff is not None:
             name, row = diff
-            when = bars.index[start + warmup + row]
+            data["rounding_ties"], _ = ref.tie_note()
             return Check(
                 "recursive",
                 False,
-                f"warmup {warmup}",
-                f"{name} at {when} depends on history before {bars.index[start]}",
+                value,
+                f"{name} at {bars.index[row]} depends on history before {bars.index[start]} "
+                f"(start offsets checked: {counted})",
+                {**data, "failed_start": str(bars.index[start])},
             )
-    return Check("recursive", True, f"warmup {warmup}", f"{len(offsets)} start offsets agree")
+    data["rounding_ties"], note = ref.tie_note()
+    return Check("recursive", True, value, f"{counted} start offsets agree{note}", data)
 
 
 # --------------------------------------------------------------------------------------------
@@ -627,6 +799,10 @@ def _configs_returns(
 
 __all__ = [
     "CHECKS",
+    "LOOKAHEAD_MAX_CUTS",
+    "LOOKAHEAD_RANDOM_CUTS",
+    "RECURSIVE_MAX_STARTS",
+    "RECURSIVE_RANDOM_STARTS",
     "Check",
     "PBOResult",
     "StudyTrials",
@@ -636,11 +812,15 @@ __all__ = [
     "dsr_check",
     "expected_max_sharpe",
     "lookahead_check",
+    "lookahead_cuts",
     "neighbours",
     "pbo_check",
     "pbo_cscv",
     "probabilistic_sharpe",
     "recursive_check",
+    "recursive_starts",
+    "rounding_ties",
+    "signal_change_rows",
     "stability_check",
     "validate",
     "walkforward_check",
