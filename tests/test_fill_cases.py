@@ -62,11 +62,26 @@ CASES = [
         "gap through the stop", [FLAT, FLAT, (90, 92, 88, 91), FLAT], (0,), (1, 100, 2, 90), sl=0.05
     ),
     Case(
-        "the entry bar never triggers the stop",
+        "the stop is live on the entry bar (after the entry at its open)",
         [FLAT, (100, 101, 90, 100), (99, 100, 94, 96), FLAT],
         (0,),
-        (1, 100, 2, 95),
+        (1, 100, 1, 95),
         sl=0.05,
+    ),
+    Case(
+        "the take-profit is live on the entry bar",
+        [FLAT, (100, 112, 99, 108), FLAT],
+        (0,),
+        (1, 100, 1, 110),
+        tp=0.1,
+    ),
+    Case(
+        "stop and take-profit on the entry bar: the stop wins",
+        [FLAT, (100, 112, 94, 100), FLAT],
+        (0,),
+        (1, 100, 1, 95),
+        sl=0.05,
+        tp=0.1,
     ),
     Case(
         "take-profit inside the bar",
@@ -91,10 +106,26 @@ CASES = [
         tp=0.1,
     ),
     Case(
-        "exit signal and stop in the same bar: the stop wins",
+        "exit signal and stop in the same bar: the exit at the open comes first",
         [FLAT, FLAT, FLAT, (99, 100, 94, 96), FLAT],
         (0,),
-        (1, 100, 3, 95),
+        (1, 100, 3, 99),
+        exits=(2,),
+        sl=0.05,
+    ),
+    Case(
+        "exit signal and take-profit in the same bar: the exit at the open comes first",
+        [FLAT, FLAT, FLAT, (101, 112, 100, 108), FLAT],
+        (0,),
+        (1, 100, 3, 101),
+        exits=(2,),
+        tp=0.1,
+    ),
+    Case(
+        "exit signal into a gap through the stop: both are the open",
+        [FLAT, FLAT, FLAT, (90, 92, 88, 91), FLAT],
+        (0,),
+        (1, 100, 3, 90),
         exits=(2,),
         sl=0.05,
     ),
@@ -151,10 +182,13 @@ def first_fill(core: MatchingCore, order, bars, start: int) -> tuple[int, Decima
     return None
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.sl or c.tp], ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if (c.sl or c.tp) and not c.exits], ids=lambda c: c.name
+)
 def test_matching_core_protective_orders(case: Case) -> None:
     entry_bar, entry_price, exit_bar, exit_price = case.trade
-    core = core_with(case.bars, entry_bar)  # armed from the bar after the entry fill
+    # placed at the entry bar's open: the core matches them against that bar when it closes
+    core = core_with(case.bars, entry_bar - 1)
     orders = []
     entry = D(str(entry_price))
     if case.sl:
@@ -167,7 +201,7 @@ def test_matching_core_protective_orders(case: Case) -> None:
         )
     placed = [core.submit(core.accounts["a"], r) for r in orders]
     fills = {}
-    for i in range(entry_bar + 1, len(case.bars)):
+    for i in range(entry_bar, len(case.bars)):
         core.on_bar(SYM, dec_bar(i, case.bars[i]), (i + 1) * HOUR)
         for order in placed:
             if order.fills and order.id not in fills:

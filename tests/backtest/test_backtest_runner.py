@@ -114,12 +114,16 @@ def test_take_profit_fills_at_target_or_at_a_better_gap_open(ohlc, scripted):
     assert result.trades.iloc[0]["exit_price"] == pytest.approx(115.0, rel=1e-12)
 
 
-def test_stops_arm_after_the_entry_bar(ohlc, scripted):
-    # The entry bar's low touches the stop level, but vectorbt checks stops before the bar's
-    # orders, so the stop is live from the next bar on (quantdesk.model.fills documents this).
+def test_stops_are_live_on_the_entry_bar(ohlc, scripted):
+    # The entry fills at the bar's open; its low (95) trades after that and goes through the
+    # stop at 102 * 0.97 = 98.94: stopped out in the entry bar (quantdesk.model.fills).
     rows = [*ROWS[:2], (102.0, 103.0, 95.0, 102.0), (102.0, 103.0, 101.0, 102.0)]
     result = run(scripted([1], sl_stop=0.03), ohlc(rows), Costs())
-    assert result.trades.iloc[0]["status"] == "Open"
+    trade = result.trades.iloc[0]
+    assert trade["status"] == "Closed"
+    assert trade["entry_time"] == trade["exit_time"] == result.bars.index[2]
+    assert trade["exit_price"] == pytest.approx(102.0 * 0.97, rel=1e-12)
+    assert result.stats["end_value"].iloc[0] == pytest.approx(CASH * 0.97, rel=1e-12)
 
 
 def test_zero_stop_means_no_stop(ohlc, scripted):

@@ -272,13 +272,13 @@ async def test_replay_runs_from_inside_a_running_event_loop() -> None:
     assert inside.final_equity == no_gate.final_equity  # the gate approved every order as is
 
 
-async def test_stop_loss_exit_cancels_take_profit_and_drops_that_bars_signal() -> None:
+async def test_stop_loss_exit_cancels_take_profit_after_the_orders_at_the_open() -> None:
     from tests.backtest.conftest import make_bars as ohlc
 
     rows = [(100, 101, 99, 100)] * 3 + [
-        (100, 101, 99, 100),  # 3: entry fills at the open (signal on bar 2)
-        # 4: low 97 <= stop 99: the stop-loss fills at 99 first, and bar 3's entry signal,
-        # due at this open, is dropped (vectorbt: a stop exit takes the bar's place)
+        (100, 101, 99.5, 100),  # 3: entry fills at the open (signal on bar 2); stop 99 not hit
+        # 4: bar 3's entry signal, due at this open, meets a position (ignored); then the
+        # range: low 97 <= stop 99, the stop-loss fills at 99
         (100, 100.5, 97, 98),
         (98, 99, 97, 98),
         (98, 99, 97, 98),

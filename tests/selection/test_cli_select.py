@@ -11,6 +11,7 @@ import pytest
 from quantdesk.data.store import DataStore, SeriesKey
 from quantdesk.selection.factors import compute_factors
 from quantdesk.selection.models import (
+    ModelError,
     SavedModel,
     build_dataset,
     fit,
@@ -63,7 +64,7 @@ def test_select_ranks_by_momentum(data_root, capsys) -> None:
     )
     assert code == 0, err
     assert ranked_symbols(out) == ["AAA/USDT", "BBB/USDT", "CCC/USDT"]
-    assert "as of 2024-03-30" in out
+    assert "as of 2024-03-31" in out  # the last bar (opened 03-30) closed then
     assert "momentum_30" in out
 
 
@@ -90,7 +91,7 @@ def test_min_history_before_enough_bars(data_root, capsys) -> None:
     code, out, _ = run(["select", "--as-of", "2024-01-20", "--min-history", "30"], capsys)
     assert code == 0
     assert ranked_symbols(out) == []
-    assert out.count("listing_age 20 < 30") == 4
+    assert out.count("listing_age 19 < 30") == 4  # closed by 01-20: the 19 bars 01-01..01-19
 
 
 @pytest.mark.parametrize(
@@ -159,14 +160,14 @@ def test_select_by_saved_model(data_root, tmp_path, capsys) -> None:
     factors = compute_factors(panel, features)
     code, out, err = run(["select", "--model", str(path), "--as-of", "2024-03-01"], capsys)
     assert code == 0, err
-    snapshot = factors.as_of("2024-03-01")
+    snapshot = factors.as_of("2024-02-29")  # the last bar closed by 03-01
     predicted = model.predict(snapshot).sort_values(ascending=False)
     assert ranked_symbols(out) == list(predicted.index)
     assert "momentum_7" in out and "volatility" in out
     assert "model trained on 2024-01-31 .. 2024-02-13" in out
 
     # inside the training window (or before it): refused unless asked for
-    for when in ("2024-02-13", "2024-01-20"):
+    for when in ("2024-02-14", "2024-01-20"):
         code, _, err = run(["select", "--model", str(path), "--as-of", when], capsys)
         assert code == 2 and "inside the model's training window" in err, err
         assert err.strip().count("\n") == 0
@@ -174,8 +175,11 @@ def test_select_by_saved_model(data_root, tmp_path, capsys) -> None:
         ["select", "--model", str(path), "--as-of", "2024-02-01", "--allow-in-sample"], capsys
     )
     assert code == 0, err
-    # the first clean decision is one horizon after the last training date
-    assert rank_by_model(panel, model, "2024-02-14", Screen(min_history=5)).table.shape[0] == 4
+    # the first clean decision is one horizon after the last training date: the bar of
+    # 02-14, known once it closed, at 02-15
+    assert rank_by_model(panel, model, "2024-02-15", Screen(min_history=5)).table.shape[0] == 4
+    with pytest.raises(ModelError, match="inside the model's training window"):
+        rank_by_model(panel, model, "2024-02-14 23:59", Screen(min_history=5))
 
     table = rank_by_model(panel, model, "2024-03-01", Screen(min_history=30)).table
     parts = table[["w:momentum_7", "w:volatility"]].sum(axis=1)

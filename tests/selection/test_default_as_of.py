@@ -21,7 +21,8 @@ def test_default_as_of_is_the_last_bar_every_symbol_has(random_walk) -> None:
     assert panel.common_end == pd.Timestamp("2024-04-29", tz="UTC")
 
     ranking = rank_universe(panel, {"momentum_30": 1.0}, screen=Screen(min_history=30))
-    assert ranking.time == panel.common_end
+    assert ranking.bar == panel.common_end
+    assert ranking.time == panel.common_end + pd.Timedelta(days=1)  # when that bar closed
     assert sorted(ranking.table.index) == sorted(bars)
     assert ranking.dropped.empty
     # an explicit as-of still wins, and then the short coins are left out with a reason

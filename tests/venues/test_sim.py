@@ -76,6 +76,8 @@ async def test_stop_loss_triggers_on_low_fills_at_trigger_or_gap_open(bar, expec
     await _long(v)
     await v.create_order(order("sl", Side.SELL, "10", OrderType.STOP, trigger_price=D("95")))
     v.open_bar(SYM, bar)
+    assert (await v.fetch_order_by_client_id(SYM, "sl")).fills == ()  # the open comes first
+    v.range_bar(SYM)
     got = await v.fetch_order_by_client_id(SYM, "sl")
     if expected is None:
         assert got.status is OrderStatus.NEW and not got.fills
@@ -90,6 +92,7 @@ async def test_stop_loss_wins_over_take_profit_and_the_other_expires() -> None:
     await v.create_order(order("tp", Side.SELL, "10", OrderType.TAKE_PROFIT, trigger_price=D(105)))
     await v.create_order(order("sl", Side.SELL, "10", OrderType.STOP, trigger_price=D(95)))
     v.open_bar(SYM, SimBar(1, 100.0, 106.0, 94.0, 100.0))
+    v.range_bar(SYM)
     sl = await v.fetch_order_by_client_id(SYM, "sl")
     tp = await v.fetch_order_by_client_id(SYM, "tp")
     assert sl.status is OrderStatus.FILLED and sl.fills[0].price == D("95") * D("0.99")
@@ -127,7 +130,33 @@ async def test_refusals_are_definitive_venue_errors_and_cancel_works() -> None:
     )
     assert cancelled.status is OrderStatus.CANCELED
     v.open_bar(SYM, SimBar(1, 40.0, 40.0, 40.0, 40.0))
+    v.range_bar(SYM)
     assert (await v.fetch_order_by_client_id(SYM, "sl")).fills == ()
+
+
+async def test_an_exit_at_the_open_comes_before_a_stop_the_bar_reaches() -> None:
+    v = venue()
+    await _long(v)
+    await v.create_order(order("sl", Side.SELL, "10", OrderType.STOP, trigger_price=D(95)))
+    v.open_bar(SYM, SimBar(1, 99.0, 99.5, 90.0, 96.0))  # the bar goes through the stop later
+    await v.cancel_order(order("sl", Side.SELL, "10", OrderType.STOP, trigger_price=D(95)))
+    exit_ = await v.create_order(order("exit", Side.SELL, "10"))
+    assert v.range_bar(SYM) == []
+    assert exit_.fills[0].price == D("99.0") * D("0.99")  # the open, less slippage
+    assert (await v.fetch_order_by_client_id(SYM, "sl")).status is OrderStatus.CANCELED
+
+
+async def test_a_stop_placed_at_the_open_is_live_for_the_rest_of_that_bar() -> None:
+    v = venue()
+    v.open_bar(SYM, SimBar(0, 100.0, 100.0, 100.0, 100.0))
+    v.close_bar(SYM, SimBar(0, 100.0, 100.0, 100.0, 100.0))
+    v.open_bar(SYM, SimBar(1, 100.0, 101.0, 94.0, 96.0))
+    entry = await v.create_order(order("entry", Side.BUY, "10"))
+    assert entry.fills[0].price == D(101)  # 100 + 1% slippage
+    await v.create_order(order("sl", Side.SELL, "10", OrderType.STOP, trigger_price=D(95)))
+    assert v.range_bar(SYM) == ["sl"]
+    got = await v.fetch_order_by_client_id(SYM, "sl")
+    assert (got.fills[0].price, got.fills[0].timestamp) == (D(95) * D("0.99"), 1)
 
 
 async def test_perpetual_long_is_closed_by_a_reduce_only_sell() -> None:

@@ -4,6 +4,14 @@ Signals decided on the close of bar t are shifted with `fills.next_open` and exe
 open of bar t+1 (vectorbt `price=open`), slippage against the trader, fees on notional. Stops
 get the bars' open/high/low so they trigger inside a bar and fill at the stop price, or at the
 open when the bar gaps through (vectorbt's `get_stop_price_nb` does exactly that).
+
+Within a bar the order at the open comes first, then the bar's range (model.fills). vectorbt's
+`from_signals` makes one order per bar and checks stops before signals, so a signal strategy is
+simulated on two rows per bar: an open row (open = high = low = close = the bar's open) where the
+signals execute and only a stop the bar gapped through fires, then a range row (the bar's real
+OHLC, no signals) where stops trigger, those of a position entered at this open included. The
+orders are then put back on the real bars (`on_bars`), two to a bar where a trade opens and
+stops out in the same bar.
 """
 
 from __future__ import annotations
@@ -131,14 +139,17 @@ def simulate(
             call_seq="auto",
             **common,
         )
-    return vbt.Portfolio.from_signals(
-        entries=_shift(signals.entries, close),
-        exits=_shift(signals.exits, close),
-        short_entries=_shift(signals.short_entries, close),
-        short_exits=_shift(signals.short_exits, close),
-        open=open_,
-        high=wide("high"),
-        low=wide("low"),
+    o = open_.to_numpy()
+    phased = vbt.Portfolio.from_signals(
+        entries=_two_phase(_shift(signals.entries, close), False),
+        exits=_two_phase(_shift(signals.exits, close), False),
+        short_entries=_two_phase(_shift(signals.short_entries, close), False),
+        short_exits=_two_phase(_shift(signals.short_exits, close), False),
+        close=_two_phase(o, close.to_numpy()),
+        price=_two_phase(o, o),
+        open=_two_phase(o, o),
+        high=_two_phase(o, wide("high").to_numpy()),
+        low=_two_phase(o, wide("low").to_numpy()),
         # All in (vectorbt's size=inf), or a fraction of the cash: amount = f x cash / (1 +
         # fee) / price, as the engine's SignalRunner sizes it.
         size=np.inf if costs.size is None else costs.size,
@@ -149,8 +160,35 @@ def simulate(
         # market order (see quantdesk.model.fills).
         stop_entry_price="fillprice",
         stop_exit_price="stopmarket",
-        **common,
+        fees=costs.fee,
+        slippage=costs.slippage,
+        init_cash=costs.init_cash,
     )
+    records = phased.order_records.copy()
+    records["idx"] //= 2  # open row 2i and range row 2i + 1 are both bar i
+    return on_bars(close, records, costs.init_cash)
+
+
+def _two_phase(open_rows: Any, range_rows: Any) -> Any:
+    """Interleave one row per bar at its open with one for its range: rows 2i and 2i + 1."""
+    if open_rows is None:
+        return None
+    first = np.asarray(open_rows)
+    second = np.broadcast_to(np.asarray(range_rows, dtype=first.dtype), first.shape)
+    out = np.empty((2 * first.shape[0], *first.shape[1:]), dtype=first.dtype)
+    out[0::2], out[1::2] = first, second
+    return out
+
+
+def on_bars(close: pd.DataFrame, records: np.ndarray, init_cash: float) -> vbt.Portfolio:
+    """A portfolio of these vectorbt order records (idx = bar number, several may share a bar)
+    over the bars' closes, for the stats functions of every mode."""
+    records = np.sort(records, order=["col", "idx", "id"])  # vectorbt reads them per column
+    records["id"] = np.arange(len(records))
+    wrapper = vbt.base.array_wrapper.ArrayWrapper.from_obj(close, freq=bar_freq(close.index))
+    init = np.full(close.shape[1], float(init_cash))
+    empty_logs = np.empty(0, dtype=vbt.portfolio.enums.log_dt)
+    return vbt.Portfolio(wrapper, close, records, empty_logs, init, cash_sharing=False)
 
 
 def run(

@@ -22,7 +22,8 @@ from quantdesk.cli.output import console, print_table
     "--as-of",
     "as_of",
     default=None,
-    help="Rank as of this time (default: the last bar every symbol has).",
+    help="Rank on the bars closed by this time: a bar opening at it is not used yet "
+    "(default: up to the last bar every symbol has).",
 )
 @click.option(
     "--weights",
@@ -138,8 +139,8 @@ def select(
         for sym, r in picks.iterrows()
     ]
     title = (
-        f"top {len(picks)} of {len(ranking.table)} ranked, {timeframe} bars as of "
-        f"{ranking.time:%Y-%m-%d %H:%M} UTC"
+        f"top {len(picks)} of {len(ranking.table)} ranked as of {ranking.time:%Y-%m-%d %H:%M} "
+        f"UTC on the {timeframe} bars closed by then (last {ranking.bar:%Y-%m-%d %H:%M})"
     )
     if model is not None and model.train_end is not None:
         title += f"; model trained on {model.train_start:%Y-%m-%d} .. {model.train_end:%Y-%m-%d}"

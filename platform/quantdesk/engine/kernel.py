@@ -226,6 +226,15 @@ class Kernel:
             await self._commands()
         if not act_on_close:
             await self._act(events)
+        changed = False
+        if self._bar_venue:
+            # The bar's range comes after every order at its open (the fill convention).
+            for ev in events:
+                if self.venue.range_bar(ev.symbol):  # type: ignore[attr-defined]
+                    changed = True
+        if changed:
+            await self.om.refresh()
+            await self._drain()
         close_ms = events[0].bar.time + self.timeframe_ms
         if sim and close_ms > open_ms:
             self.clock.advance_to(close_ms)

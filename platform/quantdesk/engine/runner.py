@@ -3,14 +3,15 @@
 `SignalRunner` runs a SignalStrategy with vectorbt's `from_signals` semantics, which the
 backtest uses, so replay and backtest agree trade for trade:
 - a signal decided on the close of bar t is acted on at the open of bar t+1, against the
-  position held then (after that bar's stops): entry when flat, exit when long, nothing when
-  entry and exit coincide;
+  position held then, before that bar's stops (the order at the open comes first): entry when
+  flat, exit when long, nothing when entry and exit coincide;
 - an entry spends `size` of the sleeve's cash (all of it when None, vectorbt's size=inf; a
   fraction f is vectorbt's size_type="percent"): amount = f x cash / (1 + fee) / ask, where ask
   is the venue's price for a market buy now (open plus slippage in replay);
 - after an entry fill, stop-loss / take-profit orders (fractions of the fill price) are placed
-  and armed from the next bar; when one fills the other is cancelled, and the signal waiting
-  for that bar is dropped (vectorbt: a stop exit replaces the bar's signal).
+  at once, so they are live for the rest of the entry bar (the venue's range_bar); when one
+  fills the other is cancelled. A stop can only fill after the bar's open orders, so it never
+  takes a signal's place.
 
 Each (strategy, symbol) is a sleeve with its own cash (`capital`), as each vectorbt column is
 its own portfolio.
@@ -87,7 +88,6 @@ class Sleeve:
     entry: bool = False  # raw signals of the last close, not yet acted on
     exit: bool = False
     signal_ms: int | None = None
-    stopped_ms: int | None = None  # bar (open ms) in which a stop/take-profit filled
     protective: dict[str, str] = field(default_factory=dict)  # client id -> "sl" / "tp"
     virtual_qty: Decimal = ZERO  # signals-only mode: what we would hold
 
@@ -227,8 +227,8 @@ class SignalRunner:
         entry, exit_, signal_ms = sleeve.entry, sleeve.exit, sleeve.signal_ms
         sleeve.entry = sleeve.exit = False
         sleeve.signal_ms = None
-        if sleeve.stopped_ms == bar_ms or (entry and exit_):
-            return []  # a stop exit took this bar's place; or conflicting signals: ignored
+        if entry and exit_:
+            return []  # conflicting signals: ignored
         held = sleeve.qty if sleeve.qty else sleeve.virtual_qty
         if exit_ and held > 0:
             out: list[Intent | Cancel] = [Cancel(cid, "exit signal") for cid in sleeve.protective]
@@ -274,7 +274,6 @@ class SignalRunner:
                 sleeve.qty = ZERO  # dust below the venue's minimum cannot be sold: flat
         out: list[Intent | Cancel] = []
         if tag in ("sl", "tp"):
-            sleeve.stopped_ms = bar_ms
             sleeve.protective.pop(fill.client_order_id, None)
             if sleeve.qty <= 0:
                 out += [Cancel(cid, f"{tag} filled") for cid in sleeve.protective]

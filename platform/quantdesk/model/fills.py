@@ -2,11 +2,15 @@
 
 - A signal computed on the close of bar t executes at the open of bar t+1 (`next_open`).
 - Slippage is a fraction of price, always against the trader; fees are a fraction of notional.
+- Inside a bar, the market order due at its open executes first, then the bar trades through
+  its range. So an exit signal due at the open exits at the open, even when the bar later
+  reaches the stop or the target (the stop would come too late to replace it).
 - Stops and take-profits trigger inside a bar on its high/low (touching counts) and fill at the
   trigger price, or at the open when the bar gaps through it. A triggered stop is a market
-  order: it pays slippage. The trigger is a fraction of the entry fill price, and it is armed
-  from the bar after the entry fill (vectorbt checks stops before a bar's orders), so the entry
-  bar's own high/low never trigger it. When a bar reaches both, the stop-loss wins.
+  order: it pays slippage. The trigger is a fraction of the entry fill price, and it is live
+  from the entry fill on: the entry bar's high/low, which trade after its open, can trigger it.
+  When a bar reaches both, the stop-loss wins (the path inside a bar is unknown: the
+  pessimistic side).
 - Limit orders fill at their price when the bar trades through it (strictly beyond: touching a
   price says nothing about queue position), or at the open when the bar opens beyond it.
 

@@ -117,7 +117,11 @@ class BarVenue(Protocol):
     """A venue driven by the engine's bars (SimVenue): fills happen when bars open and close."""
 
     def open_bar(self, symbol: str, bar: SimBar) -> list[str]:
-        """A bar starts; returns the client ids of orders that changed."""
+        """A bar starts (orders due at its open execute); returns the changed client ids."""
+        ...
+
+    def range_bar(self, symbol: str) -> list[str]:
+        """After the orders at the open, the bar's range: stops trigger; changed client ids."""
         ...
 
     def close_bar(self, symbol: str, bar: SimBar) -> list[str]:

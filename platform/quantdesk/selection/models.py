@@ -207,7 +207,8 @@ class SavedModel:
     train_end: pd.Timestamp | None = None
 
     def check_out_of_sample(self, index: pd.DatetimeIndex, when: pd.Timestamp) -> None:
-        """Refuse ranking at `when` with a model that learned from that period's outcomes.
+        """Refuse ranking on the bar opening at `when` (the last one the ranking uses) with a
+        model that learned from that period's outcomes.
 
         A decision at t predicts the return from t+1 over `horizon` bars; the training labels
         reach `horizon` bars past train_end, so only t >= train_end + horizon bars is clean."""
@@ -221,7 +222,8 @@ class SavedModel:
         )
         if bars_after < self.horizon:
             raise ModelError(
-                f"as-of {when:%Y-%m-%d %H:%M} is inside the model's training window "
+                f"the last bar closed by the as-of ({when:%Y-%m-%d %H:%M}) is inside the model's "
+                "training window "
                 f"({self.train_start:%Y-%m-%d} .. {self.train_end:%Y-%m-%d}, labels "
                 f"{self.horizon} bar(s) beyond): rank after it, or pass --allow-in-sample"
             )

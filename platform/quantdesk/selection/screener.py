@@ -25,12 +25,15 @@ YEAR_MS = 365 * 86_400_000
 
 @dataclass
 class Ranking:
-    """A ranked cross-section: the table (best first), who was left out and why, and when."""
+    """A ranked cross-section: the table (best first), who was left out and why, and when:
+    `time` is the as-of time (every bar used had closed by then), `bar` the open time of the
+    last bar used."""
 
     table: pd.DataFrame
     dropped: pd.Series
     time: pd.Timestamp
     factors: FactorSet
+    bar: pd.Timestamp
 
 
 def factor_config(timeframe: str) -> FactorConfig:
@@ -61,16 +64,17 @@ def rank_universe(
     timeframe: str = "1d",
     inputs: MarketInputs = MarketInputs(),
 ) -> Ranking:
-    """Rank the panel's symbols as of a time (default: the last bar every symbol has)."""
+    """Rank the panel's symbols on the bars closed by as_of (default: up to the last bar every
+    symbol has)."""
     if not weights:
         raise ConfigError("no factor weights given")
-    when = _as_of(panel, as_of)
+    when = last_closed_bar(panel, as_of, timeframe)
     past = panel.loc(end=when)  # nothing after as-of is even loaded into the factors
     needed = list(dict.fromkeys([*weights, *(c for c in screen.needed() if c != "close")]))
     factors = compute_factors(past, needed, factor_config(timeframe), inputs)
     snapshot = factors.as_of(when)
     table, dropped = rank(snapshot, weights, screen)
-    return Ranking(table, dropped, snapshot.attrs["time"], factors)
+    return _ranking(table, dropped, snapshot.attrs["time"], factors, timeframe)
 
 
 def rank_by_model(
@@ -84,8 +88,9 @@ def rank_by_model(
 ) -> Ranking:
     """Rank by a saved model's predicted return rank; linear models show their contributions.
 
-    Refuses an as-of whose outcome the model was trained on unless allow_in_sample."""
-    when = _as_of(panel, as_of)
+    Uses the bars closed by as_of; refuses an as-of whose outcome the model was trained on
+    unless allow_in_sample."""
+    when = last_closed_bar(panel, as_of, timeframe)
     if not allow_in_sample:
         model.check_out_of_sample(panel.index, when)
     past = panel.loc(end=when)
@@ -103,14 +108,27 @@ def rank_by_model(
     table = pd.concat([table, kept[model.features]], axis=1)
     table = table.sort_values("score", ascending=False, kind="stable")
     table.insert(0, "rank", range(1, len(table) + 1))
-    return Ranking(table, reasons[reasons != ""], snapshot.attrs["time"], factors)
+    return _ranking(table, reasons[reasons != ""], snapshot.attrs["time"], factors, timeframe)
 
 
-def _as_of(panel: Panel, as_of: object | None) -> pd.Timestamp:
-    # a symbol whose data ends a week early would rank with stale or missing factors
-    when = panel.common_end if as_of is None else parse_time(as_of)  # type: ignore[arg-type]
-    if when < panel.index[0]:
+def _ranking(
+    table: pd.DataFrame, dropped: pd.Series, bar: pd.Timestamp, factors: FactorSet, timeframe: str
+) -> Ranking:
+    closed = bar + pd.Timedelta(milliseconds=timeframe_ms(timeframe))
+    return Ranking(table, dropped, closed, factors, bar)
+
+
+def last_closed_bar(panel: Panel, as_of: object | None, timeframe: str) -> pd.Timestamp:
+    """Open time of the last bar closed by as_of (bars are stamped with their open time, so
+    the bar opening at as_of is still unknown then); default: the last bar every symbol has."""
+    if as_of is None:
+        # a symbol whose data ends a week early would rank with stale or missing factors
+        return panel.common_end
+    when = parse_time(as_of)  # type: ignore[arg-type]
+    bar = when - pd.Timedelta(milliseconds=timeframe_ms(timeframe))
+    if bar < panel.index[0]:
         raise DataError(
-            f"as-of {when:%Y-%m-%d %H:%M} is before the data (first bar {panel.index[0]:%Y-%m-%d})"
+            f"as-of {when:%Y-%m-%d %H:%M} is before the data: no {timeframe} bar closed by then "
+            f"(the first opens {panel.index[0]:%Y-%m-%d %H:%M})"
         )
-    return when
+    return bar

@@ -23,7 +23,7 @@ import pandas as pd
 import vectorbt as vbt
 
 from quantdesk.backtest.results import BacktestResult
-from quantdesk.backtest.runner import bar_freq, to_bars
+from quantdesk.backtest.runner import on_bars, to_bars
 from quantdesk.data.store import DataStore
 from quantdesk.data.timeframes import timeframe_ms
 from quantdesk.engine.clock import SimClock
@@ -204,40 +204,24 @@ def replay(
 
 
 def portfolio_from_fills(bars: pd.DataFrame, fills: list[Fill], init_cash: float) -> vbt.Portfolio:
-    """A vectorbt portfolio that replays exactly these fills (size, price, fee) per symbol, so
-    the backtest's stats functions describe the engine's run. Fills of one symbol in one bar are
-    netted into one order at their average price."""
+    """A vectorbt portfolio of exactly these fills (size, price, fee), one order each, so the
+    backtest's stats functions describe the engine's run. A trade that opens and stops out in
+    one bar is two orders in that bar, as in the backtest (`runner.on_bars`)."""
     close = bars["close"]
-    size = np.full(close.shape, np.nan)
-    price = np.full(close.shape, np.nan)
-    fees = np.zeros(close.shape)
     cols = {str(c): j for j, c in enumerate(close.columns)}
     times = close.index.as_unit("ms").asi8
-    acc: dict[tuple[int, int], list[Decimal]] = {}
-    for f in fills:
-        i = int(np.searchsorted(times, f.timestamp, side="right")) - 1
-        key = (i, cols[f.symbol])
-        signed = f.amount if f.side is Side.BUY else -f.amount
-        a = acc.setdefault(key, [Decimal(0), Decimal(0), Decimal(0)])
-        a[0] += signed
-        a[1] += signed * f.price
-        a[2] += f.fee
-    for (i, j), (amount, value, fee) in acc.items():
-        if amount == 0:
-            continue
-        size[i, j] = float(amount)
-        price[i, j] = float(value / amount)
-        fees[i, j] = float(fee)
-    return vbt.Portfolio.from_orders(
-        close=close,
-        size=pd.DataFrame(size, index=close.index, columns=close.columns),
-        price=pd.DataFrame(price, index=close.index, columns=close.columns),
-        fixed_fees=pd.DataFrame(fees, index=close.index, columns=close.columns),
-        size_type="amount",
-        direction="both",
-        init_cash=init_cash,
-        freq=bar_freq(bars.index),
-    )
+    records = np.zeros(len(fills), dtype=vbt.portfolio.enums.order_dt)
+    for k, f in enumerate(fills):
+        records[k] = (
+            k,
+            cols[f.symbol],
+            int(np.searchsorted(times, f.timestamp, side="right")) - 1,
+            float(f.amount),
+            float(f.price),
+            float(f.fee),
+            0 if f.side is Side.BUY else 1,
+        )
+    return on_bars(close, records, init_cash)
 
 
 def feed_from_store(

@@ -1,10 +1,13 @@
 """SimVenue: the engine's async `Venue` over the shared matching core, driven bar by bar.
 
 The fill convention of `quantdesk.model.fills`, as the engine sees it:
-- `open_bar(symbol, bar)` starts a bar. Resting stop-loss / take-profit orders are checked first
-  against the bar's open/high/low (a stop-loss wins when both trigger; this is vectorbt's order,
-  stops before the bar's signals), then market orders queued while the bar was closed execute.
-  Until `close_bar`, a market order executes at once at the open.
+- `open_bar(symbol, bar)` starts a bar: market orders queued while the bar was closed execute
+  at its open, and until `range_bar` a market order executes at once at the open. The orders
+  at the open come first: an exit due at the open is not replaced by a stop the bar reaches.
+- `range_bar(symbol)` then trades the bar through its range: resting stop-loss / take-profit
+  orders are checked against its open/high/low (a stop-loss wins when both trigger), those
+  placed at this open included, so a stop is live on its entry bar. Until `close_bar`, market
+  orders still execute at the open (the engine sends none then).
 - A market order executes in the matching core against a one-level book at the reference price
   (the open, or the last close between bars) moved by the slippage: asks at price * (1 + s),
   bids at price * (1 - s), deep enough for any size. Slippage is thus the half-spread a taker
@@ -130,15 +133,12 @@ class SimVenue:
     # --- bars ---------------------------------------------------------------------------------
 
     def open_bar(self, symbol: str, bar: SimBar) -> list[str]:
-        """A bar starts: trigger stops on it, then run queued market orders at its open.
+        """A bar starts: run queued market orders at its open (stops wait for `range_bar`).
 
         Returns the client ids of orders that changed (for the engine to look up).
         """
         self._open[symbol] = bar
         changed: list[str] = []
-        stops = self._stops[symbol]
-        if stops:
-            changed += self._trigger_stops(symbol, bar)
         queued = self._queued[symbol]
         if queued:
             self._queued[symbol] = []
@@ -146,6 +146,16 @@ class SimVenue:
                 self._execute_market(tracked, dec(bar.open))
                 changed.append(tracked.order.client_order_id)
         return changed
+
+    def range_bar(self, symbol: str) -> list[str]:
+        """After the orders at the open: trigger stops on the bar's open/high/low.
+
+        Returns the client ids of orders that changed.
+        """
+        bar = self._open.get(symbol)
+        if bar is None or not self._stops[symbol]:
+            return []
+        return self._trigger_stops(symbol, bar)
 
     def close_bar(self, symbol: str, bar: SimBar) -> list[str]:
         """The bar closed: match resting limit orders against it in the core."""
