@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import vectorbt as vbt
 
+from quantdesk.backtest.funding import FundingData, funding_flows
 from quantdesk.backtest.metrics import compute_stats
 from quantdesk.backtest.results import BacktestResult
 from quantdesk.errors import BacktestError
@@ -98,10 +99,24 @@ def _check_signals(signals: Signals, rows: int, cols: int) -> None:
             )
 
 
+# Fixed-point passes of the funded simulation (see _funded); they converge geometrically
+# (the n-th trade is exact after n passes, later ones within (funding / cash)^n).
+MAX_FUNDING_PASSES = 50
+
+
 def simulate(
-    bars: pd.DataFrame, signals: Signals, costs: Costs, columns: pd.Index | None = None
+    bars: pd.DataFrame,
+    signals: Signals,
+    costs: Costs,
+    columns: pd.Index | None = None,
+    funding: FundingData | None = None,
 ) -> vbt.Portfolio:
-    """One vectorbt portfolio for signals over bars; bars' symbol columns are tiled per combo."""
+    """One vectorbt portfolio for signals over bars; bars' symbol columns are tiled per combo.
+
+    funding: stored funding rates per perpetual; entries are then sized from the cash
+    including the funding received so far, as the engine's sleeves are (see _funded). The
+    portfolio's own value excludes the funding: add `portfolio_funding(...)` (BacktestResult
+    and compute_stats do)."""
     columns = bars["close"].columns if columns is None else columns
     reps = len(columns) // bars["close"].shape[1]
     _check_signals(signals, len(bars), len(columns))
@@ -131,26 +146,91 @@ def simulate(
             call_seq="auto",
             **common,
         )
-    return vbt.Portfolio.from_signals(
-        entries=_shift(signals.entries, close),
-        exits=_shift(signals.exits, close),
-        short_entries=_shift(signals.short_entries, close),
-        short_exits=_shift(signals.short_exits, close),
-        open=open_,
-        high=wide("high"),
-        low=wide("low"),
+    signal_args: dict[str, Any] = {
+        "entries": _shift(signals.entries, close),
+        "exits": _shift(signals.exits, close),
+        "short_entries": _shift(signals.short_entries, close),
+        "short_exits": _shift(signals.short_exits, close),
+        "open": open_,
+        "high": wide("high"),
+        "low": wide("low"),
+        "sl_stop": _stop_array(signals.sl_stop, len(columns)),
+        "tp_stop": _stop_array(signals.tp_stop, len(columns)),
+        # Stops are fractions of what the trade paid; triggered stops pay slippage like any
+        # market order (see quantdesk.model.fills).
+        "stop_entry_price": "fillprice",
+        "stop_exit_price": "stopmarket",
+        **common,
+    }
+    portfolio = vbt.Portfolio.from_signals(
         # All in (vectorbt's size=inf), or a fraction of the cash: amount = f x cash / (1 +
         # fee) / price, as the engine's SignalRunner sizes it.
         size=np.inf if costs.size is None else costs.size,
         size_type="amount" if costs.size is None else "percent",
-        sl_stop=_stop_array(signals.sl_stop, len(columns)),
-        tp_stop=_stop_array(signals.tp_stop, len(columns)),
-        # Stops are fractions of what the trade paid; triggered stops pay slippage like any
-        # market order (see quantdesk.model.fills).
-        stop_entry_price="fillprice",
-        stop_exit_price="stopmarket",
-        **common,
+        **signal_args,
     )
+    if funding:
+        portfolio = _funded(portfolio, bars, costs, signal_args, funding)
+    return portfolio
+
+
+def _funded(
+    portfolio: vbt.Portfolio,
+    bars: pd.DataFrame,
+    costs: Costs,
+    signal_args: dict[str, Any],
+    funding: FundingData,
+) -> vbt.Portfolio:
+    """Re-simulate so that each entry spends f x (trading cash + funding received so far).
+
+    vectorbt 1.2.0 cannot move cash during a from_signals simulation (no cash deposits or
+    earnings; the balance is a local of simulate_from_signal_func_nb), so each pass sizes
+    entries explicitly (size_type="value", spend / ((1 + fee) (1 + slippage)) at the open
+    is spend / (1 + fee) / ask shares, the engine's formula) from the previous pass's cash
+    and funding, until the funding stops changing. The simulation gets a cash buffer so that
+    received funding can be spent; the result is relabelled with the real starting cash, so
+    its value is the trading equity and the funding is added on top (portfolio_funding).
+    """
+    flows = portfolio_funding(portfolio, bars, funding)
+    if flows is None:
+        return portfolio
+    fraction = 1.0 if costs.size is None else float(costs.size)
+    buffer = 0.0
+    ncols = portfolio.wrapper.shape_2d[1]
+    for _ in range(MAX_FUNDING_PASSES):
+        received = flows.cumsum().to_numpy()
+        cash = portfolio.cash().to_numpy()
+        before = np.vstack([np.full((1, ncols), costs.init_cash + buffer), cash[:-1]])
+        # cash before each bar's orders, with the funding booked at that bar's open
+        spendable = np.maximum(before - buffer + received, 0.0)
+        size = fraction * spendable / ((1.0 + costs.fee) * (1.0 + costs.slippage))
+        buffer = max(buffer, float(np.max(received, initial=0.0)) * 2.0)
+        args = {**signal_args, "init_cash": costs.init_cash + buffer}
+        portfolio = vbt.Portfolio.from_signals(size=size, size_type="value", **args)
+        new_flows = portfolio_funding(portfolio, bars, funding)
+        assert new_flows is not None
+        done = np.allclose(new_flows.to_numpy(), flows.to_numpy(), rtol=1e-13, atol=1e-10)
+        flows = new_flows
+        if done:
+            break
+    return portfolio.replace(init_cash=np.full(ncols, float(costs.init_cash)))
+
+
+def portfolio_funding(
+    portfolio: vbt.Portfolio, bars: pd.DataFrame, funding: FundingData | None
+) -> pd.DataFrame | None:
+    """Funding cash received per bar and portfolio column of a simulated portfolio (None: no
+    perpetual with a stored funding series); see quantdesk.backtest.funding."""
+    if not funding:
+        return None
+    assets = portfolio.assets()
+    if isinstance(assets, pd.Series):
+        assets = assets.to_frame()
+    columns = assets.columns
+    names = columns.get_level_values("symbol") if "symbol" in (columns.names or []) else columns
+    symbols = [str(s) for s in names]
+    close = pd.DataFrame(bars["close"][symbols].to_numpy(), index=bars.index, columns=columns)
+    return funding_flows(close, assets, symbols, funding)
 
 
 def run(
@@ -158,8 +238,12 @@ def run(
     data: pd.DataFrame | Mapping[str, pd.DataFrame],
     costs: Costs | None = None,
     timeframe: str | None = None,
+    funding: FundingData | None = None,
 ) -> BacktestResult:
-    """Backtest a SignalStrategy over one symbol's bars or a {symbol: bars} mapping."""
+    """Backtest a SignalStrategy over one symbol's bars or a {symbol: bars} mapping.
+
+    funding: stored funding rates per perpetual (column funding_rate, indexed by settlement
+    time), paid or received at each settlement on the position held (reported apart)."""
     if not isinstance(strategy, SignalStrategy):
         raise StrategyError(f"{strategy.label()} is not a SignalStrategy; backtest it in replay")
     if strategy.combos is not None:
@@ -167,7 +251,7 @@ def run(
     costs = costs or Costs()
     bars = to_bars(data)
     signals = strategy.signals(bars)
-    portfolio = simulate(bars, signals, costs)
+    portfolio = simulate(bars, signals, costs, funding=funding)
     return BacktestResult(
         strategy=strategy.label(),
         params=dict(strategy.values),
@@ -176,6 +260,7 @@ def run(
         costs=costs,
         bars=bars,
         portfolio=portfolio,
+        funding=portfolio_funding(portfolio, bars, funding),
     )
 
 
@@ -201,8 +286,10 @@ def run_grid(
     data: pd.DataFrame | Mapping[str, pd.DataFrame],
     costs: Costs | None = None,
     fixed: Mapping[str, Any] | None = None,
+    funding: FundingData | None = None,
 ) -> GridResult:
-    """Every combination of grid values in one vectorized signals call and one Portfolio."""
+    """Every combination of grid values in one vectorized signals call and one Portfolio
+    (funding: as in run())."""
     if not issubclass(cls, SignalStrategy):
         raise StrategyError(f"{cls.label()} is not a SignalStrategy")
     costs = costs or Costs()
@@ -215,8 +302,8 @@ def run_grid(
     ]
     columns = pd.MultiIndex.from_tuples(tuples, names=[*names, "symbol"])
     signals = sweep.signals(bars)
-    portfolio = simulate(bars, signals, costs, columns=columns)
-    stats = compute_stats(portfolio)
+    portfolio = simulate(bars, signals, costs, columns=columns, funding=funding)
+    stats = compute_stats(portfolio, portfolio_funding(portfolio, bars, funding))
     return GridResult(cls.label(), {n: list(v) for n, v in grid.items()}, stats, portfolio)
 
 
