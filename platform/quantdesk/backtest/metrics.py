@@ -36,7 +36,8 @@ def compute_stats(portfolio: vbt.Portfolio, funding: pd.DataFrame | None = None)
     """
     closed = portfolio.trades.closed
     value = equity_with_funding(portfolio, funding)
-    init = np.broadcast_to(np.atleast_1d(np.asarray(portfolio.init_cash, float)), value.shape[1])
+    # a writable array: numba types a read-only one apart (a compile of its own)
+    init = np.array(np.broadcast_to(np.asarray(portfolio.init_cash, float), value.shape[1]))
     # vectorbt's own returns accessor on the funded equity: the same formulas the Portfolio's
     # sharpe_ratio(), max_drawdown(), ... apply to its unfunded value.
     rets = pd.DataFrame.vbt.returns.from_value(value, init_value=init, freq=portfolio.wrapper.freq)
