@@ -173,3 +173,31 @@ def test_cli_backtest_of_a_perp_shows_the_funding_line(tmp_path, monkeypatch, ca
     assert f"{stats['price_pnl']:+,.2f}" in price
     end = stats["start_value"] + stats["price_pnl"] - stats["fees_paid"] + stats["funding"]
     assert stats["end_value"] == pytest.approx(end, rel=1e-12)
+
+
+def test_target_weights_on_perps_book_each_symbols_funding_in_the_shared_equity() -> None:
+    """momentum_rotation on the BTC and ETH perpetuals: one cash-sharing portfolio whose end
+    value is the unfunded one plus the funding of every symbol, from each symbol's holdings."""
+    data, funding = {}, {}
+    for name in ("BTCUSDT", "ETHUSDT"):
+        bars = parse_csv(SAMPLES / f"{name}-1d.csv", ImportOptions(market="usdm"))
+        data[bars.key.symbol] = normalize(bars.frame, OHLCV_COLUMNS)
+        rates = parse_csv(SAMPLES / f"{name}-funding.csv", ImportOptions(market="usdm"))
+        funding[rates.key.symbol] = rates.frame
+    strategy = load_strategy("momentum_rotation", {"top": 1})
+    unfunded = run(strategy, data, Costs(fee=0.001))
+    funded = run(strategy, data, Costs(fee=0.001), funding=funding)
+    assets = funded.portfolio.assets()
+    total = 0.0
+    for symbol, frame in data.items():
+        close = frame["close"].reindex(funded.bars.index).ffill()
+        for t, rate in funding[symbol]["funding_rate"].items():
+            i = int(funded.bars.index.searchsorted(t, side="left"))
+            if 1 <= i < len(funded.bars):
+                total += -assets[symbol].iloc[i - 1] * close.iloc[i - 1] * rate
+    stats = funded.stats.loc["portfolio"]
+    assert total < -1_000
+    assert stats["funding"] == pytest.approx(total, rel=1e-9)
+    assert stats["end_value"] == pytest.approx(
+        unfunded.stats.loc["portfolio", "end_value"] + total, rel=1e-12
+    )
