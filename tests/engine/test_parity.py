@@ -38,11 +38,14 @@ def binance_daily() -> dict[str, pd.DataFrame]:
     return out
 
 
-def assert_parity(strategy_name: str, params: dict, data: dict, costs: Costs) -> int:
-    """Backtest and replay the same strategy; compare trade by trade and final equity."""
+def assert_parity(
+    strategy_name: str, params: dict, data: dict, costs: Costs, funding: dict | None = None
+) -> int:
+    """Backtest and replay the same strategy; compare trade by trade and final equity (and
+    the funding paid, when perpetuals settle funding)."""
     strategy = load_strategy(strategy_name, params)
-    bt = run(strategy, data, costs)
-    rp = replay(strategy, data, costs)
+    bt = run(strategy, data, costs, funding=funding)
+    rp = replay(strategy, data, costs, funding=funding)
     a, b = bt.trades, rp.trades
     assert len(a) == len(b) > 0
     for col in ("column", "direction", "status", "entry_time", "exit_time"):
@@ -65,6 +68,11 @@ def assert_parity(strategy_name: str, params: dict, data: dict, costs: Costs) ->
         rp.stats["end_value"], bt.stats["end_value"], rtol=REL, check_names=False
     )
     assert list(rp.stats["trades"]) == list(bt.stats["trades"])
+    for col in ("funding", "price_pnl", "fees_paid"):
+        pd.testing.assert_series_equal(
+            rp.stats[col], bt.stats[col], rtol=REL, atol=1e-6, check_names=False
+        )
+    assert float(rp.extra["funding"]) == pytest.approx(bt.stats["funding"].sum(), rel=REL)
     return len(a)
 
 
@@ -101,6 +109,35 @@ def test_parity_binance_daily(name: str, params: dict, symbol: str, binance_dail
     data = {symbol: binance_daily[symbol]}
     assert len(data[symbol]) > 2_000
     assert_parity(name, params, data, COSTS)
+
+
+@pytest.fixture(scope="module")
+def binance_funding() -> dict[str, pd.DataFrame]:
+    """The shipped BTC and ETH USD-M funding rates, 2020-2026, every 8 hours."""
+    out = {}
+    for name in ("BTCUSDT", "ETHUSDT"):
+        parsed = parse_csv(SAMPLE_DATA / f"{name}-funding.csv", ImportOptions(market="usdm"))
+        out[parsed.key.symbol] = parsed.frame
+    return out
+
+
+@pytest.mark.parametrize(
+    ("params", "symbol", "size"),
+    [
+        ({"fast": 10, "slow": 30}, "BTC/USDT:USDT", None),
+        ({"fast": 10, "slow": 30, "sl_stop": 0.05, "tp_stop": 0.1}, "ETH/USDT:USDT", 0.5),
+    ],
+)
+def test_parity_with_funding(
+    params: dict, symbol: str, size: float | None, binance_daily: dict, binance_funding: dict
+) -> None:
+    """Funding paid at each settlement moves both equities alike and, through the cash left,
+    the later entries' sizes: trades, funding, price PnL and final equity still agree."""
+    costs = Costs(fee=0.001, slippage=0.0005, size=size)
+    data = {symbol: binance_daily[symbol]}
+    assert assert_parity("sma_cross", params, data, costs, funding=binance_funding) > 20
+    bt = run(load_strategy("sma_cross", params), data, costs, funding=binance_funding)
+    assert bt.stats.loc[symbol, "funding"] < -100  # longs in 2020-2026 paid
 
 
 def test_parity_with_a_fraction_per_entry(synthetic: dict) -> None:

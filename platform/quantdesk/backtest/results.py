@@ -15,7 +15,13 @@ import pandas as pd
 import vectorbt as vbt
 
 from quantdesk.backtest import plots
-from quantdesk.backtest.metrics import compute_stats, format_stats, monthly_returns, stats_row
+from quantdesk.backtest.metrics import (
+    compute_stats,
+    equity_with_funding,
+    format_stats,
+    monthly_returns,
+    stats_row,
+)
 from quantdesk.data.store import atomic_write_parquet
 
 if TYPE_CHECKING:
@@ -51,11 +57,13 @@ class BacktestResult:
     costs: Costs
     bars: pd.DataFrame = field(repr=False)
     portfolio: vbt.Portfolio = field(repr=False)
+    # Funding cash received (negative: paid) per bar and portfolio column; None without perps.
+    funding: pd.DataFrame | None = field(default=None, repr=False)
 
     @cached_property
     def stats(self) -> pd.DataFrame:
         """One row of statistics per symbol (or one for a target-weight portfolio)."""
-        return compute_stats(self.portfolio)
+        return compute_stats(self.portfolio, self.funding)
 
     def summary(self, column: object | None = None) -> pd.Series:
         """The stats of one column (the first when there are several)."""
@@ -63,9 +71,9 @@ class BacktestResult:
 
     @cached_property
     def equity(self) -> pd.DataFrame:
-        """Portfolio value at each bar's close, one column per symbol (or 'portfolio')."""
-        value = self.portfolio.value()
-        return value.to_frame("portfolio") if isinstance(value, pd.Series) else value
+        """Portfolio value at each bar's close, one column per symbol (or 'portfolio'), with
+        the funding received up to then."""
+        return equity_with_funding(self.portfolio, self.funding)
 
     @cached_property
     def trades(self) -> pd.DataFrame:

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import vectorbt as vbt
 
+from quantdesk.backtest.funding import FundingData, funding_flows
 from quantdesk.backtest.metrics import compute_stats
 from quantdesk.backtest.results import BacktestResult
 from quantdesk.errors import BacktestError
@@ -106,10 +107,24 @@ def _check_signals(signals: Signals, rows: int, cols: int) -> None:
             )
 
 
+# Fixed-point passes of the funded simulation (see _funded); they converge geometrically
+# (the n-th trade is exact after n passes, later ones within (funding / cash)^n).
+MAX_FUNDING_PASSES = 50
+
+
 def simulate(
-    bars: pd.DataFrame, signals: Signals, costs: Costs, columns: pd.Index | None = None
+    bars: pd.DataFrame,
+    signals: Signals,
+    costs: Costs,
+    columns: pd.Index | None = None,
+    funding: FundingData | None = None,
 ) -> vbt.Portfolio:
-    """One vectorbt portfolio for signals over bars; bars' symbol columns are tiled per combo."""
+    """One vectorbt portfolio for signals over bars; bars' symbol columns are tiled per combo.
+
+    funding: stored funding rates per perpetual; entries are then sized from the cash
+    including the funding received so far, as the engine's sleeves are (see _funded). The
+    portfolio's own value excludes the funding: add `portfolio_funding(...)` (BacktestResult
+    and compute_stats do)."""
     columns = bars["close"].columns if columns is None else columns
     reps = len(columns) // bars["close"].shape[1]
     _check_signals(signals, len(bars), len(columns))
@@ -140,33 +155,45 @@ def simulate(
             **common,
         )
     o = open_.to_numpy()
-    phased = vbt.Portfolio.from_signals(
-        entries=_two_phase(_shift(signals.entries, close), False),
-        exits=_two_phase(_shift(signals.exits, close), False),
-        short_entries=_two_phase(_shift(signals.short_entries, close), False),
-        short_exits=_two_phase(_shift(signals.short_exits, close), False),
-        close=_two_phase(o, close.to_numpy()),
-        price=_two_phase(o, o),
-        open=_two_phase(o, o),
-        high=_two_phase(o, wide("high").to_numpy()),
-        low=_two_phase(o, wide("low").to_numpy()),
-        # All in (vectorbt's size=inf), or a fraction of the cash: amount = f x cash / (1 +
-        # fee) / price, as the engine's SignalRunner sizes it.
-        size=np.inf if costs.size is None else costs.size,
-        size_type="amount" if costs.size is None else "percent",
-        sl_stop=_stop_array(signals.sl_stop, len(columns)),
-        tp_stop=_stop_array(signals.tp_stop, len(columns)),
+    signal_args: dict[str, Any] = {
+        "entries": _two_phase(_shift(signals.entries, close), False),
+        "exits": _two_phase(_shift(signals.exits, close), False),
+        "short_entries": _two_phase(_shift(signals.short_entries, close), False),
+        "short_exits": _two_phase(_shift(signals.short_exits, close), False),
+        "close": _two_phase(o, close.to_numpy()),
+        "price": _two_phase(o, o),
+        "open": _two_phase(o, o),
+        "high": _two_phase(o, wide("high").to_numpy()),
+        "low": _two_phase(o, wide("low").to_numpy()),
+        "sl_stop": _stop_array(signals.sl_stop, len(columns)),
+        "tp_stop": _stop_array(signals.tp_stop, len(columns)),
         # Stops are fractions of what the trade paid; triggered stops pay slippage like any
         # market order (see quantdesk.model.fills).
-        stop_entry_price="fillprice",
-        stop_exit_price="stopmarket",
-        fees=costs.fee,
-        slippage=costs.slippage,
-        init_cash=costs.init_cash,
+        "stop_entry_price": "fillprice",
+        "stop_exit_price": "stopmarket",
+        "fees": costs.fee,
+        "slippage": costs.slippage,
+    }
+
+    def on_rows(size: Any, size_type: str, init_cash: float) -> vbt.Portfolio:
+        """Simulate the two rows per bar, then put the orders back on the real bars."""
+        phased = vbt.Portfolio.from_signals(
+            size=size, size_type=size_type, init_cash=init_cash, **signal_args
+        )
+        records = phased.order_records.copy()
+        records["idx"] //= 2  # open row 2i and range row 2i + 1 are both bar i
+        return on_bars(close, records, init_cash)
+
+    # All in (vectorbt's size=inf), or a fraction of the cash: amount = f x cash / (1 + fee) /
+    # price, as the engine's SignalRunner sizes it.
+    portfolio = on_rows(
+        np.inf if costs.size is None else costs.size,
+        "amount" if costs.size is None else "percent",
+        costs.init_cash,
     )
-    records = phased.order_records.copy()
-    records["idx"] //= 2  # open row 2i and range row 2i + 1 are both bar i
-    return on_bars(close, records, costs.init_cash)
+    if funding:
+        portfolio = _funded(portfolio, bars, costs, on_rows, funding)
+    return portfolio
 
 
 def _two_phase(open_rows: Any, range_rows: Any) -> Any:
@@ -191,13 +218,76 @@ def on_bars(close: pd.DataFrame, records: np.ndarray, init_cash: float) -> vbt.P
     return vbt.Portfolio(wrapper, close, records, empty_logs, init, cash_sharing=False)
 
 
+def _funded(
+    portfolio: vbt.Portfolio,
+    bars: pd.DataFrame,
+    costs: Costs,
+    on_rows: Any,
+    funding: FundingData,
+) -> vbt.Portfolio:
+    """Re-simulate so that each entry spends f x (trading cash + funding received so far).
+
+    vectorbt 1.2.0 cannot move cash during a from_signals simulation (no cash deposits or
+    earnings; the balance is a local of simulate_from_signal_func_nb), so each pass sizes
+    entries explicitly (size_type="value", spend / ((1 + fee) (1 + slippage)) at the open
+    is spend / (1 + fee) / ask shares, the engine's formula) from the previous pass's cash
+    and funding, until the funding stops changing. The simulation gets a cash buffer so that
+    received funding can be spent; the result is relabelled with the real starting cash, so
+    its value is the trading equity and the funding is added on top (portfolio_funding).
+    on_rows(size, size_type, init_cash): the strategy's simulation (see simulate).
+    """
+    flows = portfolio_funding(portfolio, bars, funding)
+    if flows is None:
+        return portfolio
+    fraction = 1.0 if costs.size is None else float(costs.size)
+    buffer = 0.0
+    ncols = portfolio.wrapper.shape_2d[1]
+    for _ in range(MAX_FUNDING_PASSES):
+        received = flows.cumsum().to_numpy()
+        cash = portfolio.cash().to_numpy()
+        before = np.vstack([np.full((1, ncols), costs.init_cash + buffer), cash[:-1]])
+        # cash before each bar's orders, with the funding booked at that bar's open
+        spendable = np.maximum(before - buffer + received, 0.0)
+        size = fraction * spendable / ((1.0 + costs.fee) * (1.0 + costs.slippage))
+        buffer = max(buffer, float(np.max(received, initial=0.0)) * 2.0)
+        portfolio = on_rows(_two_phase(size, size), "value", costs.init_cash + buffer)
+        new_flows = portfolio_funding(portfolio, bars, funding)
+        assert new_flows is not None
+        done = np.allclose(new_flows.to_numpy(), flows.to_numpy(), rtol=1e-13, atol=1e-10)
+        flows = new_flows
+        if done:
+            break
+    return portfolio.replace(init_cash=np.full(ncols, float(costs.init_cash)))
+
+
+def portfolio_funding(
+    portfolio: vbt.Portfolio, bars: pd.DataFrame, funding: FundingData | None
+) -> pd.DataFrame | None:
+    """Funding cash received per bar and portfolio column of a simulated portfolio (None: no
+    perpetual with a stored funding series); see quantdesk.backtest.funding."""
+    if not funding:
+        return None
+    assets = portfolio.assets()
+    if isinstance(assets, pd.Series):
+        assets = assets.to_frame()
+    columns = assets.columns
+    names = columns.get_level_values("symbol") if "symbol" in (columns.names or []) else columns
+    symbols = [str(s) for s in names]
+    close = pd.DataFrame(bars["close"][symbols].to_numpy(), index=bars.index, columns=columns)
+    return funding_flows(close, assets, symbols, funding)
+
+
 def run(
     strategy: Strategy,
     data: pd.DataFrame | Mapping[str, pd.DataFrame],
     costs: Costs | None = None,
     timeframe: str | None = None,
+    funding: FundingData | None = None,
 ) -> BacktestResult:
-    """Backtest a SignalStrategy over one symbol's bars or a {symbol: bars} mapping."""
+    """Backtest a SignalStrategy over one symbol's bars or a {symbol: bars} mapping.
+
+    funding: stored funding rates per perpetual (column funding_rate, indexed by settlement
+    time), paid or received at each settlement on the position held (reported apart)."""
     if not isinstance(strategy, SignalStrategy):
         raise StrategyError(f"{strategy.label()} is not a SignalStrategy; backtest it in replay")
     if strategy.combos is not None:
@@ -205,7 +295,7 @@ def run(
     costs = costs or Costs()
     bars = to_bars(data)
     signals = strategy.signals(bars)
-    portfolio = simulate(bars, signals, costs)
+    portfolio = simulate(bars, signals, costs, funding=funding)
     return BacktestResult(
         strategy=strategy.label(),
         params=dict(strategy.values),
@@ -214,6 +304,7 @@ def run(
         costs=costs,
         bars=bars,
         portfolio=portfolio,
+        funding=portfolio_funding(portfolio, bars, funding),
     )
 
 
@@ -239,8 +330,10 @@ def run_grid(
     data: pd.DataFrame | Mapping[str, pd.DataFrame],
     costs: Costs | None = None,
     fixed: Mapping[str, Any] | None = None,
+    funding: FundingData | None = None,
 ) -> GridResult:
-    """Every combination of grid values in one vectorized signals call and one Portfolio."""
+    """Every combination of grid values in one vectorized signals call and one Portfolio
+    (funding: as in run())."""
     if not issubclass(cls, SignalStrategy):
         raise StrategyError(f"{cls.label()} is not a SignalStrategy")
     costs = costs or Costs()
@@ -253,8 +346,8 @@ def run_grid(
     ]
     columns = pd.MultiIndex.from_tuples(tuples, names=[*names, "symbol"])
     signals = sweep.signals(bars)
-    portfolio = simulate(bars, signals, costs, columns=columns)
-    stats = compute_stats(portfolio)
+    portfolio = simulate(bars, signals, costs, columns=columns, funding=funding)
+    stats = compute_stats(portfolio, portfolio_funding(portfolio, bars, funding))
     return GridResult(cls.label(), {n: list(v) for n, v in grid.items()}, stats, portfolio)
 
 

@@ -89,11 +89,17 @@ def backtest(
         raise click.UsageError("--risk runs one parameter set: give each --param a single value")
     risk_config = app.config.risk if with_risk else None  # validated before any work
     data = app.store.load_many(names, tf, start, end, exchange, market)
+    from quantdesk.system.kernel import stored_funding
+
+    # perpetuals pay or receive funding at each stored settlement (none stored: none paid)
+    funding = stored_funding(app.store, data, start, end, exchange, market)
 
     if risk_config is not None:
         from quantdesk.system.replay import replay
 
-        replayed = replay(cls(**fixed), data, costs, timeframe=tf, risk_config=risk_config)
+        replayed = replay(
+            cls(**fixed), data, costs, timeframe=tf, risk_config=risk_config, funding=funding
+        )
         print_stats(replayed.backtest, cls.label(), tf, prefix="with risk limits: ")
         decisions = sorted(replayed.extra["risk"].items())
         print_table(["risk decision", "orders"], decisions, title="pre-trade risk decisions")
@@ -101,7 +107,7 @@ def backtest(
         return
 
     if grid:
-        result = run_grid(cls, grid, data, costs, fixed=fixed)
+        result = run_grid(cls, grid, data, costs, fixed=fixed, funding=funding)
         best = result.top(top, by=sort_by)
         rows = [
             (
@@ -126,7 +132,7 @@ def backtest(
         console().print(f"sweep results: {path}")
         return
 
-    result = run(cls(**fixed), data, costs, timeframe=tf)
+    result = run(cls(**fixed), data, costs, timeframe=tf, funding=funding)
     print_stats(result, cls.label(), tf)
     console().print(f"sizing: {sizing.describe()}")
     try:

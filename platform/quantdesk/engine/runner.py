@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.engine.feeds import BarEvent
-from quantdesk.model import ZERO, BookTop, Fill, FundingEvent, OrderType, Side, net_fill
+from quantdesk.engine.portfolio import funding_payment
+from quantdesk.model import ZERO, BookTop, Fill, FundingEvent, OrderType, Side, dec, net_fill
 from quantdesk.strategy import QuoteStrategy, SignalStrategy, StrategyError
 
 ENTRY, EXIT, STOP_LOSS, TAKE_PROFIT = 0, 3, 1, 2  # client id sequence numbers per bar
@@ -152,6 +153,7 @@ class SignalRunner:
         self._history: dict[str, deque[tuple[int, float, float, float, float, float]]] = {
             s: deque(maxlen=self.window) for s in self.symbols
         }
+        self._closes: dict[str, float] = {}  # last close per symbol: funding's mark
 
     @property
     def capital(self) -> Decimal:
@@ -209,6 +211,7 @@ class SignalRunner:
 
     def on_close(self, event: BarEvent) -> list[Intent | Cancel]:
         """Record the signals decided on this close; they are acted on by on_open."""
+        self._closes[event.symbol] = event.bar.close
         if self._entries is not None and event.index >= 0:
             j = self._col[event.symbol]
             entry, exit_ = self._entries[event.index, j], self._exits[event.index, j]
@@ -259,6 +262,16 @@ class SignalRunner:
                     symbol, Side.BUY, OrderType.MARKET, amount * step, signal_ms, ENTRY, tag="entry"
                 )
             ]
+        return []
+
+    def on_funding(self, event: FundingEvent) -> list[Intent | Cancel]:
+        """A funding settlement: the sleeve pays or receives it on its own position, marked at
+        the last close as the kernel marks it, so later entries are sized from the cash left
+        (the vectorbt backtest sizes them alike: quantdesk.backtest.runner._funded)."""
+        sleeve = self.sleeves.get(event.symbol)
+        close = self._closes.get(event.symbol)
+        if sleeve is not None and sleeve.qty and close is not None:
+            sleeve.cash += funding_payment(sleeve.qty, dec(close), event.rate)
         return []
 
     def on_fill(self, fill: Fill, tag: str, bar_ms: int) -> list[Intent | Cancel]:

@@ -10,7 +10,7 @@ backtest uses and the two can be compared at a glance.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +33,7 @@ from quantdesk.engine.kernel import ExecutionMode
 from quantdesk.engine.order_manager import MemoryJournal, OrderStats
 from quantdesk.engine.portfolio import Portfolio
 from quantdesk.engine.runner import SignalRunner
-from quantdesk.model import Costs, Fill, Instrument, Side, dec, split_symbol
+from quantdesk.model import Costs, Fill, FundingEvent, Instrument, Side, dec, split_symbol
 from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.gate import PreTradeRisk
 from quantdesk.risk.limits import RiskConfig
@@ -186,6 +186,7 @@ def replay(
         costs=costs,
         bars=bars,
         portfolio=portfolio_from_fills(bars, fills, costs.init_cash),
+        funding=funding_from_events(bars, kernel.funding_events),
     )
     return ReplayResult(
         backtest=result,
@@ -222,6 +223,22 @@ def portfolio_from_fills(bars: pd.DataFrame, fills: list[Fill], init_cash: float
             0 if f.side is Side.BUY else 1,
         )
     return on_bars(close, records, init_cash)
+
+
+def funding_from_events(bars: pd.DataFrame, events: Sequence[FundingEvent]) -> pd.DataFrame | None:
+    """The engine's funding settlements as cash received per bar and symbol: each on the bar
+    whose open booked it (the first opening at or after the settlement), as the backtest's
+    quantdesk.backtest.funding lays them out. None when nothing was settled."""
+    if not events:
+        return None
+    close = bars["close"]
+    out = np.zeros(close.shape)
+    cols = {str(c): j for j, c in enumerate(close.columns)}
+    times = close.index.as_unit("ms").asi8
+    for ev in events:
+        i = min(int(np.searchsorted(times, ev.time, side="left")), len(times) - 1)
+        out[i, cols[ev.symbol]] += float(ev.amount)
+    return pd.DataFrame(out, index=close.index, columns=close.columns)
 
 
 def feed_from_store(
