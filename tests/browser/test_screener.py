@@ -109,7 +109,9 @@ def voila_url(tmp_path_factory) -> Iterator[str]:
 def expected_order(weights: dict[str, float], exclude: frozenset[str] = frozenset()) -> list[str]:
     panel = Panel.from_bars(real_bars())
     factors = compute_factors(panel, [*weights, "listing_age"], factor_config("1d"))
-    table, _ = rank(factors.as_of(AS_OF), weights, Screen(min_history=30, exclude=exclude))
+    # bars closed by AS_OF: the last is the day before's (the bar opening at AS_OF is unknown)
+    bar = pd.Timestamp(AS_OF, tz="UTC") - pd.Timedelta(days=1)
+    table, _ = rank(factors.as_of(bar), weights, Screen(min_history=30, exclude=exclude))
     return list(table.index)
 
 
@@ -130,14 +132,18 @@ def test_screener_ranks_and_reacts_to_widgets(voila_url: str) -> None:
             # must not leave the other four out with unknown factors
             common = Panel.from_bars(real_bars()).common_end
             assert f"{common:%Y-%m-%d}" == "2026-09-30"
-            expect(page.locator(".qd-status")).to_contain_text("as of 2026-09-30")
+            expect(page.locator(".qd-status")).to_contain_text(
+                "bars closed by 2026-10-01 UTC (the last opened 2026-09-30)", timeout=30_000
+            )
             expect(page.locator(".qd-status")).to_contain_text("Left out: none")
             assert len(shown_symbols(page)) == 5
 
             as_of = page.locator(".qd-as-of input")
             as_of.fill(AS_OF)
             as_of.press("Enter")
-            expect(page.locator(".qd-status")).to_contain_text(f"as of {AS_OF}", timeout=30_000)
+            expect(page.locator(".qd-status")).to_contain_text(
+                f"closed by {AS_OF} UTC (the last opened 2025-05-31)", timeout=30_000
+            )
             default = {"momentum_30": 1.0, "trend": 0.5, "volatility": -0.5}
             assert shown_symbols(page) == expected_order(default)
 

@@ -11,10 +11,16 @@ import ipywidgets as widgets
 import pandas as pd
 
 from quantdesk.data.store import DataStore
+from quantdesk.data.timeframes import timeframe_ms
 from quantdesk.errors import QuantdeskError
 from quantdesk.selection.factors import compute_factors
 from quantdesk.selection.ranking import explain, rank
-from quantdesk.selection.screener import DEFAULT_WEIGHTS, factor_config, load_panel
+from quantdesk.selection.screener import (
+    DEFAULT_WEIGHTS,
+    factor_config,
+    last_closed_bar,
+    load_panel,
+)
 from quantdesk.selection.screens import Screen
 
 WEIGHTED = (
@@ -55,9 +61,10 @@ class Screener:
         self.panel = load_panel(store, list(symbols), timeframe, exchange, market)
         names = list(dict.fromkeys([*WEIGHTED, "listing_age"]))
         self.factors = compute_factors(self.panel, names, factor_config(timeframe))
-        last = self.panel.common_end
+        # the default as-of is when the last bar every symbol has closed: that bar is used
+        closed = self.panel.common_end + pd.Timedelta(milliseconds=timeframe_ms(timeframe))
         self.as_of = widgets.Text(
-            value=as_of or f"{last:%Y-%m-%d}", description="as of (UTC)", style=_STYLE,
+            value=as_of or _stamp(closed), description="as of (UTC)", style=_STYLE,
             layout=_LAYOUT, continuous_update=False,
         )  # fmt: skip
         self.as_of.add_class("qd-as-of")
@@ -113,7 +120,9 @@ class Screener:
         weights = self.current_weights()
         if not weights:
             raise QuantdeskError("give at least one factor a non-zero weight")
-        snapshot = self.factors.as_of(self.as_of.value)
+        # only bars closed by the as-of time: the bar opening then is not known yet
+        bar = last_closed_bar(self.panel, self.as_of.value, self.timeframe)
+        snapshot = self.factors.as_of(bar)
         table, dropped = rank(snapshot, weights, self.screen())
         table["reasons"] = [explain(row) for _, row in table.iterrows()]
         table.attrs["time"] = snapshot.attrs["time"]
@@ -129,10 +138,15 @@ class Screener:
             return
         left_out = "; ".join(f"{s}: {why}" for s, why in dropped.items()) or "none"
         self.status.value = (
-            f"{len(table)} picks, {self.timeframe} bars as of {table.attrs['time']:%Y-%m-%d} "
-            f"UTC. Left out: {left_out}"
+            f"{len(table)} picks, {self.timeframe} bars closed by {self.as_of.value.strip()} UTC "
+            f"(the last opened {_stamp(table.attrs['time'])}). Left out: {left_out}"
         )
         shown = table[["rank", "score", *[c for c in table.columns if c.startswith("w:")]]]
         shown = shown.rename(columns=lambda c: c[2:] if c.startswith("w:") else c)
         shown["reasons"] = table["reasons"]
         self.table.value = shown.to_html(float_format=lambda v: f"{v:+.3f}", index_names=False)
+
+
+def _stamp(time: pd.Timestamp) -> str:
+    """A date, or a date and time when not at midnight."""
+    return f"{time:%Y-%m-%d}" if time == time.normalize() else f"{time:%Y-%m-%d %H:%M}"
