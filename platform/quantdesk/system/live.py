@@ -413,8 +413,13 @@ class Session:
             timeframe_ms=timeframe_ms(timeframe),
             retry=spec.retry,
             order_timeout_ms=timeout_ms(spec.risk),
-            funding=funding_schedule(
-                stored_funding(spec.store, symbols) if spec.store is not None else None
+            # Only settlements still to come: past ones were paid on the positions held then
+            # (the venue's balances carry them), never on the position restored now.
+            funding=_upcoming(
+                funding_schedule(
+                    stored_funding(spec.store, symbols) if spec.store is not None else None
+                ),
+                self.clock(),
             ),
             # Every client id ever journaled stays known: the same decision is never sent twice.
             known_orders=[o for o in journal.load_orders(open_only=False) if o.status.is_terminal],
@@ -642,6 +647,13 @@ def _short(exc: BaseException) -> str:
     # ccxt messages carry the whole URL and body: the first line, capped, is enough for a person
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return RedactSignatures._PATTERN.sub(r"\1***", text)[:160]
+
+
+def _upcoming(
+    schedule: dict[str, list[tuple[int, Decimal]]], now_ms: int
+) -> dict[str, list[tuple[int, Decimal]]]:
+    """The funding settlements after now_ms, per symbol."""
+    return {symbol: [(t, r) for t, r in rows if t > now_ms] for symbol, rows in schedule.items()}
 
 
 def _warm_up(history: Sequence[Step], runner: SignalRunner, kernel: Kernel) -> None:
