@@ -183,6 +183,8 @@ def test_positions_balances_equity_events_alerts(journal: Journal) -> None:
     events = journal.events("limit_breach")
     assert len(events) == 1 and events.iloc[0]["payload"] == {"limit": "100"}
     assert len(journal.events()) == 2
+    first = int(journal.events().iloc[0]["id"])
+    assert list(journal.events(after_id=first)["message"]) == ["HALTED"]  # only the newer
     journal.record_alert("error", "venue down", 11, {"venue": "v"})
     assert journal.alerts().iloc[0]["message"] == "venue down"
 

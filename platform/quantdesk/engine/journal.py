@@ -566,9 +566,12 @@ class Journal:
             [c.name for c in balances_t.columns],
         )
 
-    def events(self, kind: str | None = None) -> pd.DataFrame:
-        """Risk events, oldest first; payload decoded."""
+    def events(self, kind: str | None = None, after_id: int = 0) -> pd.DataFrame:
+        """Risk events, oldest first; payload decoded. after_id: only the newer ones (a
+        status line per bar reads what is new, not the whole table)."""
         query = select(risk_events_t).order_by(risk_events_t.c.id)
+        if after_id:
+            query = query.where(risk_events_t.c.id > after_id)
         if kind is not None:
             query = query.where(risk_events_t.c.kind == kind)
         frame = self._frame(query, [c.name for c in risk_events_t.columns])

@@ -518,7 +518,7 @@ class Session:
 
         def report() -> None:
             say(board.line(kernel, portfolio, gate))
-            for line in board.alerts(journal.events()):
+            for line in board.alerts(journal.events(after_id=board.last_event_id)):
                 say(line)
 
         return report
