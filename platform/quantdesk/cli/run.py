@@ -7,6 +7,7 @@ import logging
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,7 +15,7 @@ from quantdesk.cli import cli
 from quantdesk.cli.context import AppContext
 from quantdesk.cli.options import execution_option
 from quantdesk.cli.output import console, print_table
-from quantdesk.cli.runlock import session_lock
+from quantdesk.cli.runlock import holder, session_lock
 from quantdesk.errors import QuantdeskError
 
 
@@ -90,6 +91,11 @@ def _decimal(name: str, value: str | None, allow_zero: bool = False) -> Decimal 
     is_flag=True,
     help="Paper mode only: trade parameters that were never promoted.",
 )
+@click.option(
+    "--standby",
+    is_flag=True,
+    help="Start fully, then wait for the session on this journal to die and take over at once.",
+)
 @click.pass_obj
 def run(
     app: AppContext,
@@ -112,6 +118,7 @@ def run(
     registry: str | None,
     allow_unpromoted: bool,
     metrics_port: int | None,
+    standby: bool,
 ) -> None:
     """Trade a strategy on live closed candles: paper (simulated fills) or live (real orders).
 
@@ -183,15 +190,6 @@ def run(
         handler.addFilter(RedactSignatures())
     out = console()
 
-    if metrics_port is not None:
-        from quantdesk.dashboards.metrics import serve_metrics
-
-        try:
-            serve_metrics(str(journal), metrics_port)
-        except OSError as exc:
-            raise QuantdeskError(f"--metrics-port {metrics_port}: {exc.strerror}") from None
-        out.print(f"metrics: http://127.0.0.1:{metrics_port}/metrics")
-
     async def main() -> SessionResult:
         stop = asyncio.Event()
         remove = install_signal_handlers(stop)
@@ -200,7 +198,28 @@ def run(
         finally:
             remove()
 
-    with session_lock(journal):  # a second run on this journal exits 2 here
+    seen = 0
+    if standby:
+        # Everything a cold start pays before trading (imports, the strategy's numba kernels)
+        # is paid now, so taking over costs the session's own start-up only.
+        _warm(strategy)
+        seen = _last_lifecycle(journal)[0]
+        out.print(f"standby: waiting for the session on {journal}{holder(journal)} to end")
+    with session_lock(journal, wait=standby):  # a second run on this journal exits 2 here
+        if standby:
+            event_id, kind = _last_lifecycle(journal)
+            if event_id > seen and kind == "session_stopped":
+                out.print("standby: the session stopped cleanly, not a crash: nothing to take over")
+                return
+            out.print("standby: taking over")
+        if metrics_port is not None:  # after the lock: a standby must not take the port first
+            from quantdesk.dashboards.metrics import serve_metrics
+
+            try:
+                serve_metrics(str(journal), metrics_port)
+            except OSError as exc:
+                raise QuantdeskError(f"--metrics-port {metrics_port}: {exc.strerror}") from None
+            out.print(f"metrics: http://127.0.0.1:{metrics_port}/metrics")
         out.print(f"{mode} session: {strategy!r} on {venue_name}, journal {journal.resolve()}")
         result = asyncio.run(main())
     rows = [[s, str(q)] for s, q in sorted(result.positions.items())]
@@ -219,6 +238,36 @@ def run(
         out.print(result.figures.describe(result.quote))
     if result.state is not None and result.state != "active":
         out.print(f"trading is {result.state}: `quantdesk resume --journal {journal}` re-arms it")
+
+
+def _warm(strategy: Any) -> None:
+    """Evaluate the strategy once on made-up bars (loads its compiled kernels)."""
+    import numpy as np
+    import pandas as pd
+
+    n = max(2 * int(strategy.warmup) + 2, 50)
+    close = 100 + np.sin(np.arange(n) / 3.0)
+    index = pd.date_range("2020-01-01", periods=n, freq="1min", tz="UTC")
+    fields = ("open", "high", "low", "close", "volume")
+    columns = pd.MultiIndex.from_tuples([(f, "WARM/UP") for f in fields])
+    values = np.column_stack([close, close + 0.5, close - 0.5, close, np.ones(n)])
+    strategy.signals(pd.DataFrame(values, index=index, columns=columns))
+
+
+def _last_lifecycle(journal: Path) -> tuple[int, str]:
+    """(id, kind) of the journal's last session start/resume/stop event; (0, "") if none."""
+    if not journal.exists():
+        return 0, ""
+    from quantdesk.engine.journal import Journal
+
+    with Journal(journal) as j:
+        events = j.events()
+    kinds = {"session_started", "session_resumed", "session_stopped"}
+    events = events[events["kind"].isin(kinds)]
+    if events.empty:
+        return 0, ""
+    last = events.iloc[-1]
+    return int(last["id"]), str(last["kind"])
 
 
 def _print_status(line: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +22,9 @@ def lock_path(journal: Path) -> Path:
 
 
 @contextlib.contextmanager
-def session_lock(journal: str | os.PathLike[str]) -> Iterator[None]:
-    """Hold the journal's run lock for the session; JournalInUseError if another run holds it.
+def session_lock(journal: str | os.PathLike[str], *, wait: bool = False) -> Iterator[None]:
+    """Hold the journal's run lock for the session; JournalInUseError if another run holds it
+    (wait: block until it is free instead, as a standby does).
 
     Two sessions on one journal would both reconcile and both trade, doubling orders. The lock
     is a flock, so a SIGKILLed run frees it at once and a restart never finds a stale lock.
@@ -32,7 +34,7 @@ def session_lock(journal: str | os.PathLike[str]) -> Iterator[None]:
     stack = contextlib.ExitStack()
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
-        fd = stack.enter_context(hold_lock(lock))
+        fd = stack.enter_context(hold_lock(lock, wait_s=math.inf if wait else 0.0))
     except LockedError:
         holder = _holder(lock)
         raise JournalInUseError(
@@ -54,3 +56,8 @@ def _holder(lock: Path) -> str:
     except OSError:
         return ""
     return f" (pid {pid})" if pid.isdigit() else ""
+
+
+def holder(journal: str | os.PathLike[str]) -> str:
+    """ " (pid N)" naming the run holding the journal's lock, or "" (a hint, not the lock)."""
+    return _holder(lock_path(Path(journal)))
