@@ -308,3 +308,31 @@ async def test_ws_api_refuses_a_bad_signature(url: str, admin: Admin) -> None:
         "error": {"code": -1022, "msg": "Signature for this request is not valid."},
     }
     assert listed == {"id": 2, "status": 200, "result": []}
+
+
+async def test_usdm_raw_stream_reports_deposits_and_funding(
+    url: str, admin: Admin, sandbox: Sandbox, client: Any
+) -> None:
+    perp = client("binanceusdm")
+    perp.create_order(PERP, "market", "buy", 0.05)
+    auth = {"X-MBX-APIKEY": KEY}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{url}/fapi/v1/listenKey", headers=auth) as resp:
+            key = (await resp.json())["listenKey"]
+        async with http.ws_connect(f"{url}/fstream/private/ws?listenKey={key}") as ws:
+            await asyncio.sleep(0.2)
+            body = {"api_key": KEY, "balances": {"USDT": "20000"}, "futures": True}
+            await asyncio.to_thread(admin, "POST", "balances", body)
+            deposit = json.loads((await asyncio.wait_for(ws.receive(), 10)).data)
+            ptr = sandbox.funding_next[PERP]
+            due = int(sandbox.series[PERP].funding_times[ptr])
+            await asyncio.to_thread(admin.advance, (due - sandbox.now_ms()) // 60_000 + 1)
+            funding = json.loads((await asyncio.wait_for(ws.receive(), 10)).data)
+    assert deposit["e"] == "ACCOUNT_UPDATE" and deposit["a"]["m"] == "DEPOSIT"
+    assert deposit["a"]["B"] == [{"a": "USDT", "wb": "20000", "cw": "20000", "bc": "0"}]
+    assert funding["e"] == "ACCOUNT_UPDATE" and funding["a"]["m"] == "FUNDING_FEE"
+    assert funding["a"]["P"] == []  # a cross position's funding pushes the balance only
+    paid = perp.fetch_funding_history(PERP)[-1]
+    wallet = Decimal(funding["a"]["B"][0]["wb"])
+    assert wallet - Decimal("20000") == dec(paid["amount"]) != 0
+    assert wallet == sandbox.core.accounts[KEY].wallet["USDT"]

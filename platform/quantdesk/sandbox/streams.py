@@ -38,6 +38,7 @@ from quantdesk.venues import sandbox_client
 from quantdesk.venues.models import MarketSpec
 
 PUMP_S = 0.02  # how often the pump looks at the clock
+LISTEN_KEY_MIN = 20  # Binance's listenKeys are 60-64 characters
 
 
 @dataclass
@@ -66,8 +67,9 @@ class StreamHub:
         combined = path.rstrip("/").endswith("/stream")
         tail = path.split("/ws/", 1)[1] if "/ws/" in path else ""
         names = request.query.get("streams", "").split("/") + tail.split("/")
-        # a name without "@" is a listenKey (Binance: /ws/<listenKey>, ?listenKey=)
-        keys = [n for n in names if n and "@" not in n]
+        # a long name without "@" is a listenKey (Binance: /ws/<listenKey>, ?listenKey=);
+        # short ones are ccxt.pro's stream numbers (/ws/0)
+        keys = [n for n in names if len(n) >= LISTEN_KEY_MIN and "@" not in n]
         if request.query.get("listenKey"):
             keys.append(request.query["listenKey"])
         listen_key = None
