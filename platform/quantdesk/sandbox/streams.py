@@ -174,6 +174,8 @@ class StreamHub:
             self.sb.sync()
             user = self.sb.user_events.drain()
             new_bars = self.sb.index > self.sent_index
+            # user events only count as a publish when some connection takes user data
+            user = user if any(c.listen_key or c.subs for c in self.clients) else []
             if (new_bars or user) and self.clients:
                 await self._drop(faults)
             if new_bars and self.clients:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 LISTEN_KEY_TTL_S = 3600.0  # Binance: a listenKey expires 60 minutes after the last keepalive
 NO_LISTEN_KEY = (400, -1125, "This listenKey does not exist.")
 _ALPHABET = string.ascii_letters + string.digits
+PENDING_MAX = 100_000
 
 
 @dataclass
@@ -212,7 +213,8 @@ class UserEvents:
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sb = sandbox
-        self.pending: deque[tuple[str, bool, dict[str, Any]]] = deque()
+        # bounded: a Sandbox driven without a server (nobody drains) must not grow forever
+        self.pending: deque[tuple[str, bool, dict[str, Any]]] = deque(maxlen=PENDING_MAX)
         self._exec_ids = itertools.count(1)
         self._sent: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
 
