@@ -336,3 +336,26 @@ async def test_usdm_raw_stream_reports_deposits_and_funding(
     wallet = Decimal(funding["a"]["B"][0]["wb"])
     assert wallet - Decimal("20000") == dec(paid["amount"]) != 0
     assert wallet == sandbox.core.accounts[KEY].wallet["USDT"]
+
+
+async def test_a_listen_key_without_keepalive_expires(url: str, admin: Admin,
+                                                      sandbox: Sandbox) -> None:  # fmt: skip
+    auth = {"X-MBX-APIKEY": KEY}
+    ttl = sandbox.listen_keys.ttl_s
+    sandbox.listen_keys.ttl_s = 1.0  # Binance: 60 minutes
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{url}/api/v3/userDataStream", headers=auth) as resp:
+                key = (await resp.json())["listenKey"]
+            async with http.ws_connect(f"{url}/ws/{key}") as ws:
+                start = time.monotonic()
+                event = json.loads((await asyncio.wait_for(ws.receive(), 10)).data)
+                waited = time.monotonic() - start
+            async with http.put(f"{url}/api/v3/userDataStream", params={"listenKey": key},
+                                headers=auth) as resp:  # fmt: skip
+                late = await resp.json()
+    finally:
+        sandbox.listen_keys.ttl_s = ttl
+    assert event == {"e": "listenKeyExpired", "E": event["E"], "listenKey": key}
+    assert 0.5 < waited < 5
+    assert late == {"code": -1125, "msg": "This listenKey does not exist."}

@@ -48,7 +48,9 @@ class _Client:
     combined: bool
     streams: set[str] = field(default_factory=set)
     listen_key: str | None = None  # a user data stream connection
-    subs: dict[int, str] = field(default_factory=dict)  # WebSocket API: subscriptionId -> key
+    # WebSocket API: subscriptionId -> (api key, last user event before it subscribed)
+    subs: dict[int, tuple[str, int]] = field(default_factory=dict)
+    since: int = 0  # the listenKey stream: last user event before it connected
 
 
 class StreamHub:
@@ -82,6 +84,7 @@ class StreamHub:
         ws = web.WebSocketResponse(heartbeat=30)
         await ws.prepare(request)
         client = _Client(ws, futures, combined, listen_key=listen_key)
+        client.since = self.sb.user_events.seq
         client.streams |= {n for n in names if "@" in n}
         self.clients.append(client)
         try:
@@ -118,10 +121,12 @@ class StreamHub:
         try:
             if method == "userDataStream.subscribe.signature":
                 key = verify_ws_signature(self.sb.secrets, params, self.sb.server_ms())
-                if key in client.subs.values():  # Binance: one subscription per account
+                # Binance allows one subscription per account and connection; the error codes
+                # here (-1210, -2035, -1020) are the sandbox's, not confirmed from Binance's docs
+                if any(k == key for k, _ in client.subs.values()):
                     raise BinanceError(400, -1210, "User Data Stream subscription already active.")
                 sid = next(self._sub_ids)
-                client.subs[sid] = key
+                client.subs[sid] = (key, self.sb.user_events.seq)
                 result: Any = {"subscriptionId": sid}
             elif method == "userDataStream.unsubscribe":
                 sid = params.get("subscriptionId")
@@ -193,18 +198,20 @@ class StreamHub:
             with suppress(ConnectionError, RuntimeError):
                 await client.ws.close(code=1006)
 
-    async def _publish_user(self, events: list[tuple[str, bool, dict]]) -> None:
+    async def _publish_user(self, events: list[tuple[int, str, bool, dict]]) -> None:
         """Each account's events to its listenKey streams and WebSocket API subscriptions."""
         keys = self.sb.listen_keys
         for client in list(self.clients):
             lk = keys.get(client.listen_key) if client.listen_key else None
-            for account, futures, data in events:
+            for seq, account, futures, data in events:
                 out = []
-                if lk is not None and (lk.account, lk.futures) == (account, futures):
+                mine = lk is not None and (lk.account, lk.futures) == (account, futures)
+                if mine and seq > client.since:
                     out.append({"stream": lk.key, "data": data} if client.combined else data)
                 if not futures:
                     out += [{"subscriptionId": i, "event": data}
-                            for i, k in client.subs.items() if k == account]  # fmt: skip
+                            for i, (k, since) in client.subs.items()
+                            if k == account and seq > since]  # fmt: skip
                 for payload in out:
                     with suppress(ConnectionError, RuntimeError):
                         await client.ws.send_str(json.dumps(payload, separators=(",", ":")))

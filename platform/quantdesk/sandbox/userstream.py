@@ -214,7 +214,8 @@ class UserEvents:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sb = sandbox
         # bounded: a Sandbox driven without a server (nobody drains) must not grow forever
-        self.pending: deque[tuple[str, bool, dict[str, Any]]] = deque(maxlen=PENDING_MAX)
+        self.pending: deque[tuple[int, str, bool, dict[str, Any]]] = deque(maxlen=PENDING_MAX)
+        self.seq = 0  # events rendered so far: a stream gets only those after it connected
         self._exec_ids = itertools.count(1)
         self._sent: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
 
@@ -228,8 +229,8 @@ class UserEvents:
         self.pending.clear()
         self.sb.core.listener = self.on_core_event
 
-    def drain(self) -> list[tuple[str, bool, dict[str, Any]]]:
-        """Everything queued so far, oldest first."""
+    def drain(self) -> list[tuple[int, str, bool, dict[str, Any]]]:
+        """Everything queued so far, oldest first: (seq, account, futures, payload)."""
         out = []
         while self.pending:
             out.append(self.pending.popleft())
@@ -263,7 +264,8 @@ class UserEvents:
                 self._balances(acct, list(ev.assets), now, changed_only=False)
 
     def _push(self, acct: Account, futures: bool, payload: dict[str, Any]) -> None:
-        self.pending.append((acct.name, futures, payload))
+        self.seq += 1
+        self.pending.append((self.seq, acct.name, futures, payload))
 
     def _balances(self, acct: Account, assets: list[str], now: int, changed_only: bool) -> None:
         """`outboundAccountPosition` for the assets whose free or locked amount changed."""
