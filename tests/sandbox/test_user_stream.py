@@ -211,6 +211,15 @@ async def test_usdm_watch_positions_orders_and_balance_after_a_market_order(
         # the wallet moved by the commission only (no realized PnL on an opening trade)
         fees = sum(dec(t["fee"]["cost"]) for t in await ex.fetch_my_trades(PERP))
         assert dec(wallet["USDT"]["total"]) == Decimal("100000") - fees == account.wallet["USDT"]
+        closing = asyncio.ensure_future(ex.watch_positions([PERP]))
+        await asyncio.sleep(0.1)
+        await ex.create_order(PERP, "market", "sell", 0.01, params={"reduceOnly": True})
+        flat = await _until(
+            lambda: ex.watch_positions([PERP]), lambda p: p[-1]["contracts"] == 0, closing
+        )
+        # "cr": realized PnL accumulated over the symbol's fills (here the spread crossed twice)
+        realized = sum(dec(t["info"]["realizedPnl"]) for t in await ex.fetch_my_trades(PERP))
+        assert dec(flat[-1]["info"]["cr"]) == realized < 0
     finally:
         await ex.close()
 

@@ -218,6 +218,8 @@ class UserEvents:
         self.seq = 0  # events rendered so far: a stream gets only those after it connected
         self._exec_ids = itertools.count(1)
         self._sent: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
+        # USD-M "cr" (accumulated realized PnL) per (account, symbol), kept as fills come
+        self._realized: dict[tuple[str, str], Decimal] = {}
 
     def install(self) -> None:
         """Listen to the sandbox's (new) core; remember the balances clients start from."""
@@ -227,6 +229,7 @@ class UserEvents:
             for asset, b in acct.balances.items()
         }
         self.pending.clear()
+        self._realized = {}
         self.sb.core.listener = self.on_core_event
 
     def drain(self) -> list[tuple[int, str, bool, dict[str, Any]]]:
@@ -244,6 +247,8 @@ class UserEvents:
             spec = core.markets[ev.order.symbol]
             if spec.perp:
                 if ev.fill is not None:
+                    cr = (acct.name, spec.symbol)
+                    self._realized[cr] = self._realized.get(cr, ZERO) + ev.fill.realized_pnl
                     self._push(acct, True, self._account_update(acct, "ORDER", [spec], now))
                 payload = order_trade_update(ev.order, spec, ev.kind, ev.fill, now)
                 self._push(acct, True, payload)
@@ -293,14 +298,7 @@ class UserEvents:
             pos = acct.position(spec.symbol)
             mark = self.sb.core.mark(spec.symbol)
             kind = self.sb.margin_types.get((acct.name, spec.symbol), "cross")
-            realized = sum(
-                (
-                    e.amount
-                    for e in acct.income
-                    if e.symbol == spec.symbol and e.kind == "REALIZED_PNL"
-                ),
-                ZERO,
-            )
+            realized = self._realized.get((acct.name, spec.symbol), ZERO)
             positions.append({
                 "s": spec.id, "pa": fmt.s(pos.qty), "ep": fmt.s(pos.entry),
                 "bep": fmt.s(pos.entry), "cr": fmt.s(realized), "up": fmt.s(pos.unrealized(mark)),
