@@ -347,8 +347,9 @@ async def test_usdm_raw_stream_reports_deposits_and_funding(
     assert wallet == sandbox.core.accounts[KEY].wallet["USDT"]
 
 
-async def test_a_listen_key_without_keepalive_expires(url: str, admin: Admin,
-                                                      sandbox: Sandbox) -> None:  # fmt: skip
+async def test_a_listen_key_without_keepalive_expires(
+    url: str, admin: Admin, sandbox: Sandbox
+) -> None:
     auth = {"X-MBX-APIKEY": KEY}
     ttl = sandbox.listen_keys.ttl_s
     sandbox.listen_keys.ttl_s = 1.0  # Binance: 60 minutes
@@ -368,3 +369,20 @@ async def test_a_listen_key_without_keepalive_expires(url: str, admin: Admin,
     assert event == {"e": "listenKeyExpired", "E": event["E"], "listenKey": key}
     assert 0.5 < waited < 5
     assert late == {"code": -1125, "msg": "This listenKey does not exist."}
+
+
+async def test_combined_stream_wraps_and_carries_only_later_events(
+    url: str, admin: Admin, client: Any
+) -> None:
+    rest = client("binance")
+    auth = {"X-MBX-APIKEY": KEY}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{url}/api/v3/userDataStream", headers=auth) as resp:
+            key = (await resp.json())["listenKey"]
+        before = await asyncio.to_thread(rest.create_order, BTC, "market", "buy", 0.01)
+        async with http.ws_connect(f"{url}/stream?streams={key}") as ws:
+            after = await asyncio.to_thread(rest.create_order, BTC, "market", "sell", 0.01)
+            first = json.loads((await asyncio.wait_for(ws.receive(), 10)).data)
+    assert first["stream"] == key and first["data"]["e"] == "executionReport"
+    assert first["data"]["i"] == int(after["id"]) != int(before["id"])
+    assert (first["data"]["x"], first["data"]["S"]) == ("NEW", "SELL")

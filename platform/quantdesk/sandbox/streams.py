@@ -92,7 +92,8 @@ class StreamHub:
                 if msg.type is WSMsgType.TEXT:
                     await self._request(client, msg.data)
         finally:
-            self.clients.remove(client)
+            with suppress(ValueError):  # the disconnect fault may have removed it already
+                self.clients.remove(client)
         return ws
 
     async def handle_api(self, request: web.Request) -> web.WebSocketResponse:
@@ -106,7 +107,8 @@ class StreamHub:
                 if msg.type is WSMsgType.TEXT:
                     await ws.send_json(self._api_request(client, msg.data))
         finally:
-            self.clients.remove(client)
+            with suppress(ValueError):  # the disconnect fault may have removed it already
+                self.clients.remove(client)
         return ws
 
     def _api_request(self, client: _Client, text: str) -> dict[str, Any]:
