@@ -27,6 +27,7 @@ from quantdesk.sandbox.errors import (
     from_reject,
 )
 from quantdesk.sandbox.state import Sandbox
+from quantdesk.sandbox.userstream import listen_key
 from quantdesk.venues.accounts import Account
 from quantdesk.venues.book import Book
 from quantdesk.venues.models import (
@@ -54,13 +55,15 @@ Weight = int | Callable[[Params], int]
 @dataclass(frozen=True)
 class Route:
     """One endpoint: handler, request weight (fixed or from the parameters), signed or public,
-    spot or futures, and whether it counts against the ORDERS limits."""
+    spot or futures, whether it counts against the ORDERS limits, and whether it needs the
+    API key without a signature (Binance's USER_STREAM endpoints)."""
 
     handler: Handler
     weight: Weight = 1
     signed: bool = False
     futures: bool = False
     places_order: bool = False
+    key_only: bool = False
 
     def weight_of(self, params: Params) -> int:
         """The request weight of this call, as Binance's docs give it."""
@@ -900,6 +903,13 @@ def routes() -> dict[tuple[str, str], Route]:
     from quantdesk.sandbox.endpoints import extra_routes  # it builds on this module's helpers
 
     table |= extra_routes()
+    for method in ("POST", "PUT", "DELETE"):  # user data stream keys: weight 2 spot, 1 USD-M
+        table[(method, "/api/v3/userDataStream")] = Route(
+            listen_key(False, method), 2, key_only=True
+        )
+        table[(method, "/fapi/v1/listenKey")] = Route(
+            listen_key(True, method), 1, futures=True, key_only=True
+        )
     for version in ("v2", "v3"):
         table[("GET", f"/fapi/{version}/account")] = Route(futures_account, 5, True, True)
         table[("GET", f"/fapi/{version}/balance")] = Route(futures_balance, 5, True, True)

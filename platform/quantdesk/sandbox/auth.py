@@ -22,11 +22,7 @@ def verify(
     server_ms: int,
 ) -> str:
     """Check key, signature and timestamp of a signed request; return the api key."""
-    if not api_key:
-        raise BinanceError(401, -2014, "API-key format invalid.")
-    secret = secrets.get(api_key)
-    if secret is None:
-        raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+    secret = secrets[check_key(secrets, api_key)]
     # Binance signs totalParams = query string followed by the request body, minus signature.
     total = query + body
     payload, sep, signature = total.rpartition("&signature=")
@@ -44,6 +40,15 @@ def verify(
         raise BinanceError(400, -1131, "recvWindow must be less than 60000")
     if timestamp > server_ms + 1000 or server_ms - timestamp > recv_window:
         raise BinanceError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+    return api_key
+
+
+def check_key(secrets: dict[str, str], api_key: str | None) -> str:
+    """The X-MBX-APIKEY check alone (Binance's USER_STREAM security type); return the key."""
+    if not api_key:
+        raise BinanceError(401, -2014, "API-key format invalid.")
+    if api_key not in secrets:
+        raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
     return api_key
 
 

@@ -31,7 +31,7 @@ from aiohttp import web
 from quantdesk.errors import ConfigError
 from quantdesk.sandbox.admin import SANDBOX_KEY, add_admin_routes
 from quantdesk.sandbox.api import routes
-from quantdesk.sandbox.auth import too_many, verify
+from quantdesk.sandbox.auth import check_key, too_many, verify
 from quantdesk.sandbox.errors import PRECISION_OVER, BinanceError
 from quantdesk.sandbox.state import Sandbox
 from quantdesk.sandbox.streams import add_stream_routes
@@ -109,6 +109,10 @@ def make_app(sandbox: Sandbox) -> web.Application:
                 account = sb.core.accounts[key]
                 if route.places_order:
                     headers |= sb.orders[route.futures].charge(key, time.time())
+            elif route.key_only:
+                account = sb.core.accounts[
+                    check_key(sb.secrets, request.headers.get("X-MBX-APIKEY"))
+                ]
             sb.sync()
             data = route.handler(sb, params, account)
         except BinanceError as exc:

@@ -14,6 +14,7 @@ from quantdesk.errors import ConfigError
 from quantdesk.sandbox.auth import OrderCounter, WeightLimiter
 from quantdesk.sandbox.faults import Faults
 from quantdesk.sandbox.market import MINUTE_MS, MarketClock, Series, synthetic_series
+from quantdesk.sandbox.userstream import ListenKeys, UserEvents
 from quantdesk.venues.book import Book, BookConfig, book_from_bar
 from quantdesk.venues.matching import PERP_FEES, SPOT_FEES, FeeSchedule, MatchingCore
 
@@ -85,6 +86,9 @@ class Sandbox:
         if len(lengths) != 1:
             raise ConfigError("all replayed markets must share one 1-minute timeline")
         self.n_bars = lengths.pop()
+        # listenKeys outlive a reset (like the API keys they belong to); events follow the core
+        self.listen_keys = ListenKeys()
+        self.user_events = UserEvents(self)
         self.reset()
 
     def reset(self) -> None:
@@ -110,6 +114,7 @@ class Sandbox:
         for acct in cfg.accounts:
             self.core.add_account(acct.key, dict(acct.balances))
             self.secrets[acct.key] = acct.secret
+        self.user_events.install()
         self.clock = MarketClock(self.n_bars, start, cfg.speed, self._wall)
         self.index = start
         now = self.now_ms()

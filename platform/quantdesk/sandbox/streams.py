@@ -5,13 +5,20 @@ Spot streams are served at `/ws[/<name>]` and `/stream?streams=a/b`, USD-M ones 
 `/fstream/` (also `/fstream/public/ws` and `/fstream/market/ws`, the paths ccxt.pro builds).
 Clients SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS as on Binance. A pump follows the clock:
 every replayed bar is sent once to its subscribers; the update id is the bar index, so a depth
-event's U..u spans the bars replayed since the previous one. Faults: `stream_disconnects`,
-`stream_stall_ms`, `depth_gaps` (see faults.py). User data streams are not served.
+event's U..u spans the bars replayed since the previous one.
+
+User data streams (events from userstream.py): spot at `/ws/<listenKey>` and on the WebSocket
+API `/ws-api/v3` (`userDataStream.subscribe.signature`, what ccxt.pro's binance uses; events
+arrive as `{"subscriptionId", "event"}`), USD-M at `/fstream/ws/<listenKey>` and
+`/fstream/private/ws?listenKey=` (ccxt.pro's binanceusdm). An expired or deleted listenKey
+gets `listenKeyExpired` and its streams are closed. Faults: `stream_disconnects`,
+`stream_stall_ms` (market and user streams alike), `depth_gaps` (see faults.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -23,12 +30,15 @@ import ccxt.pro
 from aiohttp import WSMsgType, web
 
 from quantdesk.sandbox import formats as fmt
+from quantdesk.sandbox.errors import BinanceError
 from quantdesk.sandbox.market import MINUTE_MS
 from quantdesk.sandbox.state import Sandbox
+from quantdesk.sandbox.userstream import NO_LISTEN_KEY, verify_ws_signature
 from quantdesk.venues import sandbox_client
 from quantdesk.venues.models import MarketSpec
 
 PUMP_S = 0.02  # how often the pump looks at the clock
+LISTEN_KEY_MIN = 20  # Binance's listenKeys are 60-64 characters
 
 
 @dataclass
@@ -37,6 +47,10 @@ class _Client:
     futures: bool
     combined: bool
     streams: set[str] = field(default_factory=set)
+    listen_key: str | None = None  # a user data stream connection
+    # WebSocket API: subscriptionId -> (api key, last user event before it subscribed)
+    subs: dict[int, tuple[str, int]] = field(default_factory=dict)
+    since: int = 0  # the listenKey stream: last user event before it connected
 
 
 class StreamHub:
@@ -46,17 +60,31 @@ class StreamHub:
         self.sb = sandbox
         self.clients: list[_Client] = []
         self.sent_index = sandbox.index
+        self._sub_ids = itertools.count(0)
 
-    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         """One websocket connection: named streams from the path or query, then requests."""
-        ws = web.WebSocketResponse(heartbeat=30)
-        await ws.prepare(request)
         path = request.path
         futures = path.startswith("/fstream")
         combined = path.rstrip("/").endswith("/stream")
-        client = _Client(ws, futures, combined)
         tail = path.split("/ws/", 1)[1] if "/ws/" in path else ""
         names = request.query.get("streams", "").split("/") + tail.split("/")
+        # a long name without "@" is a listenKey (Binance: /ws/<listenKey>, ?listenKey=);
+        # short ones are ccxt.pro's stream numbers (/ws/0)
+        keys = [n for n in names if len(n) >= LISTEN_KEY_MIN and "@" not in n]
+        if request.query.get("listenKey"):
+            keys.append(request.query["listenKey"])
+        listen_key = None
+        if keys:
+            lk = self.sb.listen_keys.get(keys[0])
+            if lk is None or lk.futures != futures:
+                status, code, msg = NO_LISTEN_KEY
+                return web.json_response({"code": code, "msg": msg}, status=status)
+            listen_key = lk.key
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+        client = _Client(ws, futures, combined, listen_key=listen_key)
+        client.since = self.sb.user_events.seq
         client.streams |= {n for n in names if "@" in n}
         self.clients.append(client)
         try:
@@ -64,8 +92,60 @@ class StreamHub:
                 if msg.type is WSMsgType.TEXT:
                     await self._request(client, msg.data)
         finally:
-            self.clients.remove(client)
+            with suppress(ValueError):  # the disconnect fault may have removed it already
+                self.clients.remove(client)
         return ws
+
+    async def handle_api(self, request: web.Request) -> web.WebSocketResponse:
+        """The spot WebSocket API, as far as user data streams go: subscribe by signature."""
+        ws = web.WebSocketResponse(heartbeat=30)
+        await ws.prepare(request)
+        client = _Client(ws, False, False)
+        self.clients.append(client)
+        try:
+            async for msg in ws:
+                if msg.type is WSMsgType.TEXT:
+                    await ws.send_json(self._api_request(client, msg.data))
+        finally:
+            with suppress(ValueError):  # the disconnect fault may have removed it already
+                self.clients.remove(client)
+        return ws
+
+    def _api_request(self, client: _Client, text: str) -> dict[str, Any]:
+        try:
+            req = json.loads(text)
+            method, rid = req["method"], req.get("id")
+            params = req.get("params") or {}
+            if not isinstance(params, dict):
+                raise TypeError
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return _api_error(None, BinanceError(400, -1000, "Malformed request."))
+        try:
+            if method == "userDataStream.subscribe.signature":
+                key = verify_ws_signature(self.sb.secrets, params, self.sb.server_ms())
+                # Binance allows one subscription per account and connection; the error codes
+                # here (-1210, -2035, -1020) are the sandbox's, not confirmed from Binance's docs
+                if any(k == key for k, _ in client.subs.values()):
+                    raise BinanceError(400, -1210, "User Data Stream subscription already active.")
+                sid = next(self._sub_ids)
+                client.subs[sid] = (key, self.sb.user_events.seq)
+                result: Any = {"subscriptionId": sid}
+            elif method == "userDataStream.unsubscribe":
+                sid = params.get("subscriptionId")
+                if sid is None:
+                    client.subs.clear()
+                elif client.subs.pop(sid, None) is None:
+                    raise BinanceError(400, -2035, "User Data Stream subscription not active.")
+                result = {}
+            elif method == "session.subscriptions":
+                result = [{"subscriptionId": sid} for sid in client.subs]
+            elif method == "ping":
+                result = {}
+            else:
+                raise BinanceError(400, -1020, "This operation is not supported.")
+        except BinanceError as exc:
+            return _api_error(rid, exc)
+        return {"id": rid, "status": 200, "result": result}
 
     async def _request(self, client: _Client, text: str) -> None:
         try:
@@ -99,10 +179,18 @@ class StreamHub:
                 stall, faults.stream_stall_ms = faults.stream_stall_ms, 0
                 await asyncio.sleep(stall / 1000)
             self.sb.sync()
-            if self.sb.index > self.sent_index and self.clients:
+            user = self.sb.user_events.drain()
+            new_bars = self.sb.index > self.sent_index
+            # user events only count as a publish when some connection takes user data
+            user = user if any(c.listen_key or c.subs for c in self.clients) else []
+            if (new_bars or user) and self.clients:
                 await self._drop(faults)
+            if new_bars and self.clients:
                 await self._publish(self.sent_index + 1, self.sb.index)
             self.sent_index = max(self.sent_index, self.sb.index)
+            if user:
+                await self._publish_user(user)
+            await self._expire()
 
     async def _drop(self, faults: Any) -> None:
         """The disconnect fault: close the oldest connections without a goodbye."""
@@ -111,6 +199,36 @@ class StreamHub:
             client = self.clients.pop(0)
             with suppress(ConnectionError, RuntimeError):
                 await client.ws.close(code=1006)
+
+    async def _publish_user(self, events: list[tuple[int, str, bool, dict]]) -> None:
+        """Each account's events to its listenKey streams and WebSocket API subscriptions."""
+        keys = self.sb.listen_keys
+        for client in list(self.clients):
+            lk = keys.get(client.listen_key) if client.listen_key else None
+            for seq, account, futures, data in events:
+                out = []
+                mine = lk is not None and (lk.account, lk.futures) == (account, futures)
+                if mine and seq > client.since:
+                    out.append({"stream": lk.key, "data": data} if client.combined else data)
+                if not futures:
+                    out += [{"subscriptionId": i, "event": data}
+                            for i, (k, since) in client.subs.items()
+                            if k == account and seq > since]  # fmt: skip
+                for payload in out:
+                    with suppress(ConnectionError, RuntimeError):
+                        await client.ws.send_str(json.dumps(payload, separators=(",", ":")))
+
+    async def _expire(self) -> None:
+        """Close the streams of listenKeys that expired or were deleted, as Binance does."""
+        for client in [c for c in self.clients if c.listen_key]:
+            key = client.listen_key
+            if key is None or self.sb.listen_keys.get(key) is not None:
+                continue
+            client.listen_key = None
+            event = {"e": "listenKeyExpired", "E": self.sb.now_ms(), "listenKey": key}
+            with suppress(ConnectionError, RuntimeError):
+                await client.ws.send_str(json.dumps(event, separators=(",", ":")))
+                await client.ws.close()
 
     async def _publish(self, first: int, last: int) -> None:
         for spec in self.sb.core.markets.values():
@@ -197,6 +315,10 @@ class StreamHub:
         return data
 
 
+def _api_error(rid: Any, exc: BinanceError) -> dict[str, Any]:
+    return {"id": rid, "status": exc.status, "error": {"code": exc.code, "msg": exc.msg}}
+
+
 def _kline(sid: str, interval: str, row: list, i: int, series: Any, now: int) -> dict:
     closed = row[6] == int(series.times[i]) + MINUTE_MS - 1
     k = {
@@ -225,6 +347,7 @@ def add_stream_routes(app: web.Application, sandbox: Sandbox) -> None:
     hub = StreamHub(sandbox)
     for path in ("/ws", "/ws/{tail:.*}", "/stream", "/fstream/{tail:.*}"):
         app.router.add_get(path, hub.handle)
+    app.router.add_get("/ws-api/v3", hub.handle_api)
 
     async def pump_ctx(app: web.Application) -> Any:
         task = asyncio.create_task(hub.pump())
@@ -248,6 +371,8 @@ def pro_client(exchange: str, url: str, key: str = "sandbox-key", secret: str = 
         "spot": f"{ws_root}/ws",
         "margin": f"{ws_root}/ws",
         "linear": f"{ws_root}/fstream/ws",
+        # spot user data (watch_orders, watch_balance...) goes through the WebSocket API
+        "ws-api": dict(pro.urls["api"]["ws"]["ws-api"]) | {"spot": f"{ws_root}/ws-api/v3"},
     }
     pro.urls["api"] = api
     pro.exceptions = rest.exceptions

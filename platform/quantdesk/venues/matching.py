@@ -9,7 +9,7 @@ Decimal and driven only by bars, snapshots and requests: no wall clock, no rando
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -37,6 +37,24 @@ class FeeSchedule:
 
     maker: Decimal
     taker: Decimal
+
+
+@dataclass(frozen=True)
+class CoreEvent:
+    """Something an account's user data stream reports, emitted as it happens.
+
+    kind: "NEW", "TRADE", "CANCELED", "EXPIRED" (an order's execution types, with `order` and
+    for TRADE `fill`), "FUNDING" (a funding payment in `symbol`) or "BALANCES" (balances set
+    from outside: `assets` spot, `futures` for the USD-M wallet).
+    """
+
+    kind: str
+    account: Account
+    order: Order | None = None
+    fill: Fill | None = None
+    symbol: str | None = None
+    assets: tuple[str, ...] = ()
+    futures: bool = False
 
 
 FUNDING_QUANTUM = Decimal("1e-8")
@@ -70,6 +88,13 @@ class MatchingCore:
         self._trade_ids = itertools.count(1)
         self._income_ids = itertools.count(1)
         self._client_ids = itertools.count(1)
+        # Called synchronously on every order, fill and balance change (the sandbox's user data
+        # streams render events from it); None costs nothing for the in-process SimVenue.
+        self.listener: Callable[[CoreEvent], None] | None = None
+
+    def _emit(self, kind: str, account: Account, **what: object) -> None:
+        if self.listener is not None:
+            self.listener(CoreEvent(kind, account, **what))  # type: ignore[arg-type]
 
     # -- setup ----------------------------------------------------------------------------
 
@@ -90,6 +115,10 @@ class MatchingCore:
             account.balances[asset] = Balance(amount, account.balance(asset).locked)
         if wallet is not None:
             account.wallet = dict(wallet)
+        if balances:
+            self._emit("BALANCES", account, assets=tuple(balances))
+        if wallet is not None:
+            self._emit("BALANCES", account, assets=tuple(wallet), futures=True)
 
     def market(self, symbol: str) -> MarketSpec:
         """The market spec of symbol, or BAD_SYMBOL."""
@@ -150,6 +179,7 @@ class MatchingCore:
             )
             account.income.append(entry)
             out.append(entry)
+            self._emit("FUNDING", account, symbol=symbol)
         return out
 
     # -- requests ---------------------------------------------------------------------------
@@ -177,6 +207,7 @@ class MatchingCore:
         self._reserve(account, spec, order)
         self.orders[order.id] = order
         self.open_orders[order.id] = order
+        self._emit("NEW", account, order=order)
         if not order.type.is_conditional:
             self._take(account, spec, order, order.price if order.type.has_limit else None)
             if order.type is OrderType.MARKET or order.tif in (TimeInForce.IOC, TimeInForce.FOK):
@@ -515,6 +546,7 @@ class MatchingCore:
             self._close(account, spec, order, OrderStatus.FILLED)
         else:
             order.apply(OrderStatus.PARTIALLY_FILLED)
+        self._emit("TRADE", account, order=order, fill=fill)
         return fill
 
     def _close(self, account: Account, spec: MarketSpec, order: Order, status: OrderStatus) -> None:
@@ -530,6 +562,8 @@ class MatchingCore:
         order.apply(status)
         order.update_time = self.now
         self.open_orders.pop(order.id, None)
+        if status is not OrderStatus.FILLED:  # a fill reports itself as TRADE
+            self._emit(status.value.upper(), account, order=order)
 
 
 def _walk(book: Book, side: Side, qty: Decimal) -> list[tuple[Decimal, Decimal]]:
