@@ -45,10 +45,21 @@ def _wait(condition, what: str, limit: float = 120.0) -> None:
         time.sleep(0.005)
 
 
+def _until_line(proc: subprocess.Popen, text: str) -> None:
+    """Read the process's output until a line containing text."""
+    while True:
+        line = proc.stdout.readline() if proc.stdout else ""
+        if not line:
+            raise RuntimeError(f"the process ended before printing {text!r}")
+        if text in line:
+            return
+
+
 def main() -> None:
     """Run the measurement and print a table."""
     base = Path(tempfile.mkdtemp(prefix="bench-restart-"))
     started, traded = [], []
+    takeover, takeover_traded = [], []
     try:
         with serve_in_thread(Sandbox(make_config())) as url:
             admin = Admin(url, ADMIN_TOKEN)
@@ -70,18 +81,42 @@ def main() -> None:
                     traded.append(t2 - t0)
                 proc.kill()
                 proc.communicate(timeout=60)
+            # the same with a standby (`run --standby`) waiting beside the session
+            proc = start(config, journal, until, None)
+            _wait(lambda: starts(journal) > RESTARTS + 1, "the session before the standbys")
+            for _ in range(RESTARTS):
+                standby = start(config, journal, until, None, extra=["--standby"])
+                _until_line(standby, "standby: waiting")
+                before = starts(journal)
+                t0 = time.perf_counter()
+                proc.kill()
+                proc.communicate(timeout=60)
+                _wait(lambda before=before: starts(journal) > before, "the takeover")
+                t1 = time.perf_counter()
+                seen = steps(journal)
+                admin.advance(1)
+                _wait(lambda seen=seen: steps(journal) > seen, "the first bar")
+                takeover.append(t1 - t0)
+                takeover_traded.append(time.perf_counter() - t0)
+                proc = standby
+            proc.kill()
+            proc.communicate(timeout=60)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     python = _import_s("pass")
     cli = _import_s("import quantdesk.cli.run, quantdesk.system.live")
     strategy = _import_s("import vectorbt")
     print(f"machine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"{RESTARTS} SIGKILL restarts of a live session (sandbox, sma_cross 1m)")
+    print(f"{RESTARTS} SIGKILLs of a live session (sandbox, sma_cross 1m): cold and to a standby")
     print(f"{'':40} {'median':>8} {'max':>8}")
     for name, values in (
         ("restart -> session resumed (s)", started),
         ("restart -> first bar processed (s)", traded),
+        ("kill -> standby resumed (s)", takeover),
+        ("kill -> standby took a bar (s)", takeover_traded),
     ):
         print(f"{name:40} {np.median(values):8.2f} {np.max(values):8.2f}")
     print("fresh interpreter, best of 3 (s):")
-    print(f"  python alone {python:.2f}, quantdesk CLI + session {cli:.2f}, vectorbt {strategy:.2f}")
+    print(
+        f"  python alone {python:.2f}, quantdesk CLI + session {cli:.2f}, vectorbt {strategy:.2f}"
+    )
