@@ -340,9 +340,10 @@ def replay_session(
         rows = pd.concat(
             [warm_frame[f][symbol] for f in ("open", "high", "low", "close", "volume")], axis=1
         ).dropna()
-        for t, (o, h, low, c, v) in zip(rows.index.as_unit("ms").asi8, rows.to_numpy(), strict=True):
-            kernel.closes[symbol] = float(c)
-            runner.remember(BarEvent(symbol, SimBar(int(t), float(o), float(h), float(low), float(c), float(v)), -1))
+        times = rows.index.as_unit("ms").asi8
+        for t, values in zip(times, rows.to_numpy(dtype=float).tolist(), strict=True):
+            kernel.closes[symbol] = values[3]
+            runner.remember(BarEvent(symbol, SimBar(int(t), *values), -1))
     if len(feed):
         run_coroutine(kernel.run(feed))
     return SessionReplay(list(kernel.fills), dict(kernel.om.orders), kernel.steps)
