@@ -70,8 +70,15 @@ def write_registry(tmp_path: Path, *param_sets: dict[str, int]) -> Path:
 
 
 def start(
-    config: Path, journal: Path, until_ms: int, crash: str | None, mode: str = "live"
+    config: Path,
+    journal: Path,
+    until_ms: int,
+    crash: str | None,
+    mode: str = "live",
+    extra: tuple[str, ...] = (),
 ) -> subprocess.Popen:
+    """`quantdesk run` of sma_cross(2, 3) on BTC/USDT 1m against the sandbox, as a process;
+    extra: more `run` options."""
     env = {**os.environ, "QD_CRASH_KEY": KEY, "QD_CRASH_SECRET": SECRET}
     env["NUMBA_CACHE_DIR"] = str(REPO / ".cache" / "numba")
     env.pop("QUANTDESK_CRASH_AT", None)
@@ -84,7 +91,7 @@ def start(
         "--symbols", BTC, "--mode", mode, "--venue", "sandbox", "--timeframe", "1m",
         "--capital", "2000", "--poll", "0.02", "--reconcile-every", "0.5",
         "--journal", str(journal), "--until", until,
-        "--registry", str(config.parent / "promoted.toml"),
+        "--registry", str(config.parent / "promoted.toml"), *extra,
     ]  # fmt: skip
     return subprocess.Popen(
         cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
