@@ -300,16 +300,21 @@ class DailyReport:
         return " ".join(parts)
 
     def session_record(self) -> dict[str, Any] | None:
-        """The newest session start before the day's end that says how to replay it."""
+        """How to replay the session trading at the day's end: its newest start record before
+        the day ends, with the warm-up of the first start of that same strategy, params and
+        symbols (a session restarted after a crash continues the same run, position included)."""
         events = self.journal.events()
         starts = events[
             events["kind"].isin(["session_started", "session_resumed"])
             & (events["ts"] < self.end_ms)
         ]
-        for payload in reversed(list(starts["payload"])):
-            if "strategy" in payload and "rules" in payload:
-                return dict(payload)
-        return None
+        records = [dict(p) for p in starts["payload"] if "strategy" in p and "rules" in p]
+        if not records:
+            return None
+        newest = records[-1]
+        same = ("strategy", "params", "symbols", "timeframe")
+        first = next(r for r in records if all(r[k] == newest[k] for k in same))
+        return newest | {"warmup_until_ms": first.get("warmup_until_ms")}
 
     @cached_property
     def drift(self) -> Drift:

@@ -30,6 +30,9 @@ def session(crash_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     admin("POST", "limits", {"weight_limit": 1_000_000})
     tmp = tmp_path_factory.mktemp("drift")
     config = write_config(tmp, crash_url)
+    # the test drives bars as fast as the session takes them: orders come closer together in
+    # wall time than the default 5 a second allows, which a replay (bar time) never sees
+    config.write_text(config.read_text() + "\n[risk]\nmax_orders_per_second = 1000\n")
     journal = tmp / "paper.sqlite"
     until = admin("GET", "clock")["time"] + 40 * MINUTE
     proc = start(config, journal, until, None, mode="paper", extra=("--slippage", str(SLIP)))
