@@ -128,3 +128,27 @@ def test_the_rendered_report_shows_slippage_and_drift(session: Path, tmp_path, c
     html = Path(out.split("report: ")[1].split()[0]).read_text()
     assert "Slippage against the decision price" in html and "decision price" in html
     assert "Live minus replay PnL: 0.00" in html and "only live" in html
+
+
+def test_a_trade_missing_live_costs_what_the_replay_made(session: Path, tmp_path: Path) -> None:
+    """A fill the live session never got (deleted from a copy): the trade shows only in the
+    replay, and the drift is minus what it added there, valued at the day's last close."""
+    missing = tmp_path / "missing.sqlite"
+    with sqlite3.connect(session) as src, sqlite3.connect(missing) as dst:
+        src.backup(dst)
+    report = daily_report(missing)
+    with Journal(missing) as j:
+        fills, bars = j.fills(), j.bars("BTC/USDT")
+    day = fills[(fills["ts"] >= report.start_ms) & (fills["ts"] < report.end_ms)]
+    gone = day.iloc[-1]
+    with sqlite3.connect(missing) as db:
+        db.execute("delete from fills where id = ?", (int(gone["id"]),))
+    drift = daily_report(missing).drift
+    mark = dec(bars[bars["ts"] + MINUTE <= report.end_ms]["close"].iloc[-1])
+    assert drift.mark == mark
+    sign = 1 if gone["side"] == "buy" else -1
+    made = sign * gone["amount"] * (mark - gone["price"]) - gone["fee"]
+    row = drift.trades.set_index("client_order_id").loc[gone["client_order_id"]]
+    assert row["live_amount"] is None and row["replay_amount"] == gone["amount"]
+    assert drift.pnl == row["drift_pnl"] == -made
+    assert "1 only in the replay" in daily_report(missing).drift_note()
