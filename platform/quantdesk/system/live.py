@@ -567,7 +567,7 @@ class Session:
                     "max_amount": None if r.max_amount is None else str(r.max_amount),
                 }
                 for s, r in rules.items()
-            },  # fmt: skip
+            },
             "window": window,
             "warmup_until_ms": warmup_until_ms,
             "execution": str(self.spec.execution),
