@@ -77,8 +77,8 @@ def start(
     mode: str = "live",
     extra: Sequence[str] = (),
 ) -> subprocess.Popen:
-    """`quantdesk run` of sma_cross 2/3 on the sandbox venue as a process (output piped);
-    crash: QUANTDESK_CRASH_AT (quantdesk.testing.crash); extra: more run options."""
+    """`quantdesk run` of sma_cross(2, 3) on BTC/USDT 1m against the sandbox, as a process
+    (output piped); crash: QUANTDESK_CRASH_AT (quantdesk.testing.crash); extra: more options."""
     env = {**os.environ, "QD_CRASH_KEY": KEY, "QD_CRASH_SECRET": SECRET}
     env["NUMBA_CACHE_DIR"] = str(REPO / ".cache" / "numba")
     env.pop("QUANTDESK_CRASH_AT", None)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from quantdesk.engine.journal import Journal
-from quantdesk.model import Fill, Side
+from quantdesk.model import Fill, Order, OrderType, Side
 from quantdesk.reports import repo_notebooks_dir
 from quantdesk.reports_daily import daily_report
 from tests.conftest import run_cli
@@ -100,3 +100,100 @@ def test_buy_and_hold_needs_bars_covering_the_day(journal: Path, tmp_path: Path)
     assert bench.iloc[0] == pytest.approx(10_000) and bench.iloc[-1] == pytest.approx(
         10_000 * last / first
     )
+
+
+def test_an_old_journal_without_decision_prices_still_reports(journal: Path) -> None:
+    """A journal made before orders carried a decision price: the column is added on open,
+    the report's slippage is left empty and says so, and there is no drift to show."""
+    import sqlite3
+
+    with Journal(journal) as j:
+        j.record_order(
+            Order("o-t2", BTC, Side.SELL, OrderType.MARKET, D("0.5"), ms("2024-03-02 06:00"))
+        )
+    with sqlite3.connect(journal) as db:
+        db.execute("alter table orders drop column decision_price")  # the old schema
+        assert "decision_price" not in {r[1] for r in db.execute("pragma table_info(orders)")}
+    report = daily_report(journal, "2024-03-02")
+    table = report.slippage()
+    assert len(table) == 1 and table.loc[0, "decision_price"] is None
+    assert table.loc[0, "slippage_bps"] is None
+    assert report.slippage_summary()["with_decision_price"] == 0
+    assert "1 fill(s) have no decision price" in report.slippage_note()
+    assert list(report.slippage_table()["slippage bps"]) == [""]
+    assert report.drift.trades.empty and "does not say how to replay" in report.drift_note()
+
+
+def test_replayed_orders_carry_the_signal_close_as_decision_price(tmp_path: Path) -> None:
+    """Over the shipped BTCUSDT daily bars: every strategy order's decision price is the close of
+    the bar its signal came from (the one before its fill's bar), and the report's slippage is
+    the fill's distance from it, signed against the trader."""
+    from quantdesk.data.csv_import import ImportOptions, parse_csv
+    from quantdesk.data.samples import sample_path
+    from quantdesk.data.store import OHLCV_COLUMNS, normalize
+    from quantdesk.model import Costs, dec
+    from quantdesk.strategy import load_strategy
+    from quantdesk.system.replay import replay
+
+    parsed = parse_csv(sample_path("binance-um") / "BTCUSDT-1d.csv", ImportOptions(market="usdm"))
+    bars = normalize(parsed.frame, OHLCV_COLUMNS)
+    symbol = parsed.key.symbol
+    path = tmp_path / "replay.sqlite"
+    strategy = load_strategy("sma_cross", {"fast": 10, "slow": 30})
+    replay(strategy, {symbol: bars}, Costs(fee=0.001, slippage=0.0005), journal=path)
+    with Journal(path) as j:
+        fills, orders = j.fills(), j.orders().set_index("client_order_id")
+    assert len(fills) > 20
+    day = 86_400_000
+    closes = dict(zip(bars.index.as_unit("ms").asi8, bars["close"], strict=True))
+    for f in fills.itertuples():
+        assert orders.loc[f.client_order_id, "decision_price"] == dec(closes[f.ts - day])
+    last = pd.Timestamp(int(fills["ts"].iloc[-1]), unit="ms", tz="UTC").date().isoformat()
+    report = daily_report(path, last)
+    row = report.slippage().iloc[-1]
+    decided = dec(closes[int(row["ts"]) - day])
+    sign = 1 if row["side"] == "buy" else -1
+    assert row["slippage_bps"] == sign * (row["price"] - decided) / decided * 10_000
+
+
+def test_a_limit_order_is_decided_at_its_limit_price(tmp_path: Path) -> None:
+    """A quote strategy's limit order: its decision price is the limit, and the fill's
+    slippage against it is what the matching core gave (at or better than the limit)."""
+    from quantdesk.backtest.runner import to_bars
+    from quantdesk.engine.clock import SimClock
+    from quantdesk.engine.feeds import HistoricalFeed
+    from quantdesk.engine.kernel import Kernel
+    from quantdesk.engine.portfolio import Portfolio
+    from quantdesk.engine.runner import Intent, QuoteRunner
+    from quantdesk.model import dec
+    from quantdesk.strategy import QuoteStrategy
+    from quantdesk.system.replay import run_coroutine
+    from quantdesk.venues.sim import SimVenue
+    from tests.conftest import make_bars
+
+    class Bid(QuoteStrategy):
+        """Bids 1% under the first close, once."""
+
+        def on_bar(self, bar, ctx):
+            if bar.index != 0:
+                return []
+            price = (dec(bar.bar.close) * D("0.99")).quantize(D("0.01"))
+            return [Intent(BTC, Side.BUY, OrderType.LIMIT, D(1), bar.bar.time, 10, price=price)]
+
+    bars = make_bars(60, seed=1)
+    feed = HistoricalFeed(to_bars({BTC: bars}), 3_600_000)
+    clock = SimClock(int(feed.times[0]))
+    venue = SimVenue([BTC], {"USDT": D(10**6)}, fee=D("0.001"), clock=clock)
+    path = tmp_path / "limit.sqlite"
+    with Journal(path) as j:
+        kernel = Kernel(venue, Portfolio(cash={"USDT": D(10**6)}, currency="USDT"), j, clock)
+        kernel.add_runner(QuoteRunner(Bid(), [BTC], strategy_id="bid"))
+        run_coroutine(kernel.run(feed))
+        [order] = [o for o in j.load_orders(open_only=False)]
+    limit = (dec(bars["close"].iloc[0]) * D("0.99")).quantize(D("0.01"))
+    assert order.decision_price == order.price == limit
+    [fill] = kernel.fills
+    day = pd.Timestamp(fill.timestamp, unit="ms", tz="UTC").date().isoformat()
+    row = daily_report(path, day).slippage().iloc[0]
+    assert row["decision_price"] == limit
+    assert row["slippage_bps"] == (fill.price - limit) / limit * 10_000 <= 0

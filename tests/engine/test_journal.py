@@ -306,3 +306,47 @@ def test_batch_on_an_in_memory_database() -> None:
             j.record_order(order())
             assert len(j.orders()) == 1
         assert len(j.orders()) == 1
+
+
+def test_decision_price_round_trips(journal: Journal) -> None:
+    o = order()
+    o.decision_price = D("43210.12")
+    journal.record_order(o)
+    assert journal.orders().loc[0, "decision_price"] == D("43210.12")
+    assert journal.load_orders()[0].decision_price == D("43210.12")
+    journal.record_order(order("qd-2"))
+    assert journal.orders().set_index("client_order_id").loc["qd-2", "decision_price"] is None
+
+
+def test_an_old_journal_gets_the_new_columns_on_open(tmp_path: Path) -> None:
+    """A journal made before orders had decision_price opens, keeps its rows (read as no
+    decision price) and takes new orders with one."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with Journal(path) as j:
+        j.record_order(order("qd-old"))
+    with sqlite3.connect(path) as db:
+        db.execute("alter table orders drop column decision_price")
+    with Journal(path) as j:
+        [old] = j.load_orders()
+        assert old.client_order_id == "qd-old" and old.decision_price is None
+        new = order("qd-new")
+        new.decision_price = D("1.5")
+        j.record_order(new)
+        assert j.orders().set_index("client_order_id").loc["qd-new", "decision_price"] == D("1.5")
+    with Journal(path) as j:  # opening again changes nothing
+        assert j.count("orders") == 2
+
+
+def test_bars_are_kept_once_per_symbol_and_time(journal: Journal) -> None:
+    from quantdesk.model import SimBar
+
+    bars = [SimBar(60_000 * i, 1.0 + i, 2.0 + i, 0.5 + i, 1.25 + i, 10.0) for i in range(3)]
+    assert journal.record_bars("BTC/USDT", "1m", bars) == 3
+    assert journal.record_bars("BTC/USDT", "1m", bars[1:]) == 0  # a restart sends them again
+    assert journal.record_bars("ETH/USDT", "1m", bars[:1]) == 1
+    frame = journal.bars("BTC/USDT")
+    assert list(frame["ts"]) == [0, 60_000, 120_000]
+    assert list(frame["close"]) == [1.25, 2.25, 3.25] and set(frame["timeframe"]) == {"1m"}
+    assert len(journal.bars()) == 4

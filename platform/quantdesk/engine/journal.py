@@ -5,6 +5,9 @@ other processes (dashboards, `quantdesk` commands) never block the engine's writ
 half-written transactions. Decimals are stored as text (lossless on every backend), timestamps as
 integer milliseconds UTC. Payloads are JSON with secret-looking keys redacted.
 
+Schema changes are additive: a column added since a journal was made is added to it when it is
+opened (`MIGRATIONS`), so old journals keep opening; rows written before read it as empty.
+
 Fills carry a unique (venue, trade id): `record_fill` of a trade already stored returns False,
 which is how a replayed or re-reported fill is applied only once.
 """
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -25,6 +28,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Double,
     Integer,
     MetaData,
     String,
@@ -36,6 +40,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
     update,
 )
@@ -89,6 +94,7 @@ orders_t = Table(
     Column("reason", Text, nullable=False, default=""),
     Column("created_ms", BigInteger, nullable=False),
     Column("updated_ms", BigInteger, nullable=False),
+    Column("decision_price", DecimalText),  # added later: see MIGRATIONS
 )
 
 order_events_t = Table(
@@ -186,6 +192,22 @@ alerts_t = Table(
     Column("payload", Text, nullable=False, default="{}"),
 )
 
+bars_t = Table(
+    "bars",
+    metadata,
+    Column("symbol", String(50), primary_key=True),
+    Column("ts", BigInteger, primary_key=True),  # open time, ms UTC
+    Column("timeframe", String(10), nullable=False),
+    Column("open", Double, nullable=False),
+    Column("high", Double, nullable=False),
+    Column("low", Double, nullable=False),
+    Column("close", Double, nullable=False),
+    Column("volume", Double, nullable=False),
+)
+
+# (table, column) added after journals already existed: added on open when missing
+MIGRATIONS = (("orders", "decision_price"),)
+
 COMMAND_KINDS = ("kill", "resume", "approve", "reject", "cancel")
 _SECRET_KEY = re.compile(r"secret|api_?key|password|passphrase|token|private|signature", re.I)
 
@@ -269,6 +291,19 @@ class Journal:
         if is_sqlite:
             _sqlite_setup(self.engine, busy_timeout_ms, wal=wal and not memory)
         metadata.create_all(self.engine)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns of MIGRATIONS a journal made before them lacks."""
+        tables = inspect(self.engine)
+        for table, column in MIGRATIONS:
+            present = {c["name"] for c in tables.get_columns(table)}
+            if column in present:
+                continue
+            col = metadata.tables[table].c[column]
+            kind = col.type.compile(dialect=self.engine.dialect)
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(f'ALTER TABLE {table} ADD COLUMN "{column}" {kind}')
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
@@ -344,6 +379,7 @@ class Journal:
             "reason": order.reason,
             "created_ms": order.created_ms,
             "updated_ms": order.updated_ms,
+            "decision_price": order.decision_price,
         }
         with self._tx() as conn:
             done = conn.execute(
@@ -389,6 +425,27 @@ class Journal:
         except IntegrityError:
             return False
         return True
+
+    def record_bars(self, symbol: str, timeframe: str, bars: Iterable[Any]) -> int:
+        """Store closed bars (SimBar-like: time, open, high, low, close, volume) a session
+        processed, so its day can be replayed offline; bars already stored are kept. Returns
+        how many were new."""
+        rows = [
+            {
+                "symbol": symbol, "ts": int(b.time), "timeframe": timeframe, "open": b.open,
+                "high": b.high, "low": b.low, "close": b.close, "volume": b.volume,
+            }
+            for b in bars
+        ]  # fmt: skip
+        if not rows:
+            return 0
+        key = (bars_t.c.symbol == symbol) & bars_t.c.ts.in_([r["ts"] for r in rows])
+        with self._tx() as conn:
+            have = set(conn.execute(select(bars_t.c.ts).where(key)).scalars())
+            new = [r for r in rows if r["ts"] not in have]
+            if new:
+                conn.execute(insert(bars_t), new)
+        return len(new)
 
     # --- portfolio and monitoring writes --------------------------------------------------------
 
@@ -536,6 +593,18 @@ class Journal:
             query = query.where(fills_t.c.ts >= since)
         return self._frame(query, [c.name for c in fills_t.columns])
 
+    def bars(self, symbol: str | None = None) -> pd.DataFrame:
+        """Journaled closed bars (open, high, low, close, volume) on a UTC index, per symbol
+        (column symbol), oldest first."""
+        query = select(bars_t).order_by(bars_t.c.symbol, bars_t.c.ts)
+        if symbol is not None:
+            query = query.where(bars_t.c.symbol == symbol)
+        frame = self._frame(query, [c.name for c in bars_t.columns])
+        frame.index = pd.DatetimeIndex(
+            pd.to_datetime(frame["ts"].astype("int64"), unit="ms", utc=True), name="time"
+        )
+        return frame
+
     def equity_curve(self) -> pd.DataFrame:
         """Equity snapshots indexed by UTC time (column ts keeps the milliseconds)."""
         frame = self._frame(
@@ -650,6 +719,7 @@ class Journal:
                 updated_ms=r["updated_ms"],
                 submit_attempts=r["submit_attempts"],
                 reason=r["reason"],
+                decision_price=r["decision_price"],
             )
             fills = fills_by_order.get(order.client_order_id, [])
             if fills:

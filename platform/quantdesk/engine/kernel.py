@@ -317,6 +317,7 @@ class Kernel:
             reduce_only=intent.reduce_only,
             strategy_id=runner.strategy_id,
             venue=self.venue.name,
+            decision_price=self.decision_price(intent),
         )
         if self.risk is not None:
             decision = self.risk.check_order(
@@ -346,6 +347,15 @@ class Kernel:
             self.held[cid] = (order, runner, intent)
             return
         await self.om.submit(order)
+
+    def decision_price(self, intent: Intent) -> Decimal | None:
+        """The price the strategy decided on: the runner's (a signal's close), else the limit
+        price, else the trigger, else the last close seen (a quote strategy's market order)."""
+        for price in (intent.decision_price, intent.price, intent.trigger_price):
+            if price is not None:
+                return Decimal(price)
+        close = self.closes.get(intent.symbol)
+        return None if close is None else dec(close)
 
     def _journal_event(self, order: Order, old: OrderStatus | None, new: OrderStatus) -> None:
         self.journal.record_event(

@@ -57,6 +57,9 @@ class Intent:
     trigger_price: Decimal | None = None
     reduce_only: bool = False
     tag: str = ""
+    # the price decided on: the signal bar's close for a signal's market order; None lets the
+    # kernel use the limit price, else the trigger, else the last close it knows
+    decision_price: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class Sleeve:
     entry: bool = False  # raw signals of the last close, not yet acted on
     exit: bool = False
     signal_ms: int | None = None
+    signal_close: Decimal | None = None  # the close the pending signal was decided on
     protective: dict[str, str] = field(default_factory=dict)  # client id -> "sl" / "tp"
     virtual_qty: Decimal = ZERO  # signals-only mode: what we would hold
 
@@ -220,6 +224,7 @@ class SignalRunner:
         if entry or exit_:
             sleeve = self.sleeves[event.symbol]
             sleeve.entry, sleeve.exit, sleeve.signal_ms = bool(entry), bool(exit_), event.bar.time
+            sleeve.signal_close = dec(event.bar.close)
         return []
 
     def on_open(self, symbol: str, bar_ms: int, market: Market) -> list[Intent | Cancel]:
@@ -228,8 +233,9 @@ class SignalRunner:
         if sleeve.signal_ms is None:
             return []
         entry, exit_, signal_ms = sleeve.entry, sleeve.exit, sleeve.signal_ms
+        decided = sleeve.signal_close
         sleeve.entry = sleeve.exit = False
-        sleeve.signal_ms = None
+        sleeve.signal_ms = sleeve.signal_close = None
         if entry and exit_:
             return []  # conflicting signals: ignored
         held = sleeve.qty if sleeve.qty else sleeve.virtual_qty
@@ -245,6 +251,7 @@ class SignalRunner:
                     EXIT,
                     reduce_only=True,
                     tag="exit",
+                    decision_price=decided,
                 )
             )
             return out
@@ -259,7 +266,14 @@ class SignalRunner:
                 return []
             return [
                 Intent(
-                    symbol, Side.BUY, OrderType.MARKET, amount * step, signal_ms, ENTRY, tag="entry"
+                    symbol,
+                    Side.BUY,
+                    OrderType.MARKET,
+                    amount * step,
+                    signal_ms,
+                    ENTRY,
+                    tag="entry",
+                    decision_price=decided,
                 )
             ]
         return []

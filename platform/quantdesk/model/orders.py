@@ -117,6 +117,9 @@ class Order:
     updated_ms: int = 0
     submit_attempts: int = 0
     reason: str = ""  # why it was rejected/cancelled, for people
+    # the price the strategy decided on (signal close, limit or trigger): what slippage is
+    # measured against in reports
+    decision_price: Decimal | None = None
     fill_ids: set[str] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:

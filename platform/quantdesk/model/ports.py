@@ -228,6 +228,7 @@ class RiskDecision:
             reduce_only=order.reduce_only,
             strategy_id=order.strategy_id,
             venue=order.venue,
+            decision_price=order.decision_price,
         )
 
 

@@ -10,6 +10,7 @@ Crash injection for the crash tests lives outside this path, in `quantdesk.testi
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import random
 import re
@@ -19,6 +20,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +111,8 @@ class LiveBarFeed:
         self.on_idle: Callable[[], Awaitable[None]] | None = None
         # called after the kernel has processed each step (the session's status line)
         self.after_step: Callable[[], None] | None = None
+        # called with each step before the kernel gets it (the session journals its bars)
+        self.on_step: Callable[[Step], None] | None = None
 
     async def history(self, bars: int) -> list[Step]:
         """The last `bars` closed candles as steps (warm-up); later polls continue after them."""
@@ -163,6 +167,8 @@ class LiveBarFeed:
                     return
                 for event in step:
                     self.venue.marks[event.symbol] = Decimal(repr(event.bar.close))
+                if self.on_step is not None:
+                    self.on_step(step)
                 yield step
                 if self.after_step is not None:  # the kernel has processed the step
                     self.after_step()
@@ -450,6 +456,11 @@ class Session:
         )
         history = await self._starting("send recent bars", lambda: feed.history(runner.window))
         _warm_up(history, runner, kernel)
+        # the closed bars the session saw (its warm-up window included), so that the daily
+        # report can replay its day offline: a sandbox's or venue's history is not in the store
+        keep_bars = partial(_journal_bars, journal, timeframe)
+        keep_bars(history)
+        feed.on_step = lambda step: keep_bars([step])
         last = [self.clock()]
 
         async def idle() -> None:
@@ -468,7 +479,10 @@ class Session:
             f"{spec.mode} session on {spec.venue_name}: {spec.strategy!r} {', '.join(symbols)}",
             self.clock(),
             severity="info",
-        )
+            payload=self._replay_record(symbols, timeframe, capital, fee, sizing.fraction, step,
+                                        sym_rules, runner.window,
+                                        history[-1][0].bar.time if history else None),
+        )  # fmt: skip
         self.started.set()
         await kernel.run(feed)
         if spec.cancel_on_exit:
@@ -522,6 +536,47 @@ class Session:
                 say(line)
 
         return report
+
+    def _replay_record(
+        self,
+        symbols: Sequence[str],
+        timeframe: str,
+        capital: Decimal,
+        fee: Decimal,
+        size: float | None,
+        amount_step: Decimal,
+        rules: Mapping[str, Instrument],
+        window: int,
+        warmup_until_ms: int | None,
+    ) -> dict[str, Any]:
+        """What a replay of this session needs (the daily report's live-vs-backtest drift):
+        the strategy and params, and the sizing and fill settings the session trades with."""
+        strategy = self.spec.strategy
+        return {
+            "strategy": strategy.label(),
+            "strategies_dir": str(Path(inspect.getfile(type(strategy))).parent),
+            "params": dict(strategy.values),
+            "symbols": list(symbols),
+            "timeframe": timeframe,
+            "capital": str(capital),
+            "fee": str(fee),
+            "slippage": str(self.spec.slippage),
+            "size": None if size is None else str(size),
+            "amount_step": str(amount_step),
+            "rules": {
+                s: {
+                    "amount_step": str(r.amount_step),
+                    "price_tick": str(r.price_tick),
+                    "min_amount": str(r.min_amount),
+                    "min_notional": str(r.min_notional),
+                    "max_amount": None if r.max_amount is None else str(r.max_amount),
+                }
+                for s, r in rules.items()
+            },
+            "window": window,
+            "warmup_until_ms": warmup_until_ms,
+            "execution": str(self.spec.execution),
+        }
 
     def _paper_venue(
         self, portfolio: Portfolio, rules: Mapping[str, Instrument], fee: Decimal
@@ -663,6 +718,16 @@ def _warm_up(history: Sequence[Step], runner: SignalRunner, kernel: Kernel) -> N
         for event in past:
             kernel.closes[event.symbol] = event.bar.close
             runner.remember(event)
+
+
+def _journal_bars(journal: Journal, timeframe: str, steps: Sequence[Step]) -> None:
+    """Journal the closed bars of these steps, per symbol."""
+    per_symbol: dict[str, list[SimBar]] = {}
+    for step in steps:
+        for event in step:
+            per_symbol.setdefault(event.symbol, []).append(event.bar)
+    for symbol, bars in per_symbol.items():
+        journal.record_bars(symbol, timeframe, bars)
 
 
 def _restore_sleeves(runner: SignalRunner, journal: Journal, kernel: Kernel) -> None:

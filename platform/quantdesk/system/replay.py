@@ -27,13 +27,13 @@ from quantdesk.backtest.runner import on_bars, to_bars
 from quantdesk.data.store import DataStore
 from quantdesk.data.timeframes import timeframe_ms
 from quantdesk.engine.clock import SimClock
-from quantdesk.engine.feeds import HistoricalFeed
+from quantdesk.engine.feeds import BarEvent, HistoricalFeed
 from quantdesk.engine.journal import Journal
 from quantdesk.engine.kernel import ExecutionMode
 from quantdesk.engine.order_manager import MemoryJournal, OrderStats
 from quantdesk.engine.portfolio import Portfolio
 from quantdesk.engine.runner import SignalRunner
-from quantdesk.model import Costs, Fill, FundingEvent, Instrument, Side, dec, split_symbol
+from quantdesk.model import Costs, Fill, FundingEvent, Instrument, Side, SimBar, dec, split_symbol
 from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.gate import PreTradeRisk
 from quantdesk.risk.limits import RiskConfig
@@ -253,3 +253,97 @@ def feed_from_store(
     """A feed of stored bars of several symbols, aligned as the backtest aligns them."""
     data = store.load_many(symbols, timeframe, start, end, exchange, market)
     return HistoricalFeed(to_bars(data), timeframe_ms(timeframe))
+
+
+class _ActOnCloseFeed(HistoricalFeed):
+    """Stored bars stepped as a live feed steps them: the kernel acts on each close at once
+    (sized at the close, filled at the next open), as a paper or live session does."""
+
+    historical = False
+
+
+@dataclass
+class SessionReplay:
+    """What the replay of a session's bars did: its fills and orders (client id -> order)."""
+
+    fills: list[Fill]
+    orders: dict[str, Any]
+    steps: int
+
+
+def replay_session(
+    strategy: SignalStrategy, record: Mapping[str, Any], bars: Mapping[str, pd.DataFrame]
+) -> SessionReplay:
+    """Re-run a paper or live session over the closed bars it saw: same strategy, capital,
+    sizing, fee, slippage, market rules and order of work (warm-up bars only fill the signal
+    window, later closes are acted on at once), fills by SimVenue at the next bar's open.
+
+    record: the session's `session_started` payload (quantdesk.system.live journals it);
+    bars: per symbol, OHLCV on a UTC index (Journal.bars)."""
+    frame = to_bars(dict(bars))
+    symbols = [str(s) for s in frame["close"].columns]
+    quote = split_symbol(symbols[0])[1]
+    capital = Decimal(record["capital"])
+    fee, slippage = Decimal(record["fee"]), Decimal(record.get("slippage") or 0)
+    rules = {
+        s: Instrument(
+            s,
+            Decimal(r["amount_step"]),
+            Decimal(r["price_tick"]),
+            min_amount=Decimal(r["min_amount"]),
+            max_amount=None if r.get("max_amount") is None else Decimal(r["max_amount"]),
+            min_notional=Decimal(r["min_notional"]),
+        )
+        for s, r in record["rules"].items()
+        if s in symbols
+    }
+    step = Decimal(record["amount_step"])
+    warm = frame.index.as_unit("ms").asi8 <= int(record.get("warmup_until_ms") or -1)
+    tf_ms = timeframe_ms(record["timeframe"])
+    feed = _ActOnCloseFeed(frame[~warm], tf_ms)
+    clock = SimClock(int(feed.times[0]) if len(feed) else 0)
+    total = capital * len(symbols)
+    venue = SimVenue(
+        symbols,
+        {quote: total},
+        fee=fee,
+        slippage=slippage,
+        name="session-replay",
+        amount_step=min(r.amount_step for r in rules.values()),
+        price_tick=min(r.price_tick for r in rules.values()),
+        clock=clock,
+    )
+    size = record.get("size")
+    runner = SignalRunner(
+        strategy,
+        symbols,
+        capital=capital,
+        fee=fee,
+        size=None if size is None else Decimal(size),
+        window=int(record["window"]),
+        min_amounts={s: max(r.min_amount, r.amount_step) for s, r in rules.items()},
+    )
+    store = MemoryJournal()
+    kernel = build_kernel(
+        venue,
+        Portfolio(cash={quote: total}, currency=quote),
+        store,
+        clock,
+        breaker=venue_breaker(venue.name, None),
+        runners=[runner],
+        risk=PreTradeRisk(rules, fee_rate=fee),
+        amount_step=step,
+        timeframe_ms=tf_ms,
+    )
+    warm_frame = frame[warm]
+    for symbol in symbols:  # the session's warm-up: remembered, never acted on
+        rows = pd.concat(
+            [warm_frame[f][symbol] for f in ("open", "high", "low", "close", "volume")], axis=1
+        ).dropna()
+        times = rows.index.as_unit("ms").asi8
+        for t, values in zip(times, rows.to_numpy(dtype=float).tolist(), strict=True):
+            kernel.closes[symbol] = values[3]
+            runner.remember(BarEvent(symbol, SimBar(int(t), *values), -1))
+    if len(feed):
+        run_coroutine(kernel.run(feed))
+    return SessionReplay(list(kernel.fills), dict(kernel.om.orders), kernel.steps)
