@@ -72,7 +72,7 @@ demo: $(STAMP)
 # own tmp_path), so the workers never share one. TEST_WORKERS=0 runs serially.
 TEST_WORKERS ?= 2
 test: $(STAMP) chromium postgresql
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=15
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal --durations=15
 
 # Browser tests drive headless Chromium at /usr/bin/chromium: install it when missing
 # (Debian/Ubuntu, non-interactive: CI has no stdin).
