@@ -145,6 +145,9 @@ def test_screener_ranks_and_reacts_to_widgets(voila_url: str) -> None:
                 f"closed by {AS_OF} UTC (the last opened 2025-05-31)", timeout=30_000
             )
             default = {"momentum_30": 1.0, "trend": 0.5, "volatility": -0.5}
+            expect(page.locator(".qd-ranking table tbody th").first).to_have_text(
+                expected_order(default)[0], timeout=30_000
+            )
             assert shown_symbols(page) == expected_order(default)
 
             weight = page.locator(".qd-w-momentum_30 input")

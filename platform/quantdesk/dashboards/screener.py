@@ -136,15 +136,16 @@ class Screener:
             self.status.value = f'<span class="qd-error">error: {exc}</span>'
             self.table.value = ""
             return
+        shown = table[["rank", "score", *[c for c in table.columns if c.startswith("w:")]]]
+        shown = shown.rename(columns=lambda c: c[2:] if c.startswith("w:") else c)
+        shown["reasons"] = table["reasons"]
+        # the table first: the status line naming the as-of then always describes what is shown
+        self.table.value = shown.to_html(float_format=lambda v: f"{v:+.3f}", index_names=False)
         left_out = "; ".join(f"{s}: {why}" for s, why in dropped.items()) or "none"
         self.status.value = (
             f"{len(table)} picks, {self.timeframe} bars closed by {self.as_of.value.strip()} UTC "
             f"(the last opened {_stamp(table.attrs['time'])}). Left out: {left_out}"
         )
-        shown = table[["rank", "score", *[c for c in table.columns if c.startswith("w:")]]]
-        shown = shown.rename(columns=lambda c: c[2:] if c.startswith("w:") else c)
-        shown["reasons"] = table["reasons"]
-        self.table.value = shown.to_html(float_format=lambda v: f"{v:+.3f}", index_names=False)
 
 
 def _stamp(time: pd.Timestamp) -> str:
