@@ -22,7 +22,7 @@ import numpy as np
 
 from quantdesk.sandbox import Sandbox, serve_in_thread
 from tests.sandbox.conftest import ADMIN_TOKEN, Admin, make_config
-from tests.sessions import MINUTE, REPO, start, starts, steps, write_config
+from tests.sessions import MINUTE, REPO, read_until, start, starts, steps, write_config
 
 RESTARTS = int(os.environ.get("BENCH_RESTARTS", "5"))
 
@@ -43,16 +43,6 @@ def _wait(condition, what: str, limit: float = 120.0) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {what}")
         time.sleep(0.005)
-
-
-def _until_line(proc: subprocess.Popen, text: str) -> None:
-    """Read the process's output until a line containing text."""
-    while True:
-        line = proc.stdout.readline() if proc.stdout else ""
-        if not line:
-            raise RuntimeError(f"the process ended before printing {text!r}")
-        if text in line:
-            return
 
 
 def main() -> None:
@@ -86,7 +76,7 @@ def main() -> None:
             _wait(lambda: starts(journal) > RESTARTS + 1, "the session before the standbys")
             for _ in range(RESTARTS):
                 standby = start(config, journal, until, None, extra=["--standby"])
-                _until_line(standby, "standby: waiting")
+                read_until(standby, "standby: waiting")
                 before = starts(journal)
                 t0 = time.perf_counter()
                 proc.kill()

@@ -185,3 +185,14 @@ def cli(*args: str) -> None:
     with pytest.raises(SystemExit) as done:
         main(list(args))
     assert done.value.code == 0
+
+
+def read_until(proc: subprocess.Popen, text: str) -> list[str]:
+    """Read the process's output until a line containing text; the lines read."""
+    lines = []
+    while True:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line, f"ended before {text!r}: {''.join(lines)}"
+        lines.append(line)
+        if text in line:
+            return lines

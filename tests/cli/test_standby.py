@@ -4,24 +4,22 @@ and takes over the moment the session dies; after a clean stop it takes nothing 
 from __future__ import annotations
 
 import signal
-import subprocess
 from pathlib import Path
 
 from quantdesk.engine.journal import Journal
 from quantdesk.venues import sandbox_client
 from tests.sandbox.conftest import Admin
-from tests.sessions import BTC, MINUTE, bars, start, starts, steps, wait, write_config
-
-
-def _line(proc: subprocess.Popen, text: str) -> list[str]:
-    """Read the process's output until a line containing text; the lines read."""
-    lines = []
-    while True:
-        line = proc.stdout.readline() if proc.stdout else ""
-        assert line, f"ended before {text!r}: {''.join(lines)}"
-        lines.append(line)
-        if text in line:
-            return lines
+from tests.sessions import (
+    BTC,
+    MINUTE,
+    bars,
+    read_until,
+    start,
+    starts,
+    steps,
+    wait,
+    write_config,
+)
 
 
 def test_a_standby_takes_over_a_killed_session_and_not_a_stopped_one(
@@ -34,21 +32,21 @@ def test_a_standby_takes_over_a_killed_session_and_not_a_stopped_one(
     wait(lambda: starts(journal) == 1, active, "the first start")
     standby = start(config, journal, until, None, extra=["--standby"])
     try:
-        _line(standby, "standby: waiting for the session")
+        read_until(standby, "standby: waiting for the session")
         bars(active, journal, crash_admin, 3)
         assert starts(journal) == 1 and standby.poll() is None  # it waits, it does not trade
 
         active.kill()
         active.communicate(timeout=60)
         wait(lambda: starts(journal) == 2, standby, "the standby to take over")
-        assert any("standby: taking over" in line for line in _line(standby, "taking over"))
+        assert any("standby: taking over" in line for line in read_until(standby, "taking over"))
         before = steps(journal)
         bars(standby, journal, crash_admin, 5)  # it trades the bars from here on
         assert steps(journal) == before + 5
 
         # a second standby behind it: a clean stop (SIGTERM) is not a crash to take over
         spare = start(config, journal, until, None, extra=["--standby"])
-        _line(spare, "standby: waiting for the session")
+        read_until(spare, "standby: waiting for the session")
         standby.send_signal(signal.SIGTERM)
         assert standby.wait(timeout=60) == 0
         out = spare.communicate(timeout=120)[0]

@@ -17,7 +17,7 @@ from quantdesk.engine.journal import Journal
 from quantdesk.model import OrderStatus
 from quantdesk.venues import sandbox_client
 from tests.sandbox.conftest import Admin
-from tests.sessions import BTC, MINUTE, drive, journal_orders, start, starts, steps, write_config
+from tests.sessions import BTC, MINUTE, bars, drive, journal_orders, start, starts, write_config
 
 KILLS = int(os.environ.get("QUANTDESK_CRASH_LOOP_KILLS", "20"))
 SEED = 19
@@ -32,17 +32,10 @@ FAULTS: list[dict[str, float]] = [
 ]
 
 
-def _kill_at_random(proc, journal: Path, admin: Admin, rng: random.Random, bars: int) -> None:
-    """Advance `bars` bars (each taken by the session), then one more and SIGKILL the session
+def _kill_at_random(proc, journal: Path, admin: Admin, rng: random.Random, n: int) -> None:
+    """Advance n bars (each taken by the session), then one more and SIGKILL the session
     somewhere in processing it: before, during or after its orders."""
-    for _ in range(bars):
-        seen = steps(journal)
-        admin.advance(1)
-        deadline = time.monotonic() + 120
-        while steps(journal) == seen:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "the session never took a bar"
-            time.sleep(0.02)
+    bars(proc, journal, admin, n)
     admin.advance(1)
     time.sleep(rng.uniform(0.0, 0.4))
     proc.kill()
