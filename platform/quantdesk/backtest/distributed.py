@@ -90,10 +90,17 @@ def prepare_queue(
 
 
 def claim(storage: optuna.storages.BaseStorage, study_id: int) -> int | None:
-    """Take one WAITING trial (atomically, against every other process); its trial id."""
+    """Take one WAITING trial (atomically, against every other process); its trial id.
+
+    The heartbeat is recorded before the claim: optuna never fails a RUNNING trial that has
+    no heartbeat, so a process killed between claiming and its first beat would otherwise
+    leave a trial every other process waits on forever."""
+    beats = bool(getattr(storage, "get_heartbeat_interval", lambda: None)())
     for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         try:
+            if beats:
+                storage.record_heartbeat(trial_id)  # type: ignore[attr-defined]
             if storage.set_trial_state_values(trial_id, state=TrialState.RUNNING):
                 return trial_id
         except UpdateFinishedTrialError:
