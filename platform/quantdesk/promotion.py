@@ -176,6 +176,7 @@ def promote(
         checks=tuple(checks or CHECKS),
         progress=progress,
         thresholds=thresholds,
+        funding=job.funding,
     )
     if progress:
         progress("walkforward")

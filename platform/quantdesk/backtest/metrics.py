@@ -36,11 +36,8 @@ def compute_stats(portfolio: vbt.Portfolio, funding: pd.DataFrame | None = None)
     """
     closed = portfolio.trades.closed
     value = equity_with_funding(portfolio, funding)
-    # a writable array: numba types a read-only one apart (a compile of its own)
-    init = np.array(np.broadcast_to(np.asarray(portfolio.init_cash, float), value.shape[1]))
-    # vectorbt's own returns accessor on the funded equity: the same formulas the Portfolio's
-    # sharpe_ratio(), max_drawdown(), ... apply to its unfunded value.
-    rets = pd.DataFrame.vbt.returns.from_value(value, init_value=init, freq=portfolio.wrapper.freq)
+    init = _init_cash(portfolio, value)
+    rets = funded_returns(portfolio, funding)
     assets = portfolio.assets()
     if isinstance(assets, pd.DataFrame) and portfolio.wrapper.grouper.is_grouped():
         exposure = (assets != 0).any(axis=1).mean()
@@ -112,6 +109,21 @@ def equity_with_funding(portfolio: vbt.Portfolio, funding: pd.DataFrame | None) 
     if funding is None:
         return value
     return value + funding.cumsum().to_numpy()
+
+
+def _init_cash(portfolio: vbt.Portfolio, value: pd.DataFrame) -> np.ndarray:
+    # a writable array: numba types a read-only one apart (a compile of its own)
+    return np.array(np.broadcast_to(np.asarray(portfolio.init_cash, float), value.shape[1]))
+
+
+def funded_returns(portfolio: vbt.Portfolio, funding: pd.DataFrame | None) -> object:
+    """vectorbt's returns accessor on the equity with funding (`.obj`: returns per bar).
+
+    The same formulas the Portfolio's sharpe_ratio(), max_drawdown(), ... apply to its
+    unfunded value."""
+    value = equity_with_funding(portfolio, funding)
+    init = _init_cash(portfolio, value)
+    return pd.DataFrame.vbt.returns.from_value(value, init_value=init, freq=portfolio.wrapper.freq)
 
 
 def stats_row(stats: pd.DataFrame, column: object | None = None) -> pd.Series:

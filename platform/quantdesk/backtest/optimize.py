@@ -31,9 +31,10 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 from tqdm.auto import tqdm
 
-from quantdesk.backtest.metrics import compute_stats
-from quantdesk.backtest.runner import run_grid, simulate, to_bars
-from quantdesk.data.store import DataStore
+from quantdesk.backtest.funding import FundingData
+from quantdesk.backtest.metrics import compute_stats, funded_returns
+from quantdesk.backtest.runner import portfolio_funding, run_grid, simulate, to_bars
+from quantdesk.data.store import DataStore, stored_funding
 from quantdesk.data.symbols import parse_symbols
 from quantdesk.errors import QuantdeskError
 from quantdesk.model import Costs
@@ -245,14 +246,17 @@ def _finite(value: float) -> float:
     return float(np.clip(value, -METRIC_CAP, METRIC_CAP))
 
 
-def portfolio_metrics(portfolio: Any, groups: list[str] | None = None) -> pd.DataFrame:
+def portfolio_metrics(
+    portfolio: Any, groups: list[str] | None = None, flows: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Objective metrics per portfolio column (or per param combination when groups given).
 
     Symbols of one combination are averaged (trades summed). max_drawdown is a positive
     fraction; sharpe_bar is the per-bar (not annualized) Sharpe used by the deflated Sharpe.
+    flows: funding cash per bar and column (portfolio_funding), counted in every metric.
     """
-    stats = compute_stats(portfolio)
-    returns = portfolio.returns()
+    stats = compute_stats(portfolio, flows)
+    returns = portfolio.returns() if flows is None else funded_returns(portfolio, flows).obj
     if isinstance(returns, pd.Series):
         returns = returns.to_frame("portfolio")
     std = returns.std(ddof=1)
@@ -296,16 +300,21 @@ def evaluate(
     costs: Costs,
     start: int = 0,
     end: int | None = None,
+    funding: FundingData | None = None,
 ) -> dict[str, float]:
     """Metrics of a backtest of bars[start:end], signals computed on bars[:end].
 
     History before `start` warms the indicators up but is not traded: the walk-forward
-    out-of-sample windows and the pruning prefixes both use this.
+    out-of-sample windows and the pruning prefixes both use this. funding: stored rates per
+    perpetual, settled as `quantdesk backtest` settles them (those outside the window meet no
+    position).
     """
     history = bars.iloc[:end]
     signals = slice_signals(strategy.signals(history), slice(start, None))
-    portfolio = simulate(history.iloc[start:], signals, costs)
-    return portfolio_metrics(portfolio).iloc[0].to_dict()
+    traded = history.iloc[start:]
+    portfolio = simulate(traded, signals, costs, funding=funding)
+    flows = portfolio_funding(portfolio, traded, funding)
+    return portfolio_metrics(portfolio, flows=flows).iloc[0].to_dict()
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,7 +337,9 @@ class Holdout:
     def metrics(self, params: Mapping[str, Any]) -> dict[str, float]:
         """Metrics of params traded on the tail only (signals see the history before it)."""
         strategy = self.job.strategy_cls()(**{**self.job.fixed, **params})
-        return evaluate(strategy, self.bars, self.job.costs, start=self.start)
+        return evaluate(
+            strategy, self.bars, self.job.costs, start=self.start, funding=self.job.funding
+        )
 
 
 def split_holdout(job: OptimizeJob, fraction: float) -> Holdout:
@@ -362,6 +373,8 @@ class OptimizeJob:
     seed: int = 0
     strategies_dir: str | None = None
     source: dict[str, Any] = field(default_factory=dict)  # exchange/market/start/end asked for
+    # stored funding rates per perpetual (settled in every trial, as `quantdesk backtest` does)
+    funding: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def strategy_cls(self) -> type[SignalStrategy]:
         """The strategy class, loaded by name."""
@@ -397,6 +410,8 @@ class OptimizeJob:
             "size": self.costs.size,  # None: all-in
             "fixed": self.fixed,
             "grid": self.grid,
+            # funding settlements the trials book (perpetuals with a stored series)
+            "funding_settlements": sum(len(f) for f in self.funding.values()),
             **{k: v for k, v in self.source.items() if v is not None},
         }
 
@@ -418,11 +433,13 @@ class TrialObjective:
             # Half the history first: a clearly bad trial stops before paying for the rest.
             half = len(self.bars) // 2
             if half > strategy.warmup + 2:
-                early = evaluate(strategy, self.bars, self.job.costs, end=half)
+                early = evaluate(
+                    strategy, self.bars, self.job.costs, end=half, funding=self.job.funding
+                )
                 trial.report(self.objective.values(early, self.job.dd_penalty)[0], step=half)
                 if trial.should_prune():
                     raise optuna.TrialPruned()
-        metrics = evaluate(strategy, self.bars, self.job.costs)
+        metrics = evaluate(strategy, self.bars, self.job.costs, funding=self.job.funding)
         record(trial, metrics, self.job.min_trades)
         values = self.objective.values(metrics, self.job.dd_penalty)
         return values if self.objective.multi else values[0]
@@ -703,7 +720,7 @@ def grid_study(study: optuna.Study, job: OptimizeJob, progress: bool = True) -> 
     for grid in subgrids(values, GRID_CHUNK):
         if not any(key in valid for key in itertools.product(*grid.values())):
             continue  # every combination of this block breaks a constraint
-        frame = grid_metrics(space, job.data, job.costs, grid)
+        frame = grid_metrics(space, job.data, job.costs, grid, job.funding)
         trials = []
         for key, metrics in frame.iterrows():
             key = key if isinstance(key, tuple) else (key,)
@@ -747,11 +764,13 @@ def grid_metrics(
     data: Mapping[str, pd.DataFrame],
     costs: Costs,
     grid: Mapping[str, list[Any]],
+    funding: FundingData | None = None,
 ) -> pd.DataFrame:
     """Metrics of every combination of grid (rows indexed by param values) in one vectorbt run."""
     naive = {symbol: naive_utc(frame) for symbol, frame in data.items()}
-    result = run_grid(space.cls, grid, naive, costs, fixed=space.fixed)
-    return portfolio_metrics(result.portfolio, groups=list(grid))
+    result = run_grid(space.cls, grid, naive, costs, fixed=space.fixed, funding=funding)
+    flows = portfolio_funding(result.portfolio, to_bars(naive), funding)
+    return portfolio_metrics(result.portfolio, groups=list(grid), flows=flows)
 
 
 def load_result(
@@ -806,6 +825,7 @@ def job_from_store(
         grid=grid,
         strategies_dir=strategies_dir,
         source={"exchange": exchange, "market": market},
+        funding=stored_funding(store, names, start, end, exchange, market),
         **options,
     )
 

@@ -9,7 +9,7 @@ from typing import Any
 from quantdesk.backtest.results import BacktestResult
 from quantdesk.backtest.runner import run
 from quantdesk.config import load_config
-from quantdesk.data.store import DataStore
+from quantdesk.data.store import DataStore, stored_funding
 from quantdesk.data.symbols import parse_symbols
 from quantdesk.model import INIT_CASH, Costs
 from quantdesk.strategy import strategy_class
@@ -48,5 +48,8 @@ def backtest_from_store(
     costs = Costs(fee=fee, slippage=slippage, init_cash=cash, size=sizing.fraction)
     names = parse_symbols(symbols) if isinstance(symbols, str) else list(symbols)
     tf = timeframe or cls.timeframe
-    data = open_store(data_root).load_many(names, tf, start, end, exchange, market)
-    return run(instance, data, costs, timeframe=tf)
+    store = open_store(data_root)
+    data = store.load_many(names, tf, start, end, exchange, market)
+    # perpetuals settle their stored funding, as `quantdesk backtest` settles it
+    funding = stored_funding(store, names, start, end, exchange, market)
+    return run(instance, data, costs, timeframe=tf, funding=funding)

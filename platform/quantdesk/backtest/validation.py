@@ -26,6 +26,8 @@ import pandas as pd
 from scipy import stats as sps
 from tqdm.auto import tqdm
 
+from quantdesk.backtest.funding import FundingData
+from quantdesk.backtest.metrics import funded_returns
 from quantdesk.backtest.optimize import (
     OptimizeError,
     OptimizeJob,
@@ -34,7 +36,7 @@ from quantdesk.backtest.optimize import (
     get_objective,
     naive_utc,
 )
-from quantdesk.backtest.runner import simulate
+from quantdesk.backtest.runner import portfolio_funding, simulate
 from quantdesk.errors import QuantdeskError
 from quantdesk.model import Costs
 from quantdesk.strategy import Choice, Float, Int, Signals, SignalStrategy
@@ -512,12 +514,13 @@ def stability_check(
     dd_penalty: float = 0.5,
     rel: float = 0.1,
     thresholds: Thresholds = Thresholds(),
+    funding: FundingData | None = None,
 ) -> Check:
     """Median objective of the neighbours must keep a share of the best one (best > 0)."""
     target = get_objective(objective)
 
     def score(values: Mapping[str, Any]) -> float:
-        metrics = evaluate(space.cls(**values), bars, costs)
+        metrics = evaluate(space.cls(**values), bars, costs, funding=funding)
         return target.values(metrics, dd_penalty)[0]
 
     best = score(params)
@@ -547,10 +550,16 @@ def stability_check(
 # Overfitting statistics of a study
 
 
-def combined_returns(strategy: SignalStrategy, bars: pd.DataFrame, costs: Costs) -> pd.Series:
-    """Per-bar returns of a backtest, averaged over symbols (an equal-weight book)."""
-    portfolio = simulate(bars, strategy.signals(bars), costs)
-    returns = portfolio.returns()
+def combined_returns(
+    strategy: SignalStrategy,
+    bars: pd.DataFrame,
+    costs: Costs,
+    funding: FundingData | None = None,
+) -> pd.Series:
+    """Per-bar returns of a backtest (funding settled), averaged over symbols (equal weight)."""
+    portfolio = simulate(bars, strategy.signals(bars), costs, funding=funding)
+    flows = portfolio_funding(portfolio, bars, funding)
+    returns = portfolio.returns() if flows is None else funded_returns(portfolio, flows).obj
     return returns if isinstance(returns, pd.Series) else returns.mean(axis=1)
 
 
@@ -605,7 +614,11 @@ def pbo_check(
 
 
 def parity_check(
-    strategy: SignalStrategy, data: Mapping[str, pd.DataFrame], costs: Costs, rel: float = 1e-9
+    strategy: SignalStrategy,
+    data: Mapping[str, pd.DataFrame],
+    costs: Costs,
+    rel: float = 1e-9,
+    funding: FundingData | None = None,
 ) -> Check:
     """Engine replay vs vectorbt: same trades (times, sides, sizes, prices), equity within rel."""
     if importlib.util.find_spec("quantdesk.system.replay") is None:
@@ -614,10 +627,10 @@ def parity_check(
     from quantdesk.system.replay import replay
 
     try:
-        replayed = _off_loop(lambda: replay(strategy, data, costs))
+        replayed = _off_loop(lambda: replay(strategy, data, costs, funding=funding))
     except QuantdeskError as exc:
         return Check("parity", None, "", f"replay cannot run this strategy: {exc}")
-    backtest = run(strategy, data, costs)
+    backtest = run(strategy, data, costs, funding=funding)
     a, b = backtest.trades, replayed.trades
     if len(a) != len(b):
         return Check("parity", False, f"{len(b)} vs {len(a)} trades", "trade counts differ")
@@ -694,8 +707,10 @@ def validate(
     max_configs: int = 40,
     progress: Callable[[str], None] | None = None,
     thresholds: Thresholds = Thresholds(),
+    funding: FundingData | None = None,
 ) -> ValidationReport:
-    """Run the requested checks on strategy (and on the study's trials when given)."""
+    """Run the requested checks on strategy (and on the study's trials when given); funding:
+    stored rates per perpetual, settled in every backtest the checks run."""
     from quantdesk.backtest.runner import to_bars
 
     unknown = sorted(set(checks) - set(CHECKS))
@@ -717,13 +732,13 @@ def validate(
         if trials is None:
             out.append(Check("dsr", None, "", "needs an optimization study (--study)"))
         else:
-            best = combined_returns(strategy, bars, costs)
+            best = combined_returns(strategy, bars, costs, funding)
             out.append(dsr_check(best, trials.sharpes, trials.n_trials, thresholds))
     if step("pbo"):
         if trials is None:
             out.append(Check("pbo", None, "", "needs an optimization study (--study)"))
         else:
-            matrix = _configs_returns(strategy, trials, bars, costs, max_configs)
+            matrix = _configs_returns(strategy, trials, bars, costs, max_configs, funding)
             out.append(pbo_check(matrix, thresholds=thresholds))
     if step("stability"):
         if space is None:
@@ -738,10 +753,11 @@ def validate(
                     objective,
                     dd_penalty,
                     thresholds=thresholds,
+                    funding=funding,
                 )
             )
     if step("parity"):
-        out.append(parity_check(strategy, data, costs))
+        out.append(parity_check(strategy, data, costs, funding=funding))
     return ValidationReport(out)
 
 
@@ -780,6 +796,7 @@ def _configs_returns(
     bars: pd.DataFrame,
     costs: Costs,
     limit: int,
+    funding: FundingData | None = None,
 ) -> pd.DataFrame:
     # Distinct configurations, spread over the trial list, the validated one included.
     cls = type(strategy)
@@ -793,7 +810,9 @@ def _configs_returns(
         configs = [configs[i] for i in sorted(set(picks.tolist()))]
     # disable=None: a bar on terminals only, never in logs or captured output
     bar = tqdm(configs, desc="pbo backtests", unit="config", disable=None, leave=False)
-    columns = {i: combined_returns(cls(**params), bars, costs) for i, params in enumerate(bar)}
+    columns = {
+        i: combined_returns(cls(**params), bars, costs, funding) for i, params in enumerate(bar)
+    }
     return pd.DataFrame(columns)
 
 

@@ -109,7 +109,9 @@ def walk_forward(
         strategy = space.cls(**params)
         # Indicators see every bar before the test window (as a live run would); only the
         # test window is traded and scored.
-        oos = evaluate(strategy, bars, job.costs, start=w.train_end, end=w.test_end)
+        oos = evaluate(
+            strategy, bars, job.costs, start=w.train_end, end=w.test_end, funding=job.funding
+        )
         fmt = "%Y-%m-%d %H:%M"
         row: dict[str, Any] = {
             "window": w.number,

@@ -89,7 +89,7 @@ def backtest(
         raise click.UsageError("--risk runs one parameter set: give each --param a single value")
     risk_config = app.config.risk if with_risk else None  # validated before any work
     data = app.store.load_many(names, tf, start, end, exchange, market)
-    from quantdesk.system.kernel import stored_funding
+    from quantdesk.data.store import stored_funding
 
     # perpetuals pay or receive funding at each stored settlement (none stored: none paid)
     funding = stored_funding(app.store, data, start, end, exchange, market)

@@ -52,9 +52,9 @@ def replay(
     journal); print the same stats table as `quantdesk backtest` and the journal's path."""
     from quantdesk.cli.backtest import print_stats
     from quantdesk.cli.options import run_costs
+    from quantdesk.data.store import stored_funding
     from quantdesk.data.symbols import parse_symbols
     from quantdesk.strategy import parse_param_args, strategy_class
-    from quantdesk.system.kernel import stored_funding
     from quantdesk.system.replay import default_journal_path
     from quantdesk.system.replay import replay as run_replay
 

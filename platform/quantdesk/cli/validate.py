@@ -112,6 +112,7 @@ def validate(app: AppContext, strategy_name: str, **kw: Any) -> None:
         dd_penalty=job.dd_penalty,
         checks=checks,
         thresholds=thresholds,
+        funding=job.funding,
     )
     shown = ", ".join(f"{k}={v}" for k, v in strategy.values.items())
     print_report(report, f"validate {strategy_name}({shown}) {job.timeframe}")

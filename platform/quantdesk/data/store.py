@@ -19,6 +19,7 @@ from quantdesk.data.symbols import dir_to_symbol, symbol_to_dir, validate_market
 from quantdesk.data.timeframes import validate_timeframe
 from quantdesk.data.times import parse_time
 from quantdesk.errors import DataError, NoDataError
+from quantdesk.model import parse_symbol
 from quantdesk.oslock import LockedError, hold_lock
 
 OHLCV_COLUMNS = ["open", "high", "low", "close", "volume"]
@@ -313,3 +314,23 @@ class DataStore:
     ) -> dict[str, pd.DataFrame]:
         """load() for several symbols, keyed by symbol in the given order."""
         return {s: self.load(s, timeframe, start, end, exchange, market) for s in symbols}
+
+
+def stored_funding(
+    store: DataStore,
+    symbols: Iterable[str],
+    start: str | None = None,
+    end: str | None = None,
+    exchange: str | None = None,
+    market: str | None = None,
+) -> dict[str, pd.DataFrame]:
+    """The stored funding rates of the perpetuals among symbols (those the store holds)."""
+    out = {}
+    for symbol in symbols:
+        if not parse_symbol(symbol).is_derivative:
+            continue
+        try:
+            out[symbol] = store.load(symbol, FUNDING, start, end, exchange, market)
+        except NoDataError:
+            continue  # no funding recorded: nothing to settle
+    return out

@@ -9,13 +9,11 @@ from typing import Any
 
 import pandas as pd
 
-from quantdesk.data.store import FUNDING, DataStore
 from quantdesk.engine.kernel import ExecutionMode, Kernel
 from quantdesk.engine.order_manager import OrderJournal, OrderManager
 from quantdesk.engine.portfolio import Portfolio
 from quantdesk.engine.runner import Runner
-from quantdesk.errors import NoDataError
-from quantdesk.model import Order, RetryPolicy, RiskCheck, Venue, dec, parse_symbol
+from quantdesk.model import Order, RetryPolicy, RiskCheck, Venue, dec
 from quantdesk.risk.breaker import BreakerVenue, CircuitBreaker
 from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.guard import RiskGuard
@@ -36,26 +34,6 @@ def funding_schedule(
         series = rates["funding_rate"] if isinstance(rates, pd.DataFrame) else rates
         times = series.index.as_unit("ms").asi8
         out[symbol] = [(int(t), dec(r)) for t, r in zip(times, series, strict=True) if r == r]
-    return out
-
-
-def stored_funding(
-    store: DataStore,
-    symbols: Iterable[str],
-    start: str | None = None,
-    end: str | None = None,
-    exchange: str | None = None,
-    market: str | None = None,
-) -> dict[str, pd.DataFrame]:
-    """The stored funding rates of the perpetuals among symbols (those the store holds)."""
-    out = {}
-    for symbol in symbols:
-        if not parse_symbol(symbol).is_derivative:
-            continue
-        try:
-            out[symbol] = store.load(symbol, FUNDING, start, end, exchange, market)
-        except NoDataError:
-            continue  # no funding recorded: nothing to settle
     return out
 
 

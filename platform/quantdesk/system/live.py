@@ -28,7 +28,7 @@ import pandas as pd
 
 from quantdesk.alerts import Alerter, AlertsConfig
 from quantdesk.config import VenueConfig
-from quantdesk.data.store import DataStore
+from quantdesk.data.store import DataStore, stored_funding
 from quantdesk.data.timeframes import timeframe_ms
 from quantdesk.engine.clock import WallClock
 from quantdesk.engine.feeds import BarEvent, Step
@@ -60,7 +60,6 @@ from quantdesk.strategy import SignalStrategy
 from quantdesk.system.kernel import (
     build_kernel,
     funding_schedule,
-    stored_funding,
     timeout_ms,
     venue_breaker,
 )
