@@ -76,3 +76,27 @@ def postgres() -> Iterator[PostgresServer]:
 def pg_url(postgres: PostgresServer) -> str:
     """URL of a fresh empty PostgreSQL database."""
     return postgres.database()
+
+
+# Modules whose tests take a minute or more each (see `make test`'s --durations). They are
+# collected first so that xdist's work stealing starts them early and the run ends on short
+# tests; a long test started last would otherwise run alone on one core at the end.
+LONG_MODULES = (
+    "test_distributed",
+    "test_crash_loop",
+    "test_crash",
+    "test_live_safety",
+    "test_backtest_notebook",
+    "test_optimize_notebook",
+    "test_selection_notebook",
+    "test_strategy_explorer_notebook",
+    "test_backtest_cli",
+    "test_standby",
+    "test_session_startup",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long modules first (in the order above), everything else in collection order."""
+    rank = {name: i for i, name in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))
