@@ -32,6 +32,7 @@ from quantdesk.data.symbols import symbol_from_id, validate_market, validate_sym
 from quantdesk.data.timeframes import validate_timeframe
 from quantdesk.data.times import MAX_TIME, MIN_TIME, RANGE_TEXT
 from quantdesk.errors import DataError
+from quantdesk.model import perpetual_of
 
 TIME = "time"
 FIELDS = (TIME, *OHLCV_COLUMNS)
@@ -135,9 +136,7 @@ def name_info(path: Path) -> tuple[str, str] | None:
 def market_symbol(symbol: str, market: str) -> str:
     """The validated symbol for a market: usdm perps settle in the quote ('BTC/USDT:USDT')."""
     symbol = validate_symbol(symbol)
-    if market == "usdm" and ":" not in symbol:
-        symbol = f"{symbol}:{symbol.split('/')[1]}"
-    return symbol
+    return perpetual_of(symbol) if market == "usdm" else symbol
 
 
 def series_key(path: Path, options: ImportOptions, funding: bool) -> SeriesKey:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from quantdesk.errors import DataError
+from quantdesk.model import parse_symbol
 
 MARKETS = ("spot", "usdm")
 
@@ -34,9 +35,11 @@ def symbol_from_id(market_id: str, market: str = "spot") -> str:
 
 def validate_symbol(symbol: str) -> str:
     """Return a ccxt unified symbol ('BTC/USDT' or 'BTC/USDT:USDT'), or raise DataError."""
-    base, sep, rest = symbol.partition("/")
-    quote, _, settle = rest.partition(":")
-    if not sep or not base or not quote or not all(p.isalnum() for p in (base, quote)):
+    try:
+        base, quote, settle = parse_symbol(symbol)
+    except ValueError:
+        base = quote = settle = ""
+    if not base or not quote or not all(p.isalnum() for p in (base, quote)):
         raise DataError(f"invalid symbol {symbol!r}: use BASE/QUOTE, e.g. BTC/USDT")
     if settle and not settle.isalnum():
         raise DataError(f"invalid symbol {symbol!r}: use BASE/QUOTE:SETTLE, e.g. BTC/USDT:USDT")

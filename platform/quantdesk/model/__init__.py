@@ -24,7 +24,14 @@ from quantdesk.model.fills import (
     stop_fill,
     take_profit_fill,
 )
-from quantdesk.model.instrument import Instrument, Symbol, parse_symbol, round_to_step, split_symbol
+from quantdesk.model.instrument import (
+    Instrument,
+    Symbol,
+    parse_symbol,
+    perpetual_of,
+    round_to_step,
+    split_symbol,
+)
 from quantdesk.model.orders import (
     CLIENT_ID_PATTERN,
     FLATTEN_STRATEGY_ID,
@@ -114,6 +121,7 @@ __all__ = [
     "net_fill",
     "next_open",
     "parse_symbol",
+    "perpetual_of",
     "round_to_step",
     "slipped_price",
     "split_symbol",

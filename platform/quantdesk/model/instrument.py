@@ -45,6 +45,12 @@ def parse_symbol(symbol: str) -> Symbol:
     return Symbol(base, quote, settle)
 
 
+def perpetual_of(symbol: str) -> str:
+    """The linear perpetual of a spot symbol, settled in its quote: BTC/USDT -> BTC/USDT:USDT."""
+    parsed = parse_symbol(symbol)
+    return symbol if parsed.is_derivative else f"{symbol}:{parsed.quote}"
+
+
 def split_symbol(symbol: str) -> tuple[str, str]:
     """(base, cash currency) of a ccxt symbol: the settle currency for derivatives."""
     parsed = parse_symbol(symbol)

@@ -28,6 +28,7 @@ from quantdesk.model import (
     RiskDecision,
     Side,
     TradingState,
+    parse_symbol,
 )
 from quantdesk.risk.breaker import CircuitBreaker
 from quantdesk.risk.gate import PreTradeRisk
@@ -404,8 +405,9 @@ class RiskEngine:
         """Free balances from the portfolio: cash, plus spot holdings as base-asset balances."""
         free = dict(self.portfolio.cash)
         for symbol, pos in self.portfolio.positions.items():
-            if pos.quantity > 0 and ":" not in symbol:
-                base = symbol.partition("/")[0]
+            parsed = parse_symbol(symbol)
+            if pos.quantity > 0 and not parsed.is_derivative:
+                base = parsed.base
                 free[base] = free.get(base, ZERO) + pos.quantity
         return free
 

@@ -20,6 +20,7 @@ from quantdesk.data.store import DataStore
 from quantdesk.data.synthetic import SynthSpec, generate_market
 from quantdesk.data.timeframes import timeframe_ms
 from quantdesk.errors import ConfigError, DataError, NoDataError
+from quantdesk.model import parse_symbol, perpetual_of
 from quantdesk.venues.models import Bar, MarketSpec
 
 MINUTE_MS = 60_000
@@ -114,8 +115,7 @@ def _dec(value: float, quantum: Decimal) -> Decimal:
 
 def market_spec(symbol: str, price: float) -> MarketSpec:
     """Filters scaled to the price level, like Binance's: ~6 significant price digits."""
-    base, _, rest = symbol.partition("/")
-    quote, _, settle = rest.partition(":")
+    base, quote, settle = parse_symbol(symbol)
     magnitude = math.floor(math.log10(price))
     tick = Decimal(1).scaleb(magnitude - 6)
     step = Decimal(1).scaleb(-magnitude - 1)
@@ -150,7 +150,7 @@ def synthetic_series(symbols: Sequence[str], seed: int, days: int) -> dict[str, 
     market = generate_market(SynthSpec(seed=seed, days=days))
     out = {}
     for symbol in symbols:
-        perp = f"{symbol}:{symbol.split('/')[1]}"
+        perp = perpetual_of(symbol)
         if ("spot", symbol) not in market.minute_bars:
             raise ConfigError(
                 f"synthetic market has no {symbol}: use {', '.join(market.spec.symbols)}"
@@ -165,7 +165,7 @@ def store_series(store: DataStore, symbols: Sequence[str]) -> dict[str, Series]:
     out = {}
     for symbol in symbols:
         out[symbol] = _series(symbol, store.load(symbol, "1m", market="spot"), None)
-        perp = f"{symbol}:{symbol.split('/')[1]}"
+        perp = perpetual_of(symbol)
         try:
             bars = store.load(perp, "1m", market="usdm")
         except DataError:
