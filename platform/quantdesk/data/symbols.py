@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from quantdesk.errors import DataError
-from quantdesk.model import parse_symbol
 
 MARKETS = ("spot", "usdm")
 
@@ -35,6 +34,10 @@ def symbol_from_id(market_id: str, market: str = "spot") -> str:
 
 def validate_symbol(symbol: str) -> str:
     """Return a ccxt unified symbol ('BTC/USDT' or 'BTC/USDT:USDT'), or raise DataError."""
+    # Imported here: the model pulls in pandas and ccxt, and the CLI imports this module to
+    # parse options, so `--help` would pay seconds for them.
+    from quantdesk.model import parse_symbol
+
     try:
         base, quote, settle = parse_symbol(symbol)
     except ValueError:
