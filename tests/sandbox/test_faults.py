@@ -87,6 +87,27 @@ def test_rate_limit_burst(client, admin: Admin) -> None:
     assert ex.fetch_ticker(BTC)["last"] > 0
 
 
+def test_counted_server_errors_then_service(client, admin: Admin) -> None:
+    ex = client()
+    admin.faults(server_errors=2)
+    for _ in range(2):
+        with pytest.raises(ccxt.ExchangeNotAvailable):
+            ex.create_order(BTC, "limit", "buy", 0.01, 30000)
+    assert ex.fetch_open_orders(BTC) == []  # neither 503 executed
+    assert admin("GET", "faults")["server_errors"] == 0
+
+
+def test_slow_requests_answer_late_once(client, admin: Admin) -> None:
+    ex = client()
+    admin.faults(slow_requests=1, slow_ms=400)
+    started = time.perf_counter()
+    ex.fetch_time()
+    slow = time.perf_counter() - started
+    started = time.perf_counter()
+    ex.fetch_time()
+    assert slow >= 0.4 > time.perf_counter() - started
+
+
 def test_faults_reset_and_listed(admin: Admin) -> None:
     admin.faults(latency_ms=5, drop_orders=2)
     assert admin("GET", "faults")["drop_orders"] == 2

@@ -21,6 +21,9 @@ _RANGES: dict[str, tuple[float, float]] = {
     "hang_orders": (0, 10**6),
     "reset_requests": (0, 10**6),
     "rate_limit_burst": (0, 10**6),
+    "server_errors": (0, 10**6),
+    "slow_requests": (0, 10**6),
+    "slow_ms": (0, DAY_MS),
     "skew_ms": (-DAY_MS, DAY_MS),
     "seed": (0, 2**63),
     "stream_disconnects": (0, 10**6),
@@ -39,6 +42,9 @@ class Faults:
     hang_orders: int = 0  # next N order placements execute, then the response never comes
     reset_requests: int = 0  # next N requests: connection reset before anything executes
     rate_limit_burst: int = 0  # next N requests answered 429
+    server_errors: int = 0  # next N requests answered 503 without executing
+    slow_requests: int = 0  # next N requests wait slow_ms before executing
+    slow_ms: int = 0
     skew_ms: int = 0  # server clock offset (fetch_time and the recvWindow check)
     seed: int = 0
     stream_disconnects: int = 0  # next N stream connections dropped at the next publish

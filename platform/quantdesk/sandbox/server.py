@@ -83,9 +83,11 @@ def make_app(sandbox: Sandbox) -> web.Application:
             return _drop(request)
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
+        if faults.slow_ms and faults.take("slow_requests"):
+            await asyncio.sleep(faults.slow_ms / 1000)
         if faults.take("rate_limit_burst"):
             return _error(too_many(sb.limiter.limit), {"Retry-After": "1"})
-        if faults.error_now():
+        if faults.take("server_errors") or faults.error_now():
             return web.Response(status=503, text="Service Unavailable")
         ip = request.remote or "?"
         params, query, body = await _params(request)
