@@ -305,3 +305,52 @@ async def test_flatten_reports_refusals_and_dust_instead_of_claiming_it_flattene
     assert events["message"].iloc[-1] == text
     assert events["payload"].iloc[-1]["dust"] == ["ETH/USDT 0.001"]
     journal.close()
+
+
+async def test_flatten_sweeps_perpetual_dust_reduce_only(
+    url: str, admin: Admin, tmp_path: Path
+) -> None:
+    """A perp position under the minimum notional is still closed: reduce-only orders are
+    exempt from it on Binance USD-M (-4164 says so), so only spot dust is left and reported."""
+    ex = sandbox_client("binanceusdm", url, async_=True, enableRateLimit=False, timeout=5000)
+    venue = CcxtVenue(ex, "sandbox-usdm", market="usdm")
+    await venue.load()
+    try:
+        journal = Journal(tmp_path / "journal.sqlite")
+        desk = Desk(venue, journal, max_symbol_exposure=0.5)
+        perp = "ETH/USDT:USDT"
+        rules = venue.rules[perp]
+        last = D(str((await ex.fetch_ticker(perp))["last"]))
+        desk.risk.update_price(perp, last)
+        dust = rules.round_amount(rules.min_notional / last / 2)  # half the minimum notional
+        assert dust >= rules.min_amount and dust * last < rules.min_notional
+        seq = iter(range(100, 200))
+
+        async def send(side: Side, amount: D, reduce_only: bool = False) -> Order:
+            order = Order(
+                client_order_id("perp", perp, 0, next(seq)),
+                perp,
+                side,
+                OrderType.MARKET,
+                amount,
+                desk.clock(),
+                reduce_only=reduce_only,
+            )
+            return await desk.manager.submit(order)
+
+        opened = await send(Side.SELL, dust * 10)
+        assert opened.status is S.FILLED
+        assert (await send(Side.BUY, dust * 9, reduce_only=True)).status is S.FILLED
+        assert desk.portfolio.positions[perp].quantity == -dust
+        report = await desk.kill.kill("test", flatten=True)
+        assert report.dust == () and report.rejected == ()
+        (flat_id,) = report.flatten_orders
+        flat = desk.manager.orders[flat_id]
+        assert (flat.side, flat.amount, flat.reduce_only, flat.status) == (
+            Side.BUY, dust, True, S.FILLED
+        )  # fmt: skip
+        positions = await venue.fetch_positions()
+        assert perp not in positions or positions[perp].quantity == 0
+        journal.close()
+    finally:
+        await venue.close()

@@ -143,7 +143,8 @@ class KillSwitch:
         """Reduce-only market orders closing every open position, sent past the gate.
 
         Returns (sent client ids, "SYMBOL: reason" of refused ones, "SYMBOL AMOUNT" of dust: what
-        is below the venue's minimum amount or notional, which no order can close)."""
+        is below the venue's minimum amount, or a spot amount below its minimum notional, which no
+        order can close)."""
         risk = self.risk
         now = risk.clock()
         sent: list[str] = []
@@ -158,8 +159,13 @@ class KillSwitch:
             if rules is not None:
                 amount = rules.round_amount(amount)
                 mark = marks.get(symbol)
+                # A perp's flatten is reduce-only, which Binance USD-M exempts from the minimum
+                # notional: dust there is swept. Spot has no such flag, so spot dust stays.
                 too_small = amount < rules.min_amount or (
-                    mark is not None and rules.min_notional and amount * mark < rules.min_notional
+                    ":" not in symbol
+                    and mark is not None
+                    and rules.min_notional
+                    and amount * mark < rules.min_notional
                 )
                 if amount <= 0 or too_small:
                     dust.append(f"{symbol} {abs(pos.quantity).normalize()}")
