@@ -13,6 +13,7 @@ import pytest
 
 from quantdesk.backtest.optimize import job_from_store, optimize
 from quantdesk.data.store import DataStore, SeriesKey
+from quantdesk.model import Costs
 from quantdesk.promotion import NotPromotedError, code_version, require_promoted
 from quantdesk.strategy import repo_strategies_dir
 from tests.conftest import REPO, make_bars
@@ -98,6 +99,7 @@ def test_promote_records_a_validated_study_and_gates_live_mode(lab, monkeypatch,
     assert entry["metrics"]["sharpe"] == pytest.approx(best.value)
     assert entry["data"]["symbols"] == ["SINE/USDT"] and entry["data"]["bars"] == 600
     assert entry["data"]["start"].startswith("2024-01-01T00:00")
+    assert entry["sizing"] == {"kind": "all-in"}  # the lab's studies spent everything per entry
     assert {v["verdict"] for v in entry["validation"].values()} == {"pass"}
     assert set(entry["validation"]) == {
         "lookahead",
@@ -121,6 +123,19 @@ def test_promote_records_a_validated_study_and_gates_live_mode(lab, monkeypatch,
         require_promoted("sma_cross", {**params, "fast": 7}, registry, lab["strategies"])
     with pytest.raises(NotPromotedError, match="never been promoted"):
         require_promoted("rsi_reversion", {}, registry, repo_strategies_dir())
+
+
+def test_the_promotion_record_states_the_studys_sizing(lab, monkeypatch, capsys, tmp_path):
+    """Figures of a study sized like live (a fraction per entry) are recorded with that size."""
+    job = job_from_store(
+        lab["store"], "sma_cross", "SINE/USDT", "1h", param_args=SPACE,
+        strategies_dir=str(lab["strategies"]), costs=Costs(0.0, 0.0, 10_000.0, size=0.2),
+    )  # fmt: skip
+    optimize(job, n_trials=16, storage=lab["storage"], study_name="cycle-sized", progress=False)
+    registry = tmp_path / "promoted.toml"
+    assert run_cli(lab, monkeypatch, *promote_args(lab, "cycle-sized", registry)) == 0
+    entry = tomllib.loads(registry.read_text())["promoted"][0]
+    assert entry["sizing"] == {"fraction_per_entry": 0.2, "kind": "fraction of equity"}
 
 
 def test_changed_strategy_code_is_no_longer_promoted(lab, tmp_path):
