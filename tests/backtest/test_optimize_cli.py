@@ -102,3 +102,50 @@ def test_optimize_bad_input_exits_2(root, capsys):
         assert run(*BASE, "--trials", "2", *extra) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+def _stderr_of(args: list[str], cwd, tty: bool) -> str:
+    """stderr of `quantdesk ARGS` in a fresh process, through a pseudo-terminal if tty."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    entry = "import sys; from quantdesk.cli import main; sys.exit(main(sys.argv[1:]))"
+    master, slave = pty.openpty() if tty else (None, subprocess.PIPE)
+    if tty:  # a terminal 100 columns wide (a new pty has 0: tqdm then draws nothing)
+        import fcntl
+        import struct
+        import termios
+
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", entry, *args],
+        cwd=cwd, stdout=subprocess.DEVNULL, stderr=slave, env=os.environ.copy(),
+    )  # fmt: skip
+    if not tty:
+        err = proc.communicate(timeout=300)[1].decode()
+        assert proc.returncode == 0, err
+        return err
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert proc.wait(timeout=300) == 0
+    return b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.parametrize("method", ["tpe", "grid"])
+def test_a_progress_bar_only_in_a_terminal(root, method):
+    args = [*BASE, "--param", "fast=3,5", "--param", "slow=20:30:10", "--trials", "4"]
+    args += ["--min-trades", "0", "--holdout", "0", "--method", method, "--storage", "memory"]
+    shown = _stderr_of(args, root, tty=True)
+    assert "4/4" in shown and "100%" in shown, shown  # tqdm's bar, finished
+    assert "4/4" not in _stderr_of(args, root, tty=False)  # logs and CI get no bar
