@@ -1,6 +1,13 @@
 """The live session dashboard in headless Chromium against a confirm-mode sandbox session:
 an approved order's fill shows within seconds, the kill button cancels the working order at
-the venue, and a wrong token sees nothing."""
+the venue, Cancel in the confirmation box does nothing, kill-and-flatten closes the position at
+the venue, resume trades again, a rejected order never reaches the venue, and a wrong token
+sees nothing.
+
+The tests share one session and run in file order, each leaving the state the next one wants
+(halted and long, then halted and flat, then active); each also sets up what it needs through
+the journal when it runs alone or on another xdist worker. They wait on the journal and the
+venue with deadlines, never on fixed sleeps."""
 
 from __future__ import annotations
 
@@ -13,13 +20,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from quantdesk.dashboards.session_view import SessionView, read_session
 from quantdesk.engine.journal import Journal
 from quantdesk.sandbox import Sandbox, serve_in_thread
 from quantdesk.venues import sandbox_client
@@ -126,6 +134,8 @@ def live(tmp_path_factory) -> Iterator[dict]:
                 "confirm",
                 "--unknown-orders",
                 "adopt",
+                "--reconcile-every",
+                "1",  # an order placed at the venue during a test is adopted within a second
                 "--registry",
                 str(tmp / "promoted.toml"),
             ],
@@ -256,6 +266,7 @@ def test_a_fill_shows_the_approve_button_releases_and_kill_cancels(live) -> None
 
 
 def test_a_wrong_token_sees_nothing_and_can_do_nothing(live) -> None:
+    before = _commands(live["journal"])
     with sync_playwright() as pw:
         browser = _browser(pw)
         try:
@@ -273,6 +284,253 @@ def test_a_wrong_token_sees_nothing_and_can_do_nothing(live) -> None:
             assert denied.value.code in (403, 405)
         finally:
             browser.close()
-    with Journal(live["journal"]) as j:
-        kinds = [c[0] for c in j.engine.connect().exec_driver_sql("select kind from commands")]
-    assert "resume" not in kinds
+    assert _commands(live["journal"]) == before  # nothing was queued
+
+
+# --- helpers for the tests below: state read from the journal and the venue, polled -----------
+
+OPERATOR = "alice-ops"
+STEP = 0.00001  # BTC/USDT's amount step: a buy's fee (in BTC) leaves dust below it, unsellable
+
+
+def _until(what: str, check, timeout: float = 30.0):
+    """check()'s first truthy value, polled until the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _view(journal: Path) -> SessionView:
+    with Journal(journal) as j:
+        return read_session(j)
+
+
+def _commands(journal: Path) -> list[tuple]:
+    with Journal(journal) as j, j.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "select id, kind, target, payload, consumed from commands order by id"
+        ).fetchall()
+    return [tuple(r) for r in rows]
+
+
+def _position(journal: Path) -> float:
+    positions = _view(journal).positions
+    rows = positions[positions["symbol"] == BTC]
+    return float(rows["quantity"].iloc[0]) if len(rows) else 0.0
+
+
+def _kills(journal: Path) -> int:
+    with Journal(journal) as j:
+        return len(j.events("kill"))
+
+
+def _state(journal: Path, state: str) -> Callable[[], bool]:
+    return lambda: _view(journal).state == state
+
+
+def _queue(journal: Path, kind: str, target: str = "", **payload) -> None:
+    """Set-up through the journal (not what a test checks): as `quantdesk kill/resume` does."""
+    with Journal(journal) as j:
+        j.add_command(
+            kind, int(time.time() * 1000), target=target, payload={"by": "setup", **payload}
+        )
+
+
+def _held_after_bars(live: dict, bars: int = 80) -> dict:
+    """Close bars one at a time until the strategy's order waits for approval."""
+    journal, admin = live["journal"], live["admin"]
+    held = _view(journal).held
+    for _ in range(bars):
+        if len(held):
+            return held.iloc[0].to_dict()
+        admin.advance(1)
+        deadline = time.monotonic() + 3
+        while not len(held := _view(journal).held) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert len(held), f"no order awaited approval after {bars} bars"
+    return held.iloc[0].to_dict()
+
+
+def _venue_ids(ex) -> set[str]:
+    return {o["clientOrderId"] for o in ex.fetch_orders(BTC)}
+
+
+def _ensure_active(journal: Path) -> None:
+    if _view(journal).state != "active":
+        _queue(journal, "resume", reason="test setup")
+        _until("active", _state(journal, "active"))
+
+
+def _ensure_halted(journal: Path) -> None:
+    if _view(journal).state != "halted":
+        _queue(journal, "kill", reason="test setup", flatten=False)
+        _until("halted", _state(journal, "halted"))
+
+
+def _ensure_long(live: dict) -> None:
+    """A long BTC position in the session (an approved buy), whatever the state was."""
+    journal = live["journal"]
+    if _position(journal) >= STEP:
+        return
+    _ensure_active(journal)
+    while True:
+        held = _held_after_bars(live)
+        _queue(journal, "approve" if held["side"] == "buy" else "reject", held["client_order_id"])
+        _until("the command consumed", lambda: _commands(journal)[-1][4])
+        if held["side"] == "buy":
+            break
+    _until("a long position", lambda: _position(journal) >= STEP)
+
+
+@pytest.fixture(scope="module")
+def page(live) -> Iterator[Page]:
+    """One page (one kernel) for the tests below, the operator field filled in."""
+    with sync_playwright() as pw:
+        browser = _browser(pw)
+        try:
+            page = browser.new_page()
+            _open(page, live["url"] + f"?token={TOKEN}")
+            page.locator(".qd-operator input").fill(OPERATOR)
+            yield page
+        finally:
+            browser.close()
+
+
+def _ask(page: Page, button: str) -> str:
+    """Click an action button; the confirmation box's question."""
+    page.locator(f"{button} button, button{button}").first.click()
+    question = page.locator(".qd-confirm .qd-question b")
+    question.wait_for(state="visible", timeout=10_000)
+    return question.inner_text()
+
+
+def _status(page: Page, text: str) -> None:
+    page.wait_for_function(
+        "t => document.querySelector('.qd-action-status').innerText.includes(t)",
+        arg=text,
+        timeout=10_000,
+    )
+
+
+def test_cancel_in_the_confirmation_box_does_nothing(live, page) -> None:
+    journal = live["journal"]
+    state = _view(journal).state
+    before = _commands(journal)
+    for button in (".qd-kill", ".qd-kill-flatten", ".qd-resume"):
+        _ask(page, button)
+        page.locator(".qd-confirm-no").first.click()
+        page.wait_for_selector(".qd-confirm .qd-question b", state="hidden", timeout=10_000)
+        _status(page, "cancelled")  # the kernel ran the Cancel handler
+        # a later Confirm has nothing left to confirm: the cancelled action is gone
+        assert page.locator(".qd-confirm-yes").first.is_hidden()
+    assert _commands(journal) == before
+    assert _view(journal).state == state
+
+
+def test_kill_and_flatten_cancels_orders_and_closes_the_position_at_the_venue(live, page) -> None:
+    journal, ex, admin = live["journal"], live["ex"], live["admin"]
+    _ensure_long(live)
+    last = ex.fetch_ticker(BTC)["last"]
+    ex.create_order(
+        BTC, "limit", "buy", 0.01, round(last * 0.8, 2), {"newClientOrderId": "resting2"}
+    )
+    _until(
+        "the venue order adopted",
+        lambda: "resting2" in set(_view(journal).working["client_order_id"]),
+    )
+    page.wait_for_selector(".qd-working-table td:has-text('resting2')", timeout=30_000)
+    quantity = _position(journal)
+    btc_before = float(ex.fetch_balance()["BTC"]["total"])
+    fills_before = len(admin("GET", "fills"))
+    kills_before = _kills(journal)
+
+    assert "close every position" in _ask(page, ".qd-kill-flatten")
+    page.locator(".qd-confirm-yes").first.click()
+    _status(page, "flatten: yes")
+    _until("the kill journaled", lambda: _kills(journal) > kills_before)
+    _until("flat in the journal", lambda: abs(_position(journal)) < STEP)
+    # the venue: the working order cancelled, the position sold, nothing left open
+    assert ex.fetch_order(None, BTC, {"origClientOrderId": "resting2"})["status"] == "canceled"
+    assert ex.fetch_open_orders(BTC) == []
+    new_fills = admin("GET", "fills")[fills_before:]
+    sold = sum(float(f["qty"]) for f in new_fills if f["side"].upper() == "SELL")
+    fee_btc = sum(float(f["commission"]) for f in new_fills if f["commissionAsset"] == "BTC")
+    assert 0 <= quantity - sold < STEP  # all of it but the fee dust
+    assert float(ex.fetch_balance()["BTC"]["total"]) == pytest.approx(
+        btc_before - sold - fee_btc, abs=1e-12
+    )
+    with Journal(journal) as j:
+        event = j.events("kill").iloc[-1]
+    assert event["message"].startswith(f"kill switch: dashboard kill by {OPERATOR}")
+    assert "resting2" in event["payload"]["cancelled"] and event["payload"]["flatten_orders"]
+    (command,) = [c for c in _commands(journal) if c[1] == "kill"][-1:]
+    assert command[4]  # consumed
+    assert f'"by": "{OPERATOR}"' in command[3] and '"flatten": true' in command[3]
+    assert '"via": "dashboard"' in command[3]
+    page.wait_for_function(
+        "() => document.querySelector('.qd-state').innerText === 'halted'", timeout=30_000
+    )
+    page.wait_for_selector(".qd-positions i:has-text('flat'), .qd-positions-table", timeout=10_000)
+
+
+def test_resume_after_a_kill_trades_again(live, page) -> None:
+    journal, ex = live["journal"], live["ex"]
+    _ensure_halted(journal)
+    assert _ask(page, ".qd-resume") == "Resume trading?"
+    page.locator(".qd-confirm-yes").first.click()
+    _until("active again", _state(journal, "active"))
+    with Journal(journal) as j:
+        change = j.events("state_change").iloc[-1]
+    assert change["payload"]["new"] == "active"
+    assert change["payload"]["reason"] == f"dashboard resume by {OPERATOR}"
+    command = [c for c in _commands(journal) if c[1] == "resume"][-1]
+    assert command[4] and f'"by": "{OPERATOR}"' in command[3]
+    page.wait_for_function(
+        "() => document.querySelector('.qd-state').innerText === 'active'", timeout=30_000
+    )
+
+    # trading again: the next signal waits for approval, and once approved reaches the venue
+    held = _held_after_bars(live)["client_order_id"]
+    row = page.locator(f".qd-held-order:has(code:text-is('{held}'))")
+    row.wait_for(timeout=30_000)
+    row.locator(".qd-approve").first.click()
+    page.wait_for_selector(".qd-confirm .qd-question b", state="visible", timeout=10_000)
+    page.locator(".qd-confirm-yes").first.click()
+    _until("the order at the venue", lambda: held in _venue_ids(ex))
+
+
+def test_a_rejected_order_never_reaches_the_venue(live, page) -> None:
+    journal, ex = live["journal"], live["ex"]
+    _ensure_active(journal)
+    held = _held_after_bars(live)["client_order_id"]
+    row = page.locator(f".qd-held-order:has(code:text-is('{held}'))")
+    row.wait_for(timeout=30_000)
+    assert held not in _venue_ids(ex)
+    row.locator(".qd-reject").first.click()
+    question = page.locator(".qd-confirm .qd-question b")
+    question.wait_for(state="visible", timeout=10_000)
+    assert question.inner_text().startswith(f"Reject order {held}")
+    page.locator(".qd-confirm-yes").first.click()
+
+    def withdrawn() -> bool:
+        with Journal(journal) as j:
+            orders = j.orders()
+        order = orders[orders["client_order_id"] == held]
+        return len(order) == 1 and order["status"].iloc[0] == "canceled"
+
+    _until("the order withdrawn", withdrawn)
+    with Journal(journal) as j:
+        orders = j.orders()
+    reason = orders.loc[orders["client_order_id"] == held, "reason"].iloc[0]
+    assert reason == f"rejected by {OPERATOR}"
+    (command,) = [c for c in _commands(journal) if c[1] == "reject" and c[2] == held]
+    assert command[4] and f'"by": "{OPERATOR}"' in command[3] and '"via": "dashboard"' in command[3]
+    # withdrawn orders are terminal: the engine can never send this one
+    assert held not in _venue_ids(ex)
+    page.wait_for_selector(
+        f".qd-held-order:has(code:text-is('{held}'))", state="detached", timeout=30_000
+    )

@@ -1,5 +1,6 @@
 """`quantdesk dashboard` stops its Voila child with it: SIGTERM is forwarded, and a SIGKILLed
-parent takes the child along (PR_SET_PDEATHSIG); the page needs the token."""
+parent takes the child along (PR_SET_PDEATHSIG); the page needs the token; by default it
+listens on 127.0.0.1 only."""
 
 from __future__ import annotations
 
@@ -32,6 +33,19 @@ def _listening(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def _listeners(port: int) -> list[str]:
+    """Local addresses (hex, as /proc/net/tcp* shows them) with a socket LISTENing on port."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                address, hex_port = fields[1].split(":")
+                if int(hex_port, 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                    found.append(address)
+    return found
 
 
 def _children(pid: int) -> list[int]:
@@ -105,3 +119,20 @@ def test_session_dashboards_need_a_journal(tmp_path: Path, capsys) -> None:
     )  # fmt: skip
     assert code == 2 and "no journal at" in err and err.count("\n") == 1
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_the_dashboard_listens_on_loopback_only_by_default(tmp_path: Path) -> None:
+    from quantdesk.dashboards.serve import voila_args
+
+    assert "--Voila.ip=127.0.0.1" in voila_args(Path("session.ipynb"), 8866)
+    port = _free_port()
+    proc = _start(tmp_path, port)  # no --ip
+    try:
+        assert _listeners(port) == ["0100007F"]  # 127.0.0.1 (IPv4), not 0.0.0.0 nor ::
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)

@@ -161,6 +161,32 @@ async def test_confirm_mode_waits_for_approve_and_reject(tmp_path: Path) -> None
         assert len(kernel.fills) == 1
 
 
+async def test_an_approval_after_a_halt_sends_nothing(tmp_path: Path) -> None:
+    """The gate checked the order when it was held; a kill since then wins over the approval
+    (a dashboard still showing the order must not release it into a halted session)."""
+    bars = make_bars(8)
+    with Journal(tmp_path / "j.sqlite") as journal:
+        kernel, feed = build(
+            {"s": scripted(entries=[2])},
+            bars,
+            journal=journal,
+            mode=ExecutionMode.CONFIRM,
+            risk_state=TradingState.ACTIVE,
+        )
+        steps = [s async for s in feed]
+        for step in steps[:5]:
+            await kernel.step(step)
+        (cid,) = kernel.held
+        kernel.risk.state = TradingState.HALTED  # the kill switch's first act
+        journal.add_command("approve", 0, target=cid)
+        for step in steps[5:]:
+            await kernel.step(step)
+        assert kernel.fills == [] and kernel.venue.core.orders == {}
+        assert kernel.held == {} and journal.pending_commands() == []
+        row = journal.orders().set_index("client_order_id").loc[cid]
+        assert row["status"] == "rejected" and "halted" in row["reason"]
+
+
 async def test_halted_risk_state_denies_orders_with_a_risk_event(tmp_path: Path) -> None:
     with Journal(tmp_path / "j.sqlite") as journal:
         kernel, feed = build(

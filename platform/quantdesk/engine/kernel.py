@@ -54,6 +54,7 @@ from quantdesk.model import (
     RetryPolicy,
     RiskCheck,
     Side,
+    TradingState,
     Venue,
     client_order_id,
     dec,
@@ -452,11 +453,24 @@ class Kernel:
                 continue
             order, _runner, _intent = self.held.pop(command.target)
             if command.kind == "reject":
-                self._withdraw(order, "rejected by operator")
+                # who rejected it stays on the order (the dashboard and the CLI say who asked)
+                self._withdraw(order, f"rejected by {command.payload.get('by') or 'operator'}")
+            elif (refusal := self._too_late(order)) is not None:
+                self._refuse(order, refusal)
             else:
                 order.reason = ""
                 await self.om.submit(order)
                 await self._drain()
+
+    def _too_late(self, order: Order) -> str | None:
+        """Why an approved order may no longer go out: the risk gate checked it when it was
+        held, and a kill (or a reduce-only state) since then must win over the approval."""
+        state = getattr(self.risk, "state", None)
+        if state is TradingState.HALTED:
+            return "risk: halted: trading was halted while the order awaited approval"
+        if state is TradingState.REDUCING and not order.reduce_only:
+            return "risk: reducing_only: trading became reduce-only while it awaited approval"
+        return None
 
     # --- fills and valuation --------------------------------------------------------------------
 
