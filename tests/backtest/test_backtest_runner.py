@@ -192,6 +192,14 @@ def test_figures_show_equity_drawdown_and_trades(ohlc, scripted):
     trades = result.trades_figure()
     entry = next(t for t in trades.data if t.name == "entry")
     assert list(entry.y) == pytest.approx([102.0])
+    candles = trades.data[0]
+    assert candles.type == "candlestick"  # the bars themselves, not only the close
+    bars = result.bars.xs("asset", axis=1, level=1)
+    np.testing.assert_allclose(candles.high, bars["high"].to_numpy())
+    np.testing.assert_allclose(candles.low, bars["low"].to_numpy())
+    exit_ = next(t for t in trades.data if t.name == "exit")
+    closed = result.trades[result.trades["status"] == "Closed"]
+    assert list(exit_.y) == pytest.approx(list(closed["exit_price"])) and len(exit_.y) == 1
 
 
 def test_short_entries_sell_all_equity_at_the_next_open(ohlc):
