@@ -47,6 +47,15 @@ async def venue(url: str, admin: Admin) -> AsyncIterator[CcxtVenue]:
     await v.close()
 
 
+@pytest.fixture
+async def usdm_venue(url: str) -> AsyncIterator[CcxtVenue]:
+    ex = sandbox_client("binanceusdm", url, async_=True, enableRateLimit=False, timeout=5000)
+    v = CcxtVenue(ex, "sandbox-usdm", market="usdm")
+    await v.load()
+    yield v
+    await v.close()
+
+
 async def no_sleep(_: float) -> None:
     return None
 
@@ -224,52 +233,47 @@ def test_cli_refuses_invalid_limits_and_missing_journal(tmp_path: Path, capsys) 
 
 
 async def test_flatten_closes_a_perpetual_short_reduce_only(
-    url: str, admin: Admin, tmp_path: Path
+    usdm_venue: CcxtVenue, tmp_path: Path
 ) -> None:
-    ex = sandbox_client("binanceusdm", url, async_=True, enableRateLimit=False, timeout=5000)
-    venue = CcxtVenue(ex, "sandbox-usdm", market="usdm")
-    await venue.load()
-    try:
-        journal = Journal(tmp_path / "journal.sqlite")
-        desk = Desk(venue, journal, max_symbol_exposure=0.5)
-        perp = "BTC/USDT:USDT"
-        ticker = await ex.fetch_ticker(perp)
-        desk.risk.update_price(perp, D(str(ticker["last"])))
-        seq = iter(range(100, 200))
+    venue, ex = usdm_venue, usdm_venue.exchange
+    journal = Journal(tmp_path / "journal.sqlite")
+    desk = Desk(venue, journal, max_symbol_exposure=0.5)
+    perp = "BTC/USDT:USDT"
+    ticker = await ex.fetch_ticker(perp)
+    desk.risk.update_price(perp, D(str(ticker["last"])))
+    seq = iter(range(100, 200))
 
-        async def send(side: Side, amount: str, price: D | None = None) -> Order:
-            order = Order(
-                client_order_id("perp", perp, 0, next(seq)),
-                perp,
-                side,
-                OrderType.LIMIT if price else OrderType.MARKET,
-                D(amount),
-                desk.clock(),
-                price=price,
-            )
-            decision = desk.risk.check_order(order)
-            assert decision.approved, decision
-            return await desk.manager.submit(decision.applied_to(order))
-
-        short = await send(Side.SELL, "0.3")
-        assert short.status is S.FILLED
-        rules = venue.rules[perp]
-        resting = await send(
-            Side.BUY, "0.1", price=rules.round_price(D(str(ticker["last"])) * D("0.97"))
+    async def send(side: Side, amount: str, price: D | None = None) -> Order:
+        order = Order(
+            client_order_id("perp", perp, 0, next(seq)),
+            perp,
+            side,
+            OrderType.LIMIT if price else OrderType.MARKET,
+            D(amount),
+            desk.clock(),
+            price=price,
         )
-        assert resting.status is S.NEW
-        report = await desk.kill.kill("test", flatten=True)
-        assert report.cancelled == (resting.client_order_id,)
-        (flat_id,) = report.flatten_orders
-        flat = desk.manager.orders[flat_id]
-        assert (flat.side, flat.amount, flat.reduce_only) == (Side.BUY, D("0.3"), True)
-        assert flat.status is S.FILLED
-        positions = await venue.fetch_positions()
-        assert perp not in positions or positions[perp].quantity == 0
-        assert desk.portfolio.positions[perp].quantity == 0
-        journal.close()
-    finally:
-        await venue.close()
+        decision = desk.risk.check_order(order)
+        assert decision.approved, decision
+        return await desk.manager.submit(decision.applied_to(order))
+
+    short = await send(Side.SELL, "0.3")
+    assert short.status is S.FILLED
+    rules = venue.rules[perp]
+    resting = await send(
+        Side.BUY, "0.1", price=rules.round_price(D(str(ticker["last"])) * D("0.97"))
+    )
+    assert resting.status is S.NEW
+    report = await desk.kill.kill("test", flatten=True)
+    assert report.cancelled == (resting.client_order_id,)
+    (flat_id,) = report.flatten_orders
+    flat = desk.manager.orders[flat_id]
+    assert (flat.side, flat.amount, flat.reduce_only) == (Side.BUY, D("0.3"), True)
+    assert flat.status is S.FILLED
+    positions = await venue.fetch_positions()
+    assert perp not in positions or positions[perp].quantity == 0
+    assert desk.portfolio.positions[perp].quantity == 0
+    journal.close()
 
 
 async def test_flatten_reports_refusals_and_dust_instead_of_claiming_it_flattened(
@@ -308,49 +312,44 @@ async def test_flatten_reports_refusals_and_dust_instead_of_claiming_it_flattene
 
 
 async def test_flatten_sweeps_perpetual_dust_reduce_only(
-    url: str, admin: Admin, tmp_path: Path
+    usdm_venue: CcxtVenue, tmp_path: Path
 ) -> None:
     """A perp position under the minimum notional is still closed: reduce-only orders are
     exempt from it on Binance USD-M (-4164 says so), so only spot dust is left and reported."""
-    ex = sandbox_client("binanceusdm", url, async_=True, enableRateLimit=False, timeout=5000)
-    venue = CcxtVenue(ex, "sandbox-usdm", market="usdm")
-    await venue.load()
-    try:
-        journal = Journal(tmp_path / "journal.sqlite")
-        desk = Desk(venue, journal, max_symbol_exposure=0.5)
-        perp = "ETH/USDT:USDT"
-        rules = venue.rules[perp]
-        last = D(str((await ex.fetch_ticker(perp))["last"]))
-        desk.risk.update_price(perp, last)
-        dust = rules.round_amount(rules.min_notional / last / 2)  # half the minimum notional
-        assert dust >= rules.min_amount and dust * last < rules.min_notional
-        seq = iter(range(100, 200))
+    venue, ex = usdm_venue, usdm_venue.exchange
+    journal = Journal(tmp_path / "journal.sqlite")
+    desk = Desk(venue, journal, max_symbol_exposure=0.5)
+    perp = "ETH/USDT:USDT"
+    rules = venue.rules[perp]
+    last = D(str((await ex.fetch_ticker(perp))["last"]))
+    desk.risk.update_price(perp, last)
+    dust = rules.round_amount(rules.min_notional / last / 2)  # half the minimum notional
+    assert dust >= rules.min_amount and dust * last < rules.min_notional
+    seq = iter(range(100, 200))
 
-        async def send(side: Side, amount: D, reduce_only: bool = False) -> Order:
-            order = Order(
-                client_order_id("perp", perp, 0, next(seq)),
-                perp,
-                side,
-                OrderType.MARKET,
-                amount,
-                desk.clock(),
-                reduce_only=reduce_only,
-            )
-            return await desk.manager.submit(order)
+    async def send(side: Side, amount: D, reduce_only: bool = False) -> Order:
+        order = Order(
+            client_order_id("perp", perp, 0, next(seq)),
+            perp,
+            side,
+            OrderType.MARKET,
+            amount,
+            desk.clock(),
+            reduce_only=reduce_only,
+        )
+        return await desk.manager.submit(order)
 
-        opened = await send(Side.SELL, dust * 10)
-        assert opened.status is S.FILLED
-        assert (await send(Side.BUY, dust * 9, reduce_only=True)).status is S.FILLED
-        assert desk.portfolio.positions[perp].quantity == -dust
-        report = await desk.kill.kill("test", flatten=True)
-        assert report.dust == () and report.rejected == ()
-        (flat_id,) = report.flatten_orders
-        flat = desk.manager.orders[flat_id]
-        assert (flat.side, flat.amount, flat.reduce_only, flat.status) == (
-            Side.BUY, dust, True, S.FILLED
-        )  # fmt: skip
-        positions = await venue.fetch_positions()
-        assert perp not in positions or positions[perp].quantity == 0
-        journal.close()
-    finally:
-        await venue.close()
+    opened = await send(Side.SELL, dust * 10)
+    assert opened.status is S.FILLED
+    assert (await send(Side.BUY, dust * 9, reduce_only=True)).status is S.FILLED
+    assert desk.portfolio.positions[perp].quantity == -dust
+    report = await desk.kill.kill("test", flatten=True)
+    assert report.dust == () and report.rejected == ()
+    (flat_id,) = report.flatten_orders
+    flat = desk.manager.orders[flat_id]
+    assert (flat.side, flat.amount, flat.reduce_only, flat.status) == (
+        Side.BUY, dust, True, S.FILLED
+    )  # fmt: skip
+    positions = await venue.fetch_positions()
+    assert perp not in positions or positions[perp].quantity == 0
+    journal.close()

@@ -54,12 +54,12 @@ from quantdesk.model import (
     RetryPolicy,
     RiskCheck,
     Side,
-    TradingState,
     Venue,
     client_order_id,
     dec,
     is_flatten_order,
     split_symbol,
+    state_refusal,
 )
 
 
@@ -466,11 +466,11 @@ class Kernel:
         """Why an approved order may no longer go out: the risk gate checked it when it was
         held, and a kill (or a reduce-only state) since then must win over the approval."""
         state = getattr(self.risk, "state", None)
-        if state is TradingState.HALTED:
-            return "risk: halted: trading was halted while the order awaited approval"
-        if state is TradingState.REDUCING and not order.reduce_only:
-            return "risk: reducing_only: trading became reduce-only while it awaited approval"
-        return None
+        refusal = None if state is None else state_refusal(state, order.reduce_only)
+        if refusal is None:
+            return None
+        reason, message = refusal
+        return f"risk: {reason}: {message} (the state changed while the order awaited approval)"
 
     # --- fills and valuation --------------------------------------------------------------------
 

@@ -64,6 +64,7 @@ from quantdesk.model.ports import (
     VenueOrder,
     VenuePosition,
     VenueRefused,
+    state_refusal,
 )
 
 __all__ = [
@@ -125,6 +126,7 @@ __all__ = [
     "round_to_step",
     "slipped_price",
     "split_symbol",
+    "state_refusal",
     "stop_fill",
     "take_profit_fill",
 ]

@@ -195,6 +195,18 @@ class Reason(StrEnum):
     NO_EQUITY = "no_equity"  # equity <= 0: nothing may be risked
 
 
+def state_refusal(state: TradingState, reduce_only: bool) -> tuple[Reason, str] | None:
+    """Why the trading state refuses a new order (None: it allows it).
+
+    The one rule the gate, the risk engine and the kernel (for an order approved after a state
+    change) all apply: HALTED lets only cancels through, REDUCING only reduce-only orders."""
+    if state is TradingState.HALTED:
+        return Reason.HALTED, "trading is halted: only cancels are allowed"
+    if state is TradingState.REDUCING and not reduce_only:
+        return Reason.REDUCING_ONLY, "trading is reducing: only reduce-only orders"
+    return None
+
+
 @dataclass(frozen=True)
 class RiskDecision:
     """The gate's answer: the amount/prices to use if approved, the reason if not (or reduced)."""

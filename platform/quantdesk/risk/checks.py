@@ -29,6 +29,7 @@ from quantdesk.model import (
     Side,
     TradingState,
     parse_symbol,
+    state_refusal,
 )
 from quantdesk.risk.breaker import CircuitBreaker
 from quantdesk.risk.gate import PreTradeRisk
@@ -229,10 +230,8 @@ class RiskEngine:
                 Decision.DENIED, order.amount, order.price, order.trigger_price, reason, message
             )
 
-        if self.state is TradingState.HALTED:
-            return deny(Reason.HALTED, "trading is halted: only cancels are allowed")
-        if self.state is TradingState.REDUCING and not order.reduce_only:
-            return deny(Reason.REDUCING_ONLY, "trading is reducing: only reduce-only orders")
+        if (refusal := state_refusal(self.state, order.reduce_only)) is not None:
+            return deny(*refusal)
         breaker = self.breakers.get(order.venue)
         if breaker is not None and not breaker.allows_new_orders():
             return deny(Reason.CIRCUIT_OPEN, f"circuit breaker for {order.venue} is open")

@@ -25,6 +25,7 @@ from quantdesk.model import (
     Side,
     TradingState,
     split_symbol,
+    state_refusal,
 )
 
 
@@ -66,10 +67,8 @@ class PreTradeRisk:
         """
         free = free or {}
         deny = self._deny(order)
-        if self.state is TradingState.HALTED:
-            return deny(Reason.HALTED, "trading is halted: only cancels are allowed")
-        if self.state is TradingState.REDUCING and not order.reduce_only:
-            return deny(Reason.REDUCING_ONLY, "trading is reducing: only reduce-only orders")
+        if (refusal := state_refusal(self.state, order.reduce_only)) is not None:
+            return deny(*refusal)
         rules = self.markets.get(order.symbol)
         if rules is None:
             return deny(Reason.UNKNOWN_MARKET, f"no market rules for {order.symbol}")
