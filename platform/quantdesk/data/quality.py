@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from quantdesk.data.store import FUNDING
+from quantdesk.data.ticks import TICK_KINDS
 from quantdesk.data.timeframes import timeframe_delta
 
 PRICE_COLUMNS = ["open", "high", "low", "close"]
@@ -53,11 +54,15 @@ def check_frame(
     outlier_sigma: float | None = None,
     funding_interval: str = FUNDING_INTERVAL,
 ) -> list[Finding]:
-    """Every finding for one series (timeframe 'funding' checks a funding-rate frame).
+    """Every finding for one series ('funding' checks funding rates, 'trades'/'book' ticks).
 
     outlier_sigma defaults to DEFAULT_OUTLIER_SIGMA for bars (applied to log returns) and
     DEFAULT_FUNDING_OUTLIER_SIGMA for funding (applied to the rates themselves).
     """
+    if timeframe in TICK_KINDS:
+        from quantdesk.data.quality_ticks import check_ticks
+
+        return check_ticks(frame, timeframe)
     if max_zero_volume_run < 1:
         raise ValueError("max_zero_volume_run must be at least 1")
     if outlier_sigma is not None and outlier_sigma <= 0:

@@ -1,4 +1,5 @@
-"""Parquet store of OHLCV and funding series: {exchange}/{market}/{symbol}/{timeframe}.parquet."""
+"""Parquet store of OHLCV, funding and recorded tick series (trades, book):
+{exchange}/{market}/{symbol}/{timeframe}.parquet."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from quantdesk.data.symbols import dir_to_symbol, symbol_to_dir, validate_market, validate_symbol
+from quantdesk.data.ticks import TICK_KINDS, normalize_ticks, tick_columns
 from quantdesk.data.timeframes import validate_timeframe
 from quantdesk.data.times import parse_time
 from quantdesk.errors import DataError, NoDataError
@@ -39,7 +41,8 @@ _TEMP_GLOB = f"*/*/*/.*{_SUFFIX}.*.tmp"
 
 @dataclass(frozen=True, order=True)
 class SeriesKey:
-    """Identifies one stored series; timeframe is a bar size like '1h' or 'funding'."""
+    """Identifies one stored series; timeframe is a bar size like '1h', 'funding', 'trades'
+    or 'book'."""
 
     exchange: str
     market: str
@@ -51,8 +54,13 @@ class SeriesKey:
             raise DataError(f"invalid exchange name {self.exchange!r}")
         validate_market(self.market)
         object.__setattr__(self, "symbol", validate_symbol(self.symbol))
-        if self.timeframe != FUNDING:
+        if self.timeframe != FUNDING and self.timeframe not in TICK_KINDS:
             validate_timeframe(self.timeframe)
+
+    @property
+    def is_ticks(self) -> bool:
+        """True for a recorded trades or book series."""
+        return self.timeframe in TICK_KINDS
 
     @property
     def is_funding(self) -> bool:
@@ -62,6 +70,8 @@ class SeriesKey:
     @property
     def columns(self) -> list[str]:
         """The value columns this kind of series holds."""
+        if self.is_ticks:
+            return tick_columns(self.timeframe)
         return FUNDING_COLUMNS if self.is_funding else OHLCV_COLUMNS
 
     def __str__(self) -> str:
@@ -146,7 +156,7 @@ class DataStore:
     def write(self, key: SeriesKey, frame: pd.DataFrame) -> Path:
         """Replace the series with frame (normalized), atomically."""
         path = self.path(key)
-        data = normalize(frame, key.columns)
+        data = _normalize(key, frame)
         with self.locked(key):
             atomic_write_parquet(path, data)
         return path
@@ -157,13 +167,13 @@ class DataStore:
         Read, merge and write happen under the series lock, so concurrent appends (two
         imports at once) serialize instead of one silently dropping the other's rows.
         """
-        new = normalize(frame, key.columns)
+        new = _normalize(key, frame)
         with self.locked(key):
             if not self.exists(key):
                 atomic_write_parquet(self.path(key), new)
                 return len(new)
             old = self.read(key)
-            merged = normalize(pd.concat([old, new]), key.columns)
+            merged = _normalize(key, pd.concat([old, new]))
             if len(merged) != len(old) or not merged.equals(old):
                 atomic_write_parquet(self.path(key), merged)
             return len(merged) - len(old)
@@ -213,6 +223,13 @@ class DataStore:
         hi = parse_time(end) if end is not None else None
         if lo is not None and hi is not None and lo > hi:
             raise DataError(f"start {lo:%Y-%m-%d %H:%M} is after end {hi:%Y-%m-%d %H:%M}")
+        if key.is_ticks:  # book rows keep recorded order, so the index need not be sorted
+            keep = np.ones(len(frame), dtype=bool)
+            if lo is not None:
+                keep &= frame.index >= lo
+            if hi is not None:
+                keep &= frame.index <= hi
+            return frame[keep]
         return frame.loc[lo:hi]
 
     def last_timestamp(self, key: SeriesKey) -> pd.Timestamp | None:
@@ -220,7 +237,7 @@ class DataStore:
         if not self.exists(key):
             return None
         index = self.read(key).index
-        return index[-1] if len(index) else None
+        return (index.max() if key.is_ticks else index[-1]) if len(index) else None
 
     def keys(
         self,
@@ -259,7 +276,7 @@ class DataStore:
     ) -> SeriesKey:
         """Find the one stored series for symbol and timeframe; error when none or ambiguous."""
         symbol = validate_symbol(symbol)
-        if timeframe != FUNDING:
+        if timeframe != FUNDING and timeframe not in TICK_KINDS:
             validate_timeframe(timeframe)
         matches = self.keys(exchange, market, symbol, timeframe)
         if len(matches) > 1:
@@ -314,6 +331,10 @@ class DataStore:
     ) -> dict[str, pd.DataFrame]:
         """load() for several symbols, keyed by symbol in the given order."""
         return {s: self.load(s, timeframe, start, end, exchange, market) for s in symbols}
+
+
+def _normalize(key: SeriesKey, frame: pd.DataFrame) -> pd.DataFrame:
+    return normalize_ticks(frame, key.timeframe) if key.is_ticks else normalize(frame, key.columns)
 
 
 def stored_funding(
