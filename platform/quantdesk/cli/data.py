@@ -1,4 +1,4 @@
-"""`quantdesk data ...`: synthetic markets, import, download, quality checks, listing."""
+"""`quantdesk data ...`: synthetic markets, import, download, record, quality checks, listing."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def list_(app: AppContext, exchange: str | None, market: str | None) -> None:
     rows = []
     for key in keys:
         frame = store.read(key)
-        span = (frame.index[0], frame.index[-1]) if len(frame) else (None, None)
+        # book rows keep recorded order, so their first and last times are the extremes
+        span = (frame.index.min(), frame.index.max()) if len(frame) else (None, None)
         rows.append(
             (
                 key.exchange,
@@ -272,6 +273,139 @@ def download(
         [(str(r.key), r.requests, r.rows_added, *_span(r.first, r.last)) for r in results],
         title=f"downloaded into {app.store.root}",
     )
+
+
+@data.command()
+@click.option("--venue", required=True, help="A venue from quantdesk.toml (binance spot or usdm).")
+@click.option("--symbols", required=True, help="Comma-separated symbols, e.g. BTC/USDT,ETH/USDT.")
+@click.option(
+    "--streams", default="trades,book", show_default=True, help="What to record: trades, book."
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop after this many seconds (default: until Ctrl-C / SIGTERM).",
+)
+@click.option(
+    "--depth",
+    type=click.IntRange(5, 5000),
+    default=1000,
+    show_default=True,
+    help="Levels of each REST book snapshot.",
+)
+@click.option(
+    "--flush-events",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Write to the store after this many events...",
+)
+@click.option(
+    "--flush-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="...or this many seconds, whichever comes first (and always at stop).",
+)
+@click.pass_obj
+def record(
+    app: AppContext,
+    venue: str,
+    symbols: str,
+    streams: str,
+    duration: float | None,
+    depth: int,
+    flush_events: int,
+    flush_seconds: float,
+) -> None:
+    """Record trades and L2 book snapshots + diffs from a venue's streams into the store."""
+    import asyncio
+
+    from quantdesk.data.csv_import import market_symbol
+    from quantdesk.data.record import Recorder, RecordSpec, parse_streams
+    from quantdesk.data.symbols import parse_symbols
+
+    kinds = parse_streams(streams)
+    config = app.config.venue(venue)
+    wanted = tuple(market_symbol(s, config.market) for s in parse_symbols(symbols))
+    spec = RecordSpec(wanted, kinds, duration, depth, flush_events, flush_seconds)
+    client, ws_url = _stream_client(config.exchange, config.market, config.sandbox_url)
+    recorder = Recorder(
+        client, app.store, config.exchange, config.market, spec, ws_url, _status_printer()
+    )
+
+    async def main() -> None:
+        import signal
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await recorder.run(stop)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await client.close()
+
+    asyncio.run(main())
+    stats = recorder.stats
+    if sys.stderr.isatty():
+        click.echo("", err=True)
+    print_table(
+        ("series", "rows"),
+        [
+            (str(recorder.key(s, k)), _rows(app.store, recorder.key(s, k)))
+            for s in wanted
+            for k in kinds
+        ],
+        title=f"recorded into {app.store.root}: {stats.line()}",
+    )
+
+
+def _rows(store: DataStore, key: object) -> int:
+    return len(store.read(key)) if store.exists(key) else 0  # type: ignore[arg-type]
+
+
+def _status_printer() -> object:
+    import time
+
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def show(stats: object) -> None:
+        now = time.monotonic()
+        if tty:
+            click.echo(f"\r{stats.line()}", err=True, nl=False)  # type: ignore[attr-defined]
+        elif now - last[0] >= 10:
+            last[0] = now
+            click.echo(stats.line(), err=True)  # type: ignore[attr-defined]
+
+    return show
+
+
+def _stream_client(exchange: str, market: str, url: str | None) -> tuple[object, str]:
+    """A ccxt.pro client for the venue and the websocket base of its raw market streams."""
+    from quantdesk.errors import ConfigError
+
+    name = {"spot": "binance", "usdm": "binanceusdm"}[market]
+    if exchange != "binance":
+        raise ConfigError(
+            f"data record speaks Binance's streams only (venue exchange is {exchange!r})"
+        )
+    if url is not None:
+        from quantdesk.sandbox.streams import pro_client
+
+        client = pro_client(name, url)
+    else:
+        import ccxt.pro
+
+        client = getattr(ccxt.pro, name)(
+            {"options": {"defaultType": "spot" if market == "spot" else "swap"}}
+        )
+    ws = client.urls["api"]["ws"]["spot" if market == "spot" else "linear"]
+    return client, ws
 
 
 @data.command()
