@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -87,3 +90,35 @@ def test_bad_input_exits_2_and_writes_nothing(
     assert code == 2 and len(errors) == 1 and message in errors[0], err
     assert "Traceback" not in err
     assert _files(root) == before
+
+
+def test_sigint_flushes_what_was_recorded(
+    root: Path,
+    admin: Admin,  # noqa: F811
+    sandbox: Sandbox,  # noqa: F811
+) -> None:
+    script = Path(sys.executable).with_name("quantdesk")
+    args = ["data", "record", "--venue", "local", "--symbols", "BTC/USDT", "--streams", "trades"]
+    # flush only at stop: everything stored was written by the SIGINT handler's final flush
+    proc = subprocess.Popen(
+        [str(script), *args, "--flush-seconds", "3600", "--flush-events", "100000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        start = sandbox.index
+        assert proc.stderr is not None
+        assert proc.stderr.readline().startswith("recording")  # the first status line
+        for _ in range(3):
+            admin.advance(1)
+            time.sleep(0.2)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+        assert "recorded into" in out
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    ids = DataStore(root).read(SeriesKey("binance", "spot", "BTC/USDT", "trades"))["id"]
+    assert ids.tolist() == list(range(start + 1, sandbox.index + 1))

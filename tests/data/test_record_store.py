@@ -19,7 +19,12 @@ def _t(seconds: float) -> pd.Timestamp:
 
 def _trades(ids: list[int]) -> pd.DataFrame:
     return pd.DataFrame(
-        {"id": ids, "price": [100.0] * len(ids), "amount": [1.0] * len(ids), "side": [1] * len(ids)},
+        {
+            "id": ids,
+            "price": [100.0] * len(ids),
+            "amount": [1.0] * len(ids),
+            "side": [1] * len(ids),
+        },
         index=pd.DatetimeIndex([_t(i) for i in ids]),
     )
 
