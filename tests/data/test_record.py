@@ -43,7 +43,7 @@ async def _record(
     stop = asyncio.Event()
     try:
         run = asyncio.ensure_future(recorder.run(stop))
-        await asyncio.sleep(0.6)  # subscriptions and the first snapshot land
+        await asyncio.sleep(1.0)  # subscriptions and the first snapshot land
         await steps()
         await asyncio.sleep(settle)  # the last events (and REST backfills) arrive
         stop.set()
@@ -88,8 +88,11 @@ async def test_recorded_trades_and_book_match_the_sandbox_rest_api(
     assert check_frame(book, "book") == [] and check_frame(trades, "trades") == []
     assert rec.stats.flushes >= 2 and rec.stats.resyncs == 0
 
-    # resumable: a second recording appends after the first without duplicates
-    await _record(url, store, lambda: _advance(admin, 3))
+    # resumable: a second recording backfills what was published between the runs and
+    # appends after the first without duplicates
+    await _advance(admin, 2)
+    again_rec = await _record(url, store, lambda: _advance(admin, 3), settle=1.0)
+    assert again_rec.stats.backfilled >= 2
     again = store.read(SeriesKey("binance", "spot", BTC, "trades"))["id"].tolist()
     assert again == list(range(start + 1, sandbox.index + 1))
 

@@ -2,7 +2,8 @@
 
 Trades come from ccxt.pro's watch_trades (the aggTrade stream, whose ids are the ones REST
 aggTrades / fetch_trades answers), deduped by id; after a reconnect the trades missed while
-disconnected are fetched over REST from the last stored id. The book comes from the raw
+disconnected (or, on a re-run, since the last stored trade) are fetched over REST from the
+last stored id. The book comes from the raw
 Binance depth-diff stream, kept in sync the way Binance documents: buffer diffs, take a REST
 snapshot, drop diffs up to its lastUpdateId, then require each diff to continue the previous
 one (U = previous u + 1; USD-M: pu = previous u). A break is a gap: a new snapshot is stored
@@ -39,6 +40,7 @@ from quantdesk.errors import DataError, NoDataError
 STREAMS = (TRADES, BOOK)
 RETRY_S = 0.5  # pause before reconnecting a dropped stream
 BACKFILL_LIMIT = 1000  # trades per REST page when backfilling
+BACKFILL_PAGES = 100  # at most this many pages per backfill (the rest stays a gap)
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,7 @@ class Recorder:
         """watch_trades forever: new ids only, REST backfill after each reconnect."""
         key = self.key(symbol, TRADES)
         last_id = await asyncio.to_thread(self._stored_last_id, key)
-        lost = False
+        lost = last_id is not None  # resuming: fetch what was missed since the last run
         while True:
             try:
                 batch = await self.client.watch_trades(symbol, params={"name": "aggTrade"})
@@ -219,9 +221,9 @@ class Recorder:
             await self._maybe_flush()
 
     async def _backfill(self, symbol: str, last_id: int) -> list[dict]:
-        """Trades after last_id over REST, page by page."""
+        """Trades after last_id over REST, page by page (at most BACKFILL_PAGES)."""
         out: list[dict] = []
-        while True:
+        for _ in range(BACKFILL_PAGES):
             page = await self.client.fetch_trades(
                 symbol, limit=BACKFILL_LIMIT, params={"fromId": last_id + 1}
             )
@@ -230,6 +232,7 @@ class Recorder:
             if len(page) < BACKFILL_LIMIT:
                 return out
             last_id = int(page[-1]["id"])
+        return out
 
     async def _book(self, http: aiohttp.ClientSession, symbol: str) -> None:
         """The depth stream forever: reconnect and resync whenever it drops."""
