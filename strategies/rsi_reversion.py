@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import vectorbt as vbt
 
-from quantdesk.strategy import Float, Int, Signals, SignalStrategy
+from quantdesk.strategy import Float, Int, Signals, SignalStrategy, naive_utc
 
 
 class RsiReversion(SignalStrategy):
@@ -30,7 +30,7 @@ class RsiReversion(SignalStrategy):
 
     def signals(self, bars: pd.DataFrame) -> Signals:
         """Entries on oversold closes below the lower band; exits on overbought or mean reached."""
-        close = bars["close"]
+        close = naive_utc(bars["close"])  # vectorbt is slow on a tz-aware index
         rsi = vbt.RSI.run(close, self.rsi_window).rsi
         bands = vbt.BBANDS.run(close, self.bb_window, alpha=self.bb_alpha)
         # Indicators with different params carry different column labels: compare positionally.
@@ -41,7 +41,7 @@ class RsiReversion(SignalStrategy):
         entries = (r < oversold) & (price < bands.lower.to_numpy())
         exits = (r > overbought) | (price > bands.middle.to_numpy())
         return Signals(
-            entries=pd.DataFrame(entries, index=rsi.index, columns=rsi.columns),
-            exits=pd.DataFrame(exits, index=rsi.index, columns=rsi.columns),
+            entries=pd.DataFrame(entries, index=bars.index, columns=rsi.columns),
+            exits=pd.DataFrame(exits, index=bars.index, columns=rsi.columns),
             sl_stop=self.per_column(self.sl_stop, rsi),
         )

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import vectorbt as vbt
 
-from quantdesk.strategy import Below, Float, Int, Signals, SignalStrategy
+from quantdesk.strategy import Below, Float, Int, Signals, SignalStrategy, naive_utc, on_index
 
 
 class SmaCross(SignalStrategy):
@@ -29,12 +29,12 @@ class SmaCross(SignalStrategy):
 
     def signals(self, bars: pd.DataFrame) -> Signals:
         """Entries on fast crossing above slow, exits on crossing below."""
-        close = bars["close"]
+        close = naive_utc(bars["close"])  # vectorbt is slow on a tz-aware index
         fast = vbt.MA.run(close, self.fast, short_name="fast")
         slow = vbt.MA.run(close, self.slow, short_name="slow")
         return Signals(
-            entries=fast.ma_crossed_above(slow),
-            exits=fast.ma_crossed_below(slow),
+            entries=on_index(fast.ma_crossed_above(slow), bars.index),
+            exits=on_index(fast.ma_crossed_below(slow), bars.index),
             sl_stop=self.per_column(self.sl_stop, fast.ma),
             tp_stop=self.per_column(self.tp_stop, fast.ma),
         )

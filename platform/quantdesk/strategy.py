@@ -276,6 +276,29 @@ class Signals:
         return self.entries if self.entries is not None else self.weights
 
 
+def naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
+    """frame on the same instants as a tz-naive UTC index (a shallow copy; no-op when naive).
+
+    vectorbt 1.2 checks shapes with np.asarray(index), which turns a tz-aware index into one
+    Python Timestamp per bar (~0.25 s per call on 100k bars, several calls per indicator and
+    dozens per backtest). Computations run on naive UTC (same bars, same numbers); what
+    leaves them gets the UTC index back (`on_index`).
+    """
+    index = frame.index
+    if isinstance(index, pd.DatetimeIndex) and index.tz is not None:
+        frame = frame.copy(deep=False)
+        frame.index = index.tz_convert("UTC").tz_localize(None)
+    return frame
+
+
+def on_index(frame: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+    """frame (computed on naive_utc of bars with this index) relabelled with index."""
+    if frame.index is not index:
+        frame = frame.copy(deep=False)
+        frame.index = index
+    return frame
+
+
 _INSTANCE_ATTRIBUTES = ("values", "combos")  # set on every instance by the framework
 
 

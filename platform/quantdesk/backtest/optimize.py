@@ -47,6 +47,7 @@ from quantdesk.strategy import (
     SignalStrategy,
     Strategy,
     StrategyError,
+    naive_utc,
     parse_param_args,
     strategy_class,
 )
@@ -277,20 +278,6 @@ def portfolio_metrics(
     for col in cols:
         frame[col] = frame[col].map(_finite)
     frame["bars"] = float(len(returns))
-    return frame
-
-
-def naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
-    """frame on the same instants as a tz-naive UTC index.
-
-    vectorbt checks shapes with np.asarray(index), which turns a tz-aware index into Python
-    Timestamp objects: about 0.3 s per call on 100k bars, dozens of calls per backtest. Trials
-    repeat that thousands of times, so optimization runs on naive UTC (same bars, same stats).
-    """
-    index = frame.index
-    if isinstance(index, pd.DatetimeIndex) and index.tz is not None:
-        frame = frame.copy(deep=False)
-        frame.index = index.tz_convert("UTC").tz_localize(None)
     return frame
 
 

@@ -11,6 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import vectorbt as vbt
 
@@ -23,6 +24,7 @@ from quantdesk.backtest.metrics import (
     stats_row,
 )
 from quantdesk.data.store import atomic_write_parquet
+from quantdesk.strategy import naive_utc, on_index
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -46,9 +48,35 @@ _TRADE_COLUMNS = {
 }
 
 
+_DIRECTIONS = np.array(["Long", "Short"], dtype=object)  # vectorbt TradeDirection
+_STATUSES = np.array(["Open", "Closed"], dtype=object)  # vectorbt TradeStatus
+
+
+def naive_portfolio(portfolio: vbt.Portfolio) -> vbt.Portfolio:
+    """The same portfolio on a tz-naive UTC index (itself when already naive).
+
+    vectorbt 1.2 turns a tz-aware index into Python Timestamps in its shape checks (see
+    quantdesk.strategy.naive_utc), dozens of times for one set of stats: computations run
+    on naive UTC, the outputs get the bars' UTC index back.
+    """
+    index = portfolio.wrapper.index
+    if not isinstance(index, pd.DatetimeIndex) or index.tz is None:
+        return portfolio
+    naive = index.tz_convert("UTC").tz_localize(None)
+    close = portfolio.close
+    if isinstance(close, pd.Series | pd.DataFrame):
+        close = on_index(close, naive)
+    return portfolio.replace(wrapper=portfolio.wrapper.replace(index=naive), close=close)
+
+
 @dataclass
 class BacktestResult:
-    """Everything one backtest produced; computed lazily from the vectorbt portfolio."""
+    """Everything one backtest produced; computed lazily from the vectorbt portfolio.
+
+    The portfolio is kept on a tz-naive UTC index (vectorbt is much faster on one; a tz-aware
+    one is converted); stats, equity, trades, figures and saved files carry the bars' index
+    (tz-aware UTC), as does funding.
+    """
 
     strategy: str
     params: dict[str, Any]
@@ -60,10 +88,17 @@ class BacktestResult:
     # Funding cash received (negative: paid) per bar and portfolio column; None without perps.
     funding: pd.DataFrame | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        self.portfolio = naive_portfolio(self.portfolio)
+
+    @cached_property
+    def _naive_funding(self) -> pd.DataFrame | None:
+        return None if self.funding is None else naive_utc(self.funding)
+
     @cached_property
     def stats(self) -> pd.DataFrame:
         """One row of statistics per symbol (or one for a target-weight portfolio)."""
-        return compute_stats(self.portfolio, self.funding)
+        return compute_stats(self.portfolio, self._naive_funding)
 
     def summary(self, column: object | None = None) -> pd.Series:
         """The stats of one column (the first when there are several)."""
@@ -73,17 +108,32 @@ class BacktestResult:
     def equity(self) -> pd.DataFrame:
         """Portfolio value at each bar's close, one column per symbol (or 'portfolio'), with
         the funding received up to then."""
-        return equity_with_funding(self.portfolio, self.funding)
+        return on_index(equity_with_funding(self.portfolio, self._naive_funding), self.bars.index)
 
     @cached_property
     def trades(self) -> pd.DataFrame:
-        """One row per trade: times, prices, size, fees, PnL, return, open/closed."""
-        raw = self.portfolio.trades.records_readable
-        trades = raw.rename(columns=_TRADE_COLUMNS)[list(_TRADE_COLUMNS.values())]
-        trades["column"] = trades["column"].astype(str)
-        trades["direction"] = trades["direction"].astype(str)
-        trades["status"] = trades["status"].astype(str)
-        return trades.reset_index(drop=True)
+        """One row per trade: times (the bars' UTC), prices, size, fees, PnL, return,
+        open/closed; what vectorbt's `trades.records_readable` says, read straight from the
+        records (its readable form maps every bar's timestamp through a dict)."""
+        records = self.portfolio.trades.values
+        index = self.bars.index
+        columns = self.portfolio.wrapper.columns
+        return pd.DataFrame(
+            {
+                "column": [str(c) for c in columns[records["col"]]],
+                "direction": _DIRECTIONS[records["direction"]].astype(str),
+                "status": _STATUSES[records["status"]].astype(str),
+                "size": records["size"],
+                "entry_time": index[records["entry_idx"]],
+                "entry_price": records["entry_price"],
+                "entry_fees": records["entry_fees"],
+                "exit_time": index[records["exit_idx"]],
+                "exit_price": records["exit_price"],
+                "exit_fees": records["exit_fees"],
+                "pnl": records["pnl"],
+                "return": records["return"],
+            }
+        )
 
     def description(self) -> str:
         """One Markdown paragraph saying what was run."""
