@@ -99,11 +99,15 @@ def _stop_array(value: Any, ncols: int) -> float | np.ndarray:
     return arr[None, :]
 
 
-def _shift(frame: pd.DataFrame | None, like: pd.DataFrame) -> pd.DataFrame | None:
+def _phased_signal(frame: Any) -> np.ndarray | None:
+    """A close-of-bar signal moved to the next bar's open (model.fills.next_open) on the two
+    rows per bar of _two_phase: bar i's signal on open row 2(i + 1), none on range rows."""
     if frame is None:
         return None
-    values = pd.DataFrame(np.asarray(frame, dtype=bool), index=like.index, columns=like.columns)
-    return values.apply(next_open)
+    values = np.asarray(frame, dtype=bool)
+    out = np.zeros((2 * values.shape[0], *values.shape[1:]), dtype=bool)
+    out[2::2] = values[:-1]
+    return out
 
 
 def _check_signals(signals: Signals, rows: int, cols: int) -> None:
@@ -167,10 +171,10 @@ def simulate(
     o = open_.to_numpy()
     at_open = _two_phase(o, o)
     signal_args: dict[str, Any] = {
-        "entries": _two_phase(_shift(signals.entries, close), False),
-        "exits": _two_phase(_shift(signals.exits, close), False),
-        "short_entries": _two_phase(_shift(signals.short_entries, close), False),
-        "short_exits": _two_phase(_shift(signals.short_exits, close), False),
+        "entries": _phased_signal(signals.entries),
+        "exits": _phased_signal(signals.exits),
+        "short_entries": _phased_signal(signals.short_entries),
+        "short_exits": _phased_signal(signals.short_exits),
         "close": _two_phase(o, close.to_numpy()),
         "price": at_open,
         "open": at_open,
