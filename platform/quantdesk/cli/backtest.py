@@ -10,7 +10,7 @@ import click
 from quantdesk.cli import cli
 from quantdesk.cli.context import AppContext
 from quantdesk.cli.options import strategy_run_options
-from quantdesk.cli.output import console, print_table
+from quantdesk.cli.output import announce, console, print_table
 from quantdesk.errors import DataError
 
 # Kept in step with quantdesk.strategy.MAX_GRID_COMBINATIONS (a test checks); not imported so
@@ -71,6 +71,7 @@ def backtest(
     with_risk: bool = False,
 ) -> None:
     """Backtest a strategy on stored bars; print its stats and where results were saved."""
+    announce(f"backtest {strategy_name} on {symbols} {timeframe or '(strategy timeframe)'}")
     from quantdesk.backtest import run, run_grid
     from quantdesk.backtest.metrics import STAT_COLUMNS
     from quantdesk.backtest.results import save_grid

@@ -11,7 +11,7 @@ import click
 from quantdesk.cli import cli
 from quantdesk.cli.context import AppContext
 from quantdesk.cli.options import sizing_options, venue_filter_options
-from quantdesk.cli.output import console, print_table
+from quantdesk.cli.output import announce, console, print_table
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -152,6 +152,7 @@ def job_from_options(app: AppContext, strategy_name: str, kw: dict[str, Any], **
 @click.pass_obj
 def optimize(app: AppContext, strategy_name: str, **kw: Any) -> None:
     """Optimize a strategy's params with optuna; print the best trials (or the Pareto front)."""
+    announce(f"optimize {strategy_name} on {kw['symbols']}")
     import optuna
 
     from quantdesk.backtest.optimize import (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import click
 from rich.console import Console
 from rich.table import Table
 
@@ -12,6 +13,11 @@ def console() -> Console:
     """A console on stdout; wide when piped, so tables in logs and CI never wrap."""
     probe = Console()
     return Console(highlight=False, width=None if probe.is_terminal else 160)
+
+
+def announce(text: str) -> None:
+    """Say what a slow command is about to do, before its heavy imports."""
+    click.echo(f"{text} ...")  # click.echo flushes: the line shows at once, even when piped
 
 
 def print_table(

@@ -8,7 +8,7 @@ import click
 
 from quantdesk.cli import cli
 from quantdesk.cli.context import AppContext
-from quantdesk.cli.output import console
+from quantdesk.cli.output import announce, console
 from quantdesk.cli.validate import parse_checks, print_report, threshold_options, thresholds_from
 
 
@@ -30,6 +30,7 @@ from quantdesk.cli.validate import parse_checks, print_report, threshold_options
 @click.pass_obj
 def promote(app: AppContext, strategy_name: str, **kw: Any) -> None:
     """Promote the best trial of a study when every validation check passes (else exit 1)."""
+    announce(f"promote {strategy_name} from study {kw['study_name']}: validating")
     from quantdesk.promotion import PromotionRefused, promote
 
     thresholds = thresholds_from(kw)

@@ -10,7 +10,7 @@ from quantdesk.cli import cli
 from quantdesk.cli.checks import journal_file
 from quantdesk.cli.context import AppContext
 from quantdesk.cli.options import execution_option, strategy_run_options
-from quantdesk.cli.output import console
+from quantdesk.cli.output import announce, console
 from quantdesk.errors import QuantdeskError
 
 
@@ -50,6 +50,7 @@ def replay(
 ) -> None:
     """Replay a strategy bar by bar through the engine (risk, orders, SimVenue, portfolio,
     journal); print the same stats table as `quantdesk backtest` and the journal's path."""
+    announce(f"replay {strategy_name} on {symbols} {timeframe or '(strategy timeframe)'}")
     from quantdesk.cli.backtest import print_stats
     from quantdesk.cli.options import run_costs
     from quantdesk.data.store import stored_funding

@@ -9,7 +9,7 @@ import click
 
 from quantdesk.cli import cli
 from quantdesk.cli.context import AppContext
-from quantdesk.cli.output import console
+from quantdesk.cli.output import announce, console
 
 
 @cli.command()
@@ -51,6 +51,7 @@ def report(
     day: str | None,
 ) -> None:
     """Execute notebooks/NAME.ipynb with parameters and render it as HTML without code."""
+    announce(f"report {name}: running the notebook")
     from quantdesk.reports import find_notebook, notebook_parameters, parse_params, run_report
     from quantdesk.strategy import strategy_class
 

@@ -14,7 +14,7 @@ import click
 from quantdesk.cli import cli
 from quantdesk.cli.context import AppContext
 from quantdesk.cli.options import execution_option
-from quantdesk.cli.output import console, print_table
+from quantdesk.cli.output import announce, console, print_table
 from quantdesk.cli.runlock import holder, session_lock
 from quantdesk.errors import QuantdeskError
 
@@ -125,6 +125,7 @@ def run(
     Ctrl-C or SIGTERM stops gracefully; a restart with the same journal recovers, reconciles
     with the venue and carries on.
     """
+    announce(f"{mode} run of {strategy_name} on {symbols} via {venue_name}")
     from quantdesk.data.symbols import parse_symbols
     from quantdesk.data.timeframes import timeframe_ms
     from quantdesk.data.times import parse_time, to_ms

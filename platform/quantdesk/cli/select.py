@@ -7,7 +7,7 @@ import click
 from quantdesk.cli import cli
 from quantdesk.cli.context import AppContext
 from quantdesk.cli.options import venue_filter_options
-from quantdesk.cli.output import console, print_table
+from quantdesk.cli.output import announce, console, print_table
 
 
 @cli.command()
@@ -89,6 +89,7 @@ def select(
 ) -> None:
     """Rank coins by a weighted score of cross-sectional factor z-scores (or by a saved model's
     prediction); show the top picks with each factor's contribution."""
+    announce(f"select top {top} on {timeframe} bars")
     from quantdesk.data.symbols import parse_symbols
     from quantdesk.errors import ConfigError, DataError
     from quantdesk.selection.factors import MarketInputs, load_spreads, load_supply
