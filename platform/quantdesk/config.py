@@ -62,10 +62,22 @@ class VenueConfig(_Model):
         return values[0], values[1]
 
 
+class StorageConfig(_Model):
+    """Where optimization studies live, so a team's workers all name the same one."""
+
+    optuna: str | None = Field(
+        default=None,
+        min_length=1,
+        description="optuna storage (URL such as postgresql+psycopg://USER@HOST/optuna, or a "
+        "SQLite path) used when --storage is not given",
+    )
+
+
 class Config(_Model):
     """The whole quantdesk.toml."""
 
     data: DataConfig = DataConfig()
+    storage: StorageConfig = StorageConfig()
     venues: dict[str, VenueConfig] = {}
     risk: RiskConfig = RiskConfig()
     alerts: AlertsConfig = AlertsConfig()

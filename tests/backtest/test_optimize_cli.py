@@ -149,3 +149,18 @@ def test_a_progress_bar_only_in_a_terminal(root, method):
     shown = _stderr_of(args, root, tty=True)
     assert "4/4" in shown and "100%" in shown, shown  # tqdm's bar, finished
     assert "4/4" not in _stderr_of(args, root, tty=False)  # logs and CI get no bar
+
+
+def test_the_config_storage_key_stands_in_for_a_missing_storage_option(root, capsys):
+    """[storage] optuna in quantdesk.toml: every worker without --storage shares that study."""
+    (root / "quantdesk.toml").write_text('[storage]\noptuna = "team.sqlite3"\n')
+    grid = ["--param", "fast=3,5", "--param", "slow=20", "--trials", "2"]
+    grid += ["--min-trades", "0", "--holdout", "0", "--study", "team"]
+    assert run(*BASE, *grid) == 0
+    assert "(storage: team.sqlite3)" in capsys.readouterr().out
+    study = optuna.load_study(study_name="team", storage=f"sqlite:///{root / 'team.sqlite3'}")
+    assert len(study.trials) == 2
+    assert not (root / "reports" / "optuna.sqlite3").exists()
+    # an explicit --storage still wins over the config
+    assert run(*BASE, *grid, "--storage", "mine.sqlite3") == 0
+    assert (root / "mine.sqlite3").is_file()

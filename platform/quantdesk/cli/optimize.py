@@ -61,9 +61,19 @@ def storage_options(func: F) -> F:
     return click.option(
         "--storage",
         default=None,
+        callback=_configured_storage,
         help="Optuna storage: a URL (sqlite:///..., postgresql://...), a journal file (*.log), "
-        "a SQLite path, or 'memory' (default: reports/optuna.sqlite3).",
+        "a SQLite path, or 'memory' (default: [storage] optuna in quantdesk.toml, else "
+        "reports/optuna.sqlite3).",
     )(func)
+
+
+def _configured_storage(ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    # The config's storage key stands in for a missing --storage: one URL for the whole team.
+    if value is not None:
+        return value
+    app = ctx.find_object(AppContext)
+    return app.config.storage.optuna if app is not None else None
 
 
 def job_from_options(app: AppContext, strategy_name: str, kw: dict[str, Any], **extra: Any) -> Any:
