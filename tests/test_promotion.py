@@ -162,6 +162,16 @@ def test_changed_strategy_code_is_no_longer_promoted(lab, tmp_path):
         require_promoted("sma_cross", params, tmp_path / "reg.toml", strategies)
 
 
+def test_promote_without_the_engine_replay_refuses_to_skip_parity(lab, tmp_path):
+    from quantdesk.promotion import PromotionError, promote
+
+    registry = tmp_path / "reg.toml"
+    with pytest.raises(PromotionError, match="parity check needs the engine replay"):
+        promote("sma_cross", "cycle", lab["storage"], lab["store"],
+                strategies_dir=str(lab["strategies"]), registry=registry)  # fmt: skip
+    assert not registry.exists()
+
+
 def test_promote_refuses_an_overfit_study(lab, monkeypatch, capsys, tmp_path):
     registry = tmp_path / "promoted.toml"
     assert run_cli(lab, monkeypatch, *promote_args(lab, "walk", registry)) == 1

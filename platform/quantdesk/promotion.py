@@ -139,13 +139,15 @@ def promote(
     checks: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
     thresholds: Any = None,
+    replay_fn: Callable[..., Any] | None = None,
 ) -> Promotion:
     """Validate the study's best params on its data window; record them when all checks pass.
 
     Out-of-sample evidence is required whatever `checks` says: a walk-forward re-optimization
     of the same space on the same window must hold up (see walkforward_check).
     Raises PromotionRefused (with the failed checks) when validation fails, PromotionError on
-    bad input. The report is attached to PromotionRefused as `.report`.
+    bad input. The report is attached to PromotionRefused as `.report`. replay_fn is the
+    engine replay the parity check runs (quantdesk.system.replay.replay).
     """
     from quantdesk.backtest.optimize import best_trial, job_from_meta, load_result
     from quantdesk.backtest.validation import (
@@ -157,6 +159,10 @@ def promote(
     )
 
     thresholds = thresholds or Thresholds()
+    checks = tuple(checks or CHECKS)
+    if "parity" in checks and replay_fn is None:
+        # a skipped check does not fail, so a missing replay would promote without parity
+        raise PromotionError("the parity check needs the engine replay (replay_fn)")
 
     study, meta = load_result(study_name, storage)
     if meta["strategy"] != strategy:
@@ -173,10 +179,11 @@ def promote(
         trials=trials,
         objective=job.objective if job.objective != "return_vs_drawdown" else "return_dd",
         dd_penalty=job.dd_penalty,
-        checks=tuple(checks or CHECKS),
+        checks=checks,
         progress=progress,
         thresholds=thresholds,
         funding=job.funding,
+        replay_fn=replay_fn,
     )
     if progress:
         progress("walkforward")

@@ -27,6 +27,7 @@ from quantdesk.data.csv_import import ImportOptions, parse_csv
 from quantdesk.data.samples import sample_path
 from quantdesk.data.store import FUNDING, OHLCV_COLUMNS, DataStore, normalize
 from quantdesk.strategy import load_strategy, repo_strategies_dir
+from quantdesk.system.replay import replay
 
 PERP = "BTC/USDT:USDT"
 SAMPLES = sample_path("binance-um")
@@ -133,7 +134,9 @@ def test_validation_backtests_settle_funding(job) -> None:
     returns = combined_returns(strategy, bars, COSTS, job.funding)
     expected = reference(job, {"fast": 5, "slow": 20})
     assert (1 + returns).prod() - 1 == pytest.approx(expected["total_return"], rel=1e-9)
-    report = validate(strategy, job.data, COSTS, checks=("parity",), funding=job.funding)
+    report = validate(
+        strategy, job.data, COSTS, checks=("parity",), funding=job.funding, replay_fn=replay
+    )
     [parity] = report.checks
     assert parity.passed, parity.detail  # the engine replay settles the same funding
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import textwrap
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,7 @@ from quantdesk.backtest.validation import (
 )
 from quantdesk.model import Costs
 from quantdesk.strategy import repo_strategies_dir, strategy_class
+from quantdesk.system.replay import replay
 from tests.conftest import make_bars
 
 PEEK = '''
@@ -299,6 +301,7 @@ def test_validate_runs_requested_checks_and_skips_what_needs_a_study(planted, ho
         data,
         Costs(),
         checks=("lookahead", "recursive", "dsr", "parity"),
+        replay_fn=replay,
     )
     assert [c.status for c in good.checks] == ["pass", "pass", "skip", "pass"]
     parity = good.checks[-1]  # the engine's replay made the backtest's trades
@@ -310,3 +313,22 @@ def test_validate_runs_requested_checks_and_skips_what_needs_a_study(planted, ho
     assert bad.passed is False and [c.name for c in bad.failures()] == ["lookahead"]
     with pytest.raises(ValidationError, match="unknown check 'nope'"):
         validate(strategy_class("peek", planted)(), data, Costs(), checks=("nope",))
+
+
+def test_parity_without_an_injected_replay_is_reported_not_run():
+    """Research sits below the engine: with no replay given, parity says so instead of passing."""
+    data = {"BTC/USDT": make_bars(300, seed=2)}
+    strategy = strategy_class("sma_cross", repo_strategies_dir())()
+    [check] = validate(strategy, data, Costs(), checks=("parity",)).checks
+    assert check.status == "skip" and "replay_fn" in check.detail
+    calls = []
+
+    def broken_replay(strategy, data, costs, funding=None):
+        calls.append(sorted(data))
+        result = replay(strategy, data, costs, funding=funding)
+        # an engine that lost its last trade
+        return SimpleNamespace(trades=result.trades.iloc[:-1], final_equity=result.final_equity)
+
+    [check] = validate(strategy, data, Costs(), checks=("parity",), replay_fn=broken_replay).checks
+    assert calls == [["BTC/USDT"]]
+    assert check.status == "FAIL" and check.detail == "trade counts differ"

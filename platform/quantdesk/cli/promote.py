@@ -32,6 +32,7 @@ def promote(app: AppContext, strategy_name: str, **kw: Any) -> None:
     """Promote the best trial of a study when every validation check passes (else exit 1)."""
     announce(f"promote {strategy_name} from study {kw['study_name']}: validating")
     from quantdesk.promotion import PromotionRefused, promote
+    from quantdesk.system.replay import replay
 
     thresholds = thresholds_from(kw)
     try:
@@ -44,6 +45,7 @@ def promote(app: AppContext, strategy_name: str, **kw: Any) -> None:
             registry=kw["registry"],
             checks=parse_checks(kw["checks"]),
             thresholds=thresholds,
+            replay_fn=replay,
         )
     except PromotionRefused as exc:
         print_report(exc.report, f"promote {strategy_name} from {kw['study_name']}")  # type: ignore[attr-defined]

@@ -78,6 +78,7 @@ def validate(app: AppContext, strategy_name: str, **kw: Any) -> None:
     )
     from quantdesk.backtest.validation import CHECKS, StudyTrials, validate
     from quantdesk.errors import QuantdeskError
+    from quantdesk.system.replay import replay
 
     thresholds = thresholds_from(kw)
     checks = parse_checks(kw["checks"]) or CHECKS
@@ -113,6 +114,7 @@ def validate(app: AppContext, strategy_name: str, **kw: Any) -> None:
         checks=checks,
         thresholds=thresholds,
         funding=job.funding,
+        replay_fn=replay,
     )
     shown = ", ".join(f"{k}={v}" for k, v in strategy.values.items())
     print_report(report, f"validate {strategy_name}({shown}) {job.timeframe}")
