@@ -30,13 +30,12 @@ from quantdesk.data.timeframes import timeframe_ms
 from quantdesk.engine.journal import Journal
 from quantdesk.engine.portfolio import Portfolio
 from quantdesk.errors import QuantdeskError
-from quantdesk.model import Fill, dec
+from quantdesk.model import ZERO, Fill, dec
 from quantdesk.reports_format import drawdown, money, pct
 from quantdesk.risk.var import historical_cvar, historical_var
 from quantdesk.strategy import StrategyError, strategy_class
 from quantdesk.system.replay import replay_session
 
-ZERO = Decimal(0)
 DAY_MS = 86_400_000
 
 
@@ -99,7 +98,7 @@ class DailyReport:
         day's fills replayed through the engine's portfolio)."""
         if self.equity.empty:
             return dict.fromkeys(("total", "realized", "unrealized", "fees", "funding"), ZERO)
-        total = Decimal(str(self.equity.iloc[-1])) - Decimal(str(self.equity.iloc[0]))
+        total = dec(self.equity.iloc[-1]) - dec(self.equity.iloc[0])
         before, after = self._book(self.start_ms), self._book(self.end_ms)
         realized = after[0] - before[0]
         fees = after[1] - before[1]

@@ -182,3 +182,15 @@ def test_client_order_id_is_deterministic_and_binance_valid() -> None:
     assert CLIENT_ID_PATTERN.match(long_prefix) and len(long_prefix) == 36
     with pytest.raises(ValueError):
         client_order_id("s", "BTC/USDT", 0, 0, prefix="bad-prefix")
+
+
+def test_the_status_cannot_be_assigned_only_transitioned() -> None:
+    """Assigning the field would skip the table: a filled order could be made open again."""
+    order = make_order()
+    with pytest.raises(AttributeError, match=r"only through Order\.transition"):
+        order.status = S.FILLED
+    assert order.status is S.PENDING
+    order.transition(S.SUBMITTED, 0)
+    assert order.status is S.SUBMITTED
+    with pytest.raises(IllegalTransition):
+        order.transition(S.PENDING, 1)

@@ -21,7 +21,7 @@ ADMIN_TOKEN_ENV = "QUANTDESK_SANDBOX_ADMIN_TOKEN"
 
 def _amount(text: str, what: str) -> Decimal:
     try:
-        value = Decimal(str(text))
+        value = Decimal(text)
     except InvalidOperation:
         raise ConfigError(f"{what}: {text!r} is not a number") from None
     if not value.is_finite() or value < 0:

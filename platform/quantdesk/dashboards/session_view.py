@@ -15,10 +15,10 @@ from typing import Any
 import pandas as pd
 
 from quantdesk.engine.journal import Journal
+from quantdesk.model import ZERO
 from quantdesk.risk.limits import RiskLimits
 from quantdesk.risk.monitors import level_for
 
-ZERO = Decimal(0)
 _BREAKER = re.compile(r"circuit breaker for (?P<venue>\S+): \S+ -> (?P<state>\w+)")
 _STARTS = ("session_started", "session_resumed")
 ALERT_SEVERITIES = ("warning", "error", "critical")

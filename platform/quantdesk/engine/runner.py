@@ -186,7 +186,7 @@ class SignalRunner:
             values = np.broadcast_to(np.asarray(value, dtype=np.float64), (len(self.symbols),))
             for symbol, v in zip(self.symbols, values, strict=True):
                 if v > 0:
-                    target[symbol] = Decimal(repr(float(v)))
+                    target[symbol] = dec(v)
 
     def remember(self, event: BarEvent) -> None:
         """Keep a closed bar in the symbol's signal window without evaluating the strategy

@@ -2,17 +2,17 @@
 
 enums (Side, OrderType, TimeInForce, OrderStatus), orders (the one transition table), fills
 (Fill, Costs, the fill convention, `net_fill`), instrument (symbols, precision, limits, fees),
-bars, failures (definitive vs ambiguous, retry policy) and ports (Venue, VenueError hierarchy,
-journal and risk-check protocols). Everything is re-exported here: `from quantdesk.model import X`.
+bars, numbers (`dec`, the one float -> Decimal conversion), failures (definitive vs ambiguous,
+retry policy) and ports (Venue, VenueError hierarchy, journal and risk-check protocols).
+Everything is re-exported here: `from quantdesk.model import X`.
 (`quantdesk.errors`, which imports nothing, is the one module below it.)
 """
 
-from quantdesk.model.bars import BookTop, FundingEvent, SimBar, dec
+from quantdesk.model.bars import BookTop, FundingEvent, SimBar
 from quantdesk.model.enums import OrderStatus, OrderType, Side, TimeInForce
 from quantdesk.model.failures import Failure, Operation, RetryPolicy, classify, is_throttled
 from quantdesk.model.fills import (
     INIT_CASH,
-    ZERO,
     Costs,
     Fill,
     NetFill,
@@ -32,6 +32,7 @@ from quantdesk.model.instrument import (
     round_to_step,
     split_symbol,
 )
+from quantdesk.model.numbers import ZERO, dec
 from quantdesk.model.orders import (
     CLIENT_ID_PATTERN,
     FLATTEN_STRATEGY_ID,

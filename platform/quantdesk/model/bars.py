@@ -1,4 +1,4 @@
-"""Bars as feeds carry them, and the one float -> Decimal conversion of prices."""
+"""Bars as feeds carry them (floats), book tops and funding events."""
 
 from __future__ import annotations
 
@@ -36,8 +36,3 @@ class FundingEvent(NamedTuple):
     time: int  # ms UTC
     rate: Decimal
     amount: Decimal
-
-
-def dec(value: float) -> Decimal:
-    """A float price as the Decimal of its shortest repr (what a person reading it expects)."""
-    return Decimal(repr(float(value)))

@@ -30,9 +30,9 @@ import pandas as pd
 from quantdesk.errors import BacktestError
 from quantdesk.model.enums import Side
 from quantdesk.model.instrument import split_symbol
+from quantdesk.model.numbers import ZERO
 
 N = TypeVar("N", float, Decimal)
-ZERO = Decimal(0)
 INIT_CASH = 10_000.0
 
 

@@ -14,8 +14,7 @@ from typing import Any, NamedTuple
 from ccxt.base.decimal_to_precision import DECIMAL_PLACES, TICK_SIZE
 
 from quantdesk.model.enums import Side
-
-ZERO = Decimal(0)
+from quantdesk.model.numbers import ZERO, dec
 
 
 class Symbol(NamedTuple):
@@ -100,11 +99,11 @@ class Instrument:
             if precision_mode == DECIMAL_PLACES:
                 return Decimal(1).scaleb(-int(value))
             if precision_mode == TICK_SIZE:
-                return Decimal(str(value))
+                return dec(value)
             raise ValueError("only TICK_SIZE and DECIMAL_PLACES precision modes are supported")
 
-        def dec(value: Any) -> Decimal | None:
-            return None if value is None else Decimal(str(value))
+        def optional(value: Any) -> Decimal | None:
+            return None if value is None else dec(value)
 
         limits = market.get("limits") or {}
         amount = limits.get("amount") or {}
@@ -113,11 +112,11 @@ class Instrument:
             symbol=market["symbol"],
             amount_step=step(market["precision"]["amount"]),
             price_tick=step(market["precision"]["price"]),
-            min_amount=dec(amount.get("min")) or ZERO,
-            max_amount=dec(amount.get("max")),
-            min_notional=dec(cost.get("min")) or ZERO,
-            maker_fee=dec(market.get("maker")),
-            taker_fee=dec(market.get("taker")),
+            min_amount=optional(amount.get("min")) or ZERO,
+            max_amount=optional(amount.get("max")),
+            min_notional=optional(cost.get("min")) or ZERO,
+            maker_fee=optional(market.get("maker")),
+            taker_fee=optional(market.get("taker")),
         )
 
     def round_amount(self, amount: Decimal) -> Decimal:

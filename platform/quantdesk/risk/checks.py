@@ -28,6 +28,7 @@ from quantdesk.model import (
     RiskDecision,
     Side,
     TradingState,
+    dec,
     parse_symbol,
     state_refusal,
 )
@@ -255,7 +256,7 @@ class RiskEngine:
         last = reference_price or self.marks.get(order.symbol)
         if order.price is not None and last:
             off = abs(order.price - last) / last
-            if off > Decimal(str(limits.price_band)):
+            if off > dec(limits.price_band):
                 return deny(Reason.PRICE_BAND, f"price {order.price} is {off:.2%} from {last}")
 
         pos = self.portfolio.positions.get(order.symbol)
@@ -333,10 +334,10 @@ class RiskEngine:
         if stop_price is not None:
             distance = abs(ref - stop_price)
         elif limits.default_stop_loss is not None:
-            distance = ref * Decimal(str(limits.default_stop_loss))
+            distance = ref * dec(limits.default_stop_loss)
         else:
             distance = ref  # no stop: the whole notional is at risk
-        budget = equity * Decimal(str(limits.risk_per_trade))
+        budget = equity * dec(limits.risk_per_trade)
         if distance > 0:
             caps.append(
                 (
@@ -350,7 +351,7 @@ class RiskEngine:
             # The order may take the position from `current` to at most max_abs on its side.
             return max(max_abs, ZERO) - sign * current
 
-        symbol_max = equity * Decimal(str(limits.max_symbol_exposure)) / ref
+        symbol_max = equity * dec(limits.max_symbol_exposure) / ref
         caps.append(
             (
                 position_cap(symbol_max),
@@ -360,7 +361,7 @@ class RiskEngine:
         )
 
         other_gross = sum((abs(v) for s, v in self.exposures().items() if s != order.symbol), ZERO)
-        leverage_room = equity * Decimal(str(limits.max_leverage)) - other_gross
+        leverage_room = equity * dec(limits.max_leverage) - other_gross
         caps.append(
             (
                 position_cap(leverage_room / ref),
@@ -383,8 +384,8 @@ class RiskEngine:
                 sign > 0,
                 ref,
                 equity,
-                Decimal(str(limits.liquidation_buffer)),
-                Decimal(str(limits.maintenance_margin_rate)),
+                dec(limits.liquidation_buffer),
+                dec(limits.maintenance_margin_rate),
             )
             caps.append(
                 (

@@ -49,8 +49,10 @@ class RiskLimits(_Model):
         self, long: bool, entry: Decimal
     ) -> tuple[Decimal | None, Decimal | None]:
         """(stop-loss, take-profit) prices for a position entered at `entry` (None = off)."""
-        sl = None if self.default_stop_loss is None else Decimal(str(self.default_stop_loss))
-        tp = None if self.default_take_profit is None else Decimal(str(self.default_take_profit))
+        from quantdesk.model import dec  # config loads this module; the CLI starts without pandas
+
+        sl = None if self.default_stop_loss is None else dec(self.default_stop_loss)
+        tp = None if self.default_take_profit is None else dec(self.default_take_profit)
         sign = 1 if long else -1
         return (
             None if sl is None else entry * (1 - sign * sl),

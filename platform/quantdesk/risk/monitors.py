@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from quantdesk.model import ZERO, Fill, TradingState
+from quantdesk.model import ZERO, Fill, TradingState, dec
 from quantdesk.risk.checks import RiskEngine, liquidation_price
 from quantdesk.risk.var import VaRReport, portfolio_var
 
@@ -139,7 +139,7 @@ class RiskMonitor:
             var = portfolio_var({s: float(v) for s, v in exposures.items()}, window)
 
         marks = risk.valuation_marks()
-        mmr = Decimal(str(limits.maintenance_margin_rate))
+        mmr = dec(limits.maintenance_margin_rate)
         distances: dict[str, Decimal | None] = {}
         for symbol, pos in risk.portfolio.positions.items():
             if pos.quantity and ":" in symbol:
@@ -211,9 +211,9 @@ class RiskMonitor:
     ) -> list[str]:
         risk = self.risk
         halt = None
-        if daily_loss >= Decimal(str(limits.daily_loss_limit)):
+        if daily_loss >= dec(limits.daily_loss_limit):
             halt = f"daily loss {daily_loss:.2%} reached the {limits.daily_loss_limit:.2%} limit"
-        elif drawdown >= Decimal(str(limits.max_drawdown)):
+        elif drawdown >= dec(limits.max_drawdown):
             halt = f"drawdown {drawdown:.2%} reached the {limits.max_drawdown:.2%} limit"
         if halt is not None:
             if risk.state is TradingState.HALTED:
@@ -223,14 +223,14 @@ class RiskMonitor:
             else:
                 risk.set_state(TradingState.HALTED, halt)
             return [f"halt: {halt}"]
-        reduce_at = Decimal(str(limits.reduce_at))
+        reduce_at = dec(limits.reduce_at)
         reduce = None
-        if daily_loss >= reduce_at * Decimal(str(limits.daily_loss_limit)):
+        if daily_loss >= reduce_at * dec(limits.daily_loss_limit):
             reduce = f"daily loss {daily_loss:.2%} past {limits.reduce_at:.0%} of its limit"
-        elif drawdown >= reduce_at * Decimal(str(limits.max_drawdown)):
+        elif drawdown >= reduce_at * dec(limits.max_drawdown):
             reduce = f"drawdown {drawdown:.2%} past {limits.reduce_at:.0%} of its limit"
         else:
-            buffer = Decimal(str(limits.liquidation_buffer))
+            buffer = dec(limits.liquidation_buffer)
             close = [s for s, d in distances.items() if d is not None and d < buffer]
             if close:
                 reduce = (

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from quantdesk.errors import ConfigError
+from quantdesk.model import dec
 from quantdesk.sandbox import formats as fmt
 from quantdesk.sandbox.faults import Faults
 from quantdesk.sandbox.state import Sandbox
@@ -73,7 +74,7 @@ def amount(value: Any, what: str, positive: bool = False) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise AdminInputError(f"{what} must be a number")
     try:
-        out = Decimal(str(value))
+        out = dec(value)
     except InvalidOperation:
         raise AdminInputError(f"{what}: {value!r} is not a number") from None
     if not out.is_finite() or out < 0 or out > MAX_AMOUNT or (positive and out == 0):

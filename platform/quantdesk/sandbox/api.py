@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from quantdesk.model import Side
+from quantdesk.model import Side, dec
 from quantdesk.sandbox import formats as fmt
 from quantdesk.sandbox.auth import rate_limits
 from quantdesk.sandbox.errors import (
@@ -332,8 +332,8 @@ def _ticker(sb: Sandbox, spec: MarketSpec, futures: bool) -> dict[str, Any]:
     window = series.ohlcv[lo : sb.index + 1]
     bar = sb.core.bars[spec.symbol]
     open_ = series.bar(lo).open
-    high = fmt.s(Decimal(repr(float(window[:, 1].max()))).quantize(spec.tick_size))
-    low = fmt.s(Decimal(repr(float(window[:, 2].min()))).quantize(spec.tick_size))
+    high = fmt.s(dec(window[:, 1].max()).quantize(spec.tick_size))
+    low = fmt.s(dec(window[:, 2].min()).quantize(spec.tick_size))
     volume = float(window[:, 4].sum())
     quote = float((window[:, 4] * window[:, 3]).sum())
     change = bar.close - open_

@@ -20,7 +20,7 @@ from quantdesk.data.store import DataStore
 from quantdesk.data.synthetic import SynthSpec, generate_market
 from quantdesk.data.timeframes import timeframe_ms
 from quantdesk.errors import ConfigError, DataError, NoDataError
-from quantdesk.model import parse_symbol, perpetual_of
+from quantdesk.model import dec, parse_symbol, perpetual_of
 from quantdesk.venues.models import Bar, MarketSpec
 
 MINUTE_MS = 60_000
@@ -58,7 +58,7 @@ class Series:
 
     def funding_rate(self, i: int) -> Decimal:
         """Funding rate i as Binance publishes it: 8 decimals."""
-        return Decimal(repr(float(self.funding_rates[i]))).quantize(RATE_QUANTUM)
+        return dec(self.funding_rates[i]).quantize(RATE_QUANTUM)
 
     def klines(
         self, timeframe: str, upto: int, start: int | None, end: int | None, limit: int
@@ -110,7 +110,7 @@ class Series:
 
 
 def _dec(value: float, quantum: Decimal) -> Decimal:
-    return Decimal(repr(float(value))).quantize(quantum)
+    return dec(value).quantize(quantum)
 
 
 def market_spec(symbol: str, price: float) -> MarketSpec:

@@ -11,6 +11,7 @@ from decimal import Decimal
 import numpy as np
 
 from quantdesk.errors import ConfigError
+from quantdesk.model import dec
 from quantdesk.sandbox.auth import OrderCounter, WeightLimiter
 from quantdesk.sandbox.faults import Faults
 from quantdesk.sandbox.market import MINUTE_MS, MarketClock, Series, synthetic_series
@@ -170,7 +171,7 @@ class Sandbox:
             lo = max(self.index - self.config.volume_window + 1, 0)
             mean = float(series.ohlcv[lo : self.index + 1, 4].mean())
             bar = self.core.bars[symbol]
-            basis = replace(bar, volume=Decimal(repr(mean)).quantize(series.spec.step_size))
+            basis = replace(bar, volume=dec(mean).quantize(series.spec.step_size))
             book = book_from_bar(basis, series.spec, self.config.book)
             self.core.books[symbol] = book
             self._book_index[symbol] = self.index

@@ -46,6 +46,7 @@ from quantdesk.model import (
     TradingState,
     VenueError,
     VenueRefused,
+    dec,
     is_flatten_order,
     split_symbol,
 )
@@ -165,7 +166,7 @@ class LiveBarFeed:
                     self.after_ms = self.until_ms
                     return
                 for event in step:
-                    self.venue.marks[event.symbol] = Decimal(repr(event.bar.close))
+                    self.venue.marks[event.symbol] = dec(event.bar.close)
                 if self.on_step is not None:
                     self.on_step(step)
                 yield step
@@ -374,7 +375,7 @@ class Session:
             symbols,
             capital=capital,
             fee=fee,
-            size=None if sizing.fraction is None else Decimal(str(sizing.fraction)),
+            size=None if sizing.fraction is None else dec(sizing.fraction),
             min_amounts={s: max(r.min_amount, r.amount_step) for s, r in sym_rules.items()},
         )
         step = min(r.amount_step for r in sym_rules.values())

@@ -48,6 +48,9 @@ from quantdesk.model import (
     VenuePosition,
     VenueRefused,
 )
+from quantdesk.model import (
+    dec as model_dec,
+)
 from quantdesk.venues.client import sandbox_client
 
 log = logging.getLogger(__name__)
@@ -126,7 +129,7 @@ def dec(value: Any) -> Decimal:
         return ZERO
     if isinstance(value, float) and value.is_integer():
         return Decimal(int(value))  # 100250.0 -> 100250, as the exchange printed it
-    return Decimal(str(value))
+    return model_dec(value)
 
 
 # ccxt measures the venue's clock at load_markets and signs with it: a skewed local clock

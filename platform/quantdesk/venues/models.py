@@ -12,9 +12,14 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from enum import StrEnum
 
-from quantdesk.model import OrderStatus, Side, TimeInForce, check_transition, round_to_step
-
-ZERO = Decimal(0)
+from quantdesk.model import (
+    ZERO,
+    OrderStatus,
+    Side,
+    TimeInForce,
+    check_transition,
+    round_to_step,
+)
 
 
 class OrderType(StrEnum):

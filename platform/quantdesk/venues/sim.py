@@ -42,6 +42,7 @@ from quantdesk.model import (
     VenueNotFound,
     VenueOrder,
     VenueRefused,
+    check_transition,
     dec,
     fee,
     net_fill,
@@ -94,6 +95,12 @@ class _Tracked:
     core_id: int | None = None
     fills: tuple[Fill, ...] = ()
     reason: str = ""
+
+    def move(self, status: OrderStatus, reason: str = "") -> None:
+        """Change status only along the model's transition table."""
+        check_transition(self.order.client_order_id, self.status, status)
+        self.status = status
+        self.reason = reason or self.reason
 
 
 class SimVenue:
@@ -258,7 +265,7 @@ class SimVenue:
             for pool in (self._stops[order.symbol], self._queued[order.symbol]):
                 if tracked in pool:
                     pool.remove(tracked)
-            tracked.status = OrderStatus.CANCELED
+            tracked.move(OrderStatus.CANCELED)
         return self._view(tracked)
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
@@ -314,8 +321,7 @@ class SimVenue:
             if raise_errors:
                 raise
             # Refused when it came to execute (e.g. a stop with nothing left to sell).
-            tracked.status = OrderStatus.EXPIRED
-            tracked.reason = str(exc)
+            tracked.move(OrderStatus.EXPIRED, str(exc))
 
     def _seed_mark(self, symbol: str, price: Decimal) -> None:
         # The core validates orders against its last bar; give it the price in force now.
