@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 import vectorbt as vbt
 
 from quantdesk.backtest.metrics import compute_stats, format_stats
-from quantdesk.reports_format import drawdown, money, pct, ratio
+from quantdesk.reports_format import drawdown, duration, money, pct, ratio
 
 
 def test_formats() -> None:
@@ -18,6 +19,9 @@ def test_formats() -> None:
     assert drawdown(0) == "0.00%"
     assert ratio(float("inf")) == ratio(float("-inf")) == "n/a" and ratio(1.23456) == "1.235"
     assert money(Decimal("10234.5")) == "10,234.50"
+    hours = [duration(timedelta(hours=h)) for h in (0.75, 18, 3 + 5 / 60, 27, 48)]
+    assert hours == ["45m", "18h", "3h 05m", "1d 03h", "2d 00h"]
+    assert duration(None) == duration(pd.NaT) == "n/a"
 
 
 def test_a_zero_trade_backtest_has_no_infinite_ratios() -> None:

@@ -8,6 +8,7 @@ ratios that are not finite (a Sharpe of a flat, zero-trade equity) read "n/a", n
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from decimal import Decimal
 
 Number = float | int | Decimal | None
@@ -43,3 +44,17 @@ def ratio(x: Number, digits: int = 3) -> str:
 def money(x: Number, digits: int = 2) -> str:
     """10234.5 -> '10,234.50'."""
     return "n/a" if _missing(x) else f"{float(x):,.{digits}f}"
+
+
+def duration(x: timedelta | None) -> str:
+    """A holding time, compact: '45m', '18h', '3h 05m', '1d 03h' ('n/a' when missing)."""
+    if x is None or x != x:  # NaT compares unequal to itself
+        return "n/a"
+    minutes = int(x.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m" if minutes else f"{hours}h"
+    return f"{minutes}m"

@@ -91,6 +91,18 @@ def test_trades_table_says_open_and_signal_exits_and_durations(ohlc, scripted):
     assert table.loc[0, ["exit_reason", "duration"]].tolist() == ["open", "0 days 03:00:00"]
 
 
+def test_the_trades_view_formats_for_reading(ohlc, scripted):
+    closed = run(scripted([1], [3]), ohlc(ROWS), Costs()).trades_view()
+    cells = closed.data.iloc[0]
+    html = closed.to_html()
+    assert closed.caption == "1 trade; times in UTC"
+    assert f">{cells['entry_time']:%Y-%m-%d %H:%M}<" in html and ">2h<" in html
+    assert f">{cells['return'] * 100:.2f}%<" in html and ">exit reason<" in html
+    still_open = run(scripted([1]), ohlc(ROWS), Costs()).trades_view()
+    assert pd.isna(still_open.data.iloc[0]["exit_time"])  # no made-up exit time
+    assert ">3h<" in still_open.to_html()
+
+
 def test_gap_through_a_stop_fills_at_the_open(ohlc, scripted):
     rows = [*ROWS[:3], (92.0, 93.0, 91.0, 92.5), (92.5, 93.0, 92.0, 92.0)]
     result = run(scripted([1], sl_stop=0.03), ohlc(rows), Costs())

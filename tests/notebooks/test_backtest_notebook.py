@@ -63,6 +63,9 @@ def test_backtest_report_renders_and_passes_nbval(ci_data_root, tmp_path, nbval)
     executed = paths.notebook.read_text()
     assert f"total return: {expected['total_return'] * 100:,.2f}%" in executed
     assert f"trades: {int(expected['trades'])}" in executed
+    # the trades table reads at a glance: every trade on one line, times to the minute
+    assert f"{int(expected['trades'])} trades; times in UTC" in html
+    assert "white-space: nowrap" in html and "+00:00</td>" not in html
     assert f"max drawdown: -{abs(expected['max_drawdown']) * 100:,.2f}%" in executed
 
     proc = nbval(paths.notebook)

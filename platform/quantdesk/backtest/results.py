@@ -184,6 +184,42 @@ class BacktestResult:
             }
         )
 
+    def trades_view(self) -> Any:
+        """The trades table as a report shows it (a pandas Styler): times to the minute in
+        UTC, compact durations, money with separators, returns in percent, no index, cells
+        that do not wrap, so 13 columns fit a laptop-width page."""
+        from quantdesk.reports_format import duration, money, pct
+
+        table = self.trades_table()
+        end = self.bars.index[-1]
+        exits = table["exit_time"].where(table["status"] == "Closed", end)
+        held = pd.to_datetime(exits) - pd.to_datetime(table["entry_time"])
+        table["duration"] = [duration(d) for d in held]
+        table["exit_time"] = table["exit_time"].where(table["status"] == "Closed")  # still open
+
+        def minute(t: Any) -> str:
+            return "" if pd.isna(t) else pd.Timestamp(t).strftime("%Y-%m-%d %H:%M")
+
+        formats = {
+            "entry_time": minute,
+            "exit_time": minute,
+            "size": "{:.6g}",
+            "entry_price": money,
+            "exit_price": money,
+            "fees": money,
+            "pnl": money,
+            "return": pct,
+        }
+        labels = {c: c.replace("_", " ") for c in table.columns} | {"column": "market"}
+        styler = table.style.hide(axis="index").format(formats)
+        styler = styler.relabel_index([labels[c] for c in table.columns], axis="columns")
+        count = f"{len(table)} trade" + ("" if len(table) == 1 else "s")
+        styler = styler.set_caption(f"{count}; times in UTC")
+        return styler.set_table_styles(
+            [{"selector": "td, th", "props": "white-space: nowrap; padding: 2px 8px;"}],
+            overwrite=False,
+        )
+
     def _exit_reason(self, trade: dict[str, Any]) -> str:
         """open, stop-loss, take-profit (the exit price sits at the stop, within slippage and
         a tick of rounding) or signal."""
