@@ -145,6 +145,7 @@ class Kernel:
         self._bar_venue = isinstance(venue, BarVenue)
         self._sim_clock = isinstance(clock, SimClock)
         self._by_symbol: dict[str, list[Runner]] = {}
+        self._opening: dict[str, float] = {}  # opens of the step being acted on at its open
         self.guard: Guard | None = guard(self.om) if guard is not None else None
         self.funding = {s: sorted(rows) for s, rows in (funding or {}).items()}
         self._funding_next = dict.fromkeys(self.funding, 0)
@@ -173,6 +174,12 @@ class Kernel:
     def amount_step(self, symbol: str) -> Decimal:
         """Amount granularity of orders."""
         return self.step_size
+
+    def bar_open(self, symbol: str) -> Decimal | None:
+        """The open of the bar in progress while runners act on it (historical feeds); None
+        when they act on a close (live), the next open being unknown then."""
+        price = self._opening.get(symbol)
+        return None if price is None else dec(price)
 
     def order_tag(self, client_order_id: str) -> str:
         """What a runner placed an order for ("entry", "exit", "sl", "tp"); "" if not a runner's."""
@@ -226,7 +233,9 @@ class Kernel:
         if self.mode is ExecutionMode.CONFIRM:
             await self._commands()
         if not act_on_close:
+            self._opening = {ev.symbol: ev.bar.open for ev in events}
             await self._act(events)
+            self._opening = {}
         changed = False
         if self._bar_venue:
             # The bar's range comes after every order at its open (the fill convention).

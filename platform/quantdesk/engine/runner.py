@@ -4,14 +4,24 @@
 backtest uses, so replay and backtest agree trade for trade:
 - a signal decided on the close of bar t is acted on at the open of bar t+1, against the
   position held then, before that bar's stops (the order at the open comes first): entry when
-  flat, exit when long, nothing when entry and exit coincide;
+  flat, exit of the side held, nothing when entry and exit of one side coincide or a long and
+  a short entry do (vectorbt's conflict modes "ignore"); an entry against the position held
+  reverses it (upon_opposite_entry="reversereduce" without accumulation): the position is
+  closed and the opposite one opened with the cash the close leaves, which is what vectorbt's
+  single reversal order buys or sells. A stop the open gapped through comes first in vectorbt
+  (its open row checks stops before signals) and the signal of that bar is dropped, so a
+  reversal then only closes (the stop does);
+- shorts (short_entries / short_exits) need a perpetual (BTC/USDT:USDT); on a spot symbol they
+  are refused (StrategyError). A short entry sells f x cash / (1 + fee) / bid, vectorbt's
+  sell_nb for size=inf (f = 1) or a fraction f; vectorbt refuses a reversal with a fraction
+  (SizeType.Percent), the engine then only closes;
 - an entry spends `size` of the sleeve's cash (all of it when None, vectorbt's size=inf; a
   fraction f is vectorbt's size_type="percent"): amount = f x cash / (1 + fee) / ask, where ask
   is the venue's price for a market buy now (open plus slippage in replay);
-- after an entry fill, stop-loss / take-profit orders (fractions of the fill price) are placed
-  at once, so they are live for the rest of the entry bar (the venue's range_bar); when one
-  fills the other is cancelled. A stop can only fill after the bar's open orders, so it never
-  takes a signal's place.
+- after an entry fill, stop-loss / take-profit orders (fractions of the fill price; above and
+  below it for a short) are placed at once, so they are live for the rest of the entry bar
+  (the venue's range_bar); when one fills the other is cancelled. A stop can only fill after
+  the bar's open orders, so it never takes a signal's place (but see reversals above).
 
 Each (strategy, symbol) is a sleeve with its own cash (`capital`), as each vectorbt column is
 its own portfolio.
@@ -37,7 +47,20 @@ import pandas as pd
 
 from quantdesk.engine.feeds import BarEvent
 from quantdesk.engine.portfolio import funding_payment
-from quantdesk.model import ZERO, BookTop, Fill, FundingEvent, OrderType, Side, dec, net_fill
+from quantdesk.model import (
+    ZERO,
+    BookTop,
+    Fill,
+    FundingEvent,
+    OrderType,
+    Side,
+    dec,
+    net_fill,
+    parse_symbol,
+    perpetual_of,
+    stop_fill,
+    take_profit_fill,
+)
 from quantdesk.strategy import QuoteStrategy, SignalStrategy, StrategyError
 
 ENTRY, EXIT, STOP_LOSS, TAKE_PROFIT = 0, 3, 1, 2  # client id sequence numbers per bar
@@ -81,6 +104,10 @@ class Market(Protocol):
         """Order amounts are multiples of this."""
         ...
 
+    def bar_open(self, symbol: str) -> Decimal | None:
+        """The open of the bar whose open is being acted on (None when acting on a close)."""
+        ...
+
 
 @dataclass
 class Sleeve:
@@ -91,10 +118,15 @@ class Sleeve:
     qty: Decimal = ZERO
     entry: bool = False  # raw signals of the last close, not yet acted on
     exit: bool = False
+    short_entry: bool = False
+    short_exit: bool = False
     signal_ms: int | None = None
     signal_close: Decimal | None = None  # the close the pending signal was decided on
-    protective: dict[str, str] = field(default_factory=dict)  # client id -> "sl" / "tp"
+    protective: dict[str, Intent] = field(default_factory=dict)  # client id -> sl / tp intent
     virtual_qty: Decimal = ZERO  # signals-only mode: what we would hold
+    # a reversal's close is working: once it leaves the sleeve flat, the opposite entry of
+    # this signal (bar ms, decided close, amount step) goes out, sized from the cash it left
+    reverse: tuple[int, Decimal | None, Decimal] | None = None
 
 
 class Runner(Protocol):
@@ -121,7 +153,7 @@ class Runner(Protocol):
 
 
 class SignalRunner:
-    """Runs a SignalStrategy (entries/exits, long only, optional stops) on closed bars."""
+    """Runs a SignalStrategy (long and short entries/exits, optional stops) on closed bars."""
 
     def __init__(
         self,
@@ -149,8 +181,8 @@ class SignalRunner:
         self.size = None if size is None else Decimal(size)
         self.sleeves = {s: Sleeve(s, Decimal(capital)) for s in self.symbols}
         self.window = window or max(2 * int(strategy.warmup) + 2, 50)
-        self._entries: np.ndarray | None = None
-        self._exits: np.ndarray | None = None
+        # entries, exits, short entries, short exits over the prepared history (replay)
+        self._signals: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._col = {s: j for j, s in enumerate(self.symbols)}
         self._sl: dict[str, Decimal] = {}
         self._tp: dict[str, Decimal] = {}
@@ -169,14 +201,34 @@ class SignalRunner:
     def prepare(self, bars: pd.DataFrame) -> None:
         """Replay: compute signals once over the whole (causal) history; rows looked up later."""
         signals = self.strategy.signals(bars[[c for c in bars.columns if c[1] in self._col]])
-        if signals.weights is not None or signals.short_entries is not None:
+        if signals.weights is not None:
             raise StrategyError(
-                f"{self.strategy.label()}: the engine runs long entries/exits only "
-                "(target weights and shorts are backtest-only for now)"
+                f"{self.strategy.label()}: the engine runs entries/exits only "
+                "(target weights are backtest-only for now)"
             )
-        self._entries = np.asarray(signals.entries, dtype=bool)
-        self._exits = np.asarray(signals.exits, dtype=bool)
+        entries = np.asarray(signals.entries, dtype=bool)
+        shape = entries.shape
+        self._signals = (
+            entries,
+            np.asarray(signals.exits, dtype=bool),
+            _flags(signals.short_entries, shape),
+            _flags(signals.short_exits, shape),
+        )
+        self._check_shorts(self._signals[2])
         self._set_stops(signals)
+
+    def _check_shorts(self, short_entries: np.ndarray) -> None:
+        """Shorts need a market that can sell what it does not hold: a perpetual."""
+        for symbol, j in self._col.items():
+            if short_entries[:, j].any():
+                self._check_shorts_on(symbol)
+
+    def _check_shorts_on(self, symbol: str) -> None:
+        if not parse_symbol(symbol).is_derivative:
+            raise StrategyError(
+                f"{self.strategy.label()}: short entries on {symbol}, a spot market: "
+                f"shorts need a perpetual ({perpetual_of(symbol)})"
+            )
 
     def _set_stops(self, signals: Any) -> None:
         for name, target in (("sl_stop", self._sl), ("tp_stop", self._tp)):
@@ -194,37 +246,49 @@ class SignalRunner:
         b = event.bar
         self._history[event.symbol].append((b.time, b.open, b.high, b.low, b.close, b.volume))
 
-    def _live_signals(self, event: BarEvent) -> tuple[bool, bool]:
+    def _live_signals(self, event: BarEvent) -> tuple[bool, bool, bool, bool]:
         """Evaluate on the last `window` closed bars of the symbol; the last row decides."""
         self.remember(event)
         hist = self._history[event.symbol]
         if len(hist) < min(self.window, int(self.strategy.warmup) + 1):
-            return False, False
+            return False, False, False, False
         rows = np.asarray(hist, dtype=np.float64)
         index = pd.DatetimeIndex(pd.to_datetime(rows[:, 0].astype(np.int64), unit="ms", utc=True))
         fields = ("open", "high", "low", "close", "volume")
         columns = pd.MultiIndex.from_tuples([(f, event.symbol) for f in fields])
         frame = pd.DataFrame(rows[:, 1:], index=index, columns=columns)
         signals = self.strategy.signals(frame)
+        if signals.weights is not None:
+            raise StrategyError(
+                f"{self.strategy.label()}: target weights need the whole universe at each close"
+            )
         if not self._sl and not self._tp:
             self._set_stops(signals)
-        entries, exits = np.asarray(signals.entries), np.asarray(signals.exits)
-        return bool(entries[-1, 0]), bool(exits[-1, 0])
+        shape = np.shape(signals.entries)
+        last = [
+            np.asarray(signals.entries, dtype=bool)[-1],
+            np.asarray(signals.exits, dtype=bool)[-1],
+            _flags(signals.short_entries, shape)[-1],
+            _flags(signals.short_exits, shape)[-1],
+        ]
+        if last[2][0]:
+            self._check_shorts_on(event.symbol)
+        return bool(last[0][0]), bool(last[1][0]), bool(last[2][0]), bool(last[3][0])
 
     # --- events ---------------------------------------------------------------------------------
 
     def on_close(self, event: BarEvent) -> list[Intent | Cancel]:
         """Record the signals decided on this close; they are acted on by on_open."""
         self._closes[event.symbol] = event.bar.close
-        if self._entries is not None and event.index >= 0:
-            j = self._col[event.symbol]
-            entry, exit_ = self._entries[event.index, j], self._exits[event.index, j]
+        if self._signals is not None and event.index >= 0:
+            i, j = event.index, self._col[event.symbol]
+            flags = tuple(bool(frame[i, j]) for frame in self._signals)
         else:
-            entry, exit_ = self._live_signals(event)
-        if entry or exit_:
+            flags = self._live_signals(event)
+        if any(flags):
             sleeve = self.sleeves[event.symbol]
-            sleeve.entry, sleeve.exit, sleeve.signal_ms = bool(entry), bool(exit_), event.bar.time
-            sleeve.signal_close = dec(event.bar.close)
+            sleeve.entry, sleeve.exit, sleeve.short_entry, sleeve.short_exit = flags
+            sleeve.signal_ms, sleeve.signal_close = event.bar.time, dec(event.bar.close)
         return []
 
     def on_open(self, symbol: str, bar_ms: int, market: Market) -> list[Intent | Cancel]:
@@ -232,51 +296,119 @@ class SignalRunner:
         sleeve = self.sleeves[symbol]
         if sleeve.signal_ms is None:
             return []
-        entry, exit_, signal_ms = sleeve.entry, sleeve.exit, sleeve.signal_ms
-        decided = sleeve.signal_close
-        sleeve.entry = sleeve.exit = False
+        long_in, long_out = sleeve.entry, sleeve.exit
+        short_in, short_out = sleeve.short_entry, sleeve.short_exit
+        signal_ms, decided = sleeve.signal_ms, sleeve.signal_close
+        sleeve.entry = sleeve.exit = sleeve.short_entry = sleeve.short_exit = False
         sleeve.signal_ms = sleeve.signal_close = None
-        if entry and exit_:
-            return []  # conflicting signals: ignored
+        if long_in or short_in:
+            # vectorbt's conflict modes, all "ignore": an entry and an exit of one side, or a
+            # long and a short entry, cancel each other
+            if long_in and long_out:
+                long_in = long_out = False
+            if short_in and short_out:
+                short_in = short_out = False
+            if long_in and short_in:
+                long_in = short_in = False
         held = sleeve.qty if sleeve.qty else sleeve.virtual_qty
-        if exit_ and held > 0:
-            out: list[Intent | Cancel] = [Cancel(cid, "exit signal") for cid in sleeve.protective]
-            out.append(
-                Intent(
-                    symbol,
-                    Side.SELL,
-                    OrderType.MARKET,
-                    held,
-                    signal_ms,
-                    EXIT,
-                    reduce_only=True,
-                    tag="exit",
-                    decision_price=decided,
-                )
-            )
-            return out
-        if entry and held == 0:
-            ask = market.quote(symbol, Side.BUY)
-            if ask is None or ask <= 0 or sleeve.cash <= 0:
-                return []
+        if held > 0:
+            if short_in:
+                return self._reverse(sleeve, held, signal_ms, decided, market)
+            return self._close(sleeve, held, signal_ms, decided) if long_out else []
+        if held < 0:
+            if long_in:
+                return self._reverse(sleeve, held, signal_ms, decided, market)
+            return self._close(sleeve, held, signal_ms, decided) if short_out else []
+        if long_in or short_in:
+            side = Side.BUY if long_in else Side.SELL
+            price = market.quote(symbol, side)
             step = market.amount_step(symbol)
-            spend = sleeve.cash if self.size is None else sleeve.cash * self.size
-            amount = (spend / (1 + self.fee) / ask / step).to_integral_value(ROUND_DOWN)
-            if amount <= 0:
-                return []
-            return [
-                Intent(
-                    symbol,
-                    Side.BUY,
-                    OrderType.MARKET,
-                    amount * step,
-                    signal_ms,
-                    ENTRY,
-                    tag="entry",
-                    decision_price=decided,
-                )
-            ]
+            return self._entry(sleeve, side, price, step, signal_ms, decided)
         return []
+
+    def _close(
+        self,
+        sleeve: Sleeve,
+        held: Decimal,
+        signal_ms: int,
+        decided: Decimal | None,
+        tag: str = "exit",
+    ) -> list[Intent | Cancel]:
+        """Cancel the protective orders and close the whole position at the market."""
+        out: list[Intent | Cancel] = [Cancel(cid, f"{tag} signal") for cid in sleeve.protective]
+        sleeve.protective.clear()
+        out.append(
+            Intent(
+                sleeve.symbol,
+                Side.SELL if held > 0 else Side.BUY,
+                OrderType.MARKET,
+                abs(held),
+                signal_ms,
+                EXIT,
+                reduce_only=True,
+                tag=tag,
+                decision_price=decided,
+            )
+        )
+        return out
+
+    def _reverse(
+        self,
+        sleeve: Sleeve,
+        held: Decimal,
+        signal_ms: int,
+        decided: Decimal | None,
+        market: Market,
+    ) -> list[Intent | Cancel]:
+        """An opposite entry: close, then open the other side with the cash the close leaves
+        (vectorbt's one reversal order buys or sells exactly that much)."""
+        opening = market.bar_open(sleeve.symbol)
+        if opening is not None and any(
+            _triggers_at(intent, opening) for intent in sleeve.protective.values()
+        ):
+            return []  # vectorbt: the stop the open gapped through takes this bar's signal
+        if self.size is not None:
+            # vectorbt refuses to reverse with a fraction (SizeType.Percent): close only
+            return self._close(sleeve, held, signal_ms, decided)
+        step = market.amount_step(sleeve.symbol)
+        out = self._close(sleeve, held, signal_ms, decided, tag="reverse")
+        if sleeve.qty:
+            sleeve.reverse = (signal_ms, decided, step)  # the entry follows the close's fill
+            return out
+        # signals-only: nothing fills, the entry is sized from the cash as it stands
+        side = Side.SELL if held > 0 else Side.BUY
+        price = market.quote(sleeve.symbol, side)
+        return out + self._entry(sleeve, side, price, step, signal_ms, decided)
+
+    def _entry(
+        self,
+        sleeve: Sleeve,
+        side: Side,
+        price: Decimal | None,
+        step: Decimal,
+        signal_ms: int,
+        decided: Decimal | None,
+    ) -> list[Intent | Cancel]:
+        """Open a position spending f x cash: f x cash / (1 + fee) / price of the asset, a buy
+        paying the ask, a short selling at the bid (vectorbt's buy_nb / sell_nb)."""
+        if price is None or price <= 0 or sleeve.cash <= 0:
+            return []
+        spend = sleeve.cash if self.size is None else sleeve.cash * self.size
+        amount = (spend / (1 + self.fee) / price / step).to_integral_value(ROUND_DOWN)
+        if amount <= 0:
+            return []
+        return [
+            Intent(
+                sleeve.symbol,
+                side,
+                OrderType.MARKET,
+                amount * step,
+                signal_ms,
+                ENTRY,
+                tag="entry",
+                decision_price=decided,
+            )
+        ]
 
     def on_funding(self, event: FundingEvent) -> list[Intent | Cancel]:
         """A funding settlement: the sleeve pays or receives it on its own position, marked at
@@ -292,36 +424,50 @@ class SignalRunner:
         """Book the fill on the sleeve; place or cancel protective orders."""
         sleeve = self.sleeves[fill.symbol]
         net = net_fill(fill)  # a fee in the asset bought shrinks the quantity, not the cash
+        before = sleeve.qty
         sleeve.qty += net.net_quantity
         if fill.side is Side.BUY:
             sleeve.cash -= fill.amount * fill.price + net.fee_in_cash
         else:
             sleeve.cash += fill.amount * fill.price - net.fee_in_cash
-            if 0 < sleeve.qty < self.min_amounts.get(fill.symbol, ZERO):
-                sleeve.qty = ZERO  # dust below the venue's minimum cannot be sold: flat
+        reduced = before and (before > 0) != (net.net_quantity > 0)
+        if reduced and 0 < abs(sleeve.qty) < self.min_amounts.get(fill.symbol, ZERO):
+            sleeve.qty = ZERO  # dust below the venue's minimum cannot be traded: flat
         out: list[Intent | Cancel] = []
         if tag in ("sl", "tp"):
             sleeve.protective.pop(fill.client_order_id, None)
-            if sleeve.qty <= 0:
+            if not sleeve.qty:
                 out += [Cancel(cid, f"{tag} filled") for cid in sleeve.protective]
-        elif tag == "entry" and sleeve.qty > 0:
+                sleeve.protective.clear()
+                sleeve.reverse = None
+        elif tag == "entry" and sleeve.qty:
             out += self._protective(fill, sleeve, bar_ms)
+        elif tag == "reverse" and not sleeve.qty and sleeve.reverse is not None:
+            signal_ms, decided, step = sleeve.reverse
+            sleeve.reverse = None
+            # the opposite entry trades on the close's side at the same open: its fill price
+            # is the price the entry pays
+            out += self._entry(sleeve, fill.side, fill.price, step, signal_ms, decided)
         return out
 
     def _protective(self, fill: Fill, sleeve: Sleeve, bar_ms: int) -> list[Intent | Cancel]:
-        """Stop-loss / take-profit for the whole position, priced off the entry fill."""
+        """Stop-loss / take-profit for the whole position, priced off the entry fill: below
+        and above it for a long, above and below it for a short."""
         out: list[Intent | Cancel] = []
         sl, tp = self._sl.get(fill.symbol), self._tp.get(fill.symbol)
+        sign = 1 if sleeve.qty > 0 else -1
+        side = Side.SELL if sleeve.qty > 0 else Side.BUY
+        amount = abs(sleeve.qty)
         if sl:
             out.append(
                 Intent(
                     fill.symbol,
-                    Side.SELL,
+                    side,
                     OrderType.STOP,
-                    sleeve.qty,
+                    amount,
                     bar_ms,
                     STOP_LOSS,
-                    trigger_price=fill.price * (1 - sl),
+                    trigger_price=fill.price * (1 - sign * sl),
                     reduce_only=True,
                     tag="sl",
                 )
@@ -330,12 +476,12 @@ class SignalRunner:
             out.append(
                 Intent(
                     fill.symbol,
-                    Side.SELL,
+                    side,
                     OrderType.TAKE_PROFIT,
-                    sleeve.qty,
+                    amount,
                     bar_ms,
                     TAKE_PROFIT,
-                    trigger_price=fill.price * (1 + tp),
+                    trigger_price=fill.price * (1 + sign * tp),
                     reduce_only=True,
                     tag="tp",
                 )
@@ -345,12 +491,29 @@ class SignalRunner:
     def placed(self, intent: Intent, client_order_id: str) -> None:
         """The kernel placed a protective order under this client id."""
         if intent.tag in ("sl", "tp"):
-            self.sleeves[intent.symbol].protective[client_order_id] = intent.tag
+            self.sleeves[intent.symbol].protective[client_order_id] = intent
 
     def assume(self, intent: Intent) -> None:
         """Signals-only: track the position the intents would have built."""
         sleeve = self.sleeves[intent.symbol]
-        sleeve.virtual_qty = intent.amount if intent.side is Side.BUY else ZERO
+        if intent.tag == "entry":
+            sleeve.virtual_qty = intent.amount if intent.side is Side.BUY else -intent.amount
+        elif intent.tag in ("exit", "reverse"):
+            sleeve.virtual_qty = ZERO
+
+
+def _flags(frame: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """A boolean signal frame as an array (all False when the strategy gave none)."""
+    if frame is None:
+        return np.zeros(shape, dtype=bool)
+    return np.asarray(frame, dtype=bool)
+
+
+def _triggers_at(intent: Intent, price: Decimal) -> bool:
+    """Would this stop-loss / take-profit fill at a bar opening at `price` (gapped through)?"""
+    rule = stop_fill if intent.type is OrderType.STOP else take_profit_fill
+    assert intent.trigger_price is not None
+    return rule(intent.side, intent.trigger_price, price, price, price) is not None
 
 
 class QuoteRunner:
