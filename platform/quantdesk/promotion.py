@@ -18,12 +18,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
 
 from quantdesk.errors import QuantdeskError
 from quantdesk.strategy import Strategy, default_strategies_dir, strategy_class
+
+if TYPE_CHECKING:  # validation (and vectorbt under it) loads only when promoting
+    from quantdesk.backtest.validation import ReplayFn
 
 REGISTRY_NAME = "promoted.toml"
 
@@ -139,7 +142,7 @@ def promote(
     checks: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
     thresholds: Any = None,
-    replay_fn: Callable[..., Any] | None = None,
+    replay_fn: ReplayFn | None = None,
 ) -> Promotion:
     """Validate the study's best params on its data window; record them when all checks pass.
 

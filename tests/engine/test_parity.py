@@ -16,6 +16,7 @@ from quantdesk.data.synthetic import SynthSpec, generate_market
 from quantdesk.strategy import load_strategy
 from quantdesk.system.replay import replay
 from tests.conftest import SAMPLE_DATA
+from tests.engine.parity import assert_same_trades
 
 REL = 1e-9
 COLUMNS = ["column", "direction", "status", "size", "entry_time", "entry_price", "exit_time"]
@@ -47,11 +48,7 @@ def assert_parity(
     bt = run(strategy, data, costs, funding=funding)
     rp = replay(strategy, data, costs, funding=funding)
     a, b = bt.trades, rp.trades
-    assert len(a) == len(b) > 0
-    for col in ("column", "direction", "status", "entry_time", "exit_time"):
-        assert list(a[col].astype(str)) == list(b[col].astype(str)), col
-    for col in ("size", "entry_price", "exit_price", "entry_fees", "exit_fees", "pnl"):
-        np.testing.assert_allclose(b[col].to_numpy(), a[col].to_numpy(), rtol=REL, atol=1e-9)
+    assert_same_trades(a, b, REL)
     # Sides: every engine fill alternates buy (entry) / sell (exit) per symbol as vectorbt's orders.
     orders = bt.portfolio.orders.records_readable
     assert len(orders) == len(rp.fills)

@@ -17,6 +17,7 @@ from quantdesk.model import Side
 from quantdesk.strategy import Choice, Float, Int, Signals, SignalStrategy, StrategyError
 from quantdesk.system.replay import replay
 from tests.conftest import SAMPLE_DATA, make_bars
+from tests.engine.parity import assert_same_trades
 
 REL = 1e-9
 COSTS = Costs(fee=0.001, slippage=0.0005)
@@ -77,11 +78,7 @@ def assert_parity(strategy: SignalStrategy, data: dict, costs: Costs) -> pd.Data
     bt = run(strategy, data, costs)
     rp = replay(strategy, data, costs)
     a, b = bt.trades, rp.trades
-    assert len(a) == len(b) > 0
-    for col in ("column", "direction", "status", "entry_time", "exit_time"):
-        assert list(a[col].astype(str)) == list(b[col].astype(str)), col
-    for col in ("size", "entry_price", "exit_price", "entry_fees", "exit_fees", "pnl"):
-        np.testing.assert_allclose(b[col].to_numpy(), a[col].to_numpy(), rtol=REL, atol=1e-9)
+    assert_same_trades(a, b, REL)
     assert float(rp.final_equity) == pytest.approx(float(bt.equity.iloc[-1].sum()), rel=REL)
     assert parity_check(strategy, data, costs, replay_fn=replay).passed
     return a

@@ -151,11 +151,7 @@ class BacktestResult:
         """The trades table for reading: rounded, with duration and exit reason, no
         internal columns (it has to fit a page)."""
         table = self.trades.copy()
-        end = self.bars.index[-1]
-        exits = table["exit_time"].where(table["status"] == "Closed", end)
-        table["duration"] = (pd.to_datetime(exits) - pd.to_datetime(table["entry_time"])).astype(
-            str
-        )
+        table["duration"] = self._held(table).astype(str)
         table["exit_reason"] = [self._exit_reason(t) for t in table.to_dict("records")]
         table["fees"] = table["entry_fees"] + table["exit_fees"]
         order = [
@@ -191,10 +187,7 @@ class BacktestResult:
         from quantdesk.reports_format import duration, money, pct
 
         table = self.trades_table()
-        end = self.bars.index[-1]
-        exits = table["exit_time"].where(table["status"] == "Closed", end)
-        held = pd.to_datetime(exits) - pd.to_datetime(table["entry_time"])
-        table["duration"] = [duration(d) for d in held]
+        table["duration"] = [duration(d) for d in self._held(table)]
         table["exit_time"] = table["exit_time"].where(table["status"] == "Closed")  # still open
 
         def minute(t: Any) -> str:
@@ -219,6 +212,11 @@ class BacktestResult:
             [{"selector": "td, th", "props": "white-space: nowrap; padding: 2px 8px;"}],
             overwrite=False,
         )
+
+    def _held(self, trades: pd.DataFrame) -> pd.Series:
+        """How long each trade was held; an open one up to the last bar."""
+        exits = trades["exit_time"].where(trades["status"] == "Closed", self.bars.index[-1])
+        return pd.to_datetime(exits) - pd.to_datetime(trades["entry_time"])
 
     def _exit_reason(self, trade: dict[str, Any]) -> str:
         """open, stop-loss, take-profit (the exit price sits at the stop, within slippage and
