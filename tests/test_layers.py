@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"venues"},
     {"engine"},
-    {"backtest"},
+    {"backtest", "arbitrage"},  # arbitrage: the two-venue funding backtest, beside backtest
     {"selection"},  # ranks coins with backtests
     {"system", "promotion"},
     {"sandbox", "dashboards"},
