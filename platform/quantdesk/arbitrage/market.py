@@ -24,6 +24,7 @@ from quantdesk.arbitrage.rates import (
 from quantdesk.data.csv_import import ImportOptions, parse_csv
 from quantdesk.data.samples import sample_path
 from quantdesk.data.store import FUNDING, DataStore
+from quantdesk.data.times import parse_time
 from quantdesk.errors import DataError
 from quantdesk.model import parse_symbol
 
@@ -101,9 +102,9 @@ def build_market(
     (1 + a seeded basis)."""
     frame = align(rates_a, venue_a, rates_b, venue_b)
     if start is not None:
-        frame = frame.loc[pd.Timestamp(start, tz="UTC") :]
+        frame = frame.loc[parse_time(start) :]
     if end is not None:
-        frame = frame.loc[: pd.Timestamp(end, tz="UTC")]
+        frame = frame.loc[: parse_time(end)]
     frame = frame.copy()
     frame["price_a"] = hourly_price(price_a, frame.index)
     if price_b is None:

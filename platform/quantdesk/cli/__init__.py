@@ -29,6 +29,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 # Each module adds its commands to `cli` when imported (it imports `cli` from this package).
 COMMAND_MODULES = (
     "approve",
+    "arb",
     "backtest",
     "dashboard",
     "data",

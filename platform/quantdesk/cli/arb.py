@@ -1,0 +1,188 @@
+"""`quantdesk arb backtest`: the funding-rate arbitrage pair backtest (quantdesk.arbitrage)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from quantdesk.cli import cli
+from quantdesk.cli.checks import cash_amount, start_end_time
+from quantdesk.cli.context import AppContext
+from quantdesk.cli.output import announce, console, print_table
+from quantdesk.errors import ConfigError
+
+STRATEGY = "funding_arb"
+
+
+def probability(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """Click callback: a probability in [0, 1]."""
+    if not 0 <= value <= 1:
+        raise ConfigError(f"--{param.name.replace('_', '-')} must be in [0, 1], got {value:g}")
+    return value
+
+
+@cli.group()
+def arb() -> None:
+    """Funding-rate arbitrage between two perpetuals venues."""
+
+
+@arb.command("backtest")
+@click.option("--symbol", required=True, help="Perpetual to trade on both venues (BTC/USDT:USDT).")
+@click.option(
+    "--second-venue",
+    default="synthetic",
+    show_default=True,
+    help="'synthetic' (seeded hourly venue) or an exchange folder of the store holding the "
+    "symbol's recorded funding.",
+)
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed of the synthetic parts.")
+@click.option(
+    "--param", "param_args", multiple=True, metavar="NAME=VALUE", help="A funding_arb param."
+)
+@click.option("--start", default=None, callback=start_end_time, help="First time (UTC).")
+@click.option("--end", default=None, callback=start_end_time, help="Last time (UTC).")
+@click.option(
+    "--cash",
+    type=float,
+    default=10_000.0,
+    callback=cash_amount,
+    show_default=True,
+    help="Starting capital (USDT), split between the two venues.",
+)
+@click.option(
+    "--fail-prob",
+    type=float,
+    default=0.05,
+    callback=probability,
+    show_default=True,
+    help="Chance a leg's order fails (seeded failure model).",
+)
+@click.option(
+    "--partial-prob",
+    type=float,
+    default=0.10,
+    callback=probability,
+    show_default=True,
+    help="Chance a leg's order fills only partly.",
+)
+@click.option("--report", "report_path", default=None, help="Write an HTML report (plotly) here.")
+@click.option("--strategies-dir", default=None, help="Folder of strategies (default ./strategies).")
+@click.pass_obj
+def backtest_cmd(
+    app: AppContext,
+    symbol: str,
+    second_venue: str,
+    seed: int,
+    param_args: tuple[str, ...],
+    start: str | None,
+    end: str | None,
+    cash: float,
+    fail_prob: float,
+    partial_prob: float,
+    report_path: str | None,
+    strategies_dir: str | None,
+) -> None:
+    """Backtest funding_arb on real Binance funding against a second venue; print the stats."""
+    from quantdesk.strategy import parse_param_args, strategy_class
+
+    cls = strategy_class(STRATEGY, strategies_dir)
+    fixed, grid = parse_param_args(cls, param_args)
+    if grid:
+        raise ConfigError("arb backtest runs one parameter set: give each --param a single value")
+    if fail_prob + partial_prob > 1:
+        raise ConfigError("--fail-prob plus --partial-prob must be at most 1")
+    report = _report_target(report_path)
+    strategy = cls(**fixed)
+    announce(f"arb backtest {symbol}: binance vs {second_venue}")
+    from quantdesk.arbitrage.backtest import run_pair
+    from quantdesk.arbitrage.execution import ExecConfig, FillModel
+    from quantdesk.arbitrage.market import (
+        binance_sample,
+        build_market,
+        recorded_venue,
+        sample_market,
+    )
+    from quantdesk.arbitrage.rates import BINANCE_USDM, SYNTHETIC_HOURLY
+
+    if second_venue == "synthetic":
+        market = sample_market(symbol, seed, start=start, end=end)
+    else:
+        price, rates = binance_sample(symbol)
+        rates_b, venue_b, price_b = recorded_venue(
+            app.store, symbol, second_venue, SYNTHETIC_HOURLY
+        )
+        market = build_market(
+            symbol,
+            price,
+            rates,
+            BINANCE_USDM,
+            rates_b,
+            venue_b,
+            price_b,
+            seed,
+            start=start,
+            end=end,
+        )
+    result = run_pair(
+        strategy,
+        market,
+        capital=cash,
+        execution=ExecConfig(slices=strategy.slices),
+        fills=FillModel(fail_prob, partial_prob),
+        seed=seed,
+    )
+    print_arb_stats(result)
+    if report is not None:
+        from quantdesk.arbitrage.report import write_report
+
+        write_report(result, report)
+        console().print(f"report: {report}")
+
+
+def _report_target(path: str | None) -> Path | None:
+    """Refuse a report path whose folder does not exist, before any work."""
+    if path is None:
+        return None
+    target = Path(path)
+    if target.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"--report must name an .html file, got {path}")
+    if not target.parent.is_dir():
+        raise ConfigError(f"--report: folder {target.parent} does not exist")
+    return target
+
+
+def print_arb_stats(result: object) -> None:
+    """The stats table of one pair backtest."""
+    s = result.stats  # type: ignore[attr-defined]
+    m = result.market  # type: ignore[attr-defined]
+    money = [
+        ("total PnL", s["total_pnl"]),
+        ("price PnL (A + B)", s["price_pnl"]),
+        (f"  price PnL {m.venue_a.name}", s["price_pnl_a"]),
+        (f"  price PnL {m.venue_b.name}", s["price_pnl_b"]),
+        ("funding PnL (A + B)", s["funding_pnl"]),
+        (f"  funding {m.venue_a.name}", s["funding_pnl_a"]),
+        (f"  funding {m.venue_b.name}", s["funding_pnl_b"]),
+        ("fees", -s["fees"]),
+        ("slippage", -s["slippage"]),
+    ]
+    rows = [("trades", f"{int(s['trades'])}")]
+    rows += [(name, f"{value:,.2f}") for name, value in money]
+    rows += [
+        ("APR (on capital)", f"{s['apr'] * 100:.2f}%"),
+        ("sharpe", f"{s['sharpe']:.2f}"),
+        ("max drawdown", f"{s['max_drawdown'] * 100:.2f}%"),
+        ("legs repaired", f"{int(s['legs_repaired'])}"),
+        ("failed legs", f"{int(s['failed_legs'])}"),
+        ("partial fills", f"{int(s['partial_fills'])}"),
+    ]
+    frame = m.frame
+    params = ", ".join(f"{k}={v}" for k, v in result.params.items())  # type: ignore[attr-defined]
+    title = (
+        f"funding_arb {m.symbol} {m.venue_a.name} ({m.venue_a.interval_hours}h) vs "
+        f"{m.venue_b.name} ({m.venue_b.interval_hours}h) "
+        f"{frame.index[0]:%Y-%m-%d} .. {frame.index[-1]:%Y-%m-%d}"
+    )
+    print_table(["stat", "value"], rows, title=title)
+    console().print(f"params: {params}")
