@@ -139,6 +139,7 @@ def run_pair(
     settled = {"a": frame["settled_a"].to_numpy(), "b": frame["settled_b"].to_numpy()}
     spread_apr = frame["spread_apr"].to_numpy()
     equity = np.empty(len(times))
+    in_market = np.zeros(len(times), dtype=bool)
     parts = np.empty((len(times), len(PNL_PARTS)))
     events: list[Event] = []
     trades: list[PairTrade] = []
@@ -201,6 +202,7 @@ def run_pair(
                 streak_long = streak_short = 0
         equity[i] = book.equity()
         parts[i] = _parts(book)
+        in_market[i] = held is not None
     if held is not None:
         close(times[-1], "end_of_data")
         equity[-1] = book.equity()
@@ -216,6 +218,7 @@ def run_pair(
         book,
     )
     result.stats = pair_stats(result)
+    result.stats["exposure"] = float(in_market.mean())
     return result
 
 

@@ -59,6 +59,7 @@ def write_report(result: ArbResult, path: str | os.PathLike[str]) -> Path:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(html)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is meant to be shared
         os.replace(tmp, target)
     except OSError as exc:
         raise DataError(f"cannot write report {target}: {exc}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -179,10 +180,13 @@ def print_arb_stats(result: object) -> None:
     ]
     frame = m.frame
     params = ", ".join(f"{k}={v}" for k, v in result.params.items())  # type: ignore[attr-defined]
-    title = (
-        f"funding_arb {m.symbol} {m.venue_a.name} ({m.venue_a.interval_hours}h) vs "
-        f"{m.venue_b.name} ({m.venue_b.interval_hours}h) "
-        f"{frame.index[0]:%Y-%m-%d} .. {frame.index[-1]:%Y-%m-%d}"
+    print_table(["stat", "value"], rows, title=f"funding_arb {m.symbol}")
+    exits = Counter(t.reason for t in result.trades)  # type: ignore[attr-defined]
+    out = console()
+    out.print(
+        f"venues: {m.venue_a.name} ({m.venue_a.interval_hours}h) vs {m.venue_b.name} "
+        f"({m.venue_b.interval_hours}h), {frame.index[0]:%Y-%m-%d} .. {frame.index[-1]:%Y-%m-%d}"
     )
-    print_table(["stat", "value"], rows, title=title)
-    console().print(f"params: {params}")
+    out.print(f"in market: {s['exposure'] * 100:.1f}% of hours")
+    out.print("exits: " + (", ".join(f"{k} {n}" for k, n in exits.most_common()) or "none"))
+    out.print(f"params: {params}")
