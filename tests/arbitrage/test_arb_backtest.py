@@ -123,3 +123,46 @@ def test_same_seed_same_result(btc):
     one = run_pair(arb_default(), btc, fills=FillModel(0.05, 0.1), seed=3)
     two = run_pair(arb_default(), btc, fills=FillModel(0.05, 0.1), seed=3)
     assert one.stats == two.stats and one.events == two.events
+
+
+def test_timed_exit_closes_at_max_hold():
+    m = long_a_market(9, 100.0)
+    r = run_pair(arb(max_hold_hours=3), m, fills=scripted({}))
+    assert r.trades[0].reason == "max_hold"
+    assert r.trades[0].closed - r.trades[0].opened == pd.Timedelta(hours=3)
+
+
+def test_spread_exit_when_the_held_spread_turns():
+    # at hour 8 A settles +0.0008: long A / short B now pays 0.0001 - 1e-5 per hour
+    a = pd.Series([-0.0008, 0.0008], index=T0 + pd.to_timedelta([0, 8], "h"))
+    m = market(a, pd.Series(1e-5, index=hours(9)))
+    r = run_pair(arb(exit_apr=0.0), m, fills=scripted({}))
+    assert r.trades[0].reason == "spread_exit"
+    assert r.trades[0].closed == T0 + pd.Timedelta(hours=8)
+
+
+def test_an_open_where_no_leg_fills_is_logged_and_holds_nothing():
+    m = long_a_market(9, 100.0)
+    fails = scripted({"a": [0.0] * 200, "b": [0.0] * 200})
+    r = run_pair(arb(), m, fills=fails)
+    assert r.trades == [] and r.book.qty == {"a": 0.0, "b": 0.0}
+    assert "open_failed" in {e.kind for e in r.events}
+
+
+@pytest.mark.parametrize(("low", "beyond"), [(70.0, False), (66.0, True)])
+def test_the_days_low_triggers_the_buffer_even_when_closes_stay_above(low, beyond):
+    m = long_a_market(9, 100.0)
+    m.frame["low_a"] = float("nan")
+    m.frame.loc[T0 + pd.Timedelta(hours=4), "low_a"] = low  # stop 70.53, liquidation 67.17
+    r = run_pair(arb(leverage=3.0, liq_buffer=0.05), m, fills=scripted({}))
+    assert r.trades[0].reason == "liquidation_buffer"
+    assert r.trades[0].closed == T0 + pd.Timedelta(hours=4)
+    assert ("beyond_liquidation" in {e.kind for e in r.events}) is beyond
+
+
+def test_real_sample_carries_the_days_low_and_high_at_its_end():
+    m = sample_market("BTC/USDT:USDT", seed=7)
+    day_end = pd.Timestamp("2020-01-03", tz="UTC")  # the 2020-01-02 bar: low 6922.00
+    assert m.frame.loc[day_end, "low_a"] == pytest.approx(6922.0)
+    assert m.frame.loc[day_end, "high_a"] == pytest.approx(7209.59)
+    assert m.frame["low_a"].notna().sum() == pytest.approx(len(m.frame) / 24, abs=2)

@@ -4,7 +4,12 @@ Each hour, in this order: both legs are marked at the hour's prices (price PnL);
 that hour are booked on the positions held (funding PnL); an open pair is checked against the
 liquidation buffer, the combined stop-loss / take-profit, the spread exit and the timed exit;
 a flat book updates the entry streaks and may open. Decisions use only the rates already
-settled (`rates.known_per_hour`) and the last completed daily close: nothing from the future.
+settled (`rates.known_per_hour`) and the last completed daily bar: nothing from the future.
+
+Prices are daily, so at each day's end the liquidation buffer is also checked against that day's
+low (long leg) or high (short leg), even if the pair opened during the day (the safe side); the
+pair is then closed at the close, and a day whose extreme passed the liquidation price itself is
+logged as a `beyond_liquidation` event (the venue may have liquidated that leg first).
 
 Sizing: a pair posts size x capital as margin, half on each venue; each leg's notional is its
 margin x leverage, in equal base quantities (the hedge). Money is float (research backtest).
@@ -94,7 +99,7 @@ class _Open:
     opened: pd.Timestamp
     at_open: tuple[float, ...]
     margin: float
-    stops: dict[str, tuple[float, int]]  # leg -> (stop price, side)
+    stops: dict[str, tuple[float, int, float]]  # leg -> (stop price, side, liquidation price)
 
 
 def _parts(book: Book) -> tuple[float, ...]:
@@ -137,6 +142,13 @@ def run_pair(
     times = frame.index
     price = {"a": frame["price_a"].to_numpy(), "b": frame["price_b"].to_numpy()}
     settled = {"a": frame["settled_a"].to_numpy(), "b": frame["settled_b"].to_numpy()}
+    nan = np.full(len(frame), np.nan)
+    # a long leg is checked against the low of the day just ended, a short one its high
+    worst = {
+        (leg, side): frame[col].to_numpy() if col in frame else nan
+        for leg in LEGS
+        for side, col in ((1, f"low_{leg}"), (-1, f"high_{leg}"))
+    }
     spread_apr = frame["spread_apr"].to_numpy()
     equity = np.empty(len(times))
     in_market = np.zeros(len(times), dtype=bool)
@@ -167,9 +179,14 @@ def run_pair(
                 book.settle(leg, settled[leg][i])
         net_long, net_short = direction_aprs(spread_apr[i], round_trip, p["hold_hours"])
         if held is not None:
-            near = any(
-                breaches(book.mark[leg], stop, side) for leg, (stop, side) in held.stops.items()
-            )
+            near = False
+            for leg, (stop, side, liq) in held.stops.items():
+                extreme = worst[leg, side][i]
+                seen = book.mark[leg] if np.isnan(extreme) else extreme
+                near = near or breaches(seen, stop, side) or breaches(book.mark[leg], stop, side)
+                if breaches(seen, liq, side):
+                    # daily bars cannot tell whether the stop filled first: say so, loudly
+                    events.append(Event(t, "beyond_liquidation", leg, book.qty[leg], f"{seen:g}"))
             ret = pair_return(_trade_pnl(_parts(book), held.at_open), held.margin)
             hours = (t - held.opened) / pd.Timedelta(hours=1)
             reason = strategy.exit(held.direction * spread_apr[i], hours, ret, near)
@@ -193,7 +210,7 @@ def run_pair(
                         liq = liquidation_price(
                             book.avg_price[leg], side, p["leverage"], maintenance[leg]
                         )
-                        stops[leg] = (stop_price(liq, side, p["liq_buffer"]), side)
+                        stops[leg] = (stop_price(liq, side, p["liq_buffer"]), side, liq)
                     held = _Open(direction, t, before, margin, stops)
                 else:
                     events.append(

@@ -63,36 +63,42 @@ def _sample_id(symbol: str) -> str:
     return f"{parsed.base}{parsed.quote}"
 
 
-def binance_sample(symbol: str) -> tuple[pd.Series, pd.Series]:
-    """Real Binance daily closes and 8-hourly funding rates of symbol, from the shipped sample."""
+def binance_sample(symbol: str) -> tuple[pd.DataFrame, pd.Series]:
+    """Real Binance daily bars (see daily_close_at) and 8-hourly funding of symbol, shipped."""
     sid = _sample_id(symbol)
     folder = sample_path(SAMPLE)
     options = ImportOptions(market="usdm")
     bars = parse_csv(folder / f"{sid}-1d.csv", options).frame
     funding = parse_csv(folder / f"{sid}-funding.csv", options).frame
-    return daily_close_at(bars["close"]), settlements(funding)
+    return daily_close_at(bars), settlements(funding)
 
 
-def daily_close_at(close: pd.Series) -> pd.Series:
-    """Daily closes stamped at the bar's end (open + 1 day): when the price is known."""
-    close = close.astype("float64").copy()
-    close.index = pd.DatetimeIndex(close.index) + pd.Timedelta(days=1)
-    return close.rename("price")
+def daily_close_at(bars: pd.DataFrame) -> pd.DataFrame:
+    """Daily bars as price (the close), low and high stamped at the bar's end (open + 1 day):
+    when they are known."""
+    out = bars[["close", "low", "high"]].astype("float64").rename(columns={"close": "price"})
+    out.index = pd.DatetimeIndex(out.index) + pd.Timedelta(days=1)
+    return out
 
 
-def hourly_price(close_at: pd.Series, clock: pd.DatetimeIndex) -> pd.Series:
-    """The last price known at each clock time (causal forward fill of the stamped closes)."""
-    return close_at.reindex(close_at.index.union(clock)).ffill().reindex(clock)
+def hourly_price(close_at: pd.DataFrame, clock: pd.DatetimeIndex) -> pd.DataFrame:
+    """At each clock time: the last close known (causal forward fill), and the low and high of
+    the day that ended then (NaN on other hours: the liquidation check reads them once)."""
+    price = close_at["price"]
+    out = pd.DataFrame({"price": price.reindex(price.index.union(clock)).ffill().reindex(clock)})
+    for col in ("low", "high"):
+        out[col] = close_at[col].reindex(clock) if col in close_at else float("nan")
+    return out
 
 
 def build_market(
     symbol: str,
-    price_a: pd.Series,
+    price_a: pd.DataFrame,
     rates_a: pd.Series,
     venue_a: Venue,
     rates_b: pd.Series,
     venue_b: Venue,
-    price_b: pd.Series | None = None,
+    price_b: pd.DataFrame | None = None,
     seed: int = 0,
     basis_sd: float = 0.0005,
     start: str | pd.Timestamp | None = None,
@@ -106,12 +112,16 @@ def build_market(
     if end is not None:
         frame = frame.loc[: parse_time(end)]
     frame = frame.copy()
-    frame["price_a"] = hourly_price(price_a, frame.index)
+    a = hourly_price(price_a, frame.index)
     if price_b is None:
         frame["basis"] = basis_path(frame.index, seed, sd=basis_sd)
-        frame["price_b"] = frame["price_a"] * (1.0 + frame["basis"])
+        b = a.mul(1.0 + frame["basis"], axis=0)
     else:
-        frame["price_b"] = hourly_price(price_b, frame.index)
+        b = hourly_price(price_b, frame.index)
+    for leg, prices in (("a", a), ("b", b)):
+        frame[f"price_{leg}"] = prices["price"]
+        frame[f"low_{leg}"] = prices["low"]
+        frame[f"high_{leg}"] = prices["high"]
     frame = frame.dropna(subset=["price_a", "price_b", "rate_h_a", "rate_h_b"])
     if len(frame) < 2:
         raise DataError(f"{symbol}: prices and funding of both venues share fewer than 2 hours")
@@ -135,7 +145,7 @@ def sample_market(
 
 def recorded_venue(
     store: DataStore, symbol: str, exchange: str, fees: Venue
-) -> tuple[pd.Series, Venue, pd.Series | None]:
+) -> tuple[pd.Series, Venue, pd.DataFrame | None]:
     """A second venue's funding recorded in the store (its interval inferred), and its daily
     closes when stored; fees and margin from `fees`."""
     rates = settlements(store.load(symbol, FUNDING, exchange=exchange))
@@ -150,4 +160,4 @@ def recorded_venue(
         bars = store.load(symbol, "1d", exchange=exchange)
     except DataError:
         return rates, venue, None  # no prices recorded: priced off venue A with the basis
-    return rates, venue, daily_close_at(bars["close"])
+    return rates, venue, daily_close_at(bars)
