@@ -166,3 +166,14 @@ def test_real_sample_carries_the_days_low_and_high_at_its_end():
     assert m.frame.loc[day_end, "low_a"] == pytest.approx(6922.0)
     assert m.frame.loc[day_end, "high_a"] == pytest.approx(7209.59)
     assert m.frame["low_a"].notna().sum() == pytest.approx(len(m.frame) / 24, abs=2)
+
+
+def test_results_expose_the_event_log_and_trades_as_tables():
+    m = long_a_market(9, 100.0)
+    r = run_pair(arb(max_hold_hours=3), m, fills=scripted({"b": [0.0, 0.0, 0.0]}))
+    events = r.events_frame()
+    assert list(events.columns) == ["time", "kind", "leg", "qty", "detail"]
+    assert events["kind"].tolist()[:4] == ["leg_failed", "leg_failed", "leg_failed", "unwound"]
+    trades = r.trades_frame()
+    assert trades.loc[0, "reason"] == "max_hold"
+    assert trades["total"].sum() == pytest.approx(r.stats["total_pnl"], abs=1e-9)

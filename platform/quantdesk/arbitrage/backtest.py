@@ -92,6 +92,31 @@ class ArbResult:
     book: Book
     stats: dict[str, float] = field(default_factory=dict)
 
+    def events_frame(self) -> pd.DataFrame:
+        """The execution event log as a table (time, kind, leg, qty, detail)."""
+        columns = ["time", "kind", "leg", "qty", "detail"]
+        rows = [(e.time, e.kind, e.leg, e.qty, e.detail) for e in self.events]
+        return pd.DataFrame(rows, columns=columns)
+
+    def trades_frame(self) -> pd.DataFrame:
+        """One row per pair: direction, times, exit reason, quantity and its PnL split."""
+        rows = [
+            {
+                "direction": "long A / short B" if t.direction > 0 else "short A / long B",
+                "opened": t.opened,
+                "closed": t.closed,
+                "reason": t.reason,
+                "qty": t.qty,
+                "price_pnl": t.price_pnl,
+                "funding_pnl": t.funding_pnl,
+                "fees": t.fees,
+                "slippage": t.slippage,
+                "total": t.total,
+            }
+            for t in self.trades
+        ]
+        return pd.DataFrame(rows)
+
 
 @dataclass
 class _Open:

@@ -119,7 +119,9 @@ def synthetic_rates(
     return pd.Series(summed.to_numpy()[full], index=ends[full], name="funding_rate")
 
 
-def basis_path(index: pd.DatetimeIndex, seed: int, sd: float = 0.0005, half_life: float = 24.0):
+def basis_path(
+    index: pd.DatetimeIndex, seed: int, sd: float = 0.0005, half_life: float = 24.0
+) -> pd.Series:
     """A seeded mean-reverting basis (fraction) on index: the second venue's price = p x (1+b)."""
     rng = np.random.default_rng([seed, 1])  # its own stream: the rates' draws do not move it
     phi = 0.5 ** (1.0 / half_life)
