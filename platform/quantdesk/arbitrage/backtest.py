@@ -207,8 +207,10 @@ def run_pair(
             near = False
             for leg, (stop, side, liq) in held.stops.items():
                 extreme = worst[leg, side][i]
-                seen = book.mark[leg] if np.isnan(extreme) else extreme
-                near = near or breaches(seen, stop, side) or breaches(book.mark[leg], stop, side)
+                seen = book.mark[leg]
+                if not np.isnan(extreme):  # the day's low (long) or high (short) is worse
+                    seen = min(seen, extreme) if side > 0 else max(seen, extreme)
+                near = near or breaches(seen, stop, side)
                 if breaches(seen, liq, side):
                     # daily bars cannot tell whether the stop filled first: say so, loudly
                     events.append(Event(t, "beyond_liquidation", leg, book.qty[leg], f"{seen:g}"))
@@ -223,8 +225,7 @@ def run_pair(
             streak_short = strategy.streak(streak_short, net_short)
             direction = strategy.entry(streak_long, streak_short)
             if direction:
-                margin = p["size"] * book.equity()
-                qty = margin / 2 * p["leverage"] / price["a"][i]
+                qty = p["size"] * book.equity() / 2 * p["leverage"] / price["a"][i]
                 targets = {"a": direction * qty, "b": -direction * qty}
                 before = _parts(book)
                 execute_pair(book, targets, fill, execution, t, events)
@@ -236,7 +237,9 @@ def run_pair(
                             book.avg_price[leg], side, p["leverage"], maintenance[leg]
                         )
                         stops[leg] = (stop_price(liq, side, p["liq_buffer"]), side, liq)
-                    held = _Open(direction, t, before, margin, stops)
+                    # the margin actually posted: an open short of its target posts less
+                    margin = sum(abs(book.qty[leg]) * book.mark[leg] for leg in LEGS)
+                    held = _Open(direction, t, before, margin / p["leverage"], stops)
                 else:
                     events.append(
                         Event(t, "open_failed", "pair", 0.0, "no slice filled on both legs")
