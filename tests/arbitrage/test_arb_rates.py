@@ -82,3 +82,13 @@ def test_real_sample_market_prices_b_off_binance_with_a_small_basis():
     # the first prices known are the close of 2020-01-01, stamped at the day's end
     assert m.frame.index[0] == pd.Timestamp("2020-01-02", tz="UTC")
     assert m.frame["price_a"].iloc[0] == pytest.approx(7197.57)
+
+
+def test_a_venue_that_changes_its_interval_is_normalized_by_each_gap():
+    # 8-hourly, then every 4 hours from 16:00: each rate over the hours it covers
+    a = pd.Series([0.0008, 0.0008, 0.0008, 0.0004], index=T0 + pd.to_timedelta([0, 8, 16, 20], "h"))
+    b = pd.Series(0.0, index=hours(21))
+    frame = align(a, FREE_8H, b, FREE_1H)
+    assert frame["rate_h_a"].iloc[16] == pytest.approx(0.0001)
+    assert frame["rate_h_a"].iloc[20] == pytest.approx(0.0001)  # 0.0004 over 4 hours
+    assert frame["rate_h_a"].iloc[0] == pytest.approx(0.0001)  # the first: the nominal 8 h

@@ -7,7 +7,7 @@ from the store). Venue B is a recorded series from the store, or the seeded synt
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -137,10 +137,16 @@ def sample_market(
 ) -> PairMarket:
     """The shipped real Binance BTC/ETH series against the seeded synthetic venue."""
     price, rates = binance_sample(symbol)
-    rates_b = synthetic_rates(rates, BINANCE_USDM.interval_hours, seed, venue_b.interval_hours)
+    venue_a = binance_venue(rates)
+    rates_b = synthetic_rates(rates, venue_a.interval_hours, seed, venue_b.interval_hours)
     return build_market(
-        symbol, price, rates, BINANCE_USDM, rates_b, venue_b, seed=seed, start=start, end=end
+        symbol, price, rates, venue_a, rates_b, venue_b, seed=seed, start=start, end=end
     )
+
+
+def binance_venue(rates: pd.Series) -> Venue:
+    """Binance USD-M's fees with the interval the series actually settles on (8 h in the sample)."""
+    return replace(BINANCE_USDM, interval_hours=infer_interval_hours(rates))
 
 
 def recorded_venue(

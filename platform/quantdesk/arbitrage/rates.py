@@ -134,13 +134,22 @@ def basis_path(
     return pd.Series(out, index=index, name="basis")
 
 
+def hours_covered(rates: pd.Series, interval_hours: int) -> pd.Series:
+    """Hours each settlement covers: the gap since the previous one (the venue's interval for
+    the first). Venues change a symbol's interval (Binance moves some from 8 h to 4 h), so the
+    gap, not a constant, normalizes each rate."""
+    gaps = pd.Series(rates.index, index=rates.index).diff() / HOUR
+    return gaps.fillna(float(interval_hours))
+
+
 def known_per_hour(rates: pd.Series, interval_hours: int, clock: pd.DatetimeIndex) -> pd.Series:
     """At each clock time, the last settled rate (per hour) known then: what a decision may use.
 
     Before the first settlement nothing is known (NaN).
     """
-    known = rates.reindex(rates.index.union(clock)).ffill().reindex(clock)
-    return per_hour(known, interval_hours).rename("rate_h")
+    hourly = per_hour(rates, hours_covered(rates, interval_hours))
+    known = hourly.reindex(hourly.index.union(clock)).ffill().reindex(clock)
+    return known.rename("rate_h")
 
 
 def settled_on(rates: pd.Series, clock: pd.DatetimeIndex) -> pd.Series:

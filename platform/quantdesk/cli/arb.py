@@ -100,11 +100,12 @@ def backtest_cmd(
     from quantdesk.arbitrage.execution import ExecConfig, FillModel
     from quantdesk.arbitrage.market import (
         binance_sample,
+        binance_venue,
         build_market,
         recorded_venue,
         sample_market,
     )
-    from quantdesk.arbitrage.rates import BINANCE_USDM, SYNTHETIC_HOURLY
+    from quantdesk.arbitrage.rates import SYNTHETIC_HOURLY
 
     if second_venue == "synthetic":
         market = sample_market(symbol, seed, start=start, end=end)
@@ -117,7 +118,7 @@ def backtest_cmd(
             symbol,
             price,
             rates,
-            BINANCE_USDM,
+            binance_venue(rates),
             rates_b,
             venue_b,
             price_b,
