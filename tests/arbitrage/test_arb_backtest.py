@@ -177,3 +177,14 @@ def test_results_expose_the_event_log_and_trades_as_tables():
     trades = r.trades_frame()
     assert trades.loc[0, "reason"] == "max_hold"
     assert trades["total"].sum() == pytest.approx(r.stats["total_pnl"], abs=1e-9)
+
+
+def test_report_figure_shows_spread_entries_exits_and_the_pnl_split(btc):
+    from quantdesk.arbitrage.report import figure
+
+    r = run_pair(arb_default(), btc.__class__(btc.frame.loc["2024"], btc.venue_a, btc.venue_b, "X"))
+    names = [trace.name for trace in figure(r).data]
+    assert names[:3] == ["spread APR %", "open", "close"]
+    assert {"price (A + B)", "funding binance", "funding synthetic", "total"} <= set(names)
+    opens = figure(r).data[1]
+    assert len(opens.x) == len(r.trades) > 0
