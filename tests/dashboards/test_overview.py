@@ -74,17 +74,19 @@ async def test_ten_sessions_keep_the_page_responsive(tmp_path: Path) -> None:
             lags.append(asyncio.get_running_loop().time() - before - 0.02)
 
     tick = asyncio.create_task(ticker())
+    ticking = asyncio.get_running_loop().time()
     task = overview.start()
     writer.start()
     started = time.monotonic()
     try:
-        while "10 session(s)" not in overview.status.value or len(lags) < 100:
+        while "10 session(s)" not in overview.status.value or len(lags) < 200:
             assert time.monotonic() - started < 60, "the overview never refreshed"
             await asyncio.sleep(0.05)
         while "20,990.00" in overview.table.value:  # every session's new equity reaches the page
             assert time.monotonic() - started < 60, "the overview stopped following the sessions"
             await asyncio.sleep(0.05)
     finally:
+        ticked = asyncio.get_running_loop().time() - ticking
         stop.set()
         task.cancel()
         tick.cancel()
@@ -93,4 +95,9 @@ async def test_ten_sessions_keep_the_page_responsive(tmp_path: Path) -> None:
     assert len(rows) == 10
     equities = {float(r["equity"].replace(",", "")) for r in rows}
     assert min(equities) > 20_990  # every session moved on since it was made
-    assert max(lags) < 0.5, f"the event loop stalled {max(lags):.2f} s while journals were read"
+    # A read of the ten journals on the loop blocks it ~0.3-0.4 s at every 0.2 s refresh: over
+    # half the time stalled. Off the loop, only a loaded machine's scheduling hiccups remain
+    # (one of 0.54 s was seen beside a full test run), so the share of time stalled decides.
+    stalled = sum(lag for lag in lags if lag > 0.05)
+    assert stalled < 0.3 * ticked, f"the event loop stalled {stalled:.2f} s of {ticked:.2f} s"
+    assert max(lags) < 2.0, f"the event loop stalled {max(lags):.2f} s while journals were read"
