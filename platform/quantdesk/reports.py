@@ -121,8 +121,8 @@ def run_report(
         html = render_html(executed)
         folder.mkdir(parents=True, exist_ok=True)
         notebook_out, html_out = folder / f"{stem}.ipynb", folder / f"{stem}.html"
-        _atomic_write(html_out, html)
-        _atomic_write(notebook_out, executed.read_text(encoding="utf-8"))
+        write_text_atomic(html_out, html)
+        write_text_atomic(notebook_out, executed.read_text(encoding="utf-8"))
     return ReportPaths(html=html_out, notebook=notebook_out)
 
 
@@ -143,7 +143,8 @@ def render_html(notebook: Path) -> str:
     return body
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text whole or not at all (temp file + rename), readable by all like a report."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o644)  # reports are for sharing, not private temp files

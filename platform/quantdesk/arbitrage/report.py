@@ -4,11 +4,11 @@ cumulative PnL split (price, funding per venue, fees and slippage)."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from quantdesk.arbitrage.backtest import ArbResult
 from quantdesk.errors import DataError
+from quantdesk.reports import write_text_atomic
 
 
 def figure(result: ArbResult) -> object:
@@ -56,11 +56,7 @@ def write_report(result: ArbResult, path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     html = figure(result).to_html(include_plotlyjs=True, full_html=True)  # type: ignore[attr-defined]
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(html)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is meant to be shared
-        os.replace(tmp, target)
+        write_text_atomic(target, html)
     except OSError as exc:
         raise DataError(f"cannot write report {target}: {exc}") from None
     return target
