@@ -30,14 +30,24 @@ async def _advance(admin: Admin, bars: int) -> None:  # noqa: F811
         await asyncio.sleep(0.05)
 
 
+async def _caught_up(recorder: Recorder, sandbox: Sandbox, timeout: float = 20.0) -> None:  # noqa: F811
+    """Wait until both series hold the sandbox's latest id (a loaded machine is slow)."""
+    keys = [recorder.key(BTC, kind) for kind in recorder.spec.streams]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while any(recorder.last_ids.get(k, -1) < sandbox.index for k in keys):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"recorder stuck at {recorder.last_ids}, sandbox {sandbox.index}")
+        await asyncio.sleep(0.05)
+
+
 async def _record(
     url: str,  # noqa: F811
     store: DataStore,
     steps: Any,
-    settle: float = 0.4,
+    sandbox: Sandbox,  # noqa: F811
     **spec: Any,
 ) -> Recorder:
-    """Record BTC/USDT while `steps()` drives the sandbox, then stop and flush."""
+    """Record BTC/USDT while `steps()` drives the sandbox, then stop once caught up and flush."""
     ex = pro_client("binance", url)
     recorder = Recorder(ex, store, "binance", "spot", RecordSpec((BTC,), **spec), _ws(url))
     stop = asyncio.Event()
@@ -45,7 +55,7 @@ async def _record(
         run = asyncio.ensure_future(recorder.run(stop))
         await asyncio.sleep(1.0)  # subscriptions and the first snapshot land
         await steps()
-        await asyncio.sleep(settle)  # the last events (and REST backfills) arrive
+        await _caught_up(recorder, sandbox)
         stop.set()
         await asyncio.wait_for(run, 10)
     finally:
@@ -70,7 +80,7 @@ async def test_recorded_trades_and_book_match_the_sandbox_rest_api(
 ) -> None:
     store = DataStore(tmp_path)
     start = sandbox.index
-    rec = await _record(url, store, lambda: _advance(admin, 6), flush_events=4)
+    rec = await _record(url, store, lambda: _advance(admin, 6), sandbox, flush_events=4)
     trades = store.read(SeriesKey("binance", "spot", BTC, "trades"))
     ids = trades["id"].tolist()
     assert ids == list(range(start + 1, sandbox.index + 1)) and len(set(ids)) == len(ids)
@@ -91,7 +101,7 @@ async def test_recorded_trades_and_book_match_the_sandbox_rest_api(
     # resumable: a second recording backfills what was published between the runs and
     # appends after the first without duplicates
     await _advance(admin, 2)
-    again_rec = await _record(url, store, lambda: _advance(admin, 3), settle=1.0)
+    again_rec = await _record(url, store, lambda: _advance(admin, 3), sandbox)
     assert again_rec.stats.backfilled >= 2
     again = store.read(SeriesKey("binance", "spot", BTC, "trades"))["id"].tolist()
     assert again == list(range(start + 1, sandbox.index + 1))
@@ -115,7 +125,7 @@ async def test_depth_gap_resyncs_and_a_dropped_stream_is_backfilled(
         await asyncio.sleep(1.0)  # reconnect
         await _advance(admin, 2)
 
-    rec = await _record(url, store, steps, settle=2.0, depth=100)
+    rec = await _record(url, store, steps, sandbox, depth=100)
     assert rec.stats.resyncs == 1 and rec.stats.reconnects >= 1
     book = store.read(SeriesKey("binance", "spot", BTC, "book"))
     assert check_frame(book, "book") == []

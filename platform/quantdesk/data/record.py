@@ -123,6 +123,7 @@ class Recorder:
         self._flush_lock = asyncio.Lock()
         self._last_flush = time.monotonic()
         self._last_ms: dict[str, int] = {}  # per symbol: time of the latest depth event
+        self.last_ids: dict[SeriesKey, int] = {}  # the newest id buffered per series
 
     def key(self, symbol: str, kind: str) -> SeriesKey:
         """The store series of one symbol's trades or book."""
@@ -167,6 +168,10 @@ class Recorder:
 
     async def flush(self) -> None:
         """Append every buffered row to the store, in the order it was recorded."""
+        # shielded: a stop that cancels a worker mid-flush must not drop the rows it took
+        await asyncio.shield(self._flush())
+
+    async def _flush(self) -> None:
         async with self._flush_lock:
             buffers, self._buffers, self._pending = self._buffers, {}, 0
             self._last_flush = time.monotonic()
@@ -217,6 +222,7 @@ class Recorder:
             trades = [new[i] for i in sorted(new)]
             last_id = int(trades[-1]["id"])
             self._add(key, trades_frame(trades))
+            self.last_ids[key] = last_id
             self.stats.trades += len(trades)
             await self._maybe_flush()
 
@@ -310,6 +316,7 @@ class Recorder:
                 diff = BookEvent(when, DIFF, start, last, _levels(event["b"]), _levels(event["a"]))
                 self._add(key, book_rows(diff))
                 last_id, synced = last, True
+                self.last_ids[key] = last
                 self.stats.book_events += 1
                 await self._maybe_flush()
         except asyncio.CancelledError:
