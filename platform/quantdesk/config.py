@@ -40,6 +40,14 @@ class VenueConfig(_Model):
     sandbox_url: str | None = Field(default=None, description="base URL of a quantdesk sandbox")
     api_key_env: str | None = Field(default=None, description="environment variable with the key")
     api_secret_env: str | None = None
+    rate_limit_ms: float | None = Field(
+        default=None,
+        gt=0,
+        le=60_000,
+        description="ccxt's rateLimit: milliseconds per unit of request cost (Binance's tables "
+        "assume its published weight limits at 50); lower it only where the account's "
+        "or the sandbox's limit is higher",
+    )
 
     @field_validator("sandbox_url")
     @classmethod

@@ -54,8 +54,9 @@ def test_a_venue_that_stays_down_is_one_line_and_exit_2(
         {"server_errors": 3},  # 503s
         {"rate_limit_burst": 3},  # 429s
         {"slow_requests": 1, "slow_ms": 12_000},  # one answer after 12 s: past ccxt's timeout
+        {"error_rate": 0.3, "seed": 3},  # 30% of calls 503, daily bars among them: all steps retry
     ],
-    ids=["resets", "clock-skew", "5xx", "429", "latency-12s"],
+    ids=["resets", "clock-skew", "5xx", "429", "latency-12s", "random-5xx"],
 )
 def test_transient_faults_before_start_are_retried(
     crash_url: str,

@@ -276,3 +276,23 @@ async def test_make_exchange_reads_credentials_from_env_only() -> None:
         make_exchange(config, {})
     with pytest.raises(ConfigError, match="unknown ccxt exchange"):
         make_exchange(VenueConfig(exchange="nosuchexchange"), {})
+
+
+@pytest.mark.parametrize("sandbox_url", [None, "http://127.0.0.1:8800"])
+async def test_rate_limit_ms_sets_ccxts_pacing(sandbox_url: str | None) -> None:
+    from quantdesk.config import VenueConfig
+    from quantdesk.venues.ccxt_venue import make_exchange
+
+    env = {"K": "k", "S": "s"}
+    base = {"exchange": "binance", "sandbox_url": sandbox_url}
+    keys = {"api_key_env": "K", "api_secret_env": "S"}
+    default = make_exchange(VenueConfig(**base, **keys), env)
+    paced = make_exchange(VenueConfig(**base, **keys, rate_limit_ms=2), env)
+    try:
+        assert default.rateLimit == 50 and default.tokenBucket["refillRate"] == 1 / 50
+        assert paced.rateLimit == 2 and paced.tokenBucket["refillRate"] == 1 / 2
+    finally:
+        await default.close()
+        await paced.close()
+    with pytest.raises(ValueError, match="rate_limit_ms"):
+        VenueConfig(**base, rate_limit_ms=0)

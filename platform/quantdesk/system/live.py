@@ -431,7 +431,10 @@ class Session:
             known_orders=[o for o in journal.load_orders(open_only=False) if o.status.is_terminal],
             config_path=spec.config_path,
             returns=(
-                await venue_daily_returns(data, symbols, gate.config.var_window_days)
+                await self._starting(
+                    "send daily bars",
+                    lambda: venue_daily_returns(data, symbols, gate.config.var_window_days),
+                )
                 if isinstance(gate, RiskEngine)
                 else None
             ),

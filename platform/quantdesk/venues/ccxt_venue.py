@@ -151,7 +151,12 @@ def make_exchange(config: VenueConfig, env: Mapping[str, str] | None = None) -> 
         else:
             creds = {}
         return sandbox_client(
-            exchange_id, config.sandbox_url, async_=True, options=dict(CLOCK_SYNC), **creds
+            exchange_id,
+            config.sandbox_url,
+            async_=True,
+            options=dict(CLOCK_SYNC),
+            **_pace(config),
+            **creds,
         )
     if not hasattr(ccxt_async, exchange_id):
         raise ConfigError(f"unknown ccxt exchange {config.exchange!r}")
@@ -164,8 +169,14 @@ def make_exchange(config: VenueConfig, env: Mapping[str, str] | None = None) -> 
             "secret": secret.get_secret_value(),
             "enableRateLimit": True,
             "options": options,
+            **_pace(config),
         }
     )
+
+
+def _pace(config: VenueConfig) -> dict[str, float]:
+    """ccxt's own request pacing unless the config names another (its rateLimit)."""
+    return {} if config.rate_limit_ms is None else {"rateLimit": config.rate_limit_ms}
 
 
 class CcxtVenue:
