@@ -120,7 +120,8 @@ class Flow:
     @property
     def mid(self) -> np.ndarray:
         """Mid after each event."""
-        return (self.bid_tick + self.ask_tick) * (0.5 * self.config.tick)
+        # the same operations as the kernel's mid, so a fill's mid equals mid[pos] exactly
+        return (self.bid_tick + self.ask_tick) * 0.5 * self.config.tick
 
 
 @nb.njit(cache=True)
