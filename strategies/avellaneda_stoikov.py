@@ -30,8 +30,8 @@ def optimal_spread(gamma: float, sigma2: float, tau: float, kappa: float) -> flo
 
 def as_quotes(r: float, delta: float, tick: float, size: float, best_bid: float, best_ask: float) -> tuple[float, float]:
     """(bid, ask) prices: r -/+ delta/2 on the tick grid, at most at the touch."""
-    bid = min(math.floor(round((r - delta / 2) / tick, 9)), round(best_bid / tick)) * tick
-    ask = max(math.ceil(round((r + delta / 2) / tick, 9)), round(best_ask / tick)) * tick
+    bid = min(math.floor((r - delta / 2) / tick + 1e-9), int(best_bid / tick + 0.5)) * tick
+    ask = max(math.ceil((r + delta / 2) / tick - 1e-9), int(best_ask / tick + 0.5)) * tick
     return bid, ask
 
 

@@ -47,8 +47,8 @@ def ladder(
     best_ask: float,
 ) -> list[Quote]:
     """Quotes at center -/+ half spread and every `step` ticks behind, not through the touch."""
-    top_bid = min(math.floor(round((center - half_ticks * tick) / tick, 9)), round(best_bid / tick))
-    top_ask = max(math.ceil(round((center + half_ticks * tick) / tick, 9)), round(best_ask / tick))
+    top_bid = min(math.floor((center - half_ticks * tick) / tick + 1e-9), int(best_bid / tick + 0.5))
+    top_ask = max(math.ceil((center + half_ticks * tick) / tick - 1e-9), int(best_ask / tick + 0.5))
     quotes = []
     for level in range(levels):
         if bid_size > 0:
@@ -72,6 +72,7 @@ class BasicMM(QuoteStrategy):
         "vol_halflife": Float(0.1, 86400.0, 30.0),  # seconds
         "price_skew": Float(0.0, 1000.0, 2.0),  # ticks the center moves at full inventory
         "size_skew": Float(0.0, 1.0, 0.5),
+        "refresh_ticks": Int(1, 100, 2),  # replace an order only once its price moved this far
     }
 
     def reset(self) -> None:

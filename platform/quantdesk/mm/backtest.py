@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -197,7 +197,9 @@ class _Run:
         self.quoting = True
         self.resume_day = -1
         self.stop_reason = ""
-        self.limiter = RateLimiter(config.limits)
+        refresh = getattr(strategy, "refresh_ticks", None)  # a strategy param overrides it
+        self.limits = config.limits if refresh is None else replace(config.limits, refresh_ticks=int(refresh))
+        self.limiter = RateLimiter(self.limits)
         self.places = self.cancels = self.amends = self.deferred = self.clipped = 0
         self.placed_qty = 0.0
         self.calls = 0
@@ -233,7 +235,7 @@ class _Run:
             list(self.working.values()),
             now,
             self.tick,
-            self.config.limits,
+            self.limits,
             self.limiter,
         )
         self.deferred += result.deferred
@@ -263,7 +265,7 @@ class _Run:
             row[:] = 0.0
             row[fm.O_LIVE] = fm.PENDING
             row[fm.O_SIDE] = quote.side
-            row[fm.O_PTICK] = round(quote.price / self.tick)
+            row[fm.O_PTICK] = int(quote.price / self.tick + 0.5)
             row[fm.O_QTY] = size
             row[fm.O_T_ACTIVE] = at
             row[fm.O_T_CANCEL] = fm.NEVER
@@ -380,6 +382,7 @@ class _Run:
                 self.nfill,
                 next_timer,
                 watch_trades,
+                True,
                 cfg.queue.code,
                 cfg.queue.power,
                 deep,

@@ -154,6 +154,7 @@ def advance(
     nfill,
     stop_t,
     watch_trades,
+    watch_touch,
     qcode,
     qpower,
     deep,
@@ -163,7 +164,7 @@ def advance(
     """Process events from i0 until one needs the strategy; (next index, fills, reason).
 
     Returns after an event that filled us (FILLED), moved the touch away from what the
-    strategy last saw (TOUCH), printed a trade when watched (TRADE_SEEN), before the first
+    strategy last saw (TOUCH, if watch_touch), printed a trade when watched (TRADE_SEEN), before the first
     event at or after stop_t (TIMER), with the fill table nearly full (FULL) or at the end.
     """
     n = len(t_ns)
@@ -265,7 +266,7 @@ def advance(
             return i + 1, nfill, FILLED
         if nfill >= cap:
             return i + 1, nfill, FULL
-        if b != state[S_VIEW_BID] or a != state[S_VIEW_ASK]:
+        if watch_touch and (b != state[S_VIEW_BID] or a != state[S_VIEW_ASK]):
             return i + 1, nfill, TOUCH
         if watch_trades and kind[i] == 1:
             return i + 1, nfill, TRADE_SEEN

@@ -119,7 +119,7 @@ _PRIORITY = {(0, 0): 0, (1, 1): 1, (0, 1): 2, (1, 0): 3}
 
 
 def _ticks(price: float, tick: float) -> int:
-    return round(price / tick)
+    return int(price / tick + 0.5)  # prices are positive: cheaper than round()
 
 
 def diff_quotes(
