@@ -66,7 +66,7 @@ class BasicMM(QuoteStrategy):
         "size": Float(0.001, 1e6, 1.0),
         "levels": Int(1, 10, 1),
         "level_step": Int(1, 100, 1),  # ticks between ladder levels
-        "min_half_spread": Float(0.5, 1000.0, 1.0),  # ticks
+        "min_half_spread": Float(0.5, 1000.0, 0.5),  # ticks from the mid (0.5 = the touch)
         "max_half_spread": Float(0.5, 1000.0, 10.0),  # ticks
         "vol_mult": Float(0.0, 100.0, 1.0),
         "vol_halflife": Float(0.1, 86400.0, 30.0),  # seconds
