@@ -18,7 +18,9 @@ from quantdesk.mm.volatility import ewma_variance
 from quantdesk.strategy import Float, QuoteStrategy
 
 
-def reservation_price(mid: float, inventory: float, gamma: float, sigma2: float, tau: float) -> float:
+def reservation_price(
+    mid: float, inventory: float, gamma: float, sigma2: float, tau: float
+) -> float:
     """r = s - q gamma sigma^2 tau."""
     return mid - inventory * gamma * sigma2 * tau
 
@@ -28,7 +30,9 @@ def optimal_spread(gamma: float, sigma2: float, tau: float, kappa: float) -> flo
     return gamma * sigma2 * tau + (2.0 / gamma) * math.log1p(gamma / kappa)
 
 
-def as_quotes(r: float, delta: float, tick: float, size: float, best_bid: float, best_ask: float) -> tuple[float, float]:
+def as_quotes(
+    r: float, delta: float, tick: float, size: float, best_bid: float, best_ask: float
+) -> tuple[float, float]:
     """(bid, ask) prices: r -/+ delta/2 on the tick grid, at most at the touch."""
     bid = min(math.floor((r - delta / 2) / tick + 1e-9), int(best_bid / tick + 0.5)) * tick
     ask = max(math.ceil((r + delta / 2) / tick - 1e-9), int(best_ask / tick + 0.5)) * tick

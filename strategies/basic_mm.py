@@ -24,12 +24,16 @@ def half_spread_ticks(vol_ticks: float, vol_mult: float, low: float, high: float
     return min(max(vol_mult * vol_ticks, low), high)
 
 
-def skewed_center(mid: float, inventory: float, max_inventory: float, skew_ticks: float, tick: float) -> float:
+def skewed_center(
+    mid: float, inventory: float, max_inventory: float, skew_ticks: float, tick: float
+) -> float:
     """The ladder's center: mid moved against the inventory by up to skew_ticks."""
     return mid - skew_ticks * tick * inventory / max_inventory
 
 
-def skewed_sizes(size: float, inventory: float, max_inventory: float, size_skew: float) -> tuple[float, float]:
+def skewed_sizes(
+    size: float, inventory: float, max_inventory: float, size_skew: float
+) -> tuple[float, float]:
     """(bid size, ask size): the side that adds to the inventory shrinks."""
     x = size_skew * inventory / max_inventory
     return max(size * (1.0 - x), 0.0), max(size * (1.0 + x), 0.0)
@@ -47,7 +51,9 @@ def ladder(
     best_ask: float,
 ) -> list[Quote]:
     """Quotes at center -/+ half spread and every `step` ticks behind, not through the touch."""
-    top_bid = min(math.floor((center - half_ticks * tick) / tick + 1e-9), int(best_bid / tick + 0.5))
+    top_bid = min(
+        math.floor((center - half_ticks * tick) / tick + 1e-9), int(best_bid / tick + 0.5)
+    )
     top_ask = max(math.ceil((center + half_ticks * tick) / tick - 1e-9), int(best_ask / tick + 0.5))
     quotes = []
     for level in range(levels):
@@ -95,10 +101,16 @@ class BasicMM(QuoteStrategy):
         """The quote ladder for the touch and inventory now."""
         var = self.update_vol(book.mid, book.time_ns)
         tick = ctx.tick
-        half = half_spread_ticks(math.sqrt(var) / tick, self.vol_mult, self.min_half_spread, self.max_half_spread)
+        half = half_spread_ticks(
+            math.sqrt(var) / tick, self.vol_mult, self.min_half_spread, self.max_half_spread
+        )
         center = skewed_center(book.mid, ctx.inventory, ctx.max_inventory, self.price_skew, tick)
-        bid_size, ask_size = skewed_sizes(self.size, ctx.inventory, ctx.max_inventory, self.size_skew)
-        return ladder(center, half, self.levels, self.level_step, tick, bid_size, ask_size, book.bid, book.ask)
+        bid_size, ask_size = skewed_sizes(
+            self.size, ctx.inventory, ctx.max_inventory, self.size_skew
+        )
+        return ladder(
+            center, half, self.levels, self.level_step, tick, bid_size, ask_size, book.bid, book.ask
+        )
 
     def on_timer(self, now, ctx):
         """Requote on the clock too (volatility decays while the touch is still)."""

@@ -33,7 +33,9 @@ def basic_run(flow):
 def test_pnl_split_sums_to_total_exactly(basic_run):
     s = basic_run.stats
     assert s["maker_fills"] > 100
-    assert s["total_pnl"] == pytest.approx(s["spread_pnl"] + s["inventory_pnl"] + s["fees_pnl"], abs=1e-9)
+    assert s["total_pnl"] == pytest.approx(
+        s["spread_pnl"] + s["inventory_pnl"] + s["fees_pnl"], abs=1e-9
+    )
     # the total, independently: the equity path's last point, and cash + inventory x mid
     assert basic_run.paths["total"].iloc[-1] == pytest.approx(s["total_pnl"], abs=1e-6)
     f = basic_run.fills
@@ -46,7 +48,14 @@ def test_pnl_split_sums_to_total_exactly(basic_run):
 
 def test_stats_are_present_and_sane(basic_run):
     s = basic_run.stats
-    for key in ("fill_ratio", "cancel_ratio", "quote_uptime", "sharpe", "max_drawdown", "daily_return"):
+    for key in (
+        "fill_ratio",
+        "cancel_ratio",
+        "quote_uptime",
+        "sharpe",
+        "max_drawdown",
+        "daily_return",
+    ):
         assert math.isfinite(s[key]), key
     assert 0 < s["fill_ratio"] <= 1 and 0.5 < s["quote_uptime"] <= 1
     assert s["adverse_1000ms_bps"] < 0  # vol jumps through the quote and informed flow
@@ -68,7 +77,9 @@ def test_adverse_selection_comes_from_informed_flow():
 
 
 def test_inventory_never_exceeds_the_max(flow):
-    strategy = load_strategy("basic_mm", {"size": 2.0, "levels": 3, "price_skew": 0.0, "size_skew": 0.0}, DIR)
+    strategy = load_strategy(
+        "basic_mm", {"size": 2.0, "levels": 3, "price_skew": 0.0, "size_skew": 0.0}, DIR
+    )
     result = run_mm(strategy, flow, MMConfig(max_inventory=3.0))
     inv = np.cumsum(result.fills["side"] * result.fills["qty"])
     assert np.abs(inv).max() <= 3.0 + 1e-9
@@ -89,7 +100,9 @@ def test_drawdown_stop_flattens_and_stops_quoting(flow):
 
 
 def test_daily_loss_limit_stops_for_the_day(flow):
-    result = run_mm(load_strategy("basic_mm", {}, DIR), flow, MMConfig(daily_loss_limit=1e-6, max_drawdown=1.0))
+    result = run_mm(
+        load_strategy("basic_mm", {}, DIR), flow, MMConfig(daily_loss_limit=1e-6, max_drawdown=1.0)
+    )
     assert "daily loss limit" in result.stop_reason
 
 
@@ -130,8 +143,12 @@ def latency_flow():
 
 
 def test_latency_delays_the_first_fill():
-    fast = run_mm(Fixed(), latency_flow(), MMConfig(latency=Latency(0.0, 2.0), venue=VENUES["zero"]))
-    slow = run_mm(Fixed(), latency_flow(), MMConfig(latency=Latency(5.0, 10.0), venue=VENUES["zero"]))
+    fast = run_mm(
+        Fixed(), latency_flow(), MMConfig(latency=Latency(0.0, 2.0), venue=VENUES["zero"])
+    )
+    slow = run_mm(
+        Fixed(), latency_flow(), MMConfig(latency=Latency(5.0, 10.0), venue=VENUES["zero"])
+    )
     assert fast.fills["time_ns"].iloc[0] == 10_000_000
     assert slow.fills["time_ns"].iloc[0] == 40_000_000
 
@@ -147,7 +164,9 @@ def test_hooks_timer_and_trades_only_when_overridden(flow):
     assert watcher.calls["trade"] >= trades * 0.9
 
 
-@pytest.mark.parametrize(("venue", "sign"), [(Venue("r", -0.0001, 0.0004), 1), (Venue("f", 0.0002, 0.0005), -1)])
+@pytest.mark.parametrize(
+    ("venue", "sign"), [(Venue("r", -0.0001, 0.0004), 1), (Venue("f", 0.0002, 0.0005), -1)]
+)
 def test_rebate_is_income_and_a_fee_a_cost(flow, venue, sign):
     s = run_mm(load_strategy("basic_mm", {}, DIR), flow, MMConfig(venue=venue)).stats
     assert np.sign(s["fees_pnl"]) == sign
@@ -170,9 +189,13 @@ def bars():
 
 
 def test_bar_data_is_refused_unless_optimistic_is_named():
-    with pytest.raises(BacktestError, match="OHLCV bars show neither queue position nor the spread"):
+    with pytest.raises(
+        BacktestError, match="OHLCV bars show neither queue position nor the spread"
+    ):
         run_mm(load_strategy("basic_mm", {}, DIR), bars())
-    result = run_mm(load_strategy("basic_mm", {}, DIR), bars(), MMConfig(fill_model=OPTIMISTIC_BARS), tick=0.01)
+    result = run_mm(
+        load_strategy("basic_mm", {}, DIR), bars(), MMConfig(fill_model=OPTIMISTIC_BARS), tick=0.01
+    )
     assert result.stats["maker_fills"] > 0
     with pytest.raises(BacktestError, match="not list"):
         run_mm(load_strategy("basic_mm", {}, DIR), [1, 2, 3])

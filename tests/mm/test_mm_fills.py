@@ -29,7 +29,20 @@ def run_kernel(flow, orders_spec, qcode=0, qpower=2.0, deep=50.0, fee=0.0):
     arrays += (flow.bid_tick, flow.ask_tick, flow.bid_size, flow.ask_size)
     while i < len(flow):
         i, nfill, _ = fm.advance(
-            i, *arrays, orders, state, fills, nfill, fm.NEVER, False, False, qcode, qpower, deep, fee, TICK
+            i,
+            *arrays,
+            orders,
+            state,
+            fills,
+            nfill,
+            fm.NEVER,
+            False,
+            False,
+            qcode,
+            qpower,
+            deep,
+            fee,
+            TICK,
         )
     return fills[:nfill], orders, state
 
@@ -57,7 +70,9 @@ def test_a_trade_through_the_price_fills_the_whole_order():
     flow = make_flow([book(0, 100, 101, 5, 10), sell(2, 98, 1, 100, 101, 5, 10)])
     rows, _, _ = run_kernel(flow, [(1, 99, 4.0, 0.5)], deep=50.0)
     assert rows[:, fm.F_QTY].tolist() == [4.0]
-    at_price, _, _ = run_kernel(make_flow([book(0, 100, 101, 5, 10), sell(2, 99, 1, 100, 101, 5, 10)]), [(1, 99, 4.0, 0.5)])
+    at_price, _, _ = run_kernel(
+        make_flow([book(0, 100, 101, 5, 10), sell(2, 99, 1, 100, 101, 5, 10)]), [(1, 99, 4.0, 0.5)]
+    )
     assert len(at_price) == 0  # at its price, 1 traded against 50 ahead: nothing
 
 
@@ -108,24 +123,44 @@ def test_latency_an_order_is_not_live_before_it_arrives():
 
 
 def test_a_crossing_order_is_rejected_post_only():
-    rows, orders, state = run_kernel(make_flow([book(0, 100, 101, 5, 10), book(1, 100, 101, 6, 10)]), [(1, 101, 1.0, 0.5)])
+    rows, orders, state = run_kernel(
+        make_flow([book(0, 100, 101, 5, 10), book(1, 100, 101, 6, 10)]), [(1, 101, 1.0, 0.5)]
+    )
     assert len(rows) == 0 and state[fm.S_REJECTS] == 1 and orders[0, fm.O_LIVE] == fm.FREE
 
 
 def test_cancelled_order_never_fills():
-    flow = make_flow([book(0, 100, 101, 0, 10), book(1, 100, 101, 0, 10), sell(3, 100, 5, 100, 101, 0, 10)])
+    flow = make_flow(
+        [book(0, 100, 101, 0, 10), book(1, 100, 101, 0, 10), sell(3, 100, 5, 100, 101, 0, 10)]
+    )
     orders_spec = [(1, 100, 1.0, 0.5)]
     rows, _, _ = run_kernel(flow, orders_spec)
     assert len(rows) == 1  # nothing ahead: the trade fills it
-    flow2 = make_flow([book(0, 100, 101, 0, 10), book(1, 100, 101, 0, 10), book(2.5, 100, 101, 0, 10), sell(3, 100, 5, 100, 101, 0, 10)])
+    flow2 = make_flow(
+        [
+            book(0, 100, 101, 0, 10),
+            book(1, 100, 101, 0, 10),
+            book(2.5, 100, 101, 0, 10),
+            sell(3, 100, 5, 100, 101, 0, 10),
+        ]
+    )
     orders = fm.new_orders(8)
-    orders[0, [fm.O_LIVE, fm.O_SIDE, fm.O_PTICK, fm.O_QTY, fm.O_T_ACTIVE, fm.O_T_CANCEL]] = (fm.PENDING, 1, 100, 1.0, 0.5e6, 2e6)
+    orders[0, [fm.O_LIVE, fm.O_SIDE, fm.O_PTICK, fm.O_QTY, fm.O_T_ACTIVE, fm.O_T_CANCEL]] = (
+        fm.PENDING,
+        1,
+        100,
+        1.0,
+        0.5e6,
+        2e6,
+    )
     state = np.zeros(fm.S_SIZE)
     state[[fm.S_BID, fm.S_ASK, fm.S_BSZ, fm.S_ASZ]] = (100, 101, 0, 10)
     fills = np.zeros((64, fm.F_COLUMNS))
     arrays = (flow2.time_ns, flow2.kind, flow2.side, flow2.price_tick, flow2.size)
     arrays += (flow2.bid_tick, flow2.ask_tick, flow2.bid_size, flow2.ask_size)
-    _, nfill, _ = fm.advance(1, *arrays, orders, state, fills, 0, fm.NEVER, False, False, 0, 1.0, 0.0, 0.0, TICK)
+    _, nfill, _ = fm.advance(
+        1, *arrays, orders, state, fills, 0, fm.NEVER, False, False, 0, 1.0, 0.0, 0.0, TICK
+    )
     assert nfill == 0
 
 

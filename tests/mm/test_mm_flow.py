@@ -38,7 +38,9 @@ def trade_gaps(f):
 
 def test_hawkes_trades_cluster(flow):
     gaps = trade_gaps(flow)
-    poisson = trade_gaps(generate_flow(FlowConfig(hours=0.5, hawkes_alpha=0.0, trade_rate=2.0), seed=11))
+    poisson = trade_gaps(
+        generate_flow(FlowConfig(hours=0.5, hawkes_alpha=0.0, trade_rate=2.0), seed=11)
+    )
     cv = gaps.std() / gaps.mean()
     assert cv > 1.2  # overdispersed: bursts and lulls
     assert poisson.std() / poisson.mean() == pytest.approx(1.0, abs=0.08)

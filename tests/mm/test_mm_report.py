@@ -15,7 +15,8 @@ from quantdesk.strategy import load_strategy, repo_strategies_dir
 def results():
     flow = generate_flow(FlowConfig(hours=0.1), seed=4)
     return [
-        run_mm(load_strategy("basic_mm", {"levels": n}, repo_strategies_dir()), flow) for n in (1, 3)
+        run_mm(load_strategy("basic_mm", {"levels": n}, repo_strategies_dir()), flow)
+        for n in (1, 3)
     ]
 
 

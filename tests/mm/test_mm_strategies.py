@@ -9,7 +9,13 @@ import pytest
 from quantdesk.mm.backtest import Book, MMContext
 from quantdesk.mm.quotes import ASK, BID
 from quantdesk.mm.volatility import ewma_variance
-from quantdesk.strategy import ParamError, QuoteStrategy, load_strategy, repo_strategies_dir, strategy_class
+from quantdesk.strategy import (
+    ParamError,
+    QuoteStrategy,
+    load_strategy,
+    repo_strategies_dir,
+    strategy_class,
+)
 
 DIR = repo_strategies_dir()
 basic = strategy_class("basic_mm", DIR)

@@ -20,7 +20,9 @@ MAX_SETS = 8  # parameter sets side by side: more is a sweep, for `quantdesk opt
 def positive(ctx: click.Context, param: click.Parameter, value: float) -> float:
     """Click callback: a finite number > 0."""
     if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"--{param.name.replace('_', '-')} must be a positive number, got {value:g}")
+        raise ConfigError(
+            f"--{param.name.replace('_', '-')} must be a positive number, got {value:g}"
+        )
     return value
 
 
@@ -44,9 +46,24 @@ def mm() -> None:
 
 
 @mm.command("backtest")
-@click.option("--strategy", "name", default="basic_mm", show_default=True, help="basic_mm or avellaneda_stoikov.")
-@click.option("--seed", type=int, default=7, show_default=True, help="Seed of the synthetic order flow.")
-@click.option("--hours", type=float, default=6.0, callback=hours_range, show_default=True, help="Hours of flow.")
+@click.option(
+    "--strategy",
+    "name",
+    default="basic_mm",
+    show_default=True,
+    help="basic_mm or avellaneda_stoikov.",
+)
+@click.option(
+    "--seed", type=int, default=7, show_default=True, help="Seed of the synthetic order flow."
+)
+@click.option(
+    "--hours",
+    type=float,
+    default=6.0,
+    callback=hours_range,
+    show_default=True,
+    help="Hours of flow.",
+)
 @click.option(
     "--param",
     "param_args",
@@ -54,12 +71,37 @@ def mm() -> None:
     metavar="NAME=VALUE",
     help="A strategy param; NAME=a,b runs each value side by side (at most 8 sets).",
 )
-@click.option("--venue", type=click.Choice(["rebate", "binance-um", "zero"]), default="rebate", show_default=True)
-@click.option("--queue", type=click.Choice(["risk_averse", "prob"]), default="risk_averse", show_default=True)
-@click.option("--feed-latency-ms", type=float, default=5.0, callback=non_negative, show_default=True)
-@click.option("--entry-latency-ms", type=float, default=10.0, callback=non_negative, show_default=True)
-@click.option("--informed", type=float, default=0.2, callback=probability, show_default=True, help="Share of informed trades.")
-@click.option("--vol", type=float, default=0.6, callback=non_negative, show_default=True, help="Annualized mid volatility.")
+@click.option(
+    "--venue",
+    type=click.Choice(["rebate", "binance-um", "zero"]),
+    default="rebate",
+    show_default=True,
+)
+@click.option(
+    "--queue", type=click.Choice(["risk_averse", "prob"]), default="risk_averse", show_default=True
+)
+@click.option(
+    "--feed-latency-ms", type=float, default=5.0, callback=non_negative, show_default=True
+)
+@click.option(
+    "--entry-latency-ms", type=float, default=10.0, callback=non_negative, show_default=True
+)
+@click.option(
+    "--informed",
+    type=float,
+    default=0.2,
+    callback=probability,
+    show_default=True,
+    help="Share of informed trades.",
+)
+@click.option(
+    "--vol",
+    type=float,
+    default=0.6,
+    callback=non_negative,
+    show_default=True,
+    help="Annualized mid volatility.",
+)
 @click.option("--max-inventory", type=float, default=10.0, callback=positive, show_default=True)
 @click.option("--cash", type=float, default=10_000.0, callback=cash_amount, show_default=True)
 @click.option("--report", "report_path", default=None, help="Write an HTML report (plotly) here.")
@@ -129,4 +171,6 @@ def print_mm_stats(results: list) -> None:
     out = console()
     for i, r in enumerate(results):
         params = ", ".join(f"{k}={v}" for k, v in r.params.items())
-        out.print(f"set {i + 1}: {params}" + (f" (stopped: {r.stop_reason})" if r.stop_reason else ""))
+        out.print(
+            f"set {i + 1}: {params}" + (f" (stopped: {r.stop_reason})" if r.stop_reason else "")
+        )

@@ -150,7 +150,9 @@ def as_flow(data: Any, fill_model: str, tick: float | None = None) -> Flow:
         raise BacktestError(f"unknown fill model {fill_model!r} (known: {', '.join(FILL_MODELS)})")
     if isinstance(data, Flow):
         if data.extra.get("optimistic_bars") and fill_model != OPTIMISTIC_BARS:
-            raise BacktestError("this flow was made from bars: run it with fill_model='optimistic_bars'")
+            raise BacktestError(
+                "this flow was made from bars: run it with fill_model='optimistic_bars'"
+            )
         return data
     if _is_bars(data):
         if fill_model != OPTIMISTIC_BARS:
@@ -198,7 +200,9 @@ class _Run:
         self.resume_day = -1
         self.stop_reason = ""
         refresh = getattr(strategy, "refresh_ticks", None)  # a strategy param overrides it
-        self.limits = config.limits if refresh is None else replace(config.limits, refresh_ticks=int(refresh))
+        self.limits = (
+            config.limits if refresh is None else replace(config.limits, refresh_ticks=int(refresh))
+        )
         self.limiter = RateLimiter(self.limits)
         self.places = self.cancels = self.amends = self.deferred = self.clipped = 0
         self.placed_qty = 0.0
@@ -292,12 +296,26 @@ class _Run:
         """Inventory and cash from the fills the kernel added since the last call."""
         out = []
         for row in self.fills[self.seen : self.nfill]:
-            side, price, qty, fee = int(row[fm.F_SIDE]), row[fm.F_PRICE], row[fm.F_QTY], row[fm.F_FEE]
+            side, price, qty, fee = (
+                int(row[fm.F_SIDE]),
+                row[fm.F_PRICE],
+                row[fm.F_QTY],
+                row[fm.F_FEE],
+            )
             self.inventory += side * qty
             self.cash -= side * price * qty + fee
             self.max_abs_inventory = max(self.max_abs_inventory, abs(self.inventory))
             out.append(
-                MMFill(int(row[fm.F_TIME]), side, price, qty, row[fm.F_MID], fee, bool(row[fm.F_MAKER]), int(row[fm.F_ORDER]))
+                MMFill(
+                    int(row[fm.F_TIME]),
+                    side,
+                    price,
+                    qty,
+                    row[fm.F_MID],
+                    fee,
+                    bool(row[fm.F_MAKER]),
+                    int(row[fm.F_ORDER]),
+                )
             )
         self.seen = self.nfill
         return out
@@ -320,7 +338,15 @@ class _Run:
         if self.nfill + 1 >= len(self.fills) - SLOTS - 2:
             self.grow_fills()
         self.fills[self.nfill] = (
-            now, side, price, qty, mid, self.config.venue.taker_fee * price * qty, 0.0, -1, pos
+            now,
+            side,
+            price,
+            qty,
+            mid,
+            self.config.venue.taker_fee * price * qty,
+            0.0,
+            -1,
+            pos,
         )
         self.nfill += 1
         self.book_fills()
@@ -339,11 +365,15 @@ class _Run:
             return
         if self.peak - equity > self.config.max_drawdown * self.config.capital:
             self.quoting, self.resume_day = False, -1
-            self.stop_reason = f"max drawdown at {pd.Timestamp(self.flow.config.start_ns + now, tz='UTC')}"
+            self.stop_reason = (
+                f"max drawdown at {pd.Timestamp(self.flow.config.start_ns + now, tz='UTC')}"
+            )
             self.flatten(now, pos)
         elif equity - self.day_equity < -self.config.daily_loss_limit:
             self.quoting, self.resume_day = False, day + 1
-            self.stop_reason = f"daily loss limit at {pd.Timestamp(self.flow.config.start_ns + now, tz='UTC')}"
+            self.stop_reason = (
+                f"daily loss limit at {pd.Timestamp(self.flow.config.start_ns + now, tz='UTC')}"
+            )
             self.flatten(now, pos)
 
     # -- the loop ---------------------------------------------------------------------------
@@ -419,7 +449,10 @@ class _Run:
                 j = i - 1
                 trade = Trade(now, int(flow.side[j]), flow.price_tick[j] * self.tick, flow.size[j])
                 desired = strategy.on_trade(trade, ctx) or None
-            self.state[fm.S_VIEW_BID], self.state[fm.S_VIEW_ASK] = self.state[fm.S_BID], self.state[fm.S_ASK]
+            self.state[fm.S_VIEW_BID], self.state[fm.S_VIEW_ASK] = (
+                self.state[fm.S_BID],
+                self.state[fm.S_ASK],
+            )
             if not self.quoting:
                 continue
             if desired is None and reason == fm.TIMER:
@@ -456,13 +489,20 @@ def _result(run: _Run, wall: float) -> MMResult:
     flow, cfg = run.flow, run.config
     n = len(flow)
     rows = run.fills[: run.nfill]
-    fills = pd.DataFrame(rows, columns=["time_ns", "side", "price", "qty", "mid", "fee", "maker", "order_id", "pos"])
+    fills = pd.DataFrame(
+        rows, columns=["time_ns", "side", "price", "qty", "mid", "fee", "maker", "order_id", "pos"]
+    )
     for col in ("time_ns", "side", "order_id", "pos"):
         fills[col] = fills[col].astype(np.int64)
     fills["maker"] = fills["maker"].astype(bool)
     fills.insert(0, "time", pd.to_datetime(flow.config.start_ns + fills["time_ns"], utc=True))
     mid = flow.mid
-    side, qty, price, fee = rows[:, fm.F_SIDE], rows[:, fm.F_QTY], rows[:, fm.F_PRICE], rows[:, fm.F_FEE]
+    side, qty, price, fee = (
+        rows[:, fm.F_SIDE],
+        rows[:, fm.F_QTY],
+        rows[:, fm.F_PRICE],
+        rows[:, fm.F_FEE],
+    )
     pos = rows[:, fm.F_POS].astype(np.int64)
     signed = side * qty
     inv = np.cumsum(np.bincount(pos, weights=signed, minlength=n))
@@ -534,7 +574,11 @@ def _stats(
     hours = max(float(flow.time_ns[-1]) / 3.6e12, 1e-9)
     minute = paths["equity"].iloc[::60].to_numpy()
     rets = np.diff(minute) / cfg.capital
-    sharpe = float(rets.mean() / rets.std() * math.sqrt(525_600)) if len(rets) > 1 and rets.std() > 0 else 0.0
+    sharpe = (
+        float(rets.mean() / rets.std() * math.sqrt(525_600))
+        if len(rets) > 1 and rets.std() > 0
+        else 0.0
+    )
     eq = paths["equity"].to_numpy()
     drawdown = float(np.max(np.maximum.accumulate(eq) - eq) / cfg.capital) if len(eq) else 0.0
     maker = fills[fills["maker"]]

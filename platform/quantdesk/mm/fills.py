@@ -86,7 +86,7 @@ class Latency:
     @property
     def action_ns(self) -> int:
         """ns from an event to the exchange acting on an order decided on it."""
-        return int(round((self.feed_ms + self.entry_ms) * 1e6))
+        return round((self.feed_ms + self.entry_ms) * 1e6)
 
 
 @nb.njit(cache=True)
@@ -164,8 +164,9 @@ def advance(
     """Process events from i0 until one needs the strategy; (next index, fills, reason).
 
     Returns after an event that filled us (FILLED), moved the touch away from what the
-    strategy last saw (TOUCH, if watch_touch), printed a trade when watched (TRADE_SEEN), before the first
-    event at or after stop_t (TIMER), with the fill table nearly full (FULL) or at the end.
+    strategy last saw (TOUCH, if watch_touch), printed a trade when watched (TRADE_SEEN),
+    before the first event at or after stop_t (TIMER), with the fill table nearly full (FULL)
+    or at the end.
     """
     n = len(t_ns)
     nord = orders.shape[0]
@@ -201,7 +202,9 @@ def advance(
                 orders[k, O_LIVE] = FREE
                 continue
             if live == PENDING and orders[k, O_T_ACTIVE] <= t:
-                q = join_queue(int(orders[k, O_SIDE]), int(orders[k, O_PTICK]), pb, pa, pbs, pas, deep)
+                q = join_queue(
+                    int(orders[k, O_SIDE]), int(orders[k, O_PTICK]), pb, pa, pbs, pas, deep
+                )
                 if q < 0:
                     orders[k, O_LIVE] = FREE
                     state[S_REJECTS] += 1
@@ -229,7 +232,9 @@ def advance(
                 op = orders[k, O_PTICK]
                 through = op < tp if s > 0 else op > tp
                 if through:
-                    nfill = _fill(orders, k, orders[k, O_QTY], t, mid, tick, maker_fee, fills, nfill, i - 1)
+                    nfill = _fill(
+                        orders, k, orders[k, O_QTY], t, mid, tick, maker_fee, fills, nfill, i - 1
+                    )
                 elif op == tp:
                     ahead = orders[k, O_QUEUE]
                     got = min(max(ts - ahead, 0.0), orders[k, O_QTY])
@@ -250,7 +255,9 @@ def advance(
                 crossed = op <= opp
                 inside = op < mine
             if crossed:
-                nfill = _fill(orders, k, orders[k, O_QTY], t, mid, tick, maker_fee, fills, nfill, i - 1)
+                nfill = _fill(
+                    orders, k, orders[k, O_QTY], t, mid, tick, maker_fee, fills, nfill, i - 1
+                )
             elif inside:
                 orders[k, O_QUEUE] = 0.0
             elif op == mine:

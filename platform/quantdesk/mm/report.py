@@ -60,10 +60,19 @@ def figure(result: MMResult) -> object:
             col=1,
         )
     fills = result.fills
-    for side, label, symbol in ((1, "buy fills", "triangle-up"), (-1, "sell fills", "triangle-down")):
+    for side, label, symbol in (
+        (1, "buy fills", "triangle-up"),
+        (-1, "sell fills", "triangle-down"),
+    ):
         f = fills[fills["side"] == side].iloc[:MAX_POINTS]
         fig.add_trace(
-            go.Scatter(x=f["time"].dt.floor("us"), y=f["price"], mode="markers", name=label, marker_symbol=symbol),
+            go.Scatter(
+                x=f["time"].dt.floor("us"),
+                y=f["price"],
+                mode="markers",
+                name=label,
+                marker_symbol=symbol,
+            ),
             row=1,
             col=1,
         )
