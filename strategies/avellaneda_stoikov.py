@@ -15,7 +15,7 @@ import math
 
 from quantdesk.mm.quotes import ASK, BID, Quote
 from quantdesk.mm.volatility import ewma_variance
-from quantdesk.strategy import Float, QuoteStrategy
+from quantdesk.strategy import Float, Int, QuoteStrategy
 
 
 def reservation_price(
@@ -50,6 +50,7 @@ class AvellanedaStoikov(QuoteStrategy):
         "horizon": Float(0.0, 1e6, 300.0),  # seconds of T - t; 0 = until the run's end
         "size": Float(0.001, 1e6, 1.0),
         "vol_halflife": Float(0.1, 86400.0, 60.0),
+        "refresh_ticks": Int(1, 100, 2),  # replace an order only once its price moved this far
     }
 
     def reset(self) -> None:
