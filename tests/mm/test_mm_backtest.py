@@ -92,11 +92,12 @@ def test_drawdown_stop_flattens_and_stops_quoting(flow):
     assert "max drawdown" in result.stop_reason
     f = result.fills
     taker = f[~f["maker"]]
-    assert len(taker) <= 1
+    assert 1 <= len(taker) <= 3  # the flatten, again if a resting order filled on the way out
     assert result.stats["final_inventory"] == pytest.approx(0.0, abs=1e-9)
-    # after the flatten only fills of orders still resting while their cancel travelled
-    stop_t = taker["time_ns"].iloc[0] if len(taker) else f["time_ns"].iloc[-1]
-    assert (f["time_ns"] > stop_t + 15_000_000).sum() == 0
+    # no maker fill later than the cancels' travel time (feed + entry latency) after the stop
+    stop_t = taker["time_ns"].iloc[0]
+    assert (f["maker"] & (f["time_ns"] > stop_t + 15_000_000)).sum() == 0
+    assert result.stats["fills"] < 50  # it stopped early on a 0.5 h run
 
 
 def test_daily_loss_limit_stops_for_the_day(flow):

@@ -434,6 +434,9 @@ class _Run:
             ctx.now_ns, ctx.inventory, ctx.cash = now, self.inventory, self.cash
             ctx.working = list(self.working.values())
             self.risk(now, pos)
+            if not self.quoting and new_fills and abs(self.inventory) > cfg.min_size:
+                # an order still resting while its cancel travelled filled after the flatten
+                self.flatten(now, pos)
             ctx.quoting = self.quoting
             desired: list[Quote] | None = None
             self.calls += 1
