@@ -23,7 +23,7 @@ def run_kernel(flow, orders_spec, qcode=0, qpower=2.0, deep=50.0, fee=0.0):
     state = np.zeros(fm.S_SIZE)
     state[fm.S_BID], state[fm.S_ASK] = flow.bid_tick[0], flow.ask_tick[0]
     state[fm.S_BSZ], state[fm.S_ASZ] = flow.bid_size[0], flow.ask_size[0]
-    fills = np.zeros((64, fm.F_COLUMNS))
+    fills = np.zeros((1024, fm.F_COLUMNS))
     nfill, i = 0, 1
     arrays = (flow.time_ns, flow.kind, flow.side, flow.price_tick, flow.size)
     arrays += (flow.bid_tick, flow.ask_tick, flow.bid_size, flow.ask_size)
@@ -155,7 +155,7 @@ def test_cancelled_order_never_fills():
     )
     state = np.zeros(fm.S_SIZE)
     state[[fm.S_BID, fm.S_ASK, fm.S_BSZ, fm.S_ASZ]] = (100, 101, 0, 10)
-    fills = np.zeros((64, fm.F_COLUMNS))
+    fills = np.zeros((1024, fm.F_COLUMNS))
     arrays = (flow2.time_ns, flow2.kind, flow2.side, flow2.price_tick, flow2.size)
     arrays += (flow2.bid_tick, flow2.ask_tick, flow2.bid_size, flow2.ask_size)
     _, nfill, _ = fm.advance(

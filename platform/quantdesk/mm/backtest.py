@@ -335,7 +335,7 @@ class _Run:
         price = (self.state[fm.S_ASK] if side > 0 else self.state[fm.S_BID]) * self.tick
         qty = abs(self.inventory)
         mid = (self.state[fm.S_BID] + self.state[fm.S_ASK]) * 0.5 * self.tick
-        if self.nfill + 1 >= len(self.fills) - SLOTS - 2:
+        if self.nfill + 1 >= len(self.fills) - SLOTS * fm.MAX_SAME_TIME - 2:
             self.grow_fills()
         self.fills[self.nfill] = (
             now,
@@ -401,6 +401,8 @@ class _Run:
         )
         n = len(flow)
         i = 1
+        st = self.state
+        changed = st[fm.S_CHANGED]
         started = time.perf_counter()
         while i < n:
             i, self.nfill, reason = fm.advance(
@@ -425,8 +427,10 @@ class _Run:
                 self.grow_fills()
             now = int(next_timer) if reason == fm.TIMER else int(flow.time_ns[i - 1])
             pos = i - 1
-            new_fills = self.book_fills()
-            self.sync()
+            new_fills = self.book_fills() if self.nfill > self.seen else []
+            if new_fills or st[fm.S_CHANGED] != changed:
+                changed = st[fm.S_CHANGED]
+                self.sync()  # only when the kernel finished or resized an order
             book.time_ns = now
             book.bid = self.state[fm.S_BID] * self.tick
             book.ask = self.state[fm.S_ASK] * self.tick

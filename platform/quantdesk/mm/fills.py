@@ -35,7 +35,10 @@ F_COLUMNS = 9
 
 # kernel state (float64): the exchange touch before the next event, counters, uptime
 S_BID, S_ASK, S_BSZ, S_ASZ, S_LAST_T, S_UPTIME, S_REJECTS, S_VIEW_BID, S_VIEW_ASK = range(9)
-S_SIZE = 9
+S_CHANGED = 9  # counts orders done or resized without a fill: Python re-reads the table then
+S_SIZE = 10
+
+MAX_SAME_TIME = 16  # room in the fill table for events sharing one timestamp
 
 # why the kernel returned
 END, FILLED, TOUCH, TIMER, TRADE_SEEN, FULL = 0, 1, 2, 3, 4, 5
@@ -170,7 +173,8 @@ def advance(
     """
     n = len(t_ns)
     nord = orders.shape[0]
-    cap = fills.shape[0] - nord - 2
+    cap = fills.shape[0] - nord * MAX_SAME_TIME - 2
+    nfill0 = nfill
     for i in range(i0, n):
         t = float(t_ns[i])
         if t >= stop_t:
@@ -200,6 +204,7 @@ def advance(
                 continue
             if orders[k, O_T_CANCEL] <= t:
                 orders[k, O_LIVE] = FREE
+                state[S_CHANGED] += 1
                 continue
             if live == PENDING and orders[k, O_T_ACTIVE] <= t:
                 q = join_queue(
@@ -208,6 +213,7 @@ def advance(
                 if q < 0:
                     orders[k, O_LIVE] = FREE
                     state[S_REJECTS] += 1
+                    state[S_CHANGED] += 1
                     continue
                 orders[k, O_QUEUE] = q
                 orders[k, O_LIVE] = ACTIVE
@@ -215,9 +221,9 @@ def advance(
                 # a size decrease keeps the queue position; never below what already filled
                 orders[k, O_QTY] = min(orders[k, O_QTY], orders[k, O_NEW_QTY])
                 orders[k, O_T_AMEND] = NEVER
+                state[S_CHANGED] += 1
                 if orders[k, O_QTY] <= 1e-12:
                     orders[k, O_LIVE] = FREE
-        before = nfill
         b = bid_t[i]
         a = ask_t[i]
         bs = bid_sz[i]
@@ -269,10 +275,13 @@ def advance(
         state[S_ASK] = a
         state[S_BSZ] = bs
         state[S_ASZ] = asz
-        if nfill > before:
-            return i + 1, nfill, FILLED
         if nfill >= cap:
             return i + 1, nfill, FULL
+        # events sharing a timestamp (one order walking the book) reach the strategy together
+        if i + 1 < n and t_ns[i + 1] == t_ns[i]:
+            continue
+        if nfill > nfill0:
+            return i + 1, nfill, FILLED
         if watch_touch and (b != state[S_VIEW_BID] or a != state[S_VIEW_ASK]):
             return i + 1, nfill, TOUCH
         if watch_trades and kind[i] == 1:
