@@ -2,7 +2,8 @@
 
 Rows: the matching kernel alone (resting quotes, no strategy calls: the numba hot loop over
 every event), then the full backtest of each strategy (the kernel stops at every timer, touch
-change and fill, and Python calls the strategy, diffs quotes and checks risk). Flow generation
+change and fill, and Python calls the strategy, diffs quotes and checks risk), and basic_mm
+with a 250 ms requote throttle (touch changes soon after a requote wait). Flow generation
 is timed apart. `BENCH_MM_HOURS` sets the hours of flow (default 6, about 510k events).
 """
 
@@ -50,9 +51,8 @@ def kernel_only(flow) -> tuple[float, int]:
                     0.0,
                 )
                 orders[k, fm.O_T_CANCEL] = fm.NEVER
-        i, nfill, _ = fm.advance(
-            i, *arrays, orders, state, fills, nfill, fm.NEVER, False, False, 1, 2.0, 30.0, 0.0, 0.01
-        )
+        args = (orders, state, fills, nfill, fm.NEVER, False, False, 0.0, 1, 2.0, 30.0, 0.0, 0.01)
+        i, nfill, _ = fm.advance(i, *arrays, *args)
         total += nfill
         nfill = 0
     return time.perf_counter() - started, total
@@ -70,16 +70,16 @@ def main() -> None:
     rows = [("flow generation", gen, "-", "-")]
     wall, nfills = kernel_only(flow)
     rows.append(("matching kernel alone (10 resting quotes)", wall, "-", f"{nfills:,}"))
-    for name in ("basic_mm", "avellaneda_stoikov"):
+    for name, requote in (("basic_mm", 0), ("avellaneda_stoikov", 0), ("basic_mm", 250)):
         strategy = load_strategy(name, {}, repo_strategies_dir())
-        run_mm(strategy, generate_flow(FlowConfig(hours=0.01), seed=1), MMConfig())  # warm-up
+        config = MMConfig(requote_ms=requote)
+        run_mm(strategy, generate_flow(FlowConfig(hours=0.01), seed=1), config)  # warm-up
         t0 = time.perf_counter()
-        result = run_mm(strategy, flow, MMConfig())
+        result = run_mm(strategy, flow, config)
         wall = time.perf_counter() - t0
         s = result.stats
-        rows.append(
-            (f"backtest {name}", wall, f"{s['strategy_calls']:,.0f}", f"{s['maker_fills']:,.0f}")
-        )
+        label = f"backtest {name}" + (f", requote throttle {requote} ms" if requote else "")
+        rows.append((label, wall, f"{s['strategy_calls']:,.0f}", f"{s['maker_fills']:,.0f}"))
     print(
         f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}; "
         f"{time.strftime('%Y-%m-%d', time.gmtime())}; {HOURS:g} h of flow, {n:,} events"

@@ -200,3 +200,13 @@ def test_bar_data_is_refused_unless_optimistic_is_named():
     assert result.stats["maker_fills"] > 0
     with pytest.raises(BacktestError, match="not list"):
         run_mm(load_strategy("basic_mm", {}, DIR), [1, 2, 3])
+
+
+def test_requote_throttle_spaces_the_book_calls(flow):
+    every = run_mm(load_strategy("basic_mm", {}, DIR), flow, MMConfig())
+    throttled = run_mm(load_strategy("basic_mm", {}, DIR), flow, MMConfig(requote_ms=250))
+    # timer calls (1,800 in 0.5 h) and fill calls stay; touch calls within 250 ms wait
+    assert throttled.stats["strategy_calls"] < every.stats["strategy_calls"] - 300
+    t = throttled.stats
+    parts = t["spread_pnl"] + t["inventory_pnl"] + t["fees_pnl"]
+    assert t["total_pnl"] == pytest.approx(parts, abs=1e-9)

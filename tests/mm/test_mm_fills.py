@@ -38,6 +38,7 @@ def run_kernel(flow, orders_spec, qcode=0, qpower=2.0, deep=50.0, fee=0.0):
             fm.NEVER,
             False,
             False,
+            0.0,
             qcode,
             qpower,
             deep,
@@ -159,7 +160,7 @@ def test_cancelled_order_never_fills():
     arrays = (flow2.time_ns, flow2.kind, flow2.side, flow2.price_tick, flow2.size)
     arrays += (flow2.bid_tick, flow2.ask_tick, flow2.bid_size, flow2.ask_size)
     _, nfill, _ = fm.advance(
-        1, *arrays, orders, state, fills, 0, fm.NEVER, False, False, 0, 1.0, 0.0, 0.0, TICK
+        1, *arrays, orders, state, fills, 0, fm.NEVER, False, False, 0.0, 0, 1.0, 0.0, 0.0, TICK
     )
     assert nfill == 0
 

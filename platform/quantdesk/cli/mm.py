@@ -87,6 +87,14 @@ def mm() -> None:
     "--entry-latency-ms", type=float, default=10.0, callback=non_negative, show_default=True
 )
 @click.option(
+    "--requote-ms",
+    type=float,
+    default=0.0,
+    callback=non_negative,
+    show_default=True,
+    help="Touch changes this soon after a requote wait (fills never do).",
+)
+@click.option(
     "--informed",
     type=float,
     default=0.2,
@@ -117,6 +125,7 @@ def backtest_cmd(
     queue: str,
     feed_latency_ms: float,
     entry_latency_ms: float,
+    requote_ms: float,
     informed: float,
     vol: float,
     max_inventory: float,
@@ -149,6 +158,7 @@ def backtest_cmd(
         queue=QUEUE_MODELS[queue],
         capital=cash,
         max_inventory=max_inventory,
+        requote_ms=requote_ms,
     )
     results = [run_mm(s, flow, config) for s in strategies]
     print_mm_stats(results)

@@ -63,6 +63,9 @@ class MMConfig:
     deep_queue: float | None = None  # size ahead behind the touch; None: the flow's depth
     fill_model: str = QUEUE
     min_size: float = 1e-9
+    # touch changes within this long after an on_book call wait (fills never do): a requote
+    # throttle, as market makers run to bound message rates; 0 = every touch change
+    requote_ms: float = 0.0
 
 
 @dataclass(slots=True)
@@ -403,6 +406,8 @@ class _Run:
         i = 1
         st = self.state
         changed = st[fm.S_CHANGED]
+        requote_ns = cfg.requote_ms * 1e6
+        touch_after = 0.0
         started = time.perf_counter()
         while i < n:
             i, self.nfill, reason = fm.advance(
@@ -415,6 +420,7 @@ class _Run:
                 next_timer,
                 watch_trades,
                 True,
+                touch_after,
                 cfg.queue.code,
                 cfg.queue.power,
                 deep,
@@ -452,6 +458,7 @@ class _Run:
                 desired = strategy.on_timer(now, ctx)
             elif reason in (fm.TOUCH, fm.FILLED):
                 desired = strategy.on_book(book, ctx)
+                touch_after = now + requote_ns
             elif reason == fm.TRADE_SEEN:
                 j = i - 1
                 trade = Trade(now, int(flow.side[j]), flow.price_tick[j] * self.tick, flow.size[j])

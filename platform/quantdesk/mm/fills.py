@@ -158,6 +158,7 @@ def advance(
     stop_t,
     watch_trades,
     watch_touch,
+    touch_after,
     qcode,
     qpower,
     deep,
@@ -167,9 +168,9 @@ def advance(
     """Process events from i0 until one needs the strategy; (next index, fills, reason).
 
     Returns after an event that filled us (FILLED), moved the touch away from what the
-    strategy last saw (TOUCH, if watch_touch), printed a trade when watched (TRADE_SEEN),
-    before the first event at or after stop_t (TIMER), with the fill table nearly full (FULL)
-    or at the end.
+    strategy last saw (TOUCH, if watch_touch, from touch_after on), printed a trade when
+    watched (TRADE_SEEN), before the first event at or after stop_t (TIMER), with the fill
+    table nearly full (FULL) or at the end.
     """
     n = len(t_ns)
     nord = orders.shape[0]
@@ -282,7 +283,7 @@ def advance(
             continue
         if nfill > nfill0:
             return i + 1, nfill, FILLED
-        if watch_touch and (b != state[S_VIEW_BID] or a != state[S_VIEW_ASK]):
+        if watch_touch and t >= touch_after and (b != state[S_VIEW_BID] or a != state[S_VIEW_ASK]):
             return i + 1, nfill, TOUCH
         if watch_trades and kind[i] == 1:
             return i + 1, nfill, TRADE_SEEN
