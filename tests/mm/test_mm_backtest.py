@@ -11,7 +11,7 @@ import pytest
 
 from quantdesk.errors import BacktestError
 from quantdesk.mm.backtest import OPTIMISTIC_BARS, MMConfig, run_mm
-from quantdesk.mm.fills import VENUES, Latency, ProbQueue, Venue
+from quantdesk.mm.fills import VENUES, Latency, ProbQueue, RiskAverse, Venue
 from quantdesk.mm.flow import FlowConfig, generate_flow
 from quantdesk.mm.quotes import BID, Quote, QuoteLimits
 from quantdesk.strategy import QuoteStrategy, load_strategy, repo_strategies_dir
@@ -210,3 +210,32 @@ def test_requote_throttle_spaces_the_book_calls(flow):
     t = throttled.stats
     parts = t["spread_pnl"] + t["inventory_pnl"] + t["fees_pnl"]
     assert t["total_pnl"] == pytest.approx(parts, abs=1e-9)
+
+
+def test_prob_queue_fills_more_than_risk_averse():
+    # no volatility, orders kept (no timeout): fills come from the queue ahead being consumed,
+    # where the cancel model matters (with volatility most fills are the touch moving through
+    # the quote, the same under both models)
+    flow = generate_flow(FlowConfig(hours=0.5, vol=0.0, depth=60.0, informed_prob=0.2), seed=3)
+    keep = QuoteLimits(timeout_ns=10**15)
+    fills = {}
+    for queue in (RiskAverse(), ProbQueue(power=2.0)):
+        config = MMConfig(queue=queue, limits=keep)
+        fills[queue.code] = run_mm(load_strategy("basic_mm", {}, DIR), flow, config).stats
+    assert fills[1]["maker_fills"] > fills[0]["maker_fills"] + 10
+
+
+class FillCounter(Fixed):
+    def __init__(self):
+        super().__init__()
+        self.fills = []
+
+    def on_fill(self, fill, ctx):
+        self.fills.append((fill.side, fill.qty, ctx.inventory))
+        return []
+
+
+def test_on_fill_sees_each_fill_after_the_inventory_moved():
+    strategy = FillCounter()
+    run_mm(strategy, latency_flow(), MMConfig(latency=Latency(0.0, 2.0), venue=VENUES["zero"]))
+    assert strategy.fills == [(BID, 1.0, 1.0), (BID, 1.0, 2.0)]  # requoted after the first
