@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"venues"},
     {"engine"},
-    {"backtest", "arbitrage"},  # arbitrage: the two-venue funding backtest, beside backtest
+    {"backtest", "arbitrage", "mm"},  # arbitrage: two-venue funding; mm: market-making research
     {"selection"},  # ranks coins with backtests
     {"system", "promotion"},
     {"sandbox", "dashboards"},

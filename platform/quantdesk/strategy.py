@@ -443,6 +443,17 @@ class QuoteStrategy(Strategy):
         """One of our orders was (partly) filled."""
         return []
 
+    def on_trade(self, trade: Any, ctx: Any) -> list[Any]:
+        """A trade printed on the market (anyone's); the mm backtest calls it only if overridden.
+
+        An empty list keeps the quotes as they are: a trade is a notification, not a book state.
+        """
+        return []
+
+    def on_timer(self, now: Any, ctx: Any) -> list[Any]:
+        """The strategy's timer fired (the mm backtest: every timer interval, in its clock)."""
+        return []
+
     def on_funding(self, funding: Any, ctx: Any) -> list[Any]:
         """A funding payment settled on a perpetual."""
         return []

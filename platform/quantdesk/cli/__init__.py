@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "backtest",
     "dashboard",
     "data",
+    "mm",
     "optimize",
     "promote",
     "replay",

@@ -1,0 +1,9 @@
+"""Market-making research: a seeded order-flow simulator, a queue-position fill model, the
+desired-vs-working quote diff, an event-driven backtest with a PnL split, and its HTML report.
+
+flow (synthetic trades and book updates: Hawkes arrivals, heavy-tailed sizes, a reacting book,
+informed flow), fills (queue position, latency, fees: the numba matching kernel), quotes (Quote,
+the place/cancel diff with refresh threshold, timeout and rate limits), volatility (EWMA
+estimate the strategies share), backtest (the event loop, risk stops, result and stats) and
+report. The quoting rules are the strategies' (strategies/basic_mm.py, avellaneda_stoikov.py).
+"""
