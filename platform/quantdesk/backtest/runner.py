@@ -223,18 +223,24 @@ def _two_phase(open_rows: Any, range_rows: Any) -> Any:
 
 
 def on_bars(
-    close: pd.DataFrame, records: np.ndarray, init_cash: float, freq: Any = "infer"
+    close: pd.DataFrame,
+    records: np.ndarray,
+    init_cash: float,
+    freq: Any = "infer",
+    grouped: bool = False,
 ) -> vbt.Portfolio:
     """A portfolio of these vectorbt order records (idx = bar number, several may share a bar)
     over the bars' closes, for the stats functions of every mode (freq: bar_freq of close's
-    index, when the caller knows it)."""
+    index, when the caller knows it). grouped: all columns one cash-sharing group starting
+    with init_cash (what `simulate` builds for target weights), else init_cash per column."""
     records = np.sort(records, order=["col", "idx", "id"])  # vectorbt reads them per column
     records["id"] = np.arange(len(records))
     freq = bar_freq(close.index) if isinstance(freq, str) and freq == "infer" else freq
-    wrapper = vbt.base.array_wrapper.ArrayWrapper.from_obj(close, freq=freq)
-    init = np.full(close.shape[1], float(init_cash))
+    group_by = True if grouped else None
+    wrapper = vbt.base.array_wrapper.ArrayWrapper.from_obj(close, freq=freq, group_by=group_by)
+    init = np.full(1 if grouped else close.shape[1], float(init_cash))
     empty_logs = np.empty(0, dtype=vbt.portfolio.enums.log_dt)
-    return vbt.Portfolio(wrapper, close, records, empty_logs, init, cash_sharing=False)
+    return vbt.Portfolio(wrapper, close, records, empty_logs, init, cash_sharing=grouped)
 
 
 def _funded(

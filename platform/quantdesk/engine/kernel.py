@@ -9,6 +9,8 @@ For each step of the feed (bars sharing one open time T, closing at T + timefram
 2. confirm mode: approve / reject commands from the journal are applied;
 3. historical feeds: each runner acts on its last close's signals at this open (sized at the
    venue's price now): intents -> risk gate -> order manager -> venue -> fills -> portfolio;
+   then each target-weight runner rebalances the step's symbols together, one order at a time
+   (sells first), each filled before the next is sized;
 4. clock to T + timeframe; the venue closes the bars (resting limits match);
 5. runners see the closed bars (signals); live feeds act on them at once (step 3 again), since
    the next bar does not exist yet;
@@ -281,6 +283,16 @@ class Kernel:
                     followups.append((runner, action))
         if followups:
             await self._drain()
+        for runner in self.runners:
+            # a target-weight runner (WeightRunner) rebalances the whole step at once: each
+            # order it yields is carried out (and, on a bar venue, filled) before it sizes the
+            # next, so its buys spend the cash its sells released
+            rebalance = getattr(runner, "rebalance", None)
+            if rebalance is None:
+                continue
+            for actions in rebalance(events, self):
+                followups.extend((runner, action) for action in actions)
+                await self._drain()
 
     def _runners_of(self, symbol: str) -> list[Runner]:
         """The runners trading symbol (cached: looked up on every bar)."""

@@ -37,7 +37,7 @@ them at each close, taking the last row: history up to the last closed bar, neve
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, Protocol
@@ -61,9 +61,13 @@ from quantdesk.model import (
     stop_fill,
     take_profit_fill,
 )
-from quantdesk.strategy import QuoteStrategy, SignalStrategy, StrategyError
+from quantdesk.strategy import QuoteStrategy, Signals, SignalStrategy, StrategyError
 
 ENTRY, EXIT, STOP_LOSS, TAKE_PROFIT = 0, 3, 1, 2  # client id sequence numbers per bar
+REBALANCE = 4  # a target-weight order (one per symbol and bar)
+# vectorbt's tolerances (vectorbt.utils.math_): an order this small is no order
+SIZE_ZERO = Decimal("1e-12")
+CLOSE_REL = Decimal("1e-9")
 
 
 @dataclass(frozen=True)
@@ -198,13 +202,15 @@ class SignalRunner:
 
     # --- signals --------------------------------------------------------------------------------
 
-    def prepare(self, bars: pd.DataFrame) -> None:
-        """Replay: compute signals once over the whole (causal) history; rows looked up later."""
-        signals = self.strategy.signals(bars[[c for c in bars.columns if c[1] in self._col]])
+    def prepare(self, bars: pd.DataFrame, signals: Signals | None = None) -> None:
+        """Replay: compute signals once over the whole (causal) history; rows looked up later
+        (signals: already computed on these bars, e.g. by the replay choosing its runner)."""
+        if signals is None:
+            signals = self.strategy.signals(bars[[c for c in bars.columns if c[1] in self._col]])
         if signals.weights is not None:
             raise StrategyError(
-                f"{self.strategy.label()}: the engine runs entries/exits only "
-                "(target weights are backtest-only for now)"
+                f"{self.strategy.label()}: target weights run on one shared cash pool: "
+                "use WeightRunner (quantdesk.system.replay picks it)"
             )
         entries = np.asarray(signals.entries, dtype=bool)
         shape = entries.shape
@@ -260,7 +266,8 @@ class SignalRunner:
         signals = self.strategy.signals(frame)
         if signals.weights is not None:
             raise StrategyError(
-                f"{self.strategy.label()}: target weights need the whole universe at each close"
+                f"{self.strategy.label()}: target weights need the whole universe at each close; "
+                "paper and live run entries/exits only (replay runs target weights)"
             )
         if not self._sl and not self._tp:
             self._set_stops(signals)
@@ -500,6 +507,186 @@ class SignalRunner:
             sleeve.virtual_qty = intent.amount if intent.side is Side.BUY else -intent.amount
         elif intent.tag in ("exit", "reverse"):
             sleeve.virtual_qty = ZERO
+
+
+class WeightRunner:
+    """Runs a SignalStrategy's target weights on one cash pool shared by all its symbols, as
+    the backtest simulates them (vectorbt `from_orders` with size_type="targetpercent",
+    cash_sharing=True, call_seq="auto", val_price = the order price, update_value=False):
+
+    - the weights decided on the close of bar t are traded at the open of bar t+1 (`rebalance`,
+      called by the kernel once per step); a NaN weight holds the position (no order);
+    - the value is cash + the sum of qty x open over the symbols held, taken once before any
+      order of the bar; a symbol with weight w gets the target w x value / open, its order is
+      target - held (none when it is at most 1e-12, vectorbt's zero size);
+    - orders go out in vectorbt's automatic call sequence: ascending by w x value - qty x open
+      (sells first, ties in column order, symbols without a weight last); each is placed and
+      filled (the open plus slippage, synchronously in replay) before the next is sized;
+    - a buy is min(order, cash / ((1 + fee) x ask)) with the cash the orders before it left,
+      so cash never goes negative. vectorbt buys the whole order when its cost is within 1e-9
+      relative above the cash (its is_close) and holds a cash a hair below zero; the engine
+      buys the cash-limited amount then: at most 1e-9 of that order apart;
+    - funding settled on a perpetual is credited to the cash pool (later orders are sized
+      from it; the backtest adds the funding on top of an unfunded simulation instead).
+
+    Long only (a negative weight, a short, is refused) and replay only: the weights come from
+    `prepare`; paper and live runners see one symbol's window at a time, not the universe.
+    """
+
+    def __init__(
+        self,
+        strategy: SignalStrategy,
+        symbols: Sequence[str],
+        *,
+        capital: Decimal,
+        fee: Decimal,
+        strategy_id: str | None = None,
+    ) -> None:
+        """capital: the one starting cash of the whole universe; fee: the venue's fraction."""
+        if not isinstance(strategy, SignalStrategy):
+            raise StrategyError(f"{strategy.label()} is not a SignalStrategy")
+        self.strategy = strategy
+        self.strategy_id = strategy_id or strategy.label()
+        self.symbols = list(symbols)
+        self.fee = Decimal(fee)
+        self.capital = Decimal(capital)
+        self.cash = Decimal(capital)
+        self.qty: dict[str, Decimal] = dict.fromkeys(self.symbols, ZERO)
+        self._col = {s: j for j, s in enumerate(self.symbols)}
+        self._weights: np.ndarray | None = None
+        # symbol -> (weight, bar ms of the close it was decided on, that close): not NaN only
+        self._pending: dict[str, tuple[Decimal, int, Decimal]] = {}
+        self._opens: dict[str, Decimal] = {}  # last open per symbol: its valuation price
+        self._closes: dict[str, Decimal] = {}  # last close per symbol: funding's mark
+
+    def prepare(self, bars: pd.DataFrame, signals: Signals | None = None) -> None:
+        """Compute the weights once over the whole (causal) history; rows looked up later."""
+        if signals is None:
+            signals = self.strategy.signals(bars[[c for c in bars.columns if c[1] in self._col]])
+        if signals.weights is None:
+            raise StrategyError(
+                f"{self.strategy.label()}: no target weights (entries/exits run in SignalRunner)"
+            )
+        weights = np.asarray(signals.weights, dtype=np.float64)
+        if weights.shape != (len(bars), len(self.symbols)):
+            raise StrategyError(
+                f"signals.weights has shape {weights.shape}, "
+                f"expected {(len(bars), len(self.symbols))}"
+            )
+        if (weights < 0).any():
+            raise StrategyError(
+                f"{self.strategy.label()}: negative target weights (shorts) are backtest-only; "
+                "the engine runs long-only weights"
+            )
+        self._weights = weights
+
+    def value(self) -> Decimal:
+        """Cash plus the holdings at the last opens (the value a rebalance sizes from)."""
+        held = (q * self._opens[s] for s, q in self.qty.items() if q)
+        return self.cash + sum(held, ZERO)
+
+    def on_close(self, event: BarEvent) -> list[Intent | Cancel]:
+        """Record the weight decided on this close (a NaN weight: hold, nothing recorded)."""
+        if self._weights is None or event.index < 0:
+            raise StrategyError(
+                f"{self.strategy.label()}: target weights need the whole universe at each "
+                "close; they run in replay only (paper and live run entries/exits)"
+            )
+        close = dec(event.bar.close)
+        self._closes[event.symbol] = close
+        weight = float(self._weights[event.index, self._col[event.symbol]])
+        if weight == weight:
+            self._pending[event.symbol] = (dec(weight), event.bar.time, close)
+        return []
+
+    def on_open(self, symbol: str, bar_ms: int, market: Market) -> list[Intent | Cancel]:
+        """Nothing per symbol: the kernel calls `rebalance` once for the whole step."""
+        return []
+
+    def rebalance(
+        self, events: Sequence[BarEvent], market: Market
+    ) -> Iterator[list[Intent | Cancel]]:
+        """At a step's open: the orders of the last close's weights, one at a time in
+        vectorbt's call sequence; the caller carries out (and fills) each before the next."""
+        opens = {ev.symbol: dec(ev.bar.open) for ev in events if ev.symbol in self._col}
+        self._opens.update(opens)
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        value = self.value()  # fixed for the whole row, as vectorbt's update_value=False
+        if value <= 0:
+            return
+        rows = []
+        for symbol in self.symbols:
+            if symbol not in pending or symbol not in opens:
+                continue
+            weight, decided_ms, close = pending[symbol]
+            price = opens[symbol]
+            order_value = weight * value - self.qty[symbol] * price
+            rows.append((order_value, symbol, weight * value / price, decided_ms, close))
+        rows.sort(key=lambda row: row[0])  # stable: ties keep the column order
+        for _, symbol, target, decided_ms, close in rows:
+            intent = self._order(symbol, target, decided_ms, close, market)
+            if intent is not None:
+                yield [intent]
+
+    def _order(
+        self, symbol: str, target: Decimal, decided_ms: int, close: Decimal, market: Market
+    ) -> Intent | None:
+        """The market order taking symbol from its holding to target (None: nothing to do)."""
+        held = self.qty[symbol]
+        delta = target - held
+        if abs(delta) <= SIZE_ZERO:
+            return None
+        step = market.amount_step(symbol)
+        if delta < 0:
+            side = Side.SELL
+            amount = held if not target else min(held, (-delta / step).to_integral_value() * step)
+        else:
+            side = Side.BUY
+            ask = market.quote(symbol, Side.BUY)
+            if ask is None or ask <= 0 or self.cash <= 0:
+                return None
+            affordable = self.cash / (1 + self.fee) / ask
+            amount = (min(delta, affordable) / step).to_integral_value(ROUND_DOWN) * step
+        if amount <= 0:
+            return None
+        return Intent(
+            symbol,
+            side,
+            OrderType.MARKET,
+            amount,
+            decided_ms,
+            REBALANCE,
+            reduce_only=side is Side.SELL,
+            tag="rebalance",
+            decision_price=close,
+        )
+
+    def on_fill(self, fill: Fill, tag: str, bar_ms: int) -> list[Intent | Cancel]:
+        """Book the fill on the shared cash and the symbol's holding."""
+        net = net_fill(fill)
+        self.qty[fill.symbol] = self.qty.get(fill.symbol, ZERO) + net.net_quantity
+        if fill.side is Side.BUY:
+            self.cash -= fill.amount * fill.price + net.fee_in_cash
+        else:
+            self.cash += fill.amount * fill.price - net.fee_in_cash
+        return []
+
+    def on_funding(self, event: FundingEvent) -> list[Intent | Cancel]:
+        """A funding settlement on a holding, marked at the last close as the kernel marks it:
+        credited to (or taken from) the shared cash."""
+        held = self.qty.get(event.symbol, ZERO)
+        close = self._closes.get(event.symbol)
+        if held and close is not None:
+            self.cash += funding_payment(held, close, event.rate)
+        return []
+
+    def placed(self, intent: Intent, client_order_id: str) -> None:
+        """Nothing to remember: every order is a market order filled at the open."""
+
+    def assume(self, intent: Intent) -> None:
+        """Signals-only: nothing fills, each rebalance is sized from the holdings as they are."""
 
 
 def _flags(frame: Any, shape: tuple[int, ...]) -> np.ndarray:

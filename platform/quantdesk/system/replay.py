@@ -32,7 +32,7 @@ from quantdesk.engine.journal import Journal
 from quantdesk.engine.kernel import ExecutionMode
 from quantdesk.engine.order_manager import MemoryJournal, OrderStats
 from quantdesk.engine.portfolio import Portfolio
-from quantdesk.engine.runner import SignalRunner
+from quantdesk.engine.runner import SignalRunner, WeightRunner
 from quantdesk.model import Costs, Fill, FundingEvent, Instrument, Side, SimBar, dec, split_symbol
 from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.gate import PreTradeRisk
@@ -123,7 +123,11 @@ def replay(
     if len(quotes) != 1:
         raise StrategyError(f"replay symbols must share one quote currency, got {sorted(quotes)}")
     quote = quotes.pop()
-    total = capital * len(symbols)
+    signals = strategy.signals(bars)
+    weights = signals.weights is not None
+    # entries/exits: one sleeve of init_cash per symbol (a vectorbt column each); target
+    # weights: one cash pool of init_cash for the whole universe (vectorbt's cash sharing)
+    total = capital if weights else capital * len(symbols)
     fee, slippage = dec(costs.fee), dec(costs.slippage)
 
     feed = HistoricalFeed(bars, timeframe_ms(tf))
@@ -155,8 +159,12 @@ def replay(
                 breakers={venue.name: breaker},
             )
     size = None if costs.size is None else dec(costs.size)
-    runner = SignalRunner(strategy, symbols, capital=capital, fee=fee, size=size)
-    runner.prepare(bars)
+    runner: SignalRunner | WeightRunner
+    if weights:
+        runner = WeightRunner(strategy, symbols, capital=capital, fee=fee)
+    else:
+        runner = SignalRunner(strategy, symbols, capital=capital, fee=fee, size=size)
+    runner.prepare(bars, signals)
     kernel = build_kernel(
         venue,
         portfolio,
@@ -185,7 +193,7 @@ def replay(
         timeframe=tf,
         costs=costs,
         bars=bars,
-        portfolio=portfolio_from_fills(bars, fills, costs.init_cash),
+        portfolio=portfolio_from_fills(bars, fills, costs.init_cash, grouped=weights),
         funding=funding_from_events(bars, kernel.funding_events),
     )
     return ReplayResult(
@@ -204,10 +212,13 @@ def replay(
     )
 
 
-def portfolio_from_fills(bars: pd.DataFrame, fills: list[Fill], init_cash: float) -> vbt.Portfolio:
+def portfolio_from_fills(
+    bars: pd.DataFrame, fills: list[Fill], init_cash: float, grouped: bool = False
+) -> vbt.Portfolio:
     """A vectorbt portfolio of exactly these fills (size, price, fee), one order each, so the
     backtest's stats functions describe the engine's run. A trade that opens and stops out in
-    one bar is two orders in that bar, as in the backtest (`runner.on_bars`)."""
+    one bar is two orders in that bar, as in the backtest (`runner.on_bars`). grouped: one
+    cash-sharing group of init_cash (a target-weight run), else init_cash per symbol."""
     close = bars["close"]
     cols = {str(c): j for j, c in enumerate(close.columns)}
     times = close.index.as_unit("ms").asi8
@@ -222,7 +233,7 @@ def portfolio_from_fills(bars: pd.DataFrame, fills: list[Fill], init_cash: float
             float(f.fee),
             0 if f.side is Side.BUY else 1,
         )
-    return on_bars(close, records, init_cash)
+    return on_bars(close, records, init_cash, grouped=grouped)
 
 
 def funding_from_events(bars: pd.DataFrame, events: Sequence[FundingEvent]) -> pd.DataFrame | None:
