@@ -16,6 +16,9 @@ The fill convention of `quantdesk.model.fills`, as the engine sees it:
   through it), so it pays slippage too; triggers use `model.fills.stop_fill` / `take_profit_fill`,
   the same functions the core uses for its own conditional orders.
 - Limit orders rest in the core and are matched against each closed bar there.
+- Perpetuals trade at leverage 1 on a cross-margin account (`CrossAccount`): a new order
+  needs the wallet plus unrealized PnL minus the positions' initial margin at the mark, which
+  for longs is the cash-flow cash the engine's portfolio holds.
 - Fees are a fraction of notional paid in the quote (settle) currency, as in the vectorbt
   backtest; the core runs with zero fees and SimVenue debits the fee from the same account, so
   the core's balances stay the venue's truth.
@@ -51,6 +54,7 @@ from quantdesk.model import (
     stop_fill,
     take_profit_fill,
 )
+from quantdesk.venues.accounts import Account
 from quantdesk.venues.matching import FeeSchedule, MatchingCore
 from quantdesk.venues.models import Bar, MarketSpec, OrderRejected, OrderRequest
 from quantdesk.venues.models import OrderStatus as CoreStatus
@@ -84,6 +88,23 @@ def market_spec(symbol: str, amount_step: Decimal, price_tick: Decimal) -> Marke
         max_qty=DEPTH,
         min_notional=ZERO,
     )
+
+
+class CrossAccount(Account):
+    """The SimVenue's account: a USD-M balance free for new orders as Binance's cross margin
+    values it, the positions' initial margin at the mark (notional / leverage), not at the
+    entry as the sandbox's isolated-style core does. At leverage 1 a long then frees exactly
+    its cash-flow cash (wallet - qty x entry, what the engine's portfolio holds): a long
+    position's unrealized loss, or a stale mark, never refuses a buy the cash pays for."""
+
+    def available(self, marks: dict[str, Decimal], asset: str = "USDT") -> Decimal:
+        """wallet + unrealized - initial margin at the mark - order margin."""
+        free = self.wallet_balance(asset) - self.order_margin
+        for symbol, pos in self.positions.items():
+            if pos.qty:
+                mark = marks[symbol]
+                free += pos.unrealized(mark) - abs(pos.qty) * mark / pos.leverage
+        return free
 
 
 @dataclass
@@ -126,7 +147,10 @@ class SimVenue:
         self.slippage = Decimal(slippage)
         self.specs = {s: market_spec(s, amount_step, price_tick) for s in symbols}
         self.core = MatchingCore(self.specs.values(), spot_fees=_NO_FEES, perp_fees=_NO_FEES)
-        self.account = self.core.add_account(ACCOUNT, {k: Decimal(v) for k, v in balances.items()})
+        self.account = CrossAccount(ACCOUNT)
+        start = {k: Decimal(v) for k, v in balances.items()}
+        self.core.set_balances(self.account, start, start)
+        self.core.accounts[ACCOUNT] = self.account
         for symbol, spec in self.specs.items():
             if spec.perp:
                 self.core.set_leverage(self.account, symbol, 1)
