@@ -128,7 +128,8 @@ def test_parity_check_passes_for_target_weights(coins: dict) -> None:
     assert check.passed is True, check.detail
 
 
-def test_two_symbols_three_bars_by_hand() -> None:
+@pytest.mark.parametrize("risk", [True, False], ids=["risk-gate", "no-gate"])
+def test_two_symbols_three_bars_by_hand(risk: bool) -> None:
     """Cash 1,000, fee 1%, no slippage. Close 0: all in Y; close 1: all in X. At open 2 the
     call sequence sells Y first (X is the first column, a column-order loop would buy X with
     no cash) and X is bought with what the sale left, cash-limited: never below zero."""
@@ -138,7 +139,8 @@ def test_two_symbols_three_bars_by_hand() -> None:
     }
     strategy = weights_strategy([[0.0, 1.0], [1.0, 0.0], [np.nan, np.nan]])
     costs = Costs(init_cash=1_000, fee=0.01, slippage=0.0)
-    rp = replay(strategy, data, costs)
+    rp = replay(strategy, data, costs, risk=risk)  # without the gate: the runner's own cap
+    assert rp.order_stats.by_status == {"filled": 3}
     one = Decimal(1)
     fee = Decimal("0.01")
     y_bought = Decimal(1_000) / (one + fee) / 20  # 100% of 1,000 at 20 costs 1,010: capped

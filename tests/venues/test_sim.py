@@ -173,3 +173,32 @@ async def test_perpetual_long_is_closed_by_a_reduce_only_sell() -> None:
     assert v.account.position(perp).qty == 0
     # wallet: 1000 + 9 * (110 - 100) realized - fees 0.9 - 0.99
     assert v.account.wallet_balance("USDT") == D(1090) - D("0.9") - D("0.99")
+
+
+async def test_a_perpetual_long_at_a_loss_leaves_its_cash_flow_cash_free() -> None:
+    """Leverage 1, no fees: 1,000 USDT, a long of 5 at 100 leaves 500 cash (the engine's
+    portfolio). At 50 the position lost 250; a buy of 10 at 50 costs 500, what the cash pays
+    for: accepted (initial margin at the mark: 1,000 - 250 - 5 x 50 = 500). The core's margin
+    at the entry would leave 1,000 - 250 - 500 = 250 and refuse it."""
+    perp = "BTC/USDT:USDT"
+    v = SimVenue([perp], {"USDT": D(1_000)})
+    v.open_bar(perp, SimBar(0, 100.0, 100.0, 100.0, 100.0))
+    await v.create_order(Order("a", perp, Side.BUY, OrderType.MARKET, D(5), created_ms=0))
+    v.close_bar(perp, SimBar(0, 100.0, 100.0, 100.0, 100.0))
+    v.open_bar(perp, SimBar(1, 50.0, 50.0, 50.0, 50.0))
+    assert v.account.available(v.core.marks()) == D(500)
+    reply = await v.create_order(Order("b", perp, Side.BUY, OrderType.MARKET, D(10), created_ms=1))
+    assert reply.status is OrderStatus.FILLED
+    assert v.account.available(v.core.marks()) == D(0)
+    with pytest.raises(VenueRefused):
+        await v.create_order(Order("c", perp, Side.BUY, OrderType.MARKET, D("0.1"), created_ms=1))
+
+
+async def test_a_perpetual_short_at_a_loss_keeps_the_cores_margin() -> None:
+    """A short of 5 at 100 marked at 150: free = 1,000 - 250 (loss) - 5 x 100 (margin at the
+    entry, the lower of entry and mark) = 250, the core's own valuation."""
+    perp = "BTC/USDT:USDT"
+    v = SimVenue([perp], {"USDT": D(1_000)})
+    v.open_bar(perp, SimBar(0, 100.0, 100.0, 100.0, 100.0))
+    await v.create_order(Order("a", perp, Side.SELL, OrderType.MARKET, D(5), created_ms=0))
+    assert v.account.available({perp: D(150)}) == D(250)

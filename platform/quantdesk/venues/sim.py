@@ -16,9 +16,9 @@ The fill convention of `quantdesk.model.fills`, as the engine sees it:
   through it), so it pays slippage too; triggers use `model.fills.stop_fill` / `take_profit_fill`,
   the same functions the core uses for its own conditional orders.
 - Limit orders rest in the core and are matched against each closed bar there.
-- Perpetuals trade at leverage 1 on a cross-margin account (`CrossAccount`): a new order
-  needs the wallet plus unrealized PnL minus the positions' initial margin at the mark, which
-  for longs is the cash-flow cash the engine's portfolio holds.
+- Perpetuals trade at leverage 1 (`CrossAccount`): a new order needs the wallet plus
+  unrealized PnL minus the positions' initial margin, valued at the lower of entry and mark,
+  which for longs at a loss is the cash-flow cash the engine's portfolio holds.
 - Fees are a fraction of notional paid in the quote (settle) currency, as in the vectorbt
   backtest; the core runs with zero fees and SimVenue debits the fee from the same account, so
   the core's balances stay the venue's truth.
@@ -91,19 +91,20 @@ def market_spec(symbol: str, amount_step: Decimal, price_tick: Decimal) -> Marke
 
 
 class CrossAccount(Account):
-    """The SimVenue's account: a USD-M balance free for new orders as Binance's cross margin
-    values it, the positions' initial margin at the mark (notional / leverage), not at the
-    entry as the sandbox's isolated-style core does. At leverage 1 a long then frees exactly
-    its cash-flow cash (wallet - qty x entry, what the engine's portfolio holds): a long
-    position's unrealized loss, or a stale mark, never refuses a buy the cash pays for."""
+    """The SimVenue's account: a position's initial margin is valued at the lower of its entry
+    and the mark (the sandbox's core values it at the entry). At leverage 1 a long at a loss
+    then frees exactly its cash-flow cash (wallet - qty x entry, what the engine's portfolio
+    holds), as Binance's cross margin (margin at the mark) does, so a long's unrealized loss
+    or a stale mark never refuses a buy the cash pays for; every other case keeps the core's
+    margin (never less free balance than it: a short at a loss is valued as before)."""
 
     def available(self, marks: dict[str, Decimal], asset: str = "USDT") -> Decimal:
-        """wallet + unrealized - initial margin at the mark - order margin."""
+        """wallet + unrealized - initial margin (at min(entry, mark)) - order margin."""
         free = self.wallet_balance(asset) - self.order_margin
         for symbol, pos in self.positions.items():
             if pos.qty:
                 mark = marks[symbol]
-                free += pos.unrealized(mark) - abs(pos.qty) * mark / pos.leverage
+                free += pos.unrealized(mark) - abs(pos.qty) * min(pos.entry, mark) / pos.leverage
         return free
 
 
