@@ -222,3 +222,25 @@ def test_weights_are_refused_where_the_engine_cannot_run_them() -> None:
     event = BarEvent("X/USDT", SimBar(0, 10.0, 10.0, 10.0, 10.0, 1.0), -1)
     with pytest.raises(StrategyError, match="replay only"):
         live.on_close(event)
+
+
+def test_funding_is_the_portfolios_not_the_pools() -> None:
+    """momentum_rotation on the BTC and ETH perpetuals with their shipped funding: orders are
+    sized from the trading cash (the backtest's unfunded simulation; SimVenue books no
+    funding), the funding lands in the portfolio. Without the risk gate (which clips buys to
+    the cash net of the funding paid) the replay is the backtest, funding included."""
+    data, funding = {}, {}
+    for name in ("BTCUSDT", "ETHUSDT"):
+        parsed = parse_csv(SAMPLE_DATA / f"{name}-1d.csv", ImportOptions(market="usdm"))
+        data[parsed.key.symbol] = normalize(parsed.frame, OHLCV_COLUMNS)
+        rates = parse_csv(SAMPLE_DATA / f"{name}-funding.csv", ImportOptions(market="usdm"))
+        funding[rates.key.symbol] = rates.frame
+    strategy = load_strategy("momentum_rotation", {"top": 1})
+    bt = run(strategy, data, COSTS, funding=funding)
+    rp = replay(strategy, data, COSTS, funding=funding, risk=False)
+    assert rp.order_stats.by_status == {"filled": len(rp.fills)}
+    assert_same_trades(bt.trades, rp.trades, REL)
+    paid = float(bt.stats["funding"].sum())
+    assert paid < -10_000
+    assert float(rp.extra["funding"]) == pytest.approx(paid, rel=REL)
+    assert float(rp.final_equity) == pytest.approx(float(bt.equity.iloc[-1, 0]), rel=1e-12)

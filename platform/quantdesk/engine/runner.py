@@ -526,8 +526,9 @@ class WeightRunner:
       so cash never goes negative. vectorbt buys the whole order when its cost is within 1e-9
       relative above the cash (its is_close) and holds a cash a hair below zero; the engine
       buys the cash-limited amount then: at most 1e-9 of that order apart;
-    - funding settled on a perpetual is credited to the cash pool (later orders are sized
-      from it; the backtest adds the funding on top of an unfunded simulation instead).
+    - funding settled on a perpetual is the portfolio's (its cash and equity), not the pool's:
+      orders are sized from the trading cash, as the backtest adds the funding on top of an
+      unfunded simulation and as SimVenue's account (which books no funding) holds it.
 
     Long only (a negative weight, a short, is refused) and replay only: the weights come from
     `prepare`; paper and live runners see one symbol's window at a time, not the universe.
@@ -557,7 +558,6 @@ class WeightRunner:
         # symbol -> (weight, bar ms of the close it was decided on, that close): not NaN only
         self._pending: dict[str, tuple[Decimal, int, Decimal]] = {}
         self._opens: dict[str, Decimal] = {}  # last open per symbol: its valuation price
-        self._closes: dict[str, Decimal] = {}  # last close per symbol: funding's mark
 
     def prepare(self, bars: pd.DataFrame, signals: Signals | None = None) -> None:
         """Compute the weights once over the whole (causal) history; rows looked up later."""
@@ -593,7 +593,6 @@ class WeightRunner:
                 "close; they run in replay only (paper and live run entries/exits)"
             )
         close = dec(event.bar.close)
-        self._closes[event.symbol] = close
         weight = float(self._weights[event.index, self._col[event.symbol]])
         if weight == weight:
             self._pending[event.symbol] = (dec(weight), event.bar.time, close)
@@ -671,15 +670,6 @@ class WeightRunner:
             self.cash -= fill.amount * fill.price + net.fee_in_cash
         else:
             self.cash += fill.amount * fill.price - net.fee_in_cash
-        return []
-
-    def on_funding(self, event: FundingEvent) -> list[Intent | Cancel]:
-        """A funding settlement on a holding, marked at the last close as the kernel marks it:
-        credited to (or taken from) the shared cash."""
-        held = self.qty.get(event.symbol, ZERO)
-        close = self._closes.get(event.symbol)
-        if held and close is not None:
-            self.cash += funding_payment(held, close, event.rate)
         return []
 
     def placed(self, intent: Intent, client_order_id: str) -> None:
