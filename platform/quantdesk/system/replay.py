@@ -103,6 +103,10 @@ def replay(
 ) -> ReplayResult:
     """Replay a SignalStrategy bar by bar through the engine; journal to `journal` if given.
 
+    Entries/exits run one SignalRunner sleeve of costs.init_cash per symbol; target weights
+    run one WeightRunner on a single pool of costs.init_cash for the universe (the backtest's
+    cash sharing), and the result's portfolio is that one group.
+
     risk_config: apply these [risk] limits with the live RiskEngine, monitors and automatic
     halts (`quantdesk backtest --risk`); its decision counts land in `extra["risk"]`.
     funding: stored funding rates per perpetual (column funding_rate), settled on the positions
