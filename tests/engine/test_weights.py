@@ -6,7 +6,7 @@ backtest's trades, orders, positions and grouped equity."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 import numpy as np
 import pandas as pd
@@ -194,12 +194,15 @@ def test_a_nan_weight_holds_the_position() -> None:
 
 def test_two_replays_in_one_process_do_not_interfere(coins: dict) -> None:
     """Replays one after the other and at the same time on two threads: each run's fills
-    depend on its own strategy only (no state shared between runners, venues, portfolios)."""
+    depend on its own strategy only (no state shared between runners, venues, portfolios),
+    not on the calling thread's decimal context."""
     one = load_strategy("momentum_rotation", {"top": 1})
     two = load_strategy("momentum_rotation", {"top": 3, "every": 5})
-    first = replay(one, coins, COSTS)
-    other = replay(two, coins, COSTS)
-    again = replay(one, coins, COSTS)
+    with localcontext() as ambient:  # what ccxt's rounding helpers leave on a thread
+        ambient.rounding, ambient.prec = ROUND_HALF_UP, 12
+        first = replay(one, coins, COSTS)
+        other = replay(two, coins, COSTS)
+        again = replay(one, coins, COSTS)
     assert first.fills == again.fills and first.final_equity == again.final_equity
     assert first.fills != other.fills
     with ThreadPoolExecutor(max_workers=2) as pool:

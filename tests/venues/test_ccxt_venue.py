@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator
 from decimal import Decimal as D
+from decimal import getcontext
 
 import pytest
 
@@ -102,6 +103,7 @@ async def test_limit_order_rests_is_listed_and_cancelled_by_client_id(venue: Ccx
 
 
 async def test_precision_and_limits_refused_before_sending(venue: CcxtVenue) -> None:
+    before = getcontext().copy()
     step = venue.rules[BTC].amount_step
     with pytest.raises(VenueRefused, match="step"):
         await venue.create_order(order(3, str(D("0.01") + step / 2)))
@@ -109,6 +111,8 @@ async def test_precision_and_limits_refused_before_sending(venue: CcxtVenue) -> 
     with pytest.raises(VenueRefused, match="notional"):
         await venue.create_order(order(4, str(step), OrderType.LIMIT, price=last.quantize(D(1))))
     assert await venue_orders(venue) == []  # nothing reached the venue
+    # ccxt's formatting sets ROUND_HALF_UP on the context it runs under: kept to a copy
+    assert getcontext().rounding == before.rounding and getcontext().traps == before.traps
 
 
 async def test_balances_follow_fills(venue: CcxtVenue) -> None:

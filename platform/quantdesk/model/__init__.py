@@ -32,7 +32,7 @@ from quantdesk.model.instrument import (
     round_to_step,
     split_symbol,
 )
-from quantdesk.model.numbers import ZERO, dec
+from quantdesk.model.numbers import MONEY, ZERO, dec, money_math
 from quantdesk.model.orders import (
     CLIENT_ID_PATTERN,
     FLATTEN_STRATEGY_ID,
@@ -72,6 +72,7 @@ __all__ = [
     "CLIENT_ID_PATTERN",
     "FLATTEN_STRATEGY_ID",
     "INIT_CASH",
+    "MONEY",
     "TRANSITIONS",
     "ZERO",
     "BarVenue",
@@ -120,6 +121,7 @@ __all__ = [
     "is_flatten_order",
     "is_throttled",
     "limit_fill",
+    "money_math",
     "net_fill",
     "next_open",
     "parse_symbol",

@@ -6,10 +6,41 @@ config or the price expects), not the binary expansion Decimal(0.1) gives.
 
 from __future__ import annotations
 
-from decimal import Decimal
+import functools
+from collections.abc import Callable
+from decimal import (
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 from numbers import Integral, Real
+from typing import ParamSpec, TypeVar
 
 ZERO = Decimal(0)
+# Python's default context, written down: ccxt's rounding helpers set ROUND_HALF_UP on the
+# calling thread's context in place, so the ambient context depends on what ran before
+MONEY = Context(
+    prec=28, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation, DivisionByZero, Overflow]
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def money_math(fn: Callable[P, R]) -> Callable[P, R]:
+    """fn run under a fresh copy of MONEY: its Decimal results never depend on the caller's
+    thread or on what changed that thread's context before."""
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with localcontext(MONEY):
+            return fn(*args, **kwargs)
+
+    return run
 
 
 def dec(value: Real | str | Decimal) -> Decimal:

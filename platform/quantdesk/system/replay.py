@@ -33,7 +33,17 @@ from quantdesk.engine.kernel import ExecutionMode
 from quantdesk.engine.order_manager import MemoryJournal, OrderStats
 from quantdesk.engine.portfolio import Portfolio
 from quantdesk.engine.runner import SignalRunner, WeightRunner
-from quantdesk.model import Costs, Fill, FundingEvent, Instrument, Side, SimBar, dec, split_symbol
+from quantdesk.model import (
+    Costs,
+    Fill,
+    FundingEvent,
+    Instrument,
+    Side,
+    SimBar,
+    dec,
+    money_math,
+    split_symbol,
+)
 from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.gate import PreTradeRisk
 from quantdesk.risk.limits import RiskConfig
@@ -88,6 +98,7 @@ def default_journal_path(out_dir: str | Path, strategy: str) -> Path:
     return Path(out_dir) / "journals" / f"replay-{strategy}-{stamp}.sqlite"
 
 
+@money_math
 def replay(
     strategy: Strategy,
     data: pd.DataFrame | Mapping[str, pd.DataFrame],
@@ -286,6 +297,7 @@ class SessionReplay:
     steps: int
 
 
+@money_math
 def replay_session(
     strategy: SignalStrategy, record: Mapping[str, Any], bars: Mapping[str, pd.DataFrame]
 ) -> SessionReplay:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any, ParamSpec, TypeVar
 
 import ccxt
@@ -388,7 +388,14 @@ class CcxtVenue:
         if rules is None:
             raise ccxt.BadSymbol(f"{self.name}: no market {order.symbol}")
         ex = self.exchange
-        amount = ex.amount_to_precision(order.symbol, str(order.amount))
+        with localcontext():  # ccxt's rounding helpers rewrite the context they run under
+            amount = ex.amount_to_precision(order.symbol, str(order.amount))
+            price = ex.price_to_precision(order.symbol, str(order.price)) if order.price else None
+            trigger = (
+                ex.price_to_precision(order.symbol, str(order.trigger_price))
+                if order.trigger_price is not None
+                else None
+            )
         if Decimal(amount) != order.amount:
             raise ccxt.InvalidOrder(
                 f"amount {order.amount} is not on the {order.symbol} step {rules.amount_step}"
@@ -397,15 +404,13 @@ class CcxtVenue:
             raise ccxt.InvalidOrder(f"amount {order.amount} below minimum {rules.min_amount}")
         if rules.max_amount is not None and order.amount > rules.max_amount:
             raise ccxt.InvalidOrder(f"amount {order.amount} above maximum {rules.max_amount}")
-        price = ex.price_to_precision(order.symbol, str(order.price)) if order.price else None
         ref = order.price or order.trigger_price or self.marks.get(order.symbol)
         if not order.reduce_only and ref and order.amount * ref < rules.min_notional:
             raise ccxt.InvalidOrder(
                 f"notional {order.amount * ref} below minimum {rules.min_notional}"
             )
         params: dict[str, Any] = {self._create_key: order.client_order_id}
-        if order.trigger_price is not None:
-            trigger = ex.price_to_precision(order.symbol, str(order.trigger_price))
+        if trigger is not None:
             stop = order.type in (OrderType.STOP, OrderType.STOP_LIMIT)
             params["stopLossPrice" if stop else "takeProfitPrice"] = trigger
         if order.type.needs_price:
