@@ -292,11 +292,14 @@ async def test_rate_limit_ms_sets_ccxts_pacing(sandbox_url: str | None) -> None:
     keys = {"api_key_env": "K", "api_secret_env": "S"}
     default = make_exchange(VenueConfig(**base, **keys), env)
     paced = make_exchange(VenueConfig(**base, **keys, rate_limit_ms=2), env)
+    real = make_exchange(VenueConfig(exchange="binance", **keys, rate_limit_ms=3), env)
     try:
         assert default.rateLimit == 50 and default.tokenBucket["refillRate"] == 1 / 50
         assert paced.rateLimit == 2 and paced.tokenBucket["refillRate"] == 1 / 2
+        assert real.rateLimit == 3  # the real exchange's client is paced the same way
     finally:
         await default.close()
         await paced.close()
+        await real.close()
     with pytest.raises(ValueError, match="rate_limit_ms"):
         VenueConfig(**base, rate_limit_ms=0)
