@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -65,6 +67,23 @@ class Admin:
 
     def faults(self, **faults: Any) -> dict[str, Any]:
         return self("POST", "faults", faults)
+
+    def listening(self, *parts: str, user: bool = False) -> bool:
+        """Whether open stream clients subscribe to a stream containing each of `parts`
+        (case-insensitive, e.g. "@kline_1m"), and with user=True, to a user data stream."""
+        clients = self("GET", "streams")["clients"]
+        names = [n.lower() for c in clients for n in c["streams"]]
+        users = any(c["user_stream"] or c["user_subscriptions"] for c in clients)
+        return all(any(p.lower() in n for n in names) for p in parts) and (users or not user)
+
+
+async def landed(admin: Admin, *parts: str, user: bool = False, timeout: float = 30) -> None:
+    """Wait until the sandbox has the subscriptions (see Admin.listening): a stream event sent
+    before its subscription lands is lost, so tests wait on this, not on a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(admin.listening, *parts, user=user):
+        assert time.monotonic() < deadline, f"no subscription {parts} user={user} landed"
+        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import requests
 
 from quantdesk.sandbox import Sandbox
 from quantdesk.sandbox.streams import pro_client
-from tests.sandbox.conftest import KEY, Admin, dec
+from tests.sandbox.conftest import KEY, Admin, dec, landed
 
 BTC, PERP = "BTC/USDT", "BTC/USDT:USDT"
 
@@ -86,7 +86,7 @@ async def test_a_stream_on_an_unknown_or_deleted_listen_key(url: str, admin: Adm
         with pytest.raises(aiohttp.WSServerHandshakeError):  # a USD-M key on the spot stream
             await http.ws_connect(f"{url}/ws/{key}")
         async with http.ws_connect(f"{url}/fstream/ws/{key}") as ws:
-            await asyncio.sleep(0.2)
+            await landed(admin, user=True)
             async with http.delete(f"{url}/fapi/v1/listenKey", headers=auth) as resp:
                 assert await resp.json() == {}
             event = json.loads((await asyncio.wait_for(ws.receive(), 10)).data)
@@ -105,7 +105,7 @@ async def test_watch_orders_sees_new_then_the_fill_and_watch_my_trades_the_rest_
     try:
         await ex.load_markets()
         watch = asyncio.ensure_future(ex.watch_orders(BTC))
-        await asyncio.sleep(0.3)
+        await landed(admin, user=True)
         placed = await ex.create_order(BTC, "limit", "buy", 0.01, _below(sandbox, BTC))
         orders = await asyncio.wait_for(watch, 10)
         new = orders[-1]
@@ -140,7 +140,7 @@ async def test_watch_balance_reflects_a_market_fill(url: str, admin: Admin) -> N
         await ex.load_markets()
         before = await ex.fetch_balance()
         watch = asyncio.ensure_future(ex.watch_balance())
-        await asyncio.sleep(0.3)
+        await landed(admin, user=True)
         await ex.create_order(BTC, "market", "buy", 0.01)
         trade = (await ex.fetch_my_trades(BTC))[-1]
         # bought 0.01 BTC, commission paid in BTC; paid price * qty in USDT
@@ -164,7 +164,7 @@ async def test_spot_cancel_is_reported_with_the_lock_released(
         await ex.load_markets()
         watch = asyncio.ensure_future(ex.watch_orders(BTC))
         balance = asyncio.ensure_future(ex.watch_balance())
-        await asyncio.sleep(0.3)
+        await landed(admin, user=True)
         price = _below(sandbox, BTC, 500)
         placed = await ex.create_order(BTC, "limit", "buy", 0.02, price)
         await asyncio.wait_for(watch, 10)
@@ -196,7 +196,7 @@ async def test_usdm_watch_positions_orders_and_balance_after_a_market_order(
         positions = asyncio.ensure_future(ex.watch_positions([PERP]))
         orders = asyncio.ensure_future(ex.watch_orders(PERP))
         balance = asyncio.ensure_future(ex.watch_balance())
-        await asyncio.sleep(0.3)
+        await landed(admin, user=True)
         placed = await ex.create_order(PERP, "market", "buy", 0.01)
         pos = (await asyncio.wait_for(positions, 10))[-1]
         rest = (await ex.fetch_positions([PERP]))[0]
@@ -230,13 +230,16 @@ async def test_usdm_client_keeps_its_listen_key_alive(url: str, admin: Admin,
     try:
         await ex.load_markets()
         watch = asyncio.ensure_future(ex.watch_orders(PERP))
-        await asyncio.sleep(0.3)
+        await landed(admin, user=True)
         key = ex.options["linear"]["listenKey"]
         lk = sandbox.listen_keys.get(key)
         assert lk is not None and (lk.account, lk.futures) == (KEY, True)
         first = lk.expires
-        await asyncio.sleep(1.2)  # ccxt PUTs /fapi/v1/listenKey every listenKeyRefreshRate ms
-        assert lk.expires > first  # extended by a keepalive since
+        deadline = time.monotonic() + 30
+        while lk.expires == first:  # ccxt PUTs /fapi/v1/listenKey every listenKeyRefreshRate ms
+            assert time.monotonic() < deadline, "no keepalive extended the listenKey"
+            await asyncio.sleep(0.05)
+        assert lk.expires > first  # extended by a keepalive
         await ex.create_order(PERP, "market", "sell", 0.01)
         assert (await asyncio.wait_for(watch, 10))[-1]["side"] == "sell"
     finally:
@@ -254,7 +257,7 @@ async def test_a_dropped_user_stream_is_survived_by_watching_again(
     try:
         await ex.load_markets()
         first = asyncio.ensure_future(ex.watch_orders(symbol))
-        await asyncio.sleep(0.3)
+        await landed(admin, user=True)
         admin.faults(stream_disconnects=1)
         await ex.create_order(symbol, "market", "buy", 0.01)
         # ccxt.pro rejects the pending watch with a NetworkError when the connection drops;
@@ -263,7 +266,7 @@ async def test_a_dropped_user_stream_is_survived_by_watching_again(
             await asyncio.wait_for(first, 10)
         assert admin("GET", "faults")["stream_disconnects"] == 0
         again = asyncio.ensure_future(ex.watch_orders(symbol))  # reconnects and resubscribes
-        await asyncio.sleep(0.5)
+        await landed(admin, user=True)
         placed = await ex.create_order(symbol, "market", "sell", 0.01)
         seen = await _until(lambda: ex.watch_orders(symbol), lambda o: o[-1]["id"] == placed["id"],
                             again)  # fmt: skip
@@ -281,7 +284,7 @@ async def test_stall_fault_holds_user_events_then_delivers_them_in_order(
         async with http.post(f"{url}/api/v3/userDataStream", headers=auth) as resp:
             key = (await resp.json())["listenKey"]
         async with http.ws_connect(f"{url}/ws/{key}") as ws:
-            await asyncio.sleep(0.2)
+            await landed(admin, user=True)
             admin.faults(stream_stall_ms=1000)
             start = time.monotonic()
             await asyncio.to_thread(rest.create_order, BTC, "market", "buy", 0.01)
@@ -329,7 +332,7 @@ async def test_usdm_raw_stream_reports_deposits_and_funding(
         async with http.post(f"{url}/fapi/v1/listenKey", headers=auth) as resp:
             key = (await resp.json())["listenKey"]
         async with http.ws_connect(f"{url}/fstream/private/ws?listenKey={key}") as ws:
-            await asyncio.sleep(0.2)
+            await landed(admin, user=True)
             body = {"api_key": KEY, "balances": {"USDT": "20000"}, "futures": True}
             await asyncio.to_thread(admin, "POST", "balances", body)
             deposit = json.loads((await asyncio.wait_for(ws.receive(), 10)).data)

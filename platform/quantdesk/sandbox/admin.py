@@ -20,6 +20,7 @@ from quantdesk.model import dec
 from quantdesk.sandbox import formats as fmt
 from quantdesk.sandbox.faults import Faults
 from quantdesk.sandbox.state import Sandbox
+from quantdesk.sandbox.streams import HUB_KEY
 
 SANDBOX_KEY = web.AppKey("sandbox", Sandbox)
 AdminHandler = Callable[[Sandbox, web.Request], Awaitable[Any]]
@@ -226,6 +227,12 @@ async def fills(sb: Sandbox, request: web.Request) -> Any:
     ]
 
 
+async def streams(sb: Sandbox, request: web.Request) -> Any:
+    """GET /sandbox/streams: every connected stream client and what it subscribed to."""
+    hub = request.app.get(HUB_KEY)
+    return {"clients": hub.view() if hub is not None else []}
+
+
 def _guarded(handler: AdminHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def wrapped(request: web.Request) -> web.Response:
         sb = request.app[SANDBOX_KEY]
@@ -252,3 +259,4 @@ def add_admin_routes(app: web.Application) -> None:
     r.add_delete("/sandbox/faults", _guarded(faults_clear))
     r.add_post("/sandbox/limits", _guarded(limits))
     r.add_get("/sandbox/fills", _guarded(fills))
+    r.add_get("/sandbox/streams", _guarded(streams))

@@ -90,6 +90,7 @@ class Sandbox:
         # listenKeys outlive a reset (like the API keys they belong to); events follow the core
         self.listen_keys = ListenKeys()
         self.user_events = UserEvents(self)
+        self.resets = 0  # how many resets so far: the stream pump restarts from each one
         self.reset()
 
     def reset(self) -> None:
@@ -117,7 +118,8 @@ class Sandbox:
             self.secrets[acct.key] = acct.secret
         self.user_events.install()
         self.clock = MarketClock(self.n_bars, start, cfg.speed, self._wall)
-        self.index = start
+        self.index = self.start_index = start
+        self.resets += 1
         now = self.now_ms()
         for symbol, series in self.series.items():
             self.core.on_bar(symbol, series.bar(start), now)

@@ -39,6 +39,7 @@ from quantdesk.venues.models import MarketSpec
 
 PUMP_S = 0.02  # how often the pump looks at the clock
 LISTEN_KEY_MIN = 20  # Binance's listenKeys are 60-64 characters
+HUB_KEY = web.AppKey("stream_hub", object)  # the app's StreamHub (admin: GET /sandbox/streams)
 
 
 @dataclass
@@ -60,6 +61,7 @@ class StreamHub:
         self.sb = sandbox
         self.clients: list[_Client] = []
         self.sent_index = sandbox.index
+        self._resets = sandbox.resets
         self._sub_ids = itertools.count(0)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -110,6 +112,20 @@ class StreamHub:
             with suppress(ValueError):  # the disconnect fault may have removed it already
                 self.clients.remove(client)
         return ws
+
+    def view(self) -> list[dict[str, Any]]:
+        """What each connected client listens to (GET /sandbox/streams): a test or an operator
+        waits on a subscription instead of sleeping until it has surely landed."""
+        return [
+            {
+                "futures": c.futures,
+                "streams": sorted(c.streams),
+                "user_stream": c.listen_key is not None,
+                "user_subscriptions": len(c.subs),
+            }
+            for c in self.clients
+            if not c.ws.closed  # a client that said goodbye is no longer listening
+        ]
 
     def _api_request(self, client: _Client, text: str) -> dict[str, Any]:
         try:
@@ -172,8 +188,11 @@ class StreamHub:
         """Follow the clock forever, publishing each newly replayed bar."""
         while True:
             await asyncio.sleep(PUMP_S)
-            if self.sb.index < self.sent_index:  # an admin reset moved the clock back
-                self.sent_index = self.sb.index
+            if self.sb.resets != self._resets:
+                # an admin reset rewound the clock: publish from its start, including bars
+                # advanced since the reset and before this look
+                self._resets = self.sb.resets
+                self.sent_index = self.sb.start_index
             faults = self.sb.faults
             if faults.stream_stall_ms:
                 stall, faults.stream_stall_ms = faults.stream_stall_ms, 0
@@ -345,6 +364,7 @@ def _mark_price(sb: Sandbox, spec: MarketSpec, now: int) -> dict:
 def add_stream_routes(app: web.Application, sandbox: Sandbox) -> None:
     """Serve the market streams on app and run the pump while the app runs."""
     hub = StreamHub(sandbox)
+    app[HUB_KEY] = hub
     for path in ("/ws", "/ws/{tail:.*}", "/stream", "/fstream/{tail:.*}"):
         app.router.add_get(path, hub.handle)
     app.router.add_get("/ws-api/v3", hub.handle_api)
