@@ -15,7 +15,7 @@ from quantdesk.data.store import DataStore, SeriesKey
 from quantdesk.data.ticks import replay_book
 from quantdesk.sandbox import Sandbox
 from quantdesk.sandbox.streams import pro_client
-from tests.sandbox.conftest import Admin, admin, sandbox, url  # noqa: F401
+from tests.sandbox.conftest import Admin, admin, landed, sandbox, url  # noqa: F401
 
 BTC = "BTC/USDT"
 
@@ -28,6 +28,13 @@ async def _advance(admin: Admin, bars: int) -> None:  # noqa: F811
     for _ in range(bars):
         await asyncio.to_thread(admin.advance, 1)
         await asyncio.sleep(0.05)
+
+
+async def _until(done: Any, what: str, timeout: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not done():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
 
 
 async def _caught_up(recorder: Recorder, sandbox: Sandbox, timeout: float = 20.0) -> None:  # noqa: F811
@@ -53,8 +60,11 @@ async def _record(
     stop = asyncio.Event()
     try:
         run = asyncio.ensure_future(recorder.run(stop))
-        await asyncio.sleep(1.0)  # subscriptions and the first snapshot land
-        await steps()
+        # both subscriptions land, then the book's first snapshot: a bar before it would
+        # leave the snapshot pending (newer than every diff) with no diff to follow it
+        await landed(Admin(url, sandbox.config.admin_token), "aggtrade", "@depth")
+        await _until(lambda: recorder.stats.snapshots >= 1, "the first book snapshot")
+        await steps(recorder)
         await _caught_up(recorder, sandbox)
         stop.set()
         await asyncio.wait_for(run, 10)
@@ -80,7 +90,7 @@ async def test_recorded_trades_and_book_match_the_sandbox_rest_api(
 ) -> None:
     store = DataStore(tmp_path)
     start = sandbox.index
-    rec = await _record(url, store, lambda: _advance(admin, 6), sandbox, flush_events=4)
+    rec = await _record(url, store, lambda _: _advance(admin, 6), sandbox, flush_events=4)
     trades = store.read(SeriesKey("binance", "spot", BTC, "trades"))
     ids = trades["id"].tolist()
     assert ids == list(range(start + 1, sandbox.index + 1)) and len(set(ids)) == len(ids)
@@ -101,7 +111,7 @@ async def test_recorded_trades_and_book_match_the_sandbox_rest_api(
     # resumable: a second recording backfills what was published between the runs and
     # appends after the first without duplicates
     await _advance(admin, 2)
-    again_rec = await _record(url, store, lambda: _advance(admin, 3), sandbox)
+    again_rec = await _record(url, store, lambda _: _advance(admin, 3), sandbox)
     assert again_rec.stats.backfilled >= 2
     again = store.read(SeriesKey("binance", "spot", BTC, "trades"))["id"].tolist()
     assert again == list(range(start + 1, sandbox.index + 1))
@@ -116,13 +126,15 @@ async def test_depth_gap_resyncs_and_a_dropped_stream_is_backfilled(
     store = DataStore(tmp_path)
     start = sandbox.index
 
-    async def steps() -> None:
+    async def steps(recorder: Recorder) -> None:
         await _advance(admin, 2)
         admin.faults(depth_gaps=1)
         await _advance(admin, 2)
         admin.faults(stream_disconnects=2)  # both connections: trades and depth
+        snapshots = recorder.stats.snapshots
         await _advance(admin, 3)
-        await asyncio.sleep(1.0)  # reconnect
+        await landed(admin, "aggtrade", "@depth")  # both streams reconnected
+        await _until(lambda: recorder.stats.snapshots > snapshots, "a snapshot after it")
         await _advance(admin, 2)
 
     rec = await _record(url, store, steps, sandbox, depth=100)

@@ -41,7 +41,7 @@ def test_record_lists_and_checks_clean(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     def drive() -> None:
-        time.sleep(0.8)
+        admin.wait_listening("aggtrade", "@depth")
         for _ in range(4):
             admin.advance(1)
             time.sleep(0.1)
@@ -50,7 +50,8 @@ def test_record_lists_and_checks_clean(
     driver = threading.Thread(target=drive)
     driver.start()
     args = ("data", "record", "--venue", "local", "--symbols", "BTC/USDT", "--depth", "100")
-    code, out, err = run_cli([*args, "--duration", "2.5"], capsys)
+    # long enough for a loaded machine: the bars go out once the subscriptions land
+    code, out, err = run_cli([*args, "--duration", "6"], capsys)
     driver.join()
     assert code == 0, err
     assert "binance/spot/BTC/USDT trades" in out and "binance/spot/BTC/USDT book" in out
@@ -110,6 +111,7 @@ def test_sigint_flushes_what_was_recorded(
         start = sandbox.index
         assert proc.stderr is not None
         assert proc.stderr.readline().startswith("recording")  # the first status line
+        admin.wait_listening("aggtrade")
         for _ in range(3):
             admin.advance(1)
             time.sleep(0.2)

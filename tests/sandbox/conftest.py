@@ -76,14 +76,18 @@ class Admin:
         users = any(c["user_stream"] or c["user_subscriptions"] for c in clients)
         return all(any(p.lower() in n for n in names) for p in parts) and (users or not user)
 
+    def wait_listening(self, *parts: str, user: bool = False, timeout: float = 30) -> None:
+        """Block until `listening(*parts, user=user)` holds; fail after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while not self.listening(*parts, user=user):
+            assert time.monotonic() < deadline, f"no subscription {parts} user={user} landed"
+            time.sleep(0.02)
+
 
 async def landed(admin: Admin, *parts: str, user: bool = False, timeout: float = 30) -> None:
     """Wait until the sandbox has the subscriptions (see Admin.listening): a stream event sent
     before its subscription lands is lost, so tests wait on this, not on a fixed sleep."""
-    deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(admin.listening, *parts, user=user):
-        assert time.monotonic() < deadline, f"no subscription {parts} user={user} landed"
-        await asyncio.sleep(0.02)
+    await asyncio.to_thread(admin.wait_listening, *parts, user=user, timeout=timeout)
 
 
 @pytest.fixture
