@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from decimal import Decimal
+from itertools import takewhile
 from typing import Any
 
 from quantdesk.model import (
@@ -93,6 +94,13 @@ class RiskEngine:
         self.breakers = dict(breakers or {})
         self.marks: dict[str, Decimal] = {}
         self._orders: deque[int] = deque()  # approval times, ms
+        # approvals within the last second: a suffix of _orders, so its length is the per-second
+        # count without walking up to a second's worth of approvals on every check
+        self._second: deque[int] = deque()
+        self._last_prune: int | None = None
+        # set when the clock went back since _orders was last empty: _second's length may then
+        # differ from the newest-first count the rate rule is defined by, so that count runs
+        self._clock_back = False
         self._cancels: deque[int] = deque()
         self._orders_window: deque[int] = deque()  # approvals within the cancel-ratio window
         self.config = config
@@ -238,11 +246,12 @@ class RiskEngine:
             return deny(Reason.CIRCUIT_OPEN, f"circuit breaker for {order.venue} is open")
 
         self._prune(now, limits)
-        last_second = 0
-        for t in reversed(self._orders):  # newest first: stop at the first older than 1 s
-            if now - t >= 1000:
-                break
-            last_second += 1
+        if self._clock_back:  # newest first: stop at the first a second old
+            last_second = sum(
+                1 for _ in takewhile(lambda t: now - t < 1000, reversed(self._orders))
+            )
+        else:
+            last_second = len(self._second)  # times ascend: _second holds exactly those
         if last_second >= limits.max_orders_per_second:
             return deny(Reason.ORDER_RATE, f"{last_second} orders in the last second")
         if len(self._orders) >= limits.max_orders_per_minute:
@@ -301,6 +310,7 @@ class RiskEngine:
         )
         if decision.approved:
             self._orders.append(now)
+            self._second.append(now)
             self._orders_window.append(now)
             if reduced is not None:
                 return RiskDecision(
@@ -412,8 +422,15 @@ class RiskEngine:
         return free
 
     def _prune(self, now: int, limits: RiskLimits) -> None:
+        if self._last_prune is not None and now < self._last_prune:
+            self._clock_back = True
+        self._last_prune = now
         while self._orders and now - self._orders[0] >= 60_000:
             self._orders.popleft()
+        if not self._orders:
+            self._clock_back = False  # nothing appended before the step back is left
+        while self._second and now - self._second[0] >= 1000:
+            self._second.popleft()
         window = limits.cancel_ratio_window_s * 1000
         while self._orders_window and now - self._orders_window[0] >= window:
             self._orders_window.popleft()
