@@ -117,6 +117,23 @@ def test_orders_per_second_and_per_minute() -> None:
     assert risk.check_order(order("1")).decision is APPROVED
 
 
+def test_orders_per_second_when_the_clock_steps_back() -> None:
+    # The per-second count walks approvals newest first and stops at the first one a second
+    # old; after a step back it must still do so (not count every approval kept in the window).
+    clock = Clock()
+    risk = engine(clock=clock, max_orders_per_second=2, **LOOSE)
+    assert risk.check_order(order("1")).decision is APPROVED
+    clock.now -= 500
+    assert risk.check_order(order("1")).decision is APPROVED
+    clock.now += 1100  # 600 ms after the first, 1100 ms after the newest
+    assert risk.check_order(order("1")).decision is APPROVED
+    assert risk.check_order(order("1")).decision is APPROVED
+    third = risk.check_order(order("1"))
+    assert (third.reason, third.message) == (Reason.ORDER_RATE, "2 orders in the last second")
+    clock.now += 60_000  # the window empties: counting by the window's length again
+    assert [risk.check_order(order("1")).decision for _ in range(3)] == [APPROVED] * 2 + [DENIED]
+
+
 @pytest.mark.parametrize(("cancels", "expected"), [(1, APPROVED), (2, APPROVED), (3, DENIED)])
 def test_cancel_to_order_ratio(cancels: int, expected: Decision) -> None:
     clock = Clock()

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from decimal import Decimal
+from itertools import takewhile
 from typing import Any
 
 from quantdesk.model import (
@@ -66,6 +66,53 @@ def max_position_for_buffer(
     return equity / (mark * ((1 + buffer) * (1 + mmr) - 1))
 
 
+class _Resolved:
+    """One strategy's limits in the forms a check uses, built once per config instead of per order
+    (the Decimal conversions and the fixed parts of the reasons' messages)."""
+
+    __slots__ = (
+        "cancel_window_ms",
+        "exposure_share",
+        "gross_message",
+        "leverage_message",
+        "limits",
+        "liquidation_buffer",
+        "liquidation_message",
+        "maintenance_margin_rate",
+        "max_leverage",
+        "max_symbol_exposure",
+        "price_band",
+        "risk_per_trade",
+        "stop_loss",
+    )
+
+    def __init__(self, limits: RiskLimits) -> None:
+        """Convert once what every check would otherwise convert again."""
+        self.limits = limits
+        self.price_band = dec(limits.price_band)
+        sl = limits.default_stop_loss
+        self.stop_loss = None if sl is None else dec(sl)
+        self.risk_per_trade = dec(limits.risk_per_trade)
+        self.max_symbol_exposure = dec(limits.max_symbol_exposure)
+        self.max_leverage = dec(limits.max_leverage)
+        self.liquidation_buffer = dec(limits.liquidation_buffer)
+        self.maintenance_margin_rate = dec(limits.maintenance_margin_rate)
+        self.cancel_window_ms = limits.cancel_ratio_window_s * 1000
+        self.exposure_share = f"{limits.max_symbol_exposure:.0%}"
+        self.leverage_message = f"gross exposure above {limits.max_leverage}x equity"
+        self.gross_message = f"gross exposure above {limits.max_gross_exposure}"
+        self.liquidation_message = (
+            f"liquidation price within {limits.liquidation_buffer:.0%} of the mark"
+        )
+
+
+def _denied(order: Order, reason: Reason, message: str) -> RiskDecision:
+    """The denial of an order, with its amount and prices as asked."""
+    return RiskDecision(
+        Decision.DENIED, order.amount, order.price, order.trigger_price, reason, message
+    )
+
+
 class RiskEngine:
     """Approves, reduces or denies orders against every configured limit (engine's risk step)."""
 
@@ -93,10 +140,20 @@ class RiskEngine:
         self.breakers = dict(breakers or {})
         self.marks: dict[str, Decimal] = {}
         self._orders: deque[int] = deque()  # approval times, ms
+        # approvals within the last second: a suffix of _orders, so its length is the per-second
+        # count without walking up to a second's worth of approvals on every check
+        self._second: deque[int] = deque()
+        self._last_prune: int | None = None
+        # set when the clock went back since _orders was last empty: _second's length may then
+        # differ from the newest-first count the rate rule is defined by, so that count runs
+        self._clock_back = False
         self._cancels: deque[int] = deque()
         self._orders_window: deque[int] = deque()  # approvals within the cancel-ratio window
-        self.config = config
         self._limits: dict[str, RiskLimits] = {}
+        self._resolved: dict[str, _Resolved] = {}
+        self.config = config  # the setter empties the two caches above
+        self._spot_bases: dict[str, str | None] = {}  # symbol -> base asset (None: derivative)
+        self._keys: dict[tuple[Decision, Reason | None], str] = {}  # decision -> counter key
         self.decisions: dict[str, int] = {}  # "denied: price_band" -> count (reports, replays)
 
     # --- configuration and state ----------------------------------------------------------------
@@ -110,10 +167,22 @@ class RiskEngine:
     def state(self, value: TradingState) -> None:
         self.gate.state = value
 
+    @property
+    def config(self) -> RiskConfig:
+        """The [risk] section in force."""
+        return self._config
+
+    @config.setter
+    def config(self, config: RiskConfig) -> None:
+        # The resolved limits are cached per config: a new config drops them however it comes in
+        # (set_config on reload, or plain assignment), so no check runs on stale limits.
+        self._config = config
+        self._limits = {}
+        self._resolved = {}
+
     def set_config(self, config: RiskConfig) -> None:
         """Apply new limits (hot reload): the next check uses them."""
         self.config = config
-        self._limits = {}
 
     def limits(self, strategy_id: str = "") -> RiskLimits:
         """The limits for one strategy (defaults + its overrides), cached until reload."""
@@ -192,9 +261,12 @@ class RiskEngine:
         (default: default_stop_loss away from the entry).
         """
         decision = self._check(order, reference_price, position, free, stop_price)
-        key = decision.decision.value
-        if decision.reason is not None:
-            key += f": {decision.reason.value}"
+        key = self._keys.get((decision.decision, decision.reason))
+        if key is None:  # a handful of distinct keys: formatted once each, not per check
+            key = decision.decision.value
+            if decision.reason is not None:
+                key += f": {decision.reason.value}"
+            self._keys[(decision.decision, decision.reason)] = key
         self.decisions[key] = self.decisions.get(key, 0) + 1
         if decision.decision is Decision.APPROVED:
             return decision
@@ -224,40 +296,44 @@ class RiskEngine:
         stop_price: Decimal | None,
     ) -> RiskDecision:
         now = self.clock()
-        limits = self.limits(order.strategy_id)
-
-        def deny(reason: Reason, message: str) -> RiskDecision:
-            return RiskDecision(
-                Decision.DENIED, order.amount, order.price, order.trigger_price, reason, message
-            )
+        resolved = self._resolved.get(order.strategy_id)
+        if resolved is None:
+            resolved = _Resolved(self.limits(order.strategy_id))
+            self._resolved[order.strategy_id] = resolved
+        limits = resolved.limits
 
         if (refusal := state_refusal(self.state, order.reduce_only)) is not None:
-            return deny(*refusal)
+            return _denied(order, *refusal)
         breaker = self.breakers.get(order.venue)
         if breaker is not None and not breaker.allows_new_orders():
-            return deny(Reason.CIRCUIT_OPEN, f"circuit breaker for {order.venue} is open")
+            return _denied(order, Reason.CIRCUIT_OPEN, f"circuit breaker for {order.venue} is open")
 
-        self._prune(now, limits)
-        last_second = 0
-        for t in reversed(self._orders):  # newest first: stop at the first older than 1 s
-            if now - t >= 1000:
-                break
-            last_second += 1
+        self._prune(now, resolved.cancel_window_ms)
+        if self._clock_back:  # newest first: stop at the first a second old
+            last_second = sum(
+                1 for _ in takewhile(lambda t: now - t < 1000, reversed(self._orders))
+            )
+        else:
+            last_second = len(self._second)  # times ascend: _second holds exactly those
         if last_second >= limits.max_orders_per_second:
-            return deny(Reason.ORDER_RATE, f"{last_second} orders in the last second")
+            return _denied(order, Reason.ORDER_RATE, f"{last_second} orders in the last second")
         if len(self._orders) >= limits.max_orders_per_minute:
-            return deny(Reason.ORDER_RATE, f"{len(self._orders)} orders in the last minute")
+            return _denied(
+                order, Reason.ORDER_RATE, f"{len(self._orders)} orders in the last minute"
+            )
         recent = len(self._orders_window)  # pruned to the window above
         if recent >= limits.cancel_ratio_min_orders:
             ratio = len(self._cancels) / recent
             if ratio > limits.max_cancel_ratio:
-                return deny(Reason.CANCEL_RATIO, f"cancel-to-order ratio {ratio:.2f}")
+                return _denied(order, Reason.CANCEL_RATIO, f"cancel-to-order ratio {ratio:.2f}")
 
         last = reference_price or self.marks.get(order.symbol)
         if order.price is not None and last:
             off = abs(order.price - last) / last
-            if off > dec(limits.price_band):
-                return deny(Reason.PRICE_BAND, f"price {order.price} is {off:.2%} from {last}")
+            if off > resolved.price_band:
+                return _denied(
+                    order, Reason.PRICE_BAND, f"price {order.price} is {off:.2%} from {last}"
+                )
 
         pos = self.portfolio.positions.get(order.symbol)
         current = position if position is not None else (pos.quantity if pos else ZERO)
@@ -272,10 +348,12 @@ class RiskEngine:
                     if p.quantity and s != order.symbol
                 )
                 if open_count >= limits.max_open_positions:
-                    return deny(Reason.MAX_POSITIONS, f"{open_count} positions already open")
-            cap, reason, message = self._size_cap(order, limits, current, ref, stop_price)
+                    return _denied(
+                        order, Reason.MAX_POSITIONS, f"{open_count} positions already open"
+                    )
+            rules = self.gate.markets.get(order.symbol)
+            cap, reason, message = self._size_cap(order, resolved, rules, current, ref, stop_price)
             if reason is not None and cap < amount:
-                rules = self.gate.markets.get(order.symbol)
                 shrunk = rules.round_amount(cap) if rules else cap
                 if (
                     shrunk <= 0
@@ -286,21 +364,20 @@ class RiskEngine:
                     or (rules is not None and shrunk < rules.min_amount)
                     or (rules is not None and shrunk * ref < rules.min_notional)
                 ):
-                    return deny(reason, message)
+                    return _denied(order, reason, message)
                 amount, reduced = shrunk, reason
 
         self.gate.max_order_notional = limits.max_order_notional
-        candidate = (
-            order if amount == order.amount else replace(order, amount=amount, fill_ids=set())
-        )
         decision = self.gate.check_order(
-            candidate,
+            order,
             reference_price=ref,
             position=current,
             free=free if free is not None else self._default_free(),
+            amount=amount,  # the gate checks the reduced size without a copy of the order
         )
         if decision.approved:
             self._orders.append(now)
+            self._second.append(now)
             self._orders_window.append(now)
             if reduced is not None:
                 return RiskDecision(
@@ -317,107 +394,110 @@ class RiskEngine:
     def _size_cap(
         self,
         order: Order,
-        limits: RiskLimits,
+        resolved: _Resolved,
+        rules: Instrument | None,
         current: Decimal,
         ref: Decimal,
         stop_price: Decimal | None,
     ) -> tuple[Decimal, Reason | None, str]:
         """Largest amount every size rule allows, with the reason of the tightest."""
-        equity = self.equity()
+        marks = self._marks()
+        equity = self.portfolio.equity(marks)
         if equity <= 0:
             return ZERO, Reason.NO_EQUITY, f"equity is {equity}"
         sign = 1 if order.side is Side.BUY else -1
         reducible = max(-sign * current, ZERO)  # part of the order that closes a position
-        caps: list[tuple[Decimal, Reason, str]] = []
+        # The order may take the position from `current` to at most max_abs on its side:
+        # each position rule's cap is max(max_abs, 0) - held.
+        held = sign * current
+        # Rules in a fixed order; a later one wins only when strictly tighter (as min() would
+        # pick), and only the winner's message is formatted.
 
         # Risk per trade: the opening part times its stop distance.
         if stop_price is not None:
             distance = abs(ref - stop_price)
-        elif limits.default_stop_loss is not None:
-            distance = ref * dec(limits.default_stop_loss)
+        elif resolved.stop_loss is not None:
+            distance = ref * resolved.stop_loss
         else:
             distance = ref  # no stop: the whole notional is at risk
-        budget = equity * dec(limits.risk_per_trade)
-        if distance > 0:
-            caps.append(
-                (
-                    reducible + budget / distance,
-                    Reason.RISK_PER_TRADE,
-                    f"risk {order.amount - reducible} x {distance} above {budget}",
-                )
-            )
+        budget = equity * resolved.risk_per_trade
+        symbol_cap = max(equity * resolved.max_symbol_exposure / ref, ZERO) - held
+        if distance > 0 and (risk_cap := reducible + budget / distance) <= symbol_cap:
+            cap, reason = risk_cap, Reason.RISK_PER_TRADE
+        else:
+            cap, reason = symbol_cap, Reason.SYMBOL_EXPOSURE
 
-        def position_cap(max_abs: Decimal) -> Decimal:
-            # The order may take the position from `current` to at most max_abs on its side.
-            return max(max_abs, ZERO) - sign * current
-
-        symbol_max = equity * dec(limits.max_symbol_exposure) / ref
-        caps.append(
-            (
-                position_cap(symbol_max),
-                Reason.SYMBOL_EXPOSURE,
-                f"{order.symbol} exposure above {limits.max_symbol_exposure:.0%} of equity",
-            )
-        )
-
-        other_gross = sum((abs(v) for s, v in self.exposures().items() if s != order.symbol), ZERO)
-        leverage_room = equity * dec(limits.max_leverage) - other_gross
-        caps.append(
-            (
-                position_cap(leverage_room / ref),
-                Reason.LEVERAGE,
-                f"gross exposure above {limits.max_leverage}x equity",
-            )
-        )
+        other_gross = ZERO
+        for symbol, pos in self.portfolio.positions.items():
+            if pos.quantity and symbol != order.symbol:
+                other_gross += abs(pos.quantity * marks[symbol])
+        leverage_room = equity * resolved.max_leverage - other_gross
+        if (c := max(leverage_room / ref, ZERO) - held) < cap:
+            cap, reason = c, Reason.LEVERAGE
+        limits = resolved.limits
         if limits.max_gross_exposure is not None:
             room = limits.max_gross_exposure - other_gross
-            caps.append(
-                (
-                    position_cap(room / ref),
-                    Reason.GROSS_EXPOSURE,
-                    f"gross exposure above {limits.max_gross_exposure}",
-                )
-            )
-        rules = self.gate.markets.get(order.symbol)
+            if (c := max(room / ref, ZERO) - held) < cap:
+                cap, reason = c, Reason.GROSS_EXPOSURE
         if rules is not None and rules.is_derivative:
             liq_max = max_position_for_buffer(
-                sign > 0,
-                ref,
-                equity,
-                dec(limits.liquidation_buffer),
-                dec(limits.maintenance_margin_rate),
+                sign > 0, ref, equity, resolved.liquidation_buffer, resolved.maintenance_margin_rate
             )
-            caps.append(
-                (
-                    position_cap(liq_max),
-                    Reason.LIQUIDATION_BUFFER,
-                    f"liquidation price within {limits.liquidation_buffer:.0%} of the mark",
-                )
-            )
-        cap, reason, message = min(caps, key=lambda c: c[0])
+            if (c := max(liq_max, ZERO) - held) < cap:
+                cap, reason = c, Reason.LIQUIDATION_BUFFER
         if cap >= order.amount:
             return order.amount, None, ""
+        if reason is Reason.RISK_PER_TRADE:
+            message = f"risk {order.amount - reducible} x {distance} above {budget}"
+        elif reason is Reason.SYMBOL_EXPOSURE:
+            message = f"{order.symbol} exposure above {resolved.exposure_share} of equity"
+        elif reason is Reason.LEVERAGE:
+            message = resolved.leverage_message
+        elif reason is Reason.GROSS_EXPOSURE:
+            message = resolved.gross_message
+        else:
+            message = resolved.liquidation_message
         return max(cap, ZERO), reason, message
 
     # --- helpers ----------------------------------------------------------------------------------
 
+    def _marks(self) -> Mapping[str, Decimal]:
+        """valuation_marks() without its copy when every open position has a mark (the norm)."""
+        marks: dict[str, Decimal] | None = None
+        for symbol, pos in self.portfolio.positions.items():
+            if pos.quantity and symbol not in self.marks:
+                if marks is None:
+                    marks = dict(self.marks)
+                marks[symbol] = pos.average_price
+        return self.marks if marks is None else marks
+
     def _default_free(self) -> dict[str, Decimal]:
         """Free balances from the portfolio: cash, plus spot holdings as base-asset balances."""
         free = dict(self.portfolio.cash)
+        bases = self._spot_bases  # a symbol's parse never changes: parsed once per engine
         for symbol, pos in self.portfolio.positions.items():
-            parsed = parse_symbol(symbol)
-            if pos.quantity > 0 and not parsed.is_derivative:
-                base = parsed.base
+            try:
+                base = bases[symbol]
+            except KeyError:
+                parsed = parse_symbol(symbol)
+                base = bases[symbol] = None if parsed.is_derivative else parsed.base
+            if pos.quantity > 0 and base is not None:
                 free[base] = free.get(base, ZERO) + pos.quantity
         return free
 
-    def _prune(self, now: int, limits: RiskLimits) -> None:
+    def _prune(self, now: int, cancel_window_ms: float) -> None:
+        if self._last_prune is not None and now < self._last_prune:
+            self._clock_back = True
+        self._last_prune = now
         while self._orders and now - self._orders[0] >= 60_000:
             self._orders.popleft()
-        window = limits.cancel_ratio_window_s * 1000
-        while self._orders_window and now - self._orders_window[0] >= window:
+        if not self._orders:
+            self._clock_back = False  # nothing appended before the step back is left
+        while self._second and now - self._second[0] >= 1000:
+            self._second.popleft()
+        while self._orders_window and now - self._orders_window[0] >= cancel_window_ms:
             self._orders_window.popleft()
-        while self._cancels and now - self._cancels[0] >= window:
+        while self._cancels and now - self._cancels[0] >= cancel_window_ms:
             self._cancels.popleft()
 
     def event(self, kind: str, message: str, severity: str, payload: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ is denied with the reason of the check that shrank it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 
 from quantdesk.model import (
@@ -47,6 +47,7 @@ class PreTradeRisk:
         self.fee_rate = fee_rate
         self.leverage = leverage
         self.state = state
+        self._currencies: dict[str, tuple[str, str]] = {}  # symbol -> (base, cash), parsed once
 
     def allows_cancel(self) -> bool:
         """Cancels reduce risk: always allowed."""
@@ -59,14 +60,22 @@ class PreTradeRisk:
         reference_price: Decimal | None,
         position: Decimal = ZERO,
         free: Mapping[str, Decimal] | None = None,
+        amount: Decimal | None = None,
     ) -> RiskDecision:
         """Approve, reduce or deny a new order.
 
         reference_price: the price a market order is expected to fill near (last/mark);
-        position: the signed current position in the symbol; free: free balance per asset.
+        position: the signed current position in the symbol; free: free balance per asset;
+        amount: the amount to check instead of order.amount (an amount already reduced).
         """
         free = free or {}
-        deny = self._deny(order)
+        asked = order.amount if amount is None else amount
+
+        def deny(reason: Reason, message: str) -> RiskDecision:
+            return RiskDecision(
+                Decision.DENIED, asked, order.price, order.trigger_price, reason, message
+            )
+
         if (refusal := state_refusal(self.state, order.reduce_only)) is not None:
             return deny(*refusal)
         rules = self.markets.get(order.symbol)
@@ -74,7 +83,7 @@ class PreTradeRisk:
             return deny(Reason.UNKNOWN_MARKET, f"no market rules for {order.symbol}")
 
         reduced: Reason | None = None
-        amount = order.amount
+        amount = asked
         if order.reduce_only:
             reducible = _reducible(order.side, position)
             if reducible <= 0:
@@ -114,7 +123,7 @@ class PreTradeRisk:
             price,
             trigger,
             reduced,
-            f"amount reduced from {order.amount} to {amount}" if reduced else "",
+            f"amount reduced from {asked} to {amount}" if reduced else "",
         )
 
     def _affordable(
@@ -126,7 +135,10 @@ class PreTradeRisk:
         free: Mapping[str, Decimal],
     ) -> Decimal:
         """Largest amount the free balance pays for."""
-        base, quote = split_symbol(order.symbol)
+        currencies = self._currencies.get(order.symbol)
+        if currencies is None:
+            currencies = self._currencies[order.symbol] = split_symbol(order.symbol)
+        base, quote = currencies
         if rules.is_derivative:
             # Closing part of an opposite position needs no margin; only the excess does.
             closing = _reducible(order.side, position)
@@ -135,15 +147,6 @@ class PreTradeRisk:
         if order.side is Side.BUY:
             return free.get(quote, ZERO) / (price * (1 + self.fee_rate))
         return free.get(base, ZERO)
-
-    @staticmethod
-    def _deny(order: Order) -> Callable[[Reason, str], RiskDecision]:
-        def deny(reason: Reason, message: str) -> RiskDecision:
-            return RiskDecision(
-                Decision.DENIED, order.amount, order.price, order.trigger_price, reason, message
-            )
-
-        return deny
 
 
 def _reducible(side: Side, position: Decimal) -> Decimal:
