@@ -146,6 +146,15 @@ class Kernel:
         self._owner: dict[str, tuple[Runner, str]] = {}  # client id -> (runner, tag)
         self._followups: list[tuple[Runner, Intent | Cancel]] = []
         self._bar_venue = isinstance(venue, BarVenue)
+        if self._bar_venue:
+            # resolved once: a BreakerVenue looks each attribute up anew (inspect per access)
+            bv: Any = venue
+            self._open_bar, self._range_bar, self._close_bar = (
+                bv.open_bar,
+                bv.range_bar,
+                bv.close_bar,
+            )
+            self._venue_quote = bv.quote
         self._sim_clock = isinstance(clock, SimClock)
         self._by_symbol: dict[str, list[Runner]] = {}
         self._opening: dict[str, float] = {}  # opens of the step being acted on at its open
@@ -170,7 +179,7 @@ class Kernel:
     def quote(self, symbol: str, side: Side) -> Decimal | None:
         """The venue's price for a market order now, else the last close."""
         if self._bar_venue:
-            return self.venue.quote(symbol, side)  # type: ignore[attr-defined]
+            return self._venue_quote(symbol, side)
         close = self.closes.get(symbol)
         return None if close is None else dec(close)
 
@@ -333,7 +342,7 @@ class Kernel:
         changed = False
         if self._bar_venue:
             for ev in events:
-                if self.venue.open_bar(ev.symbol, ev.bar):  # type: ignore[attr-defined]
+                if self._open_bar(ev.symbol, ev.bar):
                     changed = True
         if changed:
             await self.om.refresh()
@@ -352,7 +361,7 @@ class Kernel:
         if self._bar_venue:
             # The bar's range comes after every order at its open (the fill convention).
             for ev in events:
-                if self.venue.range_bar(ev.symbol):  # type: ignore[attr-defined]
+                if self._range_bar(ev.symbol):
                     changed = True
         if changed:
             await self.om.refresh()
@@ -363,7 +372,7 @@ class Kernel:
         changed = False
         if self._bar_venue:
             for ev in events:
-                if self.venue.close_bar(ev.symbol, ev.bar):  # type: ignore[attr-defined]
+                if self._close_bar(ev.symbol, ev.bar):
                     changed = True
         if changed:
             await self.om.refresh()
