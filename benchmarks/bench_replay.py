@@ -14,7 +14,8 @@ close of bar t fills at the open of bar t+1, 0.1% fee of notional, all cash in.
   extrapolated linearly (its cost is per bar; said so in the table).
 
 Environment: BENCH_REPLAY_BARS (default 1,000,000), BENCH_BACKTRADER_BARS (default 200,000),
-BENCH_JOURNAL_BARS (default 200,000; the SQLite journal run, extrapolated the same way).
+BENCH_JOURNAL_BARS (default 200,000; the SQLite journal run, extrapolated the same way; set it
+to 1000000 to measure the full run).
 """
 
 from __future__ import annotations

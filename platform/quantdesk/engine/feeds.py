@@ -61,9 +61,28 @@ class HistoricalFeed:
             f: bars[f].to_numpy(dtype=np.float64)
             for f in ("open", "high", "low", "close", "volume")
         }
+        self._rows: Rows | None = None
 
     def __len__(self) -> int:
         return len(self.times)
+
+    def step_at(self, i: int) -> Step:
+        """The step of row i (what iterating yields for it; empty if no symbol has a bar)."""
+        f = self._fields
+        t = int(self.times[i])
+        step = []
+        for j, symbol in enumerate(self.symbols):
+            close = float(f["close"][i, j])
+            if close == close:  # not NaN
+                o, h, low, v = (float(f[k][i, j]) for k in ("open", "high", "low", "volume"))
+                step.append(BarEvent(symbol, SimBar(t, o, h, low, close, v), i))
+        return step
+
+    def rows(self) -> Rows:
+        """Row bookkeeping for skipping quiet rows in bulk (computed once, on first use)."""
+        if self._rows is None:
+            self._rows = Rows(self.symbols, self.times, self._fields)
+        return self._rows
 
     async def __aiter__(self) -> AsyncIterator[Step]:
         f = self._fields
@@ -80,3 +99,37 @@ class HistoricalFeed:
                     step.append(BarEvent(symbol, SimBar(t, o[i], h[i], low[i], close, v[i]), i))
             if step:
                 yield step
+
+
+class Rows:
+    """A HistoricalFeed's rows as the kernel skips them: how many steps a span of rows holds
+    (rows where no symbol has a bar are no step) and each symbol's last bar up to a row."""
+
+    def __init__(
+        self, symbols: list[str], times: np.ndarray, fields: dict[str, np.ndarray]
+    ) -> None:
+        """times: the rows' open times (ms); fields: OHLCV arrays (rows x symbols)."""
+        self.symbols = symbols
+        self.times = times
+        self.fields = fields
+        valid = ~np.isnan(fields["close"])
+        self.count = np.concatenate([[0], np.cumsum(valid.any(axis=1))])  # steps in rows [0, i)
+        rows = np.arange(len(times))[:, None]
+        self.last = np.maximum.accumulate(np.where(valid, rows, -1), axis=0)  # last bar row <= i
+        self.first = np.where(valid.any(axis=0), valid.argmax(axis=0), len(times)).tolist()
+
+    def steps(self, start: int, stop: int) -> int:
+        """The number of steps in rows [start, stop)."""
+        return int(self.count[stop] - self.count[start])
+
+    def stop_after(self, start: int, steps: int) -> int:
+        """The first row r with exactly `steps` steps in rows [start, r)."""
+        return int(np.searchsorted(self.count, self.count[start] + steps, side="left"))
+
+    def bar(self, i: int, j: int) -> SimBar:
+        """Symbol j's bar of row i (which has one)."""
+        f = self.fields
+        return SimBar(
+            int(self.times[i]),
+            *(float(f[k][i, j]) for k in ("open", "high", "low", "close", "volume")),
+        )

@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    bindparam,
     create_engine,
     event,
     func,
@@ -212,6 +213,64 @@ COMMAND_KINDS = ("kill", "resume", "approve", "reject", "cancel")
 _SECRET_KEY = re.compile(r"secret|api_?key|password|passphrase|token|private|signature", re.I)
 
 
+# Statements of a batch's flush, built once (immutable constructs; values come as parameters,
+# so SQLAlchemy compiles each once and runs it as one executemany).
+_UPDATE_ORDER = update(orders_t).where(orders_t.c.client_order_id == bindparam("_cid"))
+_UPDATE_POSITION = update(positions_t).where(
+    (positions_t.c.venue == bindparam("_venue")) & (positions_t.c.symbol == bindparam("_symbol"))
+)
+_FILL_EXISTS = select(fills_t.c.id).where(
+    (fills_t.c.venue == bindparam("venue")) & (fills_t.c.trade_id == bindparam("trade_id"))
+)
+
+
+@dataclass
+class _Pending:
+    """Writes of an open batch not yet sent to the database: latest row per order and per
+    position, appended events, fills and equity points, flushed in that order (orders
+    first: the others name them) before any read, any other write and the commit."""
+
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    fills: list[dict[str, Any]] = field(default_factory=list)
+    fill_keys: set[tuple[str, str]] = field(default_factory=set)
+    positions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    equity: list[dict[str, Any]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.orders or self.events or self.fills or self.positions or self.equity)
+
+    def flush(self, conn: Connection) -> None:
+        """Send everything, as the unbatched writes would have (upserts by key)."""
+        if self.orders:
+            cids = list(self.orders)
+            have: set[str] = set()
+            for k in range(0, len(cids), 500):
+                chunk = cids[k : k + 500]
+                query = select(orders_t.c.client_order_id).where(
+                    orders_t.c.client_order_id.in_(chunk)
+                )
+                have.update(conn.execute(query).scalars())
+            new = [{"client_order_id": c, **r} for c, r in self.orders.items() if c not in have]
+            old = [{"_cid": c, **r} for c, r in self.orders.items() if c in have]
+            if new:
+                conn.execute(insert(orders_t), new)
+            if old:
+                conn.execute(_UPDATE_ORDER, old)
+        if self.events:
+            conn.execute(insert(order_events_t), self.events)
+        if self.fills:
+            conn.execute(insert(fills_t), self.fills)
+        for (venue, symbol), row in self.positions.items():
+            params = {"_venue": venue, "_symbol": symbol, **row}
+            if not conn.execute(_UPDATE_POSITION, params).rowcount:
+                conn.execute(insert(positions_t), {"venue": venue, "symbol": symbol, **row})
+        if self.equity:
+            conn.execute(insert(equity_t), self.equity)
+        self.orders, self.events, self.fills, self.fill_keys = {}, [], [], set()
+        self.positions, self.equity = {}, []
+
+
 def redact(payload: Any) -> Any:
     """A copy of a JSON-like payload with the values of secret-looking keys replaced."""
     if isinstance(payload, Mapping):
@@ -287,6 +346,7 @@ class Journal:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
         self._batch: Connection | None = None
+        self._pending = _Pending()  # writes of the open batch, sent in bulk (see batch)
         self.engine = create_engine(url, **kwargs)
         if is_sqlite:
             _sqlite_setup(self.engine, busy_timeout_ms, wal=wal and not memory)
@@ -309,15 +369,22 @@ class Journal:
     def _tx(self) -> Iterator[Connection]:
         """The open batch's connection, or a transaction of its own."""
         if self._batch is not None:
+            self._flush()
             yield self._batch
             return
         with self.engine.begin() as conn:
             yield conn
 
+    def _flush(self) -> None:
+        """Send the open batch's pending writes (before reads and other writes see it)."""
+        if self._batch is not None and self._pending:
+            self._pending.flush(self._batch)
+
     @contextmanager
     def _read(self) -> Iterator[Connection]:
         """The open batch's connection (to see its own writes), or a fresh connection."""
         if self._batch is not None:
+            self._flush()
             yield self._batch
             return
         with self.engine.connect() as conn:
@@ -326,7 +393,10 @@ class Journal:
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Group the writes made inside into one transaction: all or nothing, and far fewer
-        commits (what a fast replay wants). Nested batches join the outer one."""
+        commits (what a fast replay wants). Nested batches join the outer one. Order, event,
+        fill, position and equity writes inside are gathered and sent in bulk (one executemany
+        per table) before any read, any other write, and the commit; outside a batch (live
+        sessions) every write is its own committed transaction, as before."""
         if self._batch is not None:
             yield
             return
@@ -334,8 +404,10 @@ class Journal:
             self._batch = conn
             try:
                 yield
+                self._flush()  # the commit takes every write of the batch
             finally:
                 self._batch = None
+                self._pending = _Pending()
 
     def close(self) -> None:
         """Release all connections."""
@@ -381,6 +453,9 @@ class Journal:
             "updated_ms": order.updated_ms,
             "decision_price": order.decision_price,
         }
+        if self._batch is not None:
+            self._pending.orders[order.client_order_id] = row
+            return
         with self._tx() as conn:
             done = conn.execute(
                 update(orders_t)
@@ -392,36 +467,48 @@ class Journal:
 
     def record_event(self, event: OrderEvent) -> None:
         """Append one order state transition."""
+        row = {
+            "client_order_id": event.client_order_id,
+            "old": event.old.value if event.old else None,
+            "new": event.new.value,
+            "ts": event.timestamp,
+            "reason": event.reason,
+        }
+        if self._batch is not None:
+            self._pending.events.append(row)
+            return
         with self._tx() as conn:
-            conn.execute(
-                insert(order_events_t).values(
-                    client_order_id=event.client_order_id,
-                    old=event.old.value if event.old else None,
-                    new=event.new.value,
-                    ts=event.timestamp,
-                    reason=event.reason,
-                )
-            )
+            conn.execute(insert(order_events_t).values(**row))
 
     def record_fill(self, fill: Fill) -> bool:
         """Store a fill; False (and nothing written) if (venue, trade id) is already stored."""
+        row = {
+            "venue": fill.venue,
+            "trade_id": fill.trade_id,
+            "client_order_id": fill.client_order_id,
+            "venue_order_id": fill.venue_order_id,
+            "symbol": fill.symbol,
+            "side": fill.side.value,
+            "amount": fill.amount,
+            "price": fill.price,
+            "fee": fill.fee,
+            "fee_currency": fill.fee_currency,
+            "ts": fill.timestamp,
+        }
+        if self._batch is not None:
+            key = (fill.venue, fill.trade_id)
+            pending = self._pending
+            if key in pending.fill_keys:
+                return False
+            found = self._batch.execute(_FILL_EXISTS, {"venue": key[0], "trade_id": key[1]})
+            if found.first() is not None:
+                return False
+            pending.fill_keys.add(key)
+            pending.fills.append(row)
+            return True
         try:
             with self._tx() as conn, conn.begin_nested():
-                conn.execute(
-                    insert(fills_t).values(
-                        venue=fill.venue,
-                        trade_id=fill.trade_id,
-                        client_order_id=fill.client_order_id,
-                        venue_order_id=fill.venue_order_id,
-                        symbol=fill.symbol,
-                        side=fill.side.value,
-                        amount=fill.amount,
-                        price=fill.price,
-                        fee=fill.fee,
-                        fee_currency=fill.fee_currency,
-                        ts=fill.timestamp,
-                    )
-                )
+                conn.execute(insert(fills_t).values(**row))
         except IntegrityError:
             return False
         return True
@@ -459,6 +546,9 @@ class Journal:
             "funding": position.funding,
             "updated_ms": position.updated_ms,
         }
+        if self._batch is not None:
+            self._pending.positions[(venue, position.symbol)] = row
+            return
         key = (positions_t.c.venue == venue) & (positions_t.c.symbol == position.symbol)
         with self._tx() as conn:
             if not conn.execute(update(positions_t).where(key).values(**row)).rowcount:
@@ -482,12 +572,12 @@ class Journal:
         unrealized_pnl: Decimal | None = None,
     ) -> None:
         """Append one equity snapshot."""
+        row = {"ts": timestamp, "equity": equity, "cash": cash, "unrealized_pnl": unrealized_pnl}
+        if self._batch is not None:
+            self._pending.equity.append(row)
+            return
         with self._tx() as conn:
-            conn.execute(
-                insert(equity_t).values(
-                    ts=timestamp, equity=equity, cash=cash, unrealized_pnl=unrealized_pnl
-                )
-            )
+            conn.execute(insert(equity_t).values(**row))
 
     def record_risk_event(
         self,

@@ -282,6 +282,25 @@ class SignalRunner:
             self._check_shorts_on(event.symbol)
         return bool(last[0][0]), bool(last[1][0]), bool(last[2][0]), bool(last[3][0])
 
+    # --- quiet rows (replay) --------------------------------------------------------------------
+
+    def signal_rows(self) -> np.ndarray | None:
+        """The prepared rows whose close decides something (any flag of any symbol), in order;
+        None without `prepare` (each close is then evaluated). The kernel skips the other rows
+        in bulk while the runner is `idle`, telling it only each symbol's last close (`skip`)."""
+        if self._signals is None:
+            return None
+        return np.flatnonzero(np.logical_or.reduce([f.any(axis=1) for f in self._signals]))
+
+    def idle(self) -> bool:
+        """No signal waits for an open, no reversal for a fill: a bar without signals at its
+        close changes nothing here but the last close."""
+        return all(s.signal_ms is None and s.reverse is None for s in self.sleeves.values())
+
+    def skip(self, symbol: str, close: float) -> None:
+        """Closes without signals went by; `close` was the last (funding's mark)."""
+        self._closes[symbol] = close
+
     # --- events ---------------------------------------------------------------------------------
 
     def on_close(self, event: BarEvent) -> list[Intent | Cancel]:

@@ -201,6 +201,21 @@ class SimVenue:
         self._charge(fills, bar.time)  # filled during the bar: stamped with its open time
         return sorted({self.core.orders[f.order_id].client_id for f in fills})
 
+    def idle(self) -> bool:
+        """Nothing working: no queued market order, no pending stop, no order in the core, so
+        bars open and close here without effect but for the last bar seen (`skip_bar`)."""
+        return (
+            not self.core.open_orders
+            and not any(self._queued.values())
+            and not any(self._stops.values())
+        )
+
+    def skip_bar(self, symbol: str, bar: SimBar) -> None:
+        """What open_bar, range_bar and close_bar of bars up to `bar` (the last) leave on an
+        idle venue: `bar` is the last closed bar, none is in progress."""
+        self._open[symbol] = None
+        self._last[symbol] = bar
+
     def quote(self, symbol: str, side: Side) -> Decimal | None:
         """The price a market order of `side` would fill at now (None before any bar)."""
         ref = self._reference(symbol)
