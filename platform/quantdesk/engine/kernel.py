@@ -216,9 +216,7 @@ class Kernel:
                 async for step in feed:
                     await self.step(step, act_on_close=not feed.historical)
                     bar.update(1)
-                    if batch is not None and self.steps % self.commit_every == 0:
-                        stack.close()
-                        stack.enter_context(batch())
+                    self._commit_due(stack, batch)
             self.snapshot()
         bar.close()
 
@@ -292,9 +290,13 @@ class Kernel:
             if not done:
                 continue
             bar.update(done)
-            if batch is not None and self.steps % self.commit_every == 0:
-                stack.close()
-                stack.enter_context(batch())
+            self._commit_due(stack, batch)
+
+    def _commit_due(self, stack: ExitStack, batch: Any) -> None:
+        """Commit the journal batch every commit_every steps and open the next one."""
+        if batch is not None and self.steps % self.commit_every == 0:
+            stack.close()
+            stack.enter_context(batch())
 
     def _skip_rows(self, rows: Any, start: int, stop: int) -> int:
         """Rows [start, stop) while quiet: the clock, the last closes (kernel, venue, runners)

@@ -225,13 +225,16 @@ class RiskEngine:
         """Last known price of a symbol (None when never seen)."""
         return self.marks.get(symbol)
 
-    def valuation_marks(self) -> dict[str, Decimal]:
-        """Marks for every open position (entry price where no mark was seen yet)."""
-        marks = dict(self.marks)
+    def valuation_marks(self) -> Mapping[str, Decimal]:
+        """Marks for every open position (entry price where no mark was seen yet), read-only:
+        the engine's own marks when every open position has one (the norm: no copy per check)."""
+        marks: dict[str, Decimal] | None = None
         for symbol, pos in self.portfolio.positions.items():
-            if pos.quantity and symbol not in marks:
+            if pos.quantity and symbol not in self.marks:
+                if marks is None:
+                    marks = dict(self.marks)
                 marks[symbol] = pos.average_price
-        return marks
+        return self.marks if marks is None else marks
 
     def equity(self) -> Decimal:
         """Portfolio equity at the current marks."""
@@ -401,7 +404,7 @@ class RiskEngine:
         stop_price: Decimal | None,
     ) -> tuple[Decimal, Reason | None, str]:
         """Largest amount every size rule allows, with the reason of the tightest."""
-        marks = self._marks()
+        marks = self.valuation_marks()
         equity = self.portfolio.equity(marks)
         if equity <= 0:
             return ZERO, Reason.NO_EQUITY, f"equity is {equity}"
@@ -460,16 +463,6 @@ class RiskEngine:
         return max(cap, ZERO), reason, message
 
     # --- helpers ----------------------------------------------------------------------------------
-
-    def _marks(self) -> Mapping[str, Decimal]:
-        """valuation_marks() without its copy when every open position has a mark (the norm)."""
-        marks: dict[str, Decimal] | None = None
-        for symbol, pos in self.portfolio.positions.items():
-            if pos.quantity and symbol not in self.marks:
-                if marks is None:
-                    marks = dict(self.marks)
-                marks[symbol] = pos.average_price
-        return self.marks if marks is None else marks
 
     def _default_free(self) -> dict[str, Decimal]:
         """Free balances from the portfolio: cash, plus spot holdings as base-asset balances."""
