@@ -47,7 +47,7 @@ from quantdesk.model import (
 from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.gate import PreTradeRisk
 from quantdesk.risk.limits import RiskConfig
-from quantdesk.strategy import SignalStrategy, Strategy, StrategyError
+from quantdesk.strategy import SignalStrategy, Strategy, StrategyError, naive_utc
 from quantdesk.system.kernel import build_kernel, funding_schedule, timeout_ms, venue_breaker
 from quantdesk.venues.sim import SimVenue
 
@@ -233,8 +233,10 @@ def portfolio_from_fills(
     """A vectorbt portfolio of exactly these fills (size, price, fee), one order each, so the
     backtest's stats functions describe the engine's run. A trade that opens and stops out in
     one bar is two orders in that bar, as in the backtest (`runner.on_bars`). grouped: one
-    cash-sharing group of init_cash (a target-weight run), else init_cash per symbol."""
-    close = bars["close"]
+    cash-sharing group of init_cash (a target-weight run), else init_cash per symbol. Built
+    on naive UTC (vectorbt's shape check would turn a tz-aware index into one Timestamp per
+    bar: ~2.7 s of a 1M-bar replay); BacktestResult gives its outputs the bars' index back."""
+    close = naive_utc(bars["close"])
     cols = {str(c): j for j, c in enumerate(close.columns)}
     times = close.index.as_unit("ms").asi8
     records = np.zeros(len(fills), dtype=vbt.portfolio.enums.order_dt)
