@@ -168,6 +168,78 @@ def simulate(
             call_seq="auto",
             **common,
         )
+    sl_stop = _stop_array(signals.sl_stop, len(columns))
+    tp_stop = _stop_array(signals.tp_stop, len(columns))
+    if _no_stops(sl_stop, tp_stop):
+        # Without stops the range row never trades: one row per bar with the signals at the
+        # next open gives the same orders, on half the rows and with no rebuild on the bars.
+        on_rows, rows = _one_phase_rows(signals, common), _one_phase
+    else:
+        on_rows = _two_phase_rows(signals, costs, close, open_, wide, sl_stop, tp_stop, freq)
+        rows = _two_phase_sizes
+    # All in (vectorbt's size=inf), or a fraction of the cash: amount = f x cash / (1 + fee) /
+    # price, as the engine's SignalRunner sizes it.
+    portfolio = on_rows(
+        np.inf if costs.size is None else costs.size,
+        "amount" if costs.size is None else "percent",
+        costs.init_cash,
+    )
+    if funding:
+        portfolio = _funded(portfolio, bars, costs, on_rows, rows, funding)
+    return portfolio
+
+
+def _no_stops(sl_stop: float | np.ndarray, tp_stop: float | np.ndarray) -> bool:
+    """True when no column has a stop-loss or take-profit (every value NaN)."""
+    return bool(np.isnan(sl_stop).all() and np.isnan(tp_stop).all())
+
+
+def _next_open_signal(frame: Any) -> np.ndarray | None:
+    """A close-of-bar signal moved to the next bar's open (model.fills.next_open), as an array."""
+    if frame is None:
+        return None
+    values = np.asarray(frame, dtype=bool)
+    out = np.zeros_like(values)
+    out[1:] = values[:-1]
+    return out
+
+
+def _one_phase_rows(signals: Signals, common: Mapping[str, Any]) -> Any:
+    """The one-row-per-bar simulation of a strategy without stops: signals at the next open."""
+    shifted = {
+        name: _next_open_signal(getattr(signals, name))
+        for name in ("entries", "exits", "short_entries", "short_exits")
+    }
+
+    def on_rows(size: Any, size_type: str, init_cash: float) -> vbt.Portfolio:
+        """Simulate one row per bar."""
+        args = {**common, "init_cash": init_cash}
+        return vbt.Portfolio.from_signals(size=size, size_type=size_type, **shifted, **args)
+
+    return on_rows
+
+
+def _one_phase(size: Any) -> Any:
+    """Sizes per bar for the one-row simulation: as they are."""
+    return size
+
+
+def _two_phase_sizes(size: Any) -> Any:
+    """Sizes per bar for the two-row simulation: the same on a bar's open and range rows."""
+    return _two_phase(size, size)
+
+
+def _two_phase_rows(
+    signals: Signals,
+    costs: Costs,
+    close: pd.DataFrame,
+    open_: pd.DataFrame,
+    wide: Any,
+    sl_stop: float | np.ndarray,
+    tp_stop: float | np.ndarray,
+    freq: Any,
+) -> Any:
+    """The two-rows-per-bar simulation (open row, then range row: see the module docstring)."""
     o = open_.to_numpy()
     at_open = _two_phase(o, o)
     signal_args: dict[str, Any] = {
@@ -180,8 +252,8 @@ def simulate(
         "open": at_open,
         "high": _two_phase(o, wide("high").to_numpy()),
         "low": _two_phase(o, wide("low").to_numpy()),
-        "sl_stop": _stop_array(signals.sl_stop, len(columns)),
-        "tp_stop": _stop_array(signals.tp_stop, len(columns)),
+        "sl_stop": sl_stop,
+        "tp_stop": tp_stop,
         # Stops are fractions of what the trade paid; triggered stops pay slippage like any
         # market order (see quantdesk.model.fills).
         "stop_entry_price": "fillprice",
@@ -199,16 +271,7 @@ def simulate(
         records["idx"] //= 2  # open row 2i and range row 2i + 1 are both bar i
         return on_bars(close, records, init_cash, freq=freq)
 
-    # All in (vectorbt's size=inf), or a fraction of the cash: amount = f x cash / (1 + fee) /
-    # price, as the engine's SignalRunner sizes it.
-    portfolio = on_rows(
-        np.inf if costs.size is None else costs.size,
-        "amount" if costs.size is None else "percent",
-        costs.init_cash,
-    )
-    if funding:
-        portfolio = _funded(portfolio, bars, costs, on_rows, funding)
-    return portfolio
+    return on_rows
 
 
 def _two_phase(open_rows: Any, range_rows: Any) -> Any:
@@ -248,6 +311,7 @@ def _funded(
     bars: pd.DataFrame,
     costs: Costs,
     on_rows: Any,
+    rows: Any,
     funding: FundingData,
 ) -> vbt.Portfolio:
     """Re-simulate so that each entry spends f x (trading cash + funding received so far).
@@ -259,7 +323,8 @@ def _funded(
     and funding, until the funding stops changing. The simulation gets a cash buffer so that
     received funding can be spent; the result is relabelled with the real starting cash, so
     its value is the trading equity and the funding is added on top (portfolio_funding).
-    on_rows(size, size_type, init_cash): the strategy's simulation (see simulate).
+    on_rows(size, size_type, init_cash): the strategy's simulation (see simulate); rows(size):
+    per-bar sizes laid out on its rows.
     """
     flows = portfolio_funding(portfolio, bars, funding)
     if flows is None:
@@ -275,7 +340,7 @@ def _funded(
         spendable = np.maximum(before - buffer + received, 0.0)
         size = fraction * spendable / ((1.0 + costs.fee) * (1.0 + costs.slippage))
         buffer = max(buffer, float(np.max(received, initial=0.0)) * 2.0)
-        portfolio = on_rows(_two_phase(size, size), "value", costs.init_cash + buffer)
+        portfolio = on_rows(rows(size), "value", costs.init_cash + buffer)
         new_flows = portfolio_funding(portfolio, bars, funding)
         assert new_flows is not None
         done = np.allclose(new_flows.to_numpy(), flows.to_numpy(), rtol=1e-13, atol=1e-10)
