@@ -1,9 +1,12 @@
-"""`quantdesk mm backtest`: a market maker on seeded synthetic order flow (quantdesk.mm)."""
+"""`quantdesk mm backtest` / `mm optimize`: a market maker on seeded synthetic order flow, or on
+trades and L2 book recorded into the data store (quantdesk.mm)."""
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -40,9 +43,128 @@ def hours_range(ctx: click.Context, param: click.Parameter, value: float) -> flo
     return value
 
 
+SOURCES = ("synthetic", "store")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def flow_options(command: F) -> F:
+    """The options choosing the event flow: synthetic (seed, hours, ...) or recorded (store)."""
+    options = [
+        click.option(
+            "--source",
+            type=click.Choice(SOURCES),
+            default="synthetic",
+            show_default=True,
+            help="Seeded synthetic flow, or trades and book recorded into the data store.",
+        ),
+        click.option(
+            "--seed",
+            type=int,
+            default=7,
+            show_default=True,
+            help="Seed of the synthetic order flow.",
+        ),
+        click.option(
+            "--hours",
+            type=float,
+            default=6.0,
+            callback=hours_range,
+            show_default=True,
+            help="Hours of synthetic flow.",
+        ),
+        click.option(
+            "--informed",
+            type=float,
+            default=0.2,
+            callback=probability,
+            show_default=True,
+            help="Share of informed trades (synthetic).",
+        ),
+        click.option(
+            "--vol",
+            type=float,
+            default=0.6,
+            callback=non_negative,
+            show_default=True,
+            help="Annualized mid volatility (synthetic).",
+        ),
+        click.option("--symbol", default=None, help="Recorded symbol (--source store)."),
+        click.option("--exchange", default=None, help="Recorded exchange (--source store)."),
+        click.option("--market", default=None, help="Recorded market (--source store)."),
+        click.option("--start", default=None, help="Replay from (--source store)."),
+        click.option("--end", default=None, help="Replay until (--source store)."),
+        click.option(
+            "--tick",
+            type=float,
+            default=None,
+            help="Tick size of the recorded symbol (default: the smallest price gap).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def load_flow(app: AppContext, flow_args: dict) -> object:
+    """The Flow the flow options describe (synthetic, or replayed from the store)."""
+    source = flow_args["source"]
+    recorded = ("symbol", "exchange", "market", "start", "end", "tick")
+    if source == "synthetic":
+        given = [n for n in recorded if flow_args[n] is not None]
+        if given:
+            raise ConfigError(f"--{given[0]} needs --source store")
+        if flow_args["vol"] > 10:
+            raise ConfigError(f"--vol must be at most 10 (1000% a year), got {flow_args['vol']:g}")
+        from quantdesk.mm.flow import FlowConfig, generate_flow
+
+        config = FlowConfig(
+            hours=flow_args["hours"], informed_prob=flow_args["informed"], vol=flow_args["vol"]
+        )
+        return generate_flow(config, seed=flow_args["seed"])
+    if not flow_args["symbol"]:
+        raise ConfigError("--source store needs --symbol")
+    tick = flow_args["tick"]
+    if tick is not None and not (math.isfinite(tick) and tick > 0):
+        raise ConfigError(f"--tick must be a positive number, got {tick:g}")
+    from quantdesk.mm.recorded import store_flow
+
+    return store_flow(
+        app.store,
+        flow_args["symbol"],
+        flow_args["exchange"],
+        flow_args["market"],
+        flow_args["start"],
+        flow_args["end"],
+        tick,
+    )
+
+
+def describe_flow(flow_args: dict) -> str:
+    """What the run replays, for the announcement line."""
+    if flow_args["source"] == "store":
+        span = f" {flow_args['start'] or 'start'} .. {flow_args['end'] or 'end'}"
+        return f"recorded {flow_args['symbol']}{span}"
+    return f"{flow_args['hours']:g} h of synthetic flow, seed {flow_args['seed']}"
+
+
+FLOW_ARGS = (
+    "source",
+    "seed",
+    "hours",
+    "informed",
+    "vol",
+    "symbol",
+    "exchange",
+    "market",
+    "start",
+    "end",
+    "tick",
+)
+
+
 @cli.group()
 def mm() -> None:
-    """Market making research on synthetic order flow."""
+    """Market making research on synthetic or recorded order flow."""
 
 
 @mm.command("backtest")
@@ -52,17 +174,6 @@ def mm() -> None:
     default="basic_mm",
     show_default=True,
     help="basic_mm or avellaneda_stoikov.",
-)
-@click.option(
-    "--seed", type=int, default=7, show_default=True, help="Seed of the synthetic order flow."
-)
-@click.option(
-    "--hours",
-    type=float,
-    default=6.0,
-    callback=hours_range,
-    show_default=True,
-    help="Hours of flow.",
 )
 @click.option(
     "--param",
@@ -94,46 +205,28 @@ def mm() -> None:
     show_default=True,
     help="Touch changes this soon after a requote wait (fills never do).",
 )
-@click.option(
-    "--informed",
-    type=float,
-    default=0.2,
-    callback=probability,
-    show_default=True,
-    help="Share of informed trades.",
-)
-@click.option(
-    "--vol",
-    type=float,
-    default=0.6,
-    callback=non_negative,
-    show_default=True,
-    help="Annualized mid volatility.",
-)
 @click.option("--max-inventory", type=float, default=10.0, callback=positive, show_default=True)
 @click.option("--cash", type=float, default=10_000.0, callback=cash_amount, show_default=True)
 @click.option("--report", "report_path", default=None, help="Write an HTML report (plotly) here.")
 @click.option("--strategies-dir", default=None, help="Folder of strategies (default ./strategies).")
+@flow_options
 @click.pass_obj
 def backtest_cmd(
     app: AppContext,
     name: str,
-    seed: int,
-    hours: float,
     param_args: tuple[str, ...],
     venue: str,
     queue: str,
     feed_latency_ms: float,
     entry_latency_ms: float,
     requote_ms: float,
-    informed: float,
-    vol: float,
     max_inventory: float,
     cash: float,
     report_path: str | None,
     strategies_dir: str | None,
+    **flow_args: object,
 ) -> None:
-    """Backtest a quoting strategy on seeded order flow; print the stats (and PnL split)."""
+    """Backtest a quoting strategy on seeded or recorded order flow; print the stats."""
     from quantdesk.strategy import QuoteStrategy, parse_param_args, strategy_class
 
     cls = strategy_class(name, strategies_dir)
@@ -143,15 +236,12 @@ def backtest_cmd(
     names = list(grid)
     combos = [dict(zip(names, c, strict=True)) for c in itertools.product(*grid.values())] or [{}]
     strategies = [cls(**{**fixed, **combo}) for combo in combos]
-    if vol > 10:
-        raise ConfigError(f"--vol must be at most 10 (1000% a year), got {vol:g}")
     report = _report_target(report_path)
-    announce(f"mm backtest {name}: {hours:g} h of synthetic flow, seed {seed}")
+    flow = load_flow(app, flow_args)
+    announce(f"mm backtest {name}: {describe_flow(flow_args)}")
     from quantdesk.mm.backtest import MMConfig, run_mm
     from quantdesk.mm.fills import QUEUE_MODELS, VENUES, Latency
-    from quantdesk.mm.flow import FlowConfig, generate_flow
 
-    flow = generate_flow(FlowConfig(hours=hours, informed_prob=informed, vol=vol), seed=seed)
     config = MMConfig(
         venue=VENUES[venue],
         latency=Latency(feed_latency_ms, entry_latency_ms),

@@ -1,0 +1,343 @@
+"""Recorded trades and L2 book from the data store as the mm backtest's event Flow.
+
+The recorder (`quantdesk data record`) stores trades and book events (REST snapshots, then
+depth diffs with absolute level sizes). The queue kernel needs what the synthetic flow gives:
+one event per trade or touch change, each carrying the touch after it (best bid/ask in ticks
+and the size there). The conversion replays the full L2 book and merges the trades in:
+- a trade consumes the book it hits (levels better than its price first, then its own level),
+  so the touch after a trade already shows the traded size gone; the depth diff reporting the
+  same size later changes nothing, and is not read as a cancel ahead of our order (which the
+  `prob` queue model would otherwise count a second time);
+- a diff sets absolute sizes, so whatever the trades took is corrected to the venue's book;
+- at equal timestamps trades come first: the diff stamped with a trade's millisecond is the
+  one that reports it;
+- a diff that leaves the touch as it was is dropped (deeper levels do not reach the kernel;
+  the size ahead of an order placed behind the touch is `deep_queue`, by default the median
+  size of levels 2-5 in the recorded snapshots);
+- a level set by a diff wins over stale levels of the other side it crosses (removed);
+- while either side is empty there is no touch: those events are skipped and counted.
+Event 0 is the book at the start (the given start, or the first snapshot after it).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from quantdesk.data.store import DataStore
+from quantdesk.data.ticks import ASK, BID, BOOK, SNAPSHOT, TRADES
+from quantdesk.data.times import parse_time
+from quantdesk.errors import BacktestError, NoDataError, QuantdeskError
+from quantdesk.mm.flow import BOOK as FLOW_BOOK
+from quantdesk.mm.flow import TRADE as FLOW_TRADE
+from quantdesk.mm.flow import Flow, FlowConfig
+
+PRICE_TOL = 1e-6  # a price off the tick grid by more than this many ticks is a wrong tick
+
+
+def infer_tick(prices: np.ndarray) -> float:
+    """The largest step every gap between distinct prices is a multiple of."""
+    unique = np.unique(prices[np.isfinite(prices)])
+    gaps = np.diff(unique)
+    if not len(gaps):
+        raise BacktestError("cannot infer the tick size from one price: pass the tick")
+    # float rounding leaves ~1e-16 x the price in each gap: a remainder below 1e-10 x the
+    # price is that rounding, not a finer tick
+    tol = max(float(np.abs(unique).max()) * 1e-10, 1e-300)
+    step = float(gaps.min())
+    for gap in np.unique(gaps):
+        a, b = float(gap), step
+        while b > tol:
+            a, b = b, math.fmod(a, b)
+            if b > a - tol:  # a remainder of (almost) a whole step is a zero one
+                b = 0.0
+        step = a
+    return round(step, max(-math.floor(math.log10(tol)), 0))  # drop the rounding noise
+
+
+def _ticks(prices: np.ndarray, tick: float, what: str) -> np.ndarray:
+    scaled = prices / tick
+    out = np.rint(scaled)
+    off = np.abs(scaled - out)
+    if len(off) and float(np.nanmax(off)) > PRICE_TOL * max(1.0, float(np.nanmax(np.abs(out)))):
+        bad = float(prices[int(np.nanargmax(off))])
+        raise BacktestError(f"{what} price {bad:g} is not a multiple of the tick {tick:g}")
+    return out.astype(np.int64)
+
+
+class _Side:
+    """One side of the local book: size per price tick and the best price."""
+
+    def __init__(self, sign: int) -> None:
+        self.sign = sign  # +1 bids (best = highest), -1 asks (best = lowest)
+        self.levels: dict[int, float] = {}
+        self.best: int | None = None
+
+    def clear(self) -> None:
+        """Remove every level."""
+        self.levels.clear()
+        self.best = None
+
+    def _rebest(self) -> None:
+        if not self.levels:
+            self.best = None
+        else:
+            self.best = max(self.levels) if self.sign > 0 else min(self.levels)
+
+    def better(self, a: int, b: int) -> bool:
+        """a is a better price than b on this side."""
+        return a > b if self.sign > 0 else a < b
+
+    def set(self, price: int, size: float) -> None:
+        """Set a level's absolute size (0 removes it)."""
+        if size <= 0:
+            if self.levels.pop(price, None) is not None and price == self.best:
+                self._rebest()
+            return
+        self.levels[price] = size
+        if self.best is None or self.better(price, self.best):
+            self.best = price
+
+    def drop_through(self, price: int, inclusive: bool) -> None:
+        """Remove levels better than price (and at it, if inclusive)."""
+        while self.best is not None and (
+            self.better(self.best, price) or (inclusive and self.best == price)
+        ):
+            del self.levels[self.best]
+            self._rebest()
+
+    def take(self, price: int, size: float) -> None:
+        """A trade of size at price against this side: better levels go, then its own shrinks."""
+        self.drop_through(price, inclusive=False)
+        left = self.levels.get(price)
+        if left is not None:
+            self.set(price, left - size if left - size > 1e-12 else 0.0)
+
+    def touch_size(self) -> float:
+        """The size at the best price (0 when empty)."""
+        return self.levels[self.best] if self.best is not None else 0.0
+
+
+def _events(book: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """Row spans of the stored book events: (starts, ends, time_ns, kind)."""
+    kind = book["kind"].to_numpy()
+    first = book["first_id"].to_numpy()
+    last = book["last_id"].to_numpy()
+    change = (kind[1:] != kind[:-1]) | (first[1:] != first[:-1]) | (last[1:] != last[:-1])
+    starts = np.concatenate([[0], np.flatnonzero(change) + 1]).astype(np.int64)
+    ends = np.concatenate([starts[1:], [len(book)]]).astype(np.int64)
+    times = book.index.asi8[starts]
+    return starts, ends, times, kind[starts]
+
+
+def _deep_size(book: pd.DataFrame, starts: np.ndarray, ends: np.ndarray, kinds: np.ndarray):
+    """Median size of levels 2-5 of each side over the snapshots (None without such levels)."""
+    side = book["side"].to_numpy()
+    price = book["price"].to_numpy(np.float64)
+    amount = book["amount"].to_numpy(np.float64)
+    sizes: list[float] = []
+    for a, b, k in zip(starts, ends, kinds, strict=True):
+        if k != SNAPSHOT:
+            continue
+        for s, sign in ((BID, -1.0), (ASK, 1.0)):
+            rows = np.flatnonzero((side[a:b] == s) & (amount[a:b] > 0)) + a
+            order = rows[np.argsort(sign * price[rows], kind="stable")]
+            sizes.extend(amount[order[1:5]].tolist())
+    return float(np.median(sizes)) if sizes else None
+
+
+def flow_from_ticks(
+    trades: pd.DataFrame,
+    book: pd.DataFrame,
+    start: pd.Timestamp | str | None = None,
+    tick: float | None = None,
+) -> Flow:
+    """The Flow of recorded trades and book rows (store layout), from start (see the module)."""
+    if trades.empty:
+        raise BacktestError("no recorded trades to replay")
+    if book.empty:
+        raise BacktestError("no recorded book to replay")
+    b_side = book["side"].to_numpy()
+    b_amount = book["amount"].to_numpy(np.float64)
+    b_price = book["price"].to_numpy(np.float64)
+    if tick is None:
+        tick = infer_tick(np.concatenate([b_price[b_side >= 0], trades["price"].to_numpy()]))
+    if not (math.isfinite(tick) and tick > 0):
+        raise BacktestError(f"the tick must be a positive number, got {tick:g}")
+    level = b_side >= 0
+    b_tick = np.zeros(len(book), np.int64)
+    b_tick[level] = _ticks(b_price[level], tick, "book")
+    order = np.argsort(trades.index.asi8, kind="stable")  # by id in the store; merge by time
+    t_time = trades.index.asi8[order]
+    t_side = trades["side"].to_numpy()[order].astype(np.int64)
+    t_tick = _ticks(trades["price"].to_numpy(np.float64)[order], tick, "trade")
+    t_size = trades["amount"].to_numpy(np.float64)[order]
+
+    starts, ends, e_time, e_kind = _events(book)
+    snaps = e_time[e_kind == SNAPSHOT]
+    if not len(snaps):
+        raise BacktestError("the recorded book holds no snapshot: its diffs cannot be placed")
+    if start is None:
+        t0 = int(snaps[0])
+    else:
+        t0 = _utc(start).value
+        if snaps[0] > t0:
+            t0 = int(snaps[0])  # the book is known from its first snapshot on
+
+    bids, asks = _Side(1), _Side(-1)
+    synced = False
+    n_out = len(t_time) + len(starts) + 1
+    out_t = np.empty(n_out, np.int64)
+    out_kind = np.empty(n_out, np.int8)
+    out_side = np.empty(n_out, np.int8)
+    out_p = np.empty(n_out, np.int64)
+    out_sz = np.empty(n_out, np.float64)
+    out_b = np.empty(n_out, np.int64)
+    out_a = np.empty(n_out, np.int64)
+    out_bs = np.empty(n_out, np.float64)
+    out_as = np.empty(n_out, np.float64)
+    n = 0
+    skipped = 0
+
+    def apply(e: int) -> None:
+        nonlocal synced
+        if e_kind[e] == SNAPSHOT:
+            bids.clear()
+            asks.clear()
+            synced = True
+        elif not synced:
+            return  # diffs before the first snapshot cannot be placed
+        top_bid: int | None = None
+        top_ask: int | None = None
+        for r in range(starts[e], ends[e]):
+            s = b_side[r]
+            if s == BID:
+                bids.set(int(b_tick[r]), b_amount[r])
+                if b_amount[r] > 0 and (top_bid is None or b_tick[r] > top_bid):
+                    top_bid = int(b_tick[r])
+            elif s == ASK:
+                asks.set(int(b_tick[r]), b_amount[r])
+                if b_amount[r] > 0 and (top_ask is None or b_tick[r] < top_ask):
+                    top_ask = int(b_tick[r])
+        # a level this event set wins over stale levels of the other side it crosses
+        if top_bid is not None:
+            asks.drop_through(top_bid, inclusive=True)
+        if top_ask is not None:
+            bids.drop_through(top_ask, inclusive=True)
+
+    def emit(t: int, kind: int, side: int, p: int, sz: float) -> None:
+        nonlocal n
+        out_t[n], out_kind[n], out_side[n], out_p[n], out_sz[n] = t - t0, kind, side, p, sz
+        out_b[n], out_a[n] = bids.best, asks.best
+        out_bs[n], out_as[n] = bids.touch_size(), asks.touch_size()
+        n += 1
+
+    e = 0
+    while e < len(starts) and e_time[e] <= t0:
+        apply(e)
+        e += 1
+    if bids.best is None or asks.best is None:
+        raise BacktestError(
+            f"the recorded book has no two-sided touch at {pd.Timestamp(t0, tz='UTC')}"
+        )
+    emit(t0, FLOW_BOOK, 0, bids.best, bids.touch_size())
+    j = int(np.searchsorted(t_time, t0, side="left"))  # trades before the book are dropped
+    while e < len(starts) or j < len(t_time):
+        if j < len(t_time) and (e >= len(starts) or t_time[j] <= e_time[e]):
+            s, p, q = int(t_side[j]), int(t_tick[j]), float(t_size[j])
+            (asks if s > 0 else bids).take(p, q)
+            if bids.best is None or asks.best is None:
+                skipped += 1
+            else:
+                emit(int(t_time[j]), FLOW_TRADE, s, p, q)
+            j += 1
+            continue
+        before = (bids.best, asks.best, bids.touch_size(), asks.touch_size())
+        apply(e)
+        if bids.best is None or asks.best is None:
+            skipped += 1
+        else:
+            now = (bids.best, asks.best, bids.touch_size(), asks.touch_size())
+            if now != before:
+                bid_moved = now[0] != before[0] or now[2] != before[2]
+                ask_moved = now[1] != before[1] or now[3] != before[3]
+                side = 0 if bid_moved and ask_moved else (1 if bid_moved else -1)
+                p, sz = (now[0], now[2]) if side >= 0 else (now[1], now[3])
+                emit(int(e_time[e]), FLOW_BOOK, side, p, sz)
+        e += 1
+
+    first_mid = (out_b[0] + out_a[0]) * 0.5 * tick
+    deep = _deep_size(book, starts, ends, e_kind) or float(np.median(out_bs[:n])) or 1.0
+    span_h = max(float(out_t[n - 1]) / 3.6e12, 1e-9)
+    config = FlowConfig(
+        hours=span_h,
+        tick=tick,
+        mid=first_mid,
+        depth=deep,
+        informed_prob=0.0,  # not known from a recording: adverse selection is measured instead
+        start_ns=t0,
+    )
+    trades_used = int(np.sum(out_kind[:n] == FLOW_TRADE))
+    return Flow(
+        config,
+        out_t[:n].copy(),
+        out_kind[:n].copy(),
+        out_side[:n].copy(),
+        out_p[:n].copy(),
+        out_sz[:n].copy(),
+        np.zeros(n, bool),
+        out_b[:n].copy(),
+        out_a[:n].copy(),
+        out_bs[:n].copy(),
+        out_as[:n].copy(),
+        extra={"recorded": 1.0, "trades": float(trades_used), "one_sided": float(skipped)},
+    )
+
+
+def _utc(when: str | pd.Timestamp) -> pd.Timestamp:
+    try:
+        return parse_time(when)
+    except QuantdeskError as exc:
+        raise BacktestError(str(exc)) from None
+
+
+def _span(start: Any, end: Any) -> str:
+    return f"between {start or 'the start'} and {end or 'the end'}"
+
+
+def store_flow(
+    store: DataStore,
+    symbol: str,
+    exchange: str | None = None,
+    market: str | None = None,
+    start: str | pd.Timestamp | None = None,
+    end: str | pd.Timestamp | None = None,
+    tick: float | None = None,
+) -> Flow:
+    """The Flow of a symbol's recorded trades and book in the store between start and end."""
+    start = None if start is None else _utc(start)
+    end = None if end is None else _utc(end)
+    try:
+        trades_key = store.resolve(symbol, TRADES, exchange, market)
+        trades = store.read(trades_key, start, end)
+    except NoDataError as exc:
+        raise BacktestError(f"no recorded trades: {exc}") from None
+    except QuantdeskError as exc:
+        raise BacktestError(str(exc)) from None
+    if trades.empty:
+        raise BacktestError(f"no recorded trades for {trades_key} {_span(start, end)}")
+    try:
+        book_key = store.resolve(symbol, BOOK, trades_key.exchange, trades_key.market)
+        # the book from its beginning: the snapshot the range's diffs continue may be older
+        book = store.read(book_key, None, end)
+    except NoDataError as exc:
+        raise BacktestError(f"no recorded book: {exc}") from None
+    except QuantdeskError as exc:
+        raise BacktestError(str(exc)) from None
+    lo = None if start is None else _utc(start)
+    if book.empty or (lo is not None and not (book.index >= lo).any()):
+        raise BacktestError(f"no recorded book for {book_key} {_span(start, end)}")
+    return flow_from_ticks(trades, book, start, tick)

@@ -1,0 +1,212 @@
+"""Recorded trades and L2 book from the store as the mm backtest's Flow: the touch per event, the
+queue a resting bid waits behind, and the errors for a store without trades or book."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from quantdesk.data.store import DataStore, SeriesKey
+from quantdesk.data.ticks import BookEvent, book_rows, replay_book
+from quantdesk.errors import BacktestError
+from quantdesk.mm.backtest import MMConfig, run_mm
+from quantdesk.mm.fills import ProbQueue, RiskAverse
+from quantdesk.mm.flow import BOOK, TRADE
+from quantdesk.mm.quotes import BID, Quote
+from quantdesk.mm.recorded import flow_from_ticks, infer_tick, store_flow
+from quantdesk.strategy import QuoteStrategy
+from tests.conftest import run_cli
+
+T0 = pd.Timestamp("2024-03-01", tz="UTC")
+SYMBOL = "BTC/USDT"
+TRADES_KEY = SeriesKey("binance", "spot", SYMBOL, "trades")
+BOOK_KEY = SeriesKey("binance", "spot", SYMBOL, "book")
+
+
+def _t(seconds: float) -> pd.Timestamp:
+    return T0 + pd.Timedelta(seconds=seconds)
+
+
+# (seconds, id, price, amount, aggressor side)
+TRADES = [
+    (-1.0, 1, 99.99, 3.0, -1),  # before the first snapshot: no book to place it in
+    (1.0, 2, 99.99, 2.0, -1),
+    (2.0, 3, 99.99, 2.0, -1),
+    (3.0, 4, 99.99, 2.0, -1),
+    (5.0, 5, 100.02, 4.0, 1),
+    (6.0, 6, 99.98, 10.0, -1),  # takes what is left at 99.99, then all of 99.98
+]
+EVENTS = [
+    BookEvent(_t(-0.5), 1, 90, 90, [(99.95, 1.0)], []),  # a diff before any snapshot
+    BookEvent(
+        _t(0),
+        0,
+        100,
+        100,
+        [(99.99, 5.0), (99.98, 10.0), (99.97, 8.0)],
+        [(100.01, 7.0), (100.02, 10.0), (100.03, 9.0)],
+    ),
+    BookEvent(_t(1), 1, 101, 101, [(99.99, 3.0)], []),  # reports trade 2: nothing new
+    BookEvent(_t(2.5), 1, 102, 102, [(99.99, 4.0)], []),  # 1 left after trade 3, 3 added
+    BookEvent(_t(4), 1, 103, 103, [], [(100.01, 0.0)]),  # the ask level is cancelled
+]
+
+
+def _trades_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "id": [r[1] for r in TRADES],
+            "price": [r[2] for r in TRADES],
+            "amount": [r[3] for r in TRADES],
+            "side": [r[4] for r in TRADES],
+        },
+        index=pd.DatetimeIndex([_t(r[0]) for r in TRADES]),
+    )
+
+
+def _store(root: Path) -> DataStore:
+    store = DataStore(root)
+    store.append(TRADES_KEY, _trades_frame())
+    store.append(BOOK_KEY, pd.concat([book_rows(e) for e in EVENTS]))
+    return store
+
+
+class JoinBid(QuoteStrategy):
+    """One bid of size 1 at a fixed price, placed again whenever it filled."""
+
+    timeframe = "event"
+    params: dict = {}
+
+    def __init__(self, price: float) -> None:
+        super().__init__()
+        self.price = price
+
+    def on_book(self, book, ctx):
+        """The same bid whatever the book."""
+        return [Quote(BID, self.price, 1.0)]
+
+    def on_timer(self, now, ctx):
+        """The same bid."""
+        return self.on_book(ctx.book, ctx)
+
+
+def test_the_flow_is_the_touch_after_each_trade_and_book_change(tmp_path: Path) -> None:
+    flow = store_flow(_store(tmp_path), SYMBOL)
+    assert flow.config.tick == 0.01 and flow.config.start_ns == T0.value
+    # (s, kind, side, price tick, size, bid, ask, bid size, ask size)
+    expected = [
+        (0.0, BOOK, 0, 9999, 5.0, 9999, 10001, 5.0, 7.0),
+        (1.0, TRADE, -1, 9999, 2.0, 9999, 10001, 3.0, 7.0),  # the diff at 1 s is dropped
+        (2.0, TRADE, -1, 9999, 2.0, 9999, 10001, 1.0, 7.0),
+        (2.5, BOOK, 1, 9999, 4.0, 9999, 10001, 4.0, 7.0),
+        (3.0, TRADE, -1, 9999, 2.0, 9999, 10001, 2.0, 7.0),
+        (4.0, BOOK, -1, 10002, 10.0, 9999, 10002, 2.0, 10.0),
+        (5.0, TRADE, 1, 10002, 4.0, 9999, 10002, 2.0, 6.0),
+        (6.0, TRADE, -1, 9998, 10.0, 9997, 10002, 8.0, 6.0),
+    ]
+    got = list(
+        zip(
+            (flow.time_ns / 1e9).tolist(),
+            flow.kind.tolist(),
+            flow.side.tolist(),
+            flow.price_tick.tolist(),
+            flow.size.tolist(),
+            flow.bid_tick.tolist(),
+            flow.ask_tick.tolist(),
+            flow.bid_size.tolist(),
+            flow.ask_size.tolist(),
+            strict=True,
+        )
+    )
+    assert got == expected
+    # the deep queue: the median of levels 2-5 of the snapshot (10, 8 and 10, 9)
+    assert flow.config.depth == 9.5
+    assert flow.extra["trades"] == 5.0
+
+
+@pytest.mark.parametrize("seconds", [0.0, 1.5, 2.7, 4.2, 6.5])
+def test_touch_prices_equal_the_replayed_book(tmp_path: Path, seconds: float) -> None:
+    store = _store(tmp_path)
+    flow = store_flow(store, SYMBOL, end=_t(4.5))
+    at = int(np.searchsorted(flow.time_ns, round(seconds * 1e9), side="right") - 1)
+    book = replay_book(store.read(BOOK_KEY), at=_t(seconds))
+    if seconds < 4.5:
+        assert flow.bid[at] == pytest.approx(book.bids[0][0], abs=1e-9)
+        assert flow.ask[at] == pytest.approx(book.asks[0][0], abs=1e-9)
+        assert flow.mid[at] == pytest.approx((book.bids[0][0] + book.asks[0][0]) / 2, abs=1e-9)
+    else:
+        assert flow.time_ns[-1] == 4 * 10**9  # nothing after the end is replayed
+
+
+@pytest.mark.parametrize("queue", [RiskAverse(), ProbQueue()])
+def test_a_bid_behind_five_fills_after_five_traded(tmp_path: Path, queue) -> None:
+    flow = store_flow(_store(tmp_path), SYMBOL)
+    result = run_mm(JoinBid(99.99), flow, MMConfig(queue=queue))
+    fills = result.fills
+    # 5 ahead: trades of 2 and 2 leave 1 ahead, the third fills us by 1 at 3 s; the bid placed
+    # again joins behind 2 and is filled whole by the sell through it at 6 s
+    assert fills["time_ns"].tolist() == [3 * 10**9, 6 * 10**9]
+    assert fills["price"].tolist() == pytest.approx([99.99, 99.99])
+    assert fills["qty"].tolist() == pytest.approx([1.0, 1.0])
+    assert fills["mid"].tolist() == pytest.approx([100.00, 100.005])
+    assert result.stats["final_inventory"] == pytest.approx(2.0)
+
+
+def test_start_after_the_snapshot_starts_from_the_book_then(tmp_path: Path) -> None:
+    flow = store_flow(_store(tmp_path), SYMBOL, start=_t(2.7))
+    assert flow.config.start_ns == _t(2.7).value
+    assert (flow.bid_tick[0], flow.ask_tick[0], flow.bid_size[0]) == (9999, 10001, 4.0)
+    assert flow.kind.tolist() == [BOOK, TRADE, BOOK, TRADE, TRADE]
+
+
+def test_no_trades_or_no_book_is_a_backtest_error(tmp_path: Path) -> None:
+    store = DataStore(tmp_path)
+    with pytest.raises(BacktestError, match="no recorded trades"):
+        store_flow(store, SYMBOL)
+    store.append(TRADES_KEY, _trades_frame())
+    with pytest.raises(BacktestError, match="no recorded book"):
+        store_flow(store, SYMBOL)
+    store.append(BOOK_KEY, pd.concat([book_rows(e) for e in EVENTS]))
+    with pytest.raises(BacktestError, match=r"no recorded trades for .* between 2024-03-02"):
+        store_flow(store, SYMBOL, start="2024-03-02")
+    with pytest.raises(BacktestError, match="holds no snapshot"):
+        flow_from_ticks(_trades_frame(), book_rows(EVENTS[0]))
+
+
+def test_prices_off_the_tick_are_refused() -> None:
+    book = pd.concat([book_rows(e) for e in EVENTS])
+    with pytest.raises(BacktestError, match=r"not a multiple of the tick 0\.02"):
+        flow_from_ticks(_trades_frame(), book, tick=0.02)
+    assert infer_tick(np.array([100.0, 100.5, 101.25])) == 0.25  # not the smallest gap, 0.5
+    assert infer_tick(np.array([43000.1, 43000.3, 43001.0, 43005.7])) == 0.1
+
+
+def test_cli_backtest_on_the_store(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("QUANTDESK_DATA", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    _store(tmp_path / "data")
+    argv = ["mm", "backtest", "--source", "store", "--symbol", SYMBOL, "--exchange", "binance"]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert "recorded BTC/USDT" in out and "on 8 events" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--source", "store"], "--source store needs --symbol"),
+        (["--source", "store", "--symbol", SYMBOL], "no recorded trades"),
+        (["--symbol", SYMBOL], "--symbol needs --source store"),
+        (["--source", "store", "--symbol", SYMBOL, "--tick", "-1"], "--tick must be a positive"),
+        (["--source", "store", "--symbol", SYMBOL, "--start", "soon"], "invalid time"),
+    ],
+)
+def test_cli_bad_store_input_is_one_line_exit_2(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.setenv("QUANTDESK_DATA", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(["mm", "backtest", *args], capsys)
+    assert code == 2, (out, err)
+    assert message in err and len(err.strip().splitlines()) == 1, err
