@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 
-from quantdesk.mm.optimize import Range
 from quantdesk.mm.quotes import ASK, BID, Quote
+from quantdesk.mm.space import Range
 from quantdesk.mm.volatility import ewma_variance
 from quantdesk.strategy import Float, Int, QuoteStrategy
 

@@ -21,19 +21,23 @@ import pandas as pd
 from quantdesk.errors import BacktestError
 from quantdesk.mm.backtest import MMConfig, run_mm
 from quantdesk.mm.flow import Flow, window
+from quantdesk.mm.space import Range
 from quantdesk.strategy import Choice, Int, ParamError, QuoteStrategy
+
+__all__ = [
+    "OBJECTIVES",
+    "FoldResult",
+    "Range",
+    "WalkForwardResult",
+    "Window",
+    "fold_windows",
+    "parse_range",
+    "search_space",
+    "walk_forward",
+]
 
 OBJECTIVES = ("sharpe", "total_pnl", "daily_return")
 SHOWN = ("sharpe", "total_pnl", "max_drawdown", "maker_fills")  # per-window stats reported
-
-
-@dataclass(frozen=True)
-class Range:
-    """A searched interval of one param (log: sampled on a log scale, for spans of decades)."""
-
-    low: float
-    high: float
-    log: bool = False
 
 
 @dataclass(frozen=True)
