@@ -210,3 +210,13 @@ def test_cli_bad_store_input_is_one_line_exit_2(tmp_path, monkeypatch, capsys, a
     code, out, err = run_cli(["mm", "backtest", *args], capsys)
     assert code == 2, (out, err)
     assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_event_stamped_early_keeps_the_recorded_order() -> None:
+    late = BookEvent(_t(2.4), 1, 104, 104, [(99.99, 6.0)], [])  # recorded after the 2.5 s diff
+    rows = pd.concat([book_rows(e) for e in [*EVENTS[:4], late]])
+    flow = flow_from_ticks(_trades_frame(), rows)
+    assert np.all(np.diff(flow.time_ns) >= 0)
+    at = flow.time_ns.tolist().index(2_500_000_000)
+    assert flow.bid_size[at : at + 2].tolist() == [4.0, 6.0]  # both at 2.5 s, in recorded order
+    assert flow.time_ns[at + 1] == 2_500_000_000

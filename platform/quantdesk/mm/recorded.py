@@ -15,7 +15,9 @@ and the size there). The conversion replays the full L2 book and merges the trad
   the size ahead of an order placed behind the touch is `deep_queue`, by default the median
   size of levels 2-5 in the recorded snapshots);
 - a level set by a diff wins over stale levels of the other side it crosses (removed);
-- while either side is empty there is no touch: those events are skipped and counted.
+- while either side is empty there is no touch: those events are skipped and counted;
+- book rows keep their recorded order: an event stamped before the one recorded ahead of it
+  takes that one's time, so event times never go back.
 Event 0 is the book at the start (the given start, or the first snapshot after it).
 """
 
@@ -121,6 +123,13 @@ class _Side:
         return self.levels[self.best] if self.best is not None else 0.0
 
 
+def _ns(index: pd.Index) -> np.ndarray:
+    """Epoch ns of a time index, whatever its unit (a frame from the store is ns, others vary)."""
+    stamps = pd.DatetimeIndex(index)
+    stamps = stamps.tz_localize("UTC") if stamps.tz is None else stamps.tz_convert("UTC")
+    return stamps.as_unit("ns").asi8
+
+
 def _events(book: pd.DataFrame) -> tuple[np.ndarray, ...]:
     """Row spans of the stored book events: (starts, ends, time_ns, kind)."""
     kind = book["kind"].to_numpy()
@@ -129,7 +138,7 @@ def _events(book: pd.DataFrame) -> tuple[np.ndarray, ...]:
     change = (kind[1:] != kind[:-1]) | (first[1:] != first[:-1]) | (last[1:] != last[:-1])
     starts = np.concatenate([[0], np.flatnonzero(change) + 1]).astype(np.int64)
     ends = np.concatenate([starts[1:], [len(book)]]).astype(np.int64)
-    times = book.index.asi8[starts]
+    times = _ns(book.index)[starts]
     return starts, ends, times, kind[starts]
 
 
@@ -170,8 +179,9 @@ def flow_from_ticks(
     level = b_side >= 0
     b_tick = np.zeros(len(book), np.int64)
     b_tick[level] = _ticks(b_price[level], tick, "book")
-    order = np.argsort(trades.index.asi8, kind="stable")  # by id in the store; merge by time
-    t_time = trades.index.asi8[order]
+    trade_ns = _ns(trades.index)
+    order = np.argsort(trade_ns, kind="stable")  # by id in the store; merge by time
+    t_time = trade_ns[order]
     t_side = trades["side"].to_numpy()[order].astype(np.int64)
     t_tick = _ticks(trades["price"].to_numpy(np.float64)[order], tick, "trade")
     t_size = trades["amount"].to_numpy(np.float64)[order]
@@ -230,6 +240,8 @@ def flow_from_ticks(
 
     def emit(t: int, kind: int, side: int, p: int, sz: float) -> None:
         nonlocal n
+        if n and t - t0 < out_t[n - 1]:
+            t = int(out_t[n - 1]) + t0  # stamped before the event it was recorded after
         out_t[n], out_kind[n], out_side[n], out_p[n], out_sz[n] = t - t0, kind, side, p, sz
         out_b[n], out_a[n] = bids.best, asks.best
         out_bs[n], out_as[n] = bids.touch_size(), asks.touch_size()
