@@ -385,7 +385,7 @@ def bars_to_flow(bars: object, tick: float, start_ns: int | None = None) -> Flow
         raise BacktestError(f"bars need open/high/low/close columns (missing {sorted(missing)})")
     index = frame.index
     if isinstance(index, pd.DatetimeIndex):
-        stamps = index.asi8.astype(np.int64)
+        stamps = index.as_unit("ns").asi8.astype(np.int64)  # a us or s index would be read as ns
     else:
         stamps = np.arange(len(frame), dtype=np.int64) * 60_000_000_000
     origin = int(stamps[0]) if start_ns is None else int(start_ns)
