@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantdesk.data.store import DataStore, SeriesKey
+from quantdesk.data.store import DataStore
 from quantdesk.data.ticks import BookEvent, book_rows, replay_book
 from quantdesk.errors import BacktestError
 from quantdesk.mm.backtest import MMConfig, run_mm
@@ -19,59 +19,16 @@ from quantdesk.mm.quotes import BID, Quote
 from quantdesk.mm.recorded import flow_from_ticks, infer_tick, store_flow
 from quantdesk.strategy import QuoteStrategy
 from tests.conftest import run_cli
-
-T0 = pd.Timestamp("2024-03-01", tz="UTC")
-SYMBOL = "BTC/USDT"
-TRADES_KEY = SeriesKey("binance", "spot", SYMBOL, "trades")
-BOOK_KEY = SeriesKey("binance", "spot", SYMBOL, "book")
-
-
-def _t(seconds: float) -> pd.Timestamp:
-    return T0 + pd.Timedelta(seconds=seconds)
-
-
-# (seconds, id, price, amount, aggressor side)
-TRADES = [
-    (-1.0, 1, 99.99, 3.0, -1),  # before the first snapshot: no book to place it in
-    (1.0, 2, 99.99, 2.0, -1),
-    (2.0, 3, 99.99, 2.0, -1),
-    (3.0, 4, 99.99, 2.0, -1),
-    (5.0, 5, 100.02, 4.0, 1),
-    (6.0, 6, 99.98, 10.0, -1),  # takes what is left at 99.99, then all of 99.98
-]
-EVENTS = [
-    BookEvent(_t(-0.5), 1, 90, 90, [(99.95, 1.0)], []),  # a diff before any snapshot
-    BookEvent(
-        _t(0),
-        0,
-        100,
-        100,
-        [(99.99, 5.0), (99.98, 10.0), (99.97, 8.0)],
-        [(100.01, 7.0), (100.02, 10.0), (100.03, 9.0)],
-    ),
-    BookEvent(_t(1), 1, 101, 101, [(99.99, 3.0)], []),  # reports trade 2: nothing new
-    BookEvent(_t(2.5), 1, 102, 102, [(99.99, 4.0)], []),  # 1 left after trade 3, 3 added
-    BookEvent(_t(4), 1, 103, 103, [], [(100.01, 0.0)]),  # the ask level is cancelled
-]
-
-
-def _trades_frame() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "id": [r[1] for r in TRADES],
-            "price": [r[2] for r in TRADES],
-            "amount": [r[3] for r in TRADES],
-            "side": [r[4] for r in TRADES],
-        },
-        index=pd.DatetimeIndex([_t(r[0]) for r in TRADES]),
-    )
-
-
-def _store(root: Path) -> DataStore:
-    store = DataStore(root)
-    store.append(TRADES_KEY, _trades_frame())
-    store.append(BOOK_KEY, pd.concat([book_rows(e) for e in EVENTS]))
-    return store
+from tests.mm.helpers import (
+    BOOK_KEY,
+    EVENTS,
+    SYMBOL,
+    T0,
+    TRADES_KEY,
+    recorded_trades,
+    stamp,
+    write_recording,
+)
 
 
 class JoinBid(QuoteStrategy):
@@ -94,7 +51,7 @@ class JoinBid(QuoteStrategy):
 
 
 def test_the_flow_is_the_touch_after_each_trade_and_book_change(tmp_path: Path) -> None:
-    flow = store_flow(_store(tmp_path), SYMBOL)
+    flow = store_flow(write_recording(tmp_path), SYMBOL)
     assert flow.config.tick == 0.01 and flow.config.start_ns == T0.value
     # (s, kind, side, price tick, size, bid, ask, bid size, ask size)
     expected = [
@@ -129,10 +86,10 @@ def test_the_flow_is_the_touch_after_each_trade_and_book_change(tmp_path: Path) 
 
 @pytest.mark.parametrize("seconds", [0.0, 1.5, 2.7, 4.2, 6.5])
 def test_touch_prices_equal_the_replayed_book(tmp_path: Path, seconds: float) -> None:
-    store = _store(tmp_path)
-    flow = store_flow(store, SYMBOL, end=_t(4.5))
+    store = write_recording(tmp_path)
+    flow = store_flow(store, SYMBOL, end=stamp(4.5))
     at = int(np.searchsorted(flow.time_ns, round(seconds * 1e9), side="right") - 1)
-    book = replay_book(store.read(BOOK_KEY), at=_t(seconds))
+    book = replay_book(store.read(BOOK_KEY), at=stamp(seconds))
     if seconds < 4.5:
         assert flow.bid[at] == pytest.approx(book.bids[0][0], abs=1e-9)
         assert flow.ask[at] == pytest.approx(book.asks[0][0], abs=1e-9)
@@ -143,7 +100,7 @@ def test_touch_prices_equal_the_replayed_book(tmp_path: Path, seconds: float) ->
 
 @pytest.mark.parametrize("queue", [RiskAverse(), ProbQueue()])
 def test_a_bid_behind_five_fills_after_five_traded(tmp_path: Path, queue) -> None:
-    flow = store_flow(_store(tmp_path), SYMBOL)
+    flow = store_flow(write_recording(tmp_path), SYMBOL)
     result = run_mm(JoinBid(99.99), flow, MMConfig(queue=queue))
     fills = result.fills
     # 5 ahead: trades of 2 and 2 leave 1 ahead, the third fills us by 1 at 3 s; the bid placed
@@ -156,8 +113,8 @@ def test_a_bid_behind_five_fills_after_five_traded(tmp_path: Path, queue) -> Non
 
 
 def test_start_after_the_snapshot_starts_from_the_book_then(tmp_path: Path) -> None:
-    flow = store_flow(_store(tmp_path), SYMBOL, start=_t(2.7))
-    assert flow.config.start_ns == _t(2.7).value
+    flow = store_flow(write_recording(tmp_path), SYMBOL, start=stamp(2.7))
+    assert flow.config.start_ns == stamp(2.7).value
     assert (flow.bid_tick[0], flow.ask_tick[0], flow.bid_size[0]) == (9999, 10001, 4.0)
     assert flow.kind.tolist() == [BOOK, TRADE, BOOK, TRADE, TRADE]
 
@@ -166,28 +123,28 @@ def test_no_trades_or_no_book_is_a_backtest_error(tmp_path: Path) -> None:
     store = DataStore(tmp_path)
     with pytest.raises(BacktestError, match="no recorded trades"):
         store_flow(store, SYMBOL)
-    store.append(TRADES_KEY, _trades_frame())
+    store.append(TRADES_KEY, recorded_trades())
     with pytest.raises(BacktestError, match="no recorded book"):
         store_flow(store, SYMBOL)
     store.append(BOOK_KEY, pd.concat([book_rows(e) for e in EVENTS]))
     with pytest.raises(BacktestError, match=r"no recorded trades for .* between 2024-03-02"):
         store_flow(store, SYMBOL, start="2024-03-02")
     with pytest.raises(BacktestError, match="holds no snapshot"):
-        flow_from_ticks(_trades_frame(), book_rows(EVENTS[0]))
+        flow_from_ticks(recorded_trades(), book_rows(EVENTS[0]))
 
 
 def test_prices_off_the_tick_are_refused() -> None:
     book = pd.concat([book_rows(e) for e in EVENTS])
     with pytest.raises(BacktestError, match=r"not a multiple of the tick 0\.02"):
-        flow_from_ticks(_trades_frame(), book, tick=0.02)
+        flow_from_ticks(recorded_trades(), book, tick=0.02)
     assert infer_tick(np.array([100.0, 100.5, 101.25])) == 0.25  # not the smallest gap, 0.5
     assert infer_tick(np.array([43000.1, 43000.3, 43001.0, 43005.7])) == 0.1
 
 
-def test_cli_backtest_on_the_store(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_cli_backtest_on_thewrite_recording(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("QUANTDESK_DATA", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
-    _store(tmp_path / "data")
+    write_recording(tmp_path / "data")
     argv = ["mm", "backtest", "--source", "store", "--symbol", SYMBOL, "--exchange", "binance"]
     code, out, err = run_cli(argv, capsys)
     assert code == 0, err
@@ -213,9 +170,9 @@ def test_cli_bad_store_input_is_one_line_exit_2(tmp_path, monkeypatch, capsys, a
 
 
 def test_an_event_stamped_early_keeps_the_recorded_order() -> None:
-    late = BookEvent(_t(2.4), 1, 104, 104, [(99.99, 6.0)], [])  # recorded after the 2.5 s diff
+    late = BookEvent(stamp(2.4), 1, 104, 104, [(99.99, 6.0)], [])  # recorded after the 2.5 s diff
     rows = pd.concat([book_rows(e) for e in [*EVENTS[:4], late]])
-    flow = flow_from_ticks(_trades_frame(), rows)
+    flow = flow_from_ticks(recorded_trades(), rows)
     assert np.all(np.diff(flow.time_ns) >= 0)
     at = flow.time_ns.tolist().index(2_500_000_000)
     assert flow.bid_size[at : at + 2].tolist() == [4.0, 6.0]  # both at 2.5 s, in recorded order

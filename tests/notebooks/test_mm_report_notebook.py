@@ -1,4 +1,5 @@
-"""notebooks/mm_report.ipynb: papermill with small CI parameters, HTML without code, then nbval."""
+"""notebooks/mm_report.ipynb: papermill with small CI parameters, HTML without code, then nbval;
+and on a recording in a store."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from quantdesk.mm.flow import FlowConfig, generate_flow
 from quantdesk.mm.report import set_labels
 from quantdesk.reports import repo_notebooks_dir, run_report
 from quantdesk.strategy import repo_strategies_dir, strategy_class
+from tests.mm.helpers import SYMBOL, write_recording
 from tests.notebooks.conftest import REPO
 
 CI_PARAMS = {
@@ -65,3 +67,19 @@ def test_mm_report_renders_and_passes_nbval(tmp_path, nbval):
     proc = nbval(paths.notebook)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "passed" in proc.stdout
+
+
+def test_mm_report_replays_a_recording(tmp_path):
+    write_recording(tmp_path / "data")
+    params = {
+        "strategies_dir": str(repo_strategies_dir()),
+        "symbol": SYMBOL,
+        "data_root": str(tmp_path / "data"),
+        "param_sets": [{}, {"levels": 2}],
+    }
+    paths = run_report(
+        "mm_report", params, out_dir=tmp_path, notebooks=repo_notebooks_dir(), progress=False
+    )
+    html = paths.html.read_text()
+    assert "on 8 events (recorded BTC/USDT from 2024-03-01 00:00:00" in html
+    assert "1: levels=1" in html and "2: levels=2" in html
