@@ -14,10 +14,10 @@ from quantdesk.data.ticks import BookEvent, book_rows, replay_book
 from quantdesk.errors import BacktestError
 from quantdesk.mm.backtest import MMConfig, run_mm
 from quantdesk.mm.fills import ProbQueue, RiskAverse
-from quantdesk.mm.flow import BOOK, TRADE
+from quantdesk.mm.flow import BOOK, TRADE, FlowConfig, generate_flow
 from quantdesk.mm.quotes import BID, Quote
-from quantdesk.mm.recorded import flow_from_ticks, infer_tick, store_flow
-from quantdesk.strategy import QuoteStrategy
+from quantdesk.mm.recorded import flow_from_ticks, flow_to_recording, infer_tick, store_flow
+from quantdesk.strategy import QuoteStrategy, repo_strategies_dir, strategy_class
 from tests.conftest import run_cli
 from tests.mm.helpers import (
     BOOK_KEY,
@@ -177,3 +177,42 @@ def test_an_event_stamped_early_keeps_the_recorded_order() -> None:
     at = flow.time_ns.tolist().index(2_500_000_000)
     assert flow.bid_size[at : at + 2].tolist() == [4.0, 6.0]  # both at 2.5 s, in recorded order
     assert flow.time_ns[at + 1] == 2_500_000_000
+
+
+def test_a_synthetic_flow_recorded_and_replayed_gives_its_touch_trades_and_fills(tmp_path):
+    flow = generate_flow(FlowConfig(hours=0.1), seed=5)
+    trades, book = flow_to_recording(flow)
+    store = DataStore(tmp_path)
+    store.write(TRADES_KEY, trades)
+    store.write(BOOK_KEY, book)
+    replayed = store_flow(store, SYMBOL)
+    assert replayed.config.start_ns == flow.config.start_ns and replayed.config.tick == 0.01
+    assert replayed.config.depth == flow.config.depth  # the snapshot's levels behind the touch
+    # the touch after every timestamp of the flow
+    last = np.append(flow.time_ns[1:] != flow.time_ns[:-1], True)
+    at = np.searchsorted(replayed.time_ns, flow.time_ns[last], side="right") - 1
+    for name in ("bid_tick", "ask_tick", "bid_size", "ask_size"):
+        assert np.array_equal(getattr(replayed, name)[at], getattr(flow, name)[last]), name
+    # every trade, one to one
+    ours, theirs = flow.kind == TRADE, replayed.kind == TRADE
+    for name in ("time_ns", "side", "price_tick", "size"):
+        assert np.array_equal(getattr(replayed, name)[theirs], getattr(flow, name)[ours]), name
+    strategy = strategy_class("basic_mm", str(repo_strategies_dir()))
+    a, b = run_mm(strategy(), flow).fills, run_mm(strategy(), replayed).fills
+    assert len(a) > 50
+    for name in ("time_ns", "side", "price", "qty"):
+        assert a[name].tolist() == b[name].tolist(), name
+
+
+def test_a_trade_taking_the_whole_side_keeps_the_trade_and_an_empty_touch() -> None:
+    snap = BookEvent(stamp(0), 0, 1, 1, [(99.99, 5.0)], [(100.01, 7.0)])
+    refill = BookEvent(stamp(2), 1, 2, 2, [], [(100.01, 0.0), (100.02, 5.0)])
+    trades = recorded_trades().iloc[[4]]  # the buy of 4 at 100.02 (5 s): through 100.01
+    trades.index = pd.DatetimeIndex([stamp(1)])
+    flow = flow_from_ticks(trades, pd.concat([book_rows(snap), book_rows(refill)]))
+    assert flow.kind.tolist() == [BOOK, TRADE, BOOK]
+    # the trade took 100.01 and printed at 100.02, where nothing was recorded: the ask stands
+    # at the trade's price, empty, until the diff
+    assert (flow.ask_tick[1], flow.ask_size[1]) == (10002, 0.0)
+    assert (flow.ask_tick[2], flow.ask_size[2]) == (10002, 5.0)
+    assert flow.extra["emptied"] == 1.0

@@ -15,7 +15,8 @@ and the size there). The conversion replays the full L2 book and merges the trad
   the size ahead of an order placed behind the touch is `deep_queue`, by default the median
   size of levels 2-5 in the recorded snapshots);
 - a level set by a diff wins over stale levels of the other side it crosses (removed);
-- while either side is empty there is no touch: those events are skipped and counted;
+- a side left without any level (a trade took all the recording showed) stands, size 0, at
+  the trade's price until a diff fills it again; such events are counted (`emptied`);
 - book rows keep their recorded order: an event stamped before the one recorded ahead of it
   takes that one's time, so event times never go back.
 Event 0 is the book at the start (the given start, or the first snapshot after it).
@@ -77,14 +78,16 @@ class _Side:
         self.sign = sign  # +1 bids (best = highest), -1 asks (best = lowest)
         self.levels: dict[int, float] = {}
         self.best: int | None = None
+        self.last: int | None = None  # the best price before the side was emptied
 
     def clear(self) -> None:
         """Remove every level."""
         self.levels.clear()
-        self.best = None
+        self._rebest()
 
     def _rebest(self) -> None:
         if not self.levels:
+            self.last = self.best if self.best is not None else self.last
             self.best = None
         else:
             self.best = max(self.levels) if self.sign > 0 else min(self.levels)
@@ -117,10 +120,16 @@ class _Side:
         left = self.levels.get(price)
         if left is not None:
             self.set(price, left - size if left - size > 1e-12 else 0.0)
+        if self.best is None:
+            self.last = price  # emptied: the side stands where the trade printed
 
-    def touch_size(self) -> float:
-        """The size at the best price (0 when empty)."""
-        return self.levels[self.best] if self.best is not None else 0.0
+    def touch(self) -> tuple[int, float]:
+        """(best price, size there); emptied: where the last level was, size 0."""
+        if self.best is not None:
+            return self.best, self.levels[self.best]
+        if self.last is None:
+            raise BacktestError("a side of the book has no level yet")  # guarded by the caller
+        return self.last, 0.0
 
 
 def _ns(index: pd.Index) -> np.ndarray:
@@ -199,22 +208,21 @@ def flow_from_ticks(
 
     bids, asks = _Side(1), _Side(-1)
     synced = False
-    n_out = len(t_time) + len(starts) + 1
-    out_t = np.empty(n_out, np.int64)
-    out_kind = np.empty(n_out, np.int8)
-    out_side = np.empty(n_out, np.int8)
-    out_p = np.empty(n_out, np.int64)
-    out_sz = np.empty(n_out, np.float64)
-    out_b = np.empty(n_out, np.int64)
-    out_a = np.empty(n_out, np.int64)
-    out_bs = np.empty(n_out, np.float64)
-    out_as = np.empty(n_out, np.float64)
-    n = 0
-    skipped = 0
+    # the loops read and write one element at a time: Python lists are several times faster
+    side_l, tick_l, amount_l = b_side.tolist(), b_tick.tolist(), b_amount.tolist()
+    start_l, end_l, time_l, kind_l = (
+        starts.tolist(),
+        ends.tolist(),
+        e_time.tolist(),
+        e_kind.tolist(),
+    )
+    tt_l, ts_l, tp_l, tq_l = t_time.tolist(), t_side.tolist(), t_tick.tolist(), t_size.tolist()
+    out: list[tuple] = []  # (t, kind, side, price tick, size, bid, ask, bid size, ask size)
+    emptied = 0
 
     def apply(e: int) -> None:
         nonlocal synced
-        if e_kind[e] == SNAPSHOT:
+        if kind_l[e] == SNAPSHOT:
             bids.clear()
             asks.clear()
             synced = True
@@ -222,90 +230,102 @@ def flow_from_ticks(
             return  # diffs before the first snapshot cannot be placed
         top_bid: int | None = None
         top_ask: int | None = None
-        for r in range(starts[e], ends[e]):
-            s = b_side[r]
+        for r in range(start_l[e], end_l[e]):
+            s, p, q = side_l[r], tick_l[r], amount_l[r]
             if s == BID:
-                bids.set(int(b_tick[r]), b_amount[r])
-                if b_amount[r] > 0 and (top_bid is None or b_tick[r] > top_bid):
-                    top_bid = int(b_tick[r])
+                bids.set(p, q)
+                if q > 0 and (top_bid is None or p > top_bid):
+                    top_bid = p
             elif s == ASK:
-                asks.set(int(b_tick[r]), b_amount[r])
-                if b_amount[r] > 0 and (top_ask is None or b_tick[r] < top_ask):
-                    top_ask = int(b_tick[r])
+                asks.set(p, q)
+                if q > 0 and (top_ask is None or p < top_ask):
+                    top_ask = p
         # a level this event set wins over stale levels of the other side it crosses
         if top_bid is not None:
             asks.drop_through(top_bid, inclusive=True)
         if top_ask is not None:
             bids.drop_through(top_ask, inclusive=True)
 
+    def touch() -> tuple[int, int, float, float]:
+        # an emptied side stands, with size 0, where its last level was (never crossing)
+        (b, bs), (a, asz) = bids.touch(), asks.touch()
+        if b >= a:
+            if bids.best is None:
+                b = a - 1
+            else:
+                a = b + 1
+        return b, a, bs, asz
+
     def emit(t: int, kind: int, side: int, p: int, sz: float) -> None:
-        nonlocal n
-        if n and t - t0 < out_t[n - 1]:
-            t = int(out_t[n - 1]) + t0  # stamped before the event it was recorded after
-        out_t[n], out_kind[n], out_side[n], out_p[n], out_sz[n] = t - t0, kind, side, p, sz
-        out_b[n], out_a[n] = bids.best, asks.best
-        out_bs[n], out_as[n] = bids.touch_size(), asks.touch_size()
-        n += 1
+        nonlocal emptied
+        t -= t0
+        if out and t < out[-1][0]:
+            t = out[-1][0]  # stamped before the event it was recorded after
+        out.append((t, kind, side, p, sz, *touch()))
+        emptied += bids.best is None or asks.best is None
 
     e = 0
-    while e < len(starts) and e_time[e] <= t0:
+    n_events, n_trades = len(start_l), len(tt_l)
+    while e < n_events and time_l[e] <= t0:
         apply(e)
         e += 1
     if bids.best is None or asks.best is None:
         raise BacktestError(
             f"the recorded book has no two-sided touch at {pd.Timestamp(t0, tz='UTC')}"
         )
-    emit(t0, FLOW_BOOK, 0, bids.best, bids.touch_size())
+    emit(t0, FLOW_BOOK, 0, bids.best, bids.touch()[1])
     j = int(np.searchsorted(t_time, t0, side="left"))  # trades before the book are dropped
-    while e < len(starts) or j < len(t_time):
-        if j < len(t_time) and (e >= len(starts) or t_time[j] <= e_time[e]):
-            s, p, q = int(t_side[j]), int(t_tick[j]), float(t_size[j])
+    while e < n_events or j < n_trades:
+        if j < n_trades and (e >= n_events or tt_l[j] <= time_l[e]):
+            s, p, q = ts_l[j], tp_l[j], tq_l[j]
             (asks if s > 0 else bids).take(p, q)
-            if bids.best is None or asks.best is None:
-                skipped += 1
-            else:
-                emit(int(t_time[j]), FLOW_TRADE, s, p, q)
+            emit(tt_l[j], FLOW_TRADE, s, p, q)
             j += 1
             continue
-        before = (bids.best, asks.best, bids.touch_size(), asks.touch_size())
+        before = touch()
         apply(e)
-        if bids.best is None or asks.best is None:
-            skipped += 1
-        else:
-            now = (bids.best, asks.best, bids.touch_size(), asks.touch_size())
-            if now != before:
-                bid_moved = now[0] != before[0] or now[2] != before[2]
-                ask_moved = now[1] != before[1] or now[3] != before[3]
-                side = 0 if bid_moved and ask_moved else (1 if bid_moved else -1)
-                p, sz = (now[0], now[2]) if side >= 0 else (now[1], now[3])
-                emit(int(e_time[e]), FLOW_BOOK, side, p, sz)
+        now = touch()
+        if now != before:
+            bid_moved = now[0] != before[0] or now[2] != before[2]
+            ask_moved = now[1] != before[1] or now[3] != before[3]
+            side = 0 if bid_moved and ask_moved else (1 if bid_moved else -1)
+            p, sz = (now[0], now[2]) if side >= 0 else (now[1], now[3])
+            emit(time_l[e], FLOW_BOOK, side, p, sz)
         e += 1
 
+    cols = list(zip(*out, strict=True))
+    out_t = np.array(cols[0], np.int64)
+    out_kind = np.array(cols[1], np.int8)
+    out_b = np.array(cols[5], np.int64)
+    out_a = np.array(cols[6], np.int64)
+    out_bs = np.array(cols[7], np.float64)
     first_mid = (out_b[0] + out_a[0]) * 0.5 * tick
-    deep = _deep_size(book, starts, ends, e_kind) or float(np.median(out_bs[:n])) or 1.0
-    span_h = max(float(out_t[n - 1]) / 3.6e12, 1e-9)
+    deep = _deep_size(book, starts, ends, e_kind) or float(np.median(out_bs)) or 1.0
     config = FlowConfig(
-        hours=span_h,
+        hours=max(float(out_t[-1]) / 3.6e12, 1e-9),
         tick=tick,
         mid=first_mid,
         depth=deep,
         informed_prob=0.0,  # not known from a recording: adverse selection is measured instead
         start_ns=t0,
     )
-    trades_used = int(np.sum(out_kind[:n] == FLOW_TRADE))
     return Flow(
         config,
-        out_t[:n].copy(),
-        out_kind[:n].copy(),
-        out_side[:n].copy(),
-        out_p[:n].copy(),
-        out_sz[:n].copy(),
-        np.zeros(n, bool),
-        out_b[:n].copy(),
-        out_a[:n].copy(),
-        out_bs[:n].copy(),
-        out_as[:n].copy(),
-        extra={"recorded": 1.0, "trades": float(trades_used), "one_sided": float(skipped)},
+        out_t,
+        out_kind,
+        np.array(cols[2], np.int8),
+        np.array(cols[3], np.int64),
+        np.array(cols[4], np.float64),
+        np.zeros(len(out), bool),
+        out_b,
+        out_a,
+        out_bs,
+        np.array(cols[8], np.float64),
+        extra={
+            "recorded": 1.0,
+            "trades": float(np.sum(out_kind == FLOW_TRADE)),
+            "emptied": float(emptied),
+        },
     )
 
 
@@ -353,3 +373,57 @@ def store_flow(
     if book.empty or (lo is not None and not (book.index >= lo).any()):
         raise BacktestError(f"no recorded book for {book_key} {_span(start, end)}")
     return flow_from_ticks(trades, book, start, tick)
+
+
+def flow_to_recording(flow: Flow, levels: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A Flow as the recorder would have stored it: (trades, book) frames in the store layout.
+
+    The book starts with a snapshot of `levels` levels a side (the touch, then the flow's depth
+    behind it); after each event (a trade walking the book counts once, with the events at its
+    timestamp) one diff sets the touch and the level behind it on both sides, so the replay's
+    touch after every timestamp is the flow's. Used to test and time the replay on synthetic
+    flow with realistic statistics.
+    """
+    tick, depth = flow.config.tick, flow.config.depth
+    origin = flow.config.start_ns
+    t = flow.time_ns
+    last_of_stamp = np.append(t[1:] != t[:-1], True)
+    trade = flow.kind == FLOW_TRADE
+    trades = pd.DataFrame(
+        {
+            "id": np.flatnonzero(trade).astype(np.int64),
+            "price": flow.price_tick[trade] * tick,
+            "amount": flow.size[trade],
+            "side": flow.side[trade].astype(np.int64),
+        },
+        index=pd.to_datetime(origin + t[trade], utc=True),
+    )
+    b0, a0 = int(flow.bid_tick[0]), int(flow.ask_tick[0])
+    snap_side = [BID] * levels + [ASK] * levels
+    snap_price = [b0 - k for k in range(levels)] + [a0 + k for k in range(levels)]
+    snap_amount = [flow.bid_size[0]] + [depth] * (levels - 1)
+    snap_amount += [flow.ask_size[0]] + [depth] * (levels - 1)
+    rows = np.flatnonzero(last_of_stamp[1:]) + 1  # one diff per timestamp after event 0
+    k = len(rows)
+    # each diff: bid touch, bid behind, ask touch, ask behind
+    side = np.tile(np.array([BID, BID, ASK, ASK]), k)
+    bid, ask = flow.bid_tick[rows], flow.ask_tick[rows]
+    price = np.column_stack([bid, bid - 1, ask, ask + 1]).ravel()
+    full = np.full(k, depth)
+    amount = np.column_stack([flow.bid_size[rows], full, flow.ask_size[rows], full]).ravel()
+    ids = np.repeat(np.arange(2, k + 2, dtype=np.int64), 4)
+    book = pd.DataFrame(
+        {
+            "kind": np.concatenate([np.zeros(2 * levels, np.int64), np.ones(4 * k, np.int64)]),
+            "first_id": np.concatenate([np.ones(2 * levels, np.int64), ids]),
+            "last_id": np.concatenate([np.ones(2 * levels, np.int64), ids]),
+            "side": np.concatenate([snap_side, side]).astype(np.int64),
+            "price": np.concatenate([snap_price, price]) * tick,
+            "amount": np.concatenate([snap_amount, amount]).astype(np.float64),
+        },
+        index=pd.to_datetime(
+            origin + np.concatenate([np.zeros(2 * levels, np.int64), np.repeat(t[rows], 4)]),
+            utc=True,
+        ),
+    )
+    return trades, book
