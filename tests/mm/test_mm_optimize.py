@@ -21,6 +21,7 @@ from quantdesk.mm.optimize import (
 )
 from quantdesk.strategy import repo_strategies_dir, strategy_class
 from tests.conftest import run_cli
+from tests.mm.helpers import SYMBOL, write_recording
 
 SPACE = {"min_half_spread": Range(0.5, 3.0), "price_skew": Range(0.0, 10.0), "levels": Range(1, 3)}
 
@@ -139,3 +140,21 @@ def test_cli_optimize_bad_input_is_one_line_exit_2(tmp_path, monkeypatch, capsys
     assert code == 2, (out, err)
     assert message in err and len(err.strip().splitlines()) == 1, err
     assert not list(tmp_path.glob("*.csv"))
+
+
+def test_cli_optimize_on_a_recording(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("QUANTDESK_DATA", str(tmp_path / "data"))
+    write_recording(tmp_path / "data")
+    argv = ["mm", "optimize", "--strategies-dir", str(repo_strategies_dir()), "--source", "store"]
+    argv += ["--symbol", SYMBOL, "--folds", "2", "--trials", "2", "--no-progress"]
+    argv += ["--search", "min_half_spread=0.5:1", "--objective", "total_pnl"]
+    argv += ["--out", str(tmp_path / "wf.csv")]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert "recorded BTC/USDT" in out and "walk-forward basic_mm" in out
+    # 2 folds of the 6 s recording: in sample [0, 3 s), out of sample [3 s, 6 s]
+    row = pd.read_csv(tmp_path / "wf.csv", index_col="fold").iloc[0]
+    assert row["is_start_h"] == 0.0
+    assert row["is_end_h"] * 3600 == pytest.approx(3.0, abs=1e-6) == row["oos_start_h"] * 3600
+    assert row["oos_end_h"] * 3600 == pytest.approx(6.0, abs=1e-6)
