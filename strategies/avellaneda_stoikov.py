@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 from quantdesk.mm.quotes import ASK, BID, Quote
+from quantdesk.mm.space import Range
 from quantdesk.mm.volatility import ewma_variance
 from quantdesk.strategy import Float, Int, QuoteStrategy
 
@@ -51,6 +52,12 @@ class AvellanedaStoikov(QuoteStrategy):
         "size": Float(0.001, 1e6, 1.0),
         "vol_halflife": Float(0.1, 86400.0, 60.0),
         "refresh_ticks": Int(1, 100, 2),  # replace an order only once its price moved this far
+    }
+    # what `quantdesk mm optimize` searches (gamma and kappa span decades: log scale)
+    search_space = {
+        "gamma": Range(0.01, 2.0, log=True),
+        "kappa": Range(10.0, 1000.0, log=True),
+        "horizon": Range(10.0, 1000.0, log=True),
     }
 
     def reset(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 from quantdesk.mm.quotes import ASK, BID, Quote
+from quantdesk.mm.space import Range
 from quantdesk.mm.volatility import ewma_variance
 from quantdesk.strategy import Float, Int, QuoteStrategy
 
@@ -79,6 +80,15 @@ class BasicMM(QuoteStrategy):
         "price_skew": Float(0.0, 1000.0, 2.0),  # ticks the center moves at full inventory
         "size_skew": Float(0.0, 1.0, 0.5),
         "refresh_ticks": Int(1, 100, 2),  # replace an order only once its price moved this far
+    }
+    # what `quantdesk mm optimize` searches: the ranges are disjoint, so min < max always holds
+    search_space = {
+        "min_half_spread": Range(0.5, 3.0),
+        "max_half_spread": Range(3.0, 20.0),
+        "vol_mult": Range(0.0, 5.0),
+        "price_skew": Range(0.0, 10.0),
+        "size_skew": Range(0.0, 1.0),
+        "levels": Range(1, 3),
     }
 
     def reset(self) -> None:

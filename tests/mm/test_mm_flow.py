@@ -99,3 +99,20 @@ def test_bad_config_is_refused():
         generate_flow(FlowConfig(hawkes_alpha=5.0, hawkes_beta=4.0))
     with pytest.raises(BacktestError, match="informed_prob"):
         generate_flow(FlowConfig(informed_prob=1.5))
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_bars_to_flow_reads_the_index_in_ns_whatever_its_unit(unit):
+    import pandas as pd
+
+    from quantdesk.mm.flow import bars_to_flow
+
+    index = pd.date_range("2024-01-01", periods=3, freq="1min", unit=unit, tz="UTC")
+    bars = pd.DataFrame(
+        {"open": [100, 101, 102.0], "high": [101, 102, 103.0], "low": [99, 100, 101.0]},
+        index=index,
+    )
+    bars["close"] = [101, 102, 102.5]
+    flow = bars_to_flow(bars, 0.01)
+    assert flow.config.start_ns == pd.Timestamp("2024-01-01", tz="UTC").value
+    assert flow.time_ns[4] == 60 * 10**9 and flow.time_ns[-1] == 165 * 10**9

@@ -51,3 +51,34 @@ def test_write_is_whole_or_nothing(results, tmp_path):
         write_report(results, tmp_path / "missing" / "r.html")
     with pytest.raises(DataError, match="at least one run"):
         render([])
+
+
+def test_notebook_pieces_label_split_and_horizons(results):
+    from quantdesk.mm.report import (
+        adverse_figure,
+        adverse_frame,
+        orders_frame,
+        paths_figure,
+        set_labels,
+        split_frame,
+        stats_frame,
+    )
+
+    assert set_labels(results) == ["1: levels=1", "2: levels=3"]
+    split = split_frame(results)
+    parts = split[["spread capture", "inventory PnL", "fees / rebates"]].sum(axis=1)
+    assert parts.to_numpy() == pytest.approx(split["total"].to_numpy(), abs=1e-9)
+    adverse = adverse_frame(results)
+    for r, label in zip(results, adverse.columns, strict=True):
+        for h in (100, 1_000, 10_000):
+            assert adverse.loc[h, label] == pytest.approx(r.stats[f"adverse_{h}ms_bps"])
+    orders = orders_frame(results)
+    assert orders["orders"].tolist() == [r.stats["orders"] for r in results]
+    assert orders["fills / cancels"].iloc[1] == pytest.approx(
+        results[1].stats["maker_fills"] / results[1].stats["cancels"]
+    )
+    assert stats_frame(results).loc["maker fills"].tolist() == [
+        r.stats["maker_fills"] for r in results
+    ]
+    assert [t.name for t in paths_figure(results, "inventory", "inv").data] == set_labels(results)
+    assert len(adverse_figure(results).data) == 2

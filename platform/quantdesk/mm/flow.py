@@ -18,7 +18,7 @@ new inside level is thin, the level behind is a full `depth`). Same seed, same a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numba as nb
 import numpy as np
@@ -385,7 +385,7 @@ def bars_to_flow(bars: object, tick: float, start_ns: int | None = None) -> Flow
         raise BacktestError(f"bars need open/high/low/close columns (missing {sorted(missing)})")
     index = frame.index
     if isinstance(index, pd.DatetimeIndex):
-        stamps = index.asi8.astype(np.int64)
+        stamps = index.as_unit("ns").asi8.astype(np.int64)  # a us or s index would be read as ns
     else:
         stamps = np.arange(len(frame), dtype=np.int64) * 60_000_000_000
     origin = int(stamps[0]) if start_ns is None else int(start_ns)
@@ -414,4 +414,47 @@ def bars_to_flow(bars: object, tick: float, start_ns: int | None = None) -> Flow
         zeros.copy(),
         zeros.copy(),
         extra={"optimistic_bars": 1.0},
+    )
+
+
+def window(flow: Flow, start_ns: int, end_ns: int) -> Flow:
+    """The events in [start_ns, end_ns) (ns since the flow's start), rebased to time 0.
+
+    Event 0 is the book as it stood at start_ns (the last event before it), as a flow's first
+    event always is: the backtest starts from that touch. The config's start_ns moves along.
+    """
+    if not 0 <= start_ns < end_ns:
+        raise BacktestError(f"window [{start_ns}, {end_ns}) must be non-empty, from 0 on")
+    lo = int(np.searchsorted(flow.time_ns, start_ns, side="left"))
+    hi = int(np.searchsorted(flow.time_ns, end_ns, side="left"))
+    before = max(lo - 1, 0)  # the event whose book stands at start_ns
+    rows = np.arange(max(lo, 1), hi)  # event 0 of the flow is its book, never a trade
+    pick = np.concatenate([[before], rows]).astype(np.int64)
+    time_ns = flow.time_ns[pick] - start_ns
+    time_ns[0] = 0
+    kind = flow.kind[pick].copy()
+    side = flow.side[pick].copy()
+    price_tick = flow.price_tick[pick].copy()
+    size = flow.size[pick].copy()
+    informed = flow.informed[pick].copy()
+    kind[0], side[0], informed[0] = BOOK, 0, False
+    price_tick[0], size[0] = flow.bid_tick[before], flow.bid_size[before]
+    config = replace(
+        flow.config,
+        start_ns=flow.config.start_ns + int(start_ns),
+        hours=(end_ns - start_ns) / 3.6e12,
+    )
+    return Flow(
+        config,
+        time_ns,
+        kind,
+        side,
+        price_tick,
+        size,
+        informed,
+        flow.bid_tick[pick].copy(),
+        flow.ask_tick[pick].copy(),
+        flow.bid_size[pick].copy(),
+        flow.ask_size[pick].copy(),
+        extra=dict(flow.extra),
     )

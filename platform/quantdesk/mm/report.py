@@ -128,3 +128,103 @@ def write_report(results: Sequence[MMResult], path: str | os.PathLike[str]) -> P
     except OSError as exc:
         raise DataError(f"cannot write report {target}: {exc}") from None
     return target
+
+
+# -- pieces for the report notebook (notebooks/mm_report.ipynb) -------------------------------
+
+ADVERSE_HORIZONS_MS = (50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000)
+
+
+def set_labels(results: Sequence[MMResult]) -> list[str]:
+    """'1: levels=2'-style names: the number and the params that differ between the runs."""
+    keys = list(results[0].params) if results else []
+    varying = [k for k in keys if len({repr(r.params.get(k)) for r in results}) > 1]
+    out = []
+    for i, r in enumerate(results):
+        shown = ", ".join(f"{k}={r.params[k]}" for k in varying)
+        out.append(f"{i + 1}: {shown}" if shown else f"{i + 1}: {r.strategy}")
+    return out
+
+
+def stats_frame(results: Sequence[MMResult]) -> object:
+    """The side-by-side table as a DataFrame: a row per stat, a column per run."""
+    import pandas as pd
+
+    rows = {label: [r.stats[key] for r in results] for key, label, _ in TABLE}
+    return pd.DataFrame(rows, index=set_labels(results)).T
+
+
+def split_frame(results: Sequence[MMResult]) -> object:
+    """PnL split per run: spread capture + inventory PnL + fees / rebates = total."""
+    import pandas as pd
+
+    keys = {
+        "spread capture": "spread_pnl",
+        "inventory PnL": "inventory_pnl",
+        "fees / rebates": "fees_pnl",
+        "total": "total_pnl",
+    }
+    data = {name: [r.stats[k] for r in results] for name, k in keys.items()}
+    return pd.DataFrame(data, index=set_labels(results))
+
+
+def orders_frame(results: Sequence[MMResult]) -> object:
+    """Order flow per run: orders, cancels, amends, maker fills, fill and cancel ratios."""
+    import pandas as pd
+
+    keys = {
+        "orders": "orders",
+        "cancels": "cancels",
+        "amends": "amends",
+        "maker fills": "maker_fills",
+        "fill ratio (qty)": "fill_ratio",
+        "cancel ratio": "cancel_ratio",
+    }
+    data = {name: [r.stats[k] for r in results] for name, k in keys.items()}
+    frame = pd.DataFrame(data, index=set_labels(results))
+    frame["fills / cancels"] = frame["maker fills"] / frame["cancels"].where(frame["cancels"] > 0)
+    return frame
+
+
+def adverse_frame(
+    results: Sequence[MMResult], horizons_ms: Sequence[float] = ADVERSE_HORIZONS_MS
+) -> object:
+    """Mean mid move after our maker fills (bps, negative = adverse): a row per horizon."""
+    import pandas as pd
+
+    from quantdesk.mm.backtest import adverse_selection
+
+    data = {
+        label: [adverse_selection(r.flow, r.fills, h) for h in horizons_ms]
+        for label, r in zip(set_labels(results), results, strict=True)
+    }
+    return pd.DataFrame(data, index=pd.Index(list(horizons_ms), name="horizon_ms"))
+
+
+def paths_figure(results: Sequence[MMResult], column: str, title: str) -> object:
+    """One line per run of a per-second path (inventory, total, ...)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for label, r in zip(set_labels(results), results, strict=True):
+        p = r.paths.iloc[:: max(len(r.paths) // MAX_POINTS, 1)]
+        fig.add_trace(go.Scatter(x=p.index, y=p[column], name=label))
+    fig.update_layout(title=title, height=400)
+    return fig
+
+
+def adverse_figure(results: Sequence[MMResult]) -> object:
+    """Adverse selection against the horizon (log axis), one line per run."""
+    import plotly.graph_objects as go
+
+    frame = adverse_frame(results)
+    fig = go.Figure()
+    for label in frame.columns:  # type: ignore[attr-defined]
+        fig.add_trace(go.Scatter(x=frame.index, y=frame[label], name=label, mode="lines+markers"))  # type: ignore[index]
+    fig.update_layout(
+        title="mid move after our fills, in their direction (bps)",
+        xaxis={"type": "log", "title": "horizon (ms)"},
+        yaxis={"title": "bps"},
+        height=400,
+    )
+    return fig
