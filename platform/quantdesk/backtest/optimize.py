@@ -756,8 +756,7 @@ def grid_metrics(
     """Metrics of every combination of grid (rows indexed by param values) in one vectorbt run."""
     naive = {symbol: naive_utc(frame) for symbol, frame in data.items()}
     result = run_grid(space.cls, grid, naive, costs, fixed=space.fixed, funding=funding)
-    flows = portfolio_funding(result.portfolio, to_bars(naive), funding)
-    return portfolio_metrics(result.portfolio, groups=list(grid), flows=flows)
+    return portfolio_metrics(result.portfolio, groups=list(grid), flows=result.flows)
 
 
 def load_result(

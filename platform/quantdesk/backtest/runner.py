@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -404,12 +405,19 @@ def run(
 
 @dataclass
 class GridResult:
-    """A parameter sweep: one stats row per (param combination, symbol)."""
+    """A parameter sweep: one stats row per (param combination, symbol), computed on first use
+    (the optimizer's grid reads its own metrics off the portfolio and never needs them)."""
 
     strategy: str
     grid: dict[str, list[Any]]
-    stats: pd.DataFrame
     portfolio: vbt.Portfolio
+    # funding cash per bar and portfolio column (portfolio_funding); None without perpetuals
+    flows: pd.DataFrame | None = None
+
+    @cached_property
+    def stats(self) -> pd.DataFrame:
+        """One stats row per (param combination, symbol)."""
+        return compute_stats(self.portfolio, self.flows)
 
     def top(self, n: int = 10, by: str = "total_return") -> pd.DataFrame:
         """The n best rows by a stats column (descending; NaN last)."""
@@ -441,8 +449,8 @@ def run_grid(
     columns = pd.MultiIndex.from_tuples(tuples, names=[*names, "symbol"])
     signals = sweep.signals(bars)
     portfolio = simulate(bars, signals, costs, columns=columns, funding=funding)
-    stats = compute_stats(portfolio, portfolio_funding(portfolio, bars, funding))
-    return GridResult(cls.label(), {n: list(v) for n, v in grid.items()}, stats, portfolio)
+    flows = portfolio_funding(portfolio, bars, funding)
+    return GridResult(cls.label(), {n: list(v) for n, v in grid.items()}, portfolio, flows)
 
 
 def combos_count(grid: Mapping[str, Sequence[Any]]) -> int:
