@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 import vectorbt as vbt
 
+from benchmarks import numba_loop
 from benchmarks.bench_replay import FAST, FEE, SLOW, SYMBOL, make_bars
 from quantdesk.backtest import Costs, run, to_bars
 from quantdesk.strategy import load_strategy, repo_strategies_dir
@@ -75,6 +76,13 @@ def raw_backtest(bars: pd.DataFrame) -> int:
     }
     assert stats["trades"] >= 0
     return len(pf.trades.values)
+
+
+def numba_backtest(bars: pd.DataFrame) -> int:
+    """The same backtest as one plain numba loop (benchmarks/numba_loop.py); returns trades."""
+    open_, close = bars["open"].to_numpy(), bars["close"].to_numpy()
+    fast, slow = numba_loop.sma(close, FAST), numba_loop.sma(close, SLOW)
+    return numba_loop.backtest(open_, close, fast, slow, FEE, CASH)[1]
 
 
 def quantdesk_sma_signals(bars: pd.DataFrame) -> int:
@@ -138,7 +146,8 @@ def main() -> None:
     for _, ours, raw, kind in PAIRS:  # imports, numba caches
         ours(warm if kind == "ohlcv" else to_bars({SYMBOL: warm}))
         raw(naive(warm) if kind == "ohlcv" else naive(to_bars({SYMBOL: warm})))
-    rows = []
+    numba_backtest(warm)
+    rows, loops = [], []
     for n in SIZES:
         ohlcv = make_bars(n)
         inputs = {"ohlcv": ohlcv, "bars": to_bars({SYMBOL: ohlcv})}
@@ -146,6 +155,9 @@ def main() -> None:
             t_ours, c_ours = best(ours, inputs[kind])
             t_raw, c_raw = best(raw, naive(inputs[kind]))
             rows.append((name, n, t_ours, t_raw, c_ours, c_raw))
+            if ours is quantdesk_backtest:
+                t_loop, c_loop = best(numba_backtest, ohlcv)
+                loops.append((n, t_ours, t_raw, t_loop, c_ours, c_loop))
             print(
                 f"  {name} {n:,} bars: quantdesk {t_ours * 1e3:.0f} ms, raw vectorbt "
                 f"{t_raw * 1e3:.0f} ms, {t_ours / t_raw:.2f}x ({c_ours} / {c_raw})",
@@ -164,6 +176,14 @@ def main() -> None:
         print(
             f"| {name} | {n:,} | {t_ours * 1e3:,.0f} | {t_raw * 1e3:,.0f} | "
             f"{t_ours / t_raw:.2f}x | {c_ours:,} / {c_raw:,} |"
+        )
+    print("\nThe practical limit: the same backtest as one plain numba loop (numba_loop.py)\n")
+    print("| bars | quantdesk ms | raw vectorbt ms | numba loop ms | quantdesk / loop | trades |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for n, t_ours, t_raw, t_loop, c_ours, c_loop in loops:
+        print(
+            f"| {n:,} | {t_ours * 1e3:,.0f} | {t_raw * 1e3:,.0f} | {t_loop * 1e3:,.1f} | "
+            f"{t_ours / t_loop:,.0f}x | {c_ours:,} / {c_loop:,} |"
         )
 
 
