@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"errors"},
     {"model", "oslock"},  # oslock: OS file locks (store series, one session per journal)
     {"data", "strategy", "alerts", "reports", "reports_format"},
-    {"risk"},
+    {"risk", "execution"},  # execution: algorithms and routing over venues' books
     {"config"},
     {"venues"},
     {"engine"},
