@@ -25,6 +25,7 @@ class MomentumRotation(SignalStrategy):
         "weighting": Choice(("equal", "score"), "equal"),
     }
     timeframe = "1d"
+    target_weights = True
 
     @property
     def warmup(self) -> int:
