@@ -16,6 +16,7 @@ from quantdesk.backtest import Costs, run
 from quantdesk.data.csv_import import ImportOptions, parse_csv
 from quantdesk.data.store import OHLCV_COLUMNS, normalize
 from quantdesk.model import Side
+from quantdesk.strategy import StrategyError, load_strategy
 from quantdesk.system.replay import replay
 from tests.conftest import SAMPLE_DATA
 from tests.engine.parity import assert_same_trades
@@ -129,3 +130,37 @@ def test_short_and_cover_by_hand() -> None:
     bt = run(strategy, data, costs)
     assert float(rp.final_equity) == pytest.approx(float(bt.equity.iloc[-1, 0]), rel=1e-12)
     assert_same_trades(bt.trades, rp.trades, REL)
+
+
+@pytest.fixture(scope="module")
+def five_perps() -> dict[str, pd.DataFrame]:
+    """The five shipped coins as USD-M perpetuals (~2,450 daily bars each; BNB lists later)."""
+    out = {}
+    for name in ("BTCUSDT", "ETHUSDT", "BNBUSDT", "LTCUSDT", "XRPUSDT"):
+        parsed = parse_csv(SAMPLE_DATA / f"{name}-1d.csv", ImportOptions(market="usdm"))
+        out[parsed.key.symbol] = normalize(parsed.frame, OHLCV_COLUMNS)
+    return out
+
+
+@pytest.mark.parametrize(
+    "params", [{"top": 2, "short": 2}, {"top": 1, "short": 1, "every": 3}], ids=["2x2", "1x1"]
+)
+def test_momentum_rotation_long_short_matches_the_backtest(five_perps: dict, params) -> None:
+    """The bundled momentum_rotation with its short side (the worst coins short) on the five
+    shipped perpetuals: the backtest's orders, trades and final value."""
+    strategy = load_strategy("momentum_rotation", params)
+    bt = run(strategy, five_perps, COSTS)
+    rp = replay(strategy, five_perps, COSTS)
+    assert_same_orders(bt, rp)
+    assert len(rp.fills) > 300
+    assert_same_trades(bt.trades, rp.trades, REL)
+    assert set(bt.trades["direction"].astype(str)) == {"Long", "Short"}
+    assert float(rp.final_equity) == pytest.approx(float(bt.equity.iloc[-1, 0]), rel=REL)
+
+
+def test_a_short_weight_on_spot_is_refused_in_the_engine(five_perps: dict) -> None:
+    """The same strategy on spot symbols: the engine names the perpetual to use."""
+    spot = {s.split(":")[0]: bars for s, bars in five_perps.items()}
+    strategy = load_strategy("momentum_rotation", {"top": 1, "short": 1})
+    with pytest.raises(StrategyError, match=r"spot market: shorts need a perpetual"):
+        replay(strategy, spot, COSTS)
