@@ -37,17 +37,30 @@ class CycleWeights(SignalStrategy):
     params: dict = {}
     timeframe = "1m"
     target_weights = True
+    scale = 1.0  # of every book
 
     def signals(self, bars: pd.DataFrame) -> Signals:
         """Every 3rd bar the next of BOOKS; NaN (hold) between them."""
         close = bars["close"]
         minute = close.index.as_unit("ms").asi8 // MINUTE
-        rows = BOOKS[(minute // 3) % len(BOOKS)]
+        rows = BOOKS[(minute // 3) % len(BOOKS)] * self.scale
         rows[minute % 3 != 0] = np.nan
         return Signals(weights=pd.DataFrame(rows, index=close.index, columns=close.columns))
 
 
-def spec(url: str, journal: Path, until_ms: int) -> SessionSpec:  # noqa: F811
+class SmallCycleWeights(CycleWeights):
+    """BOOKS at a third: at most 30% gross, inside a real venue's initial margin."""
+
+    scale = 1 / 3
+
+
+def spec(
+    url: str,  # noqa: F811
+    journal: Path,
+    until_ms: int,
+    mode: Mode = Mode.PAPER,
+    strategy: SignalStrategy | None = None,
+) -> SessionSpec:
     """A paper session on the sandbox's USD-M market, 2,000 USDT per symbol, 5 bps slippage."""
     venue = VenueConfig(
         exchange="binanceusdm",
@@ -57,9 +70,9 @@ def spec(url: str, journal: Path, until_ms: int) -> SessionSpec:  # noqa: F811
         api_secret_env="QD_TEST_SECRET",
     )
     return SessionSpec(
-        strategy=CycleWeights(),
+        strategy=strategy or CycleWeights(),
         symbols=["BTC/USDT", "ETH/USDT"],
-        mode=Mode.PAPER,
+        mode=mode,
         venue_name="sandbox",
         venue=venue,
         journal=journal,
@@ -136,3 +149,43 @@ async def test_paper_target_weights_trade_as_the_replay(
         assert abs(ours.amount - theirs.amount) <= 2 * step
         assert ours.price == pytest.approx(theirs.price, rel=D("1e-12"))
     assert float(result.equity) == pytest.approx(float(rp.final_equity), rel=1e-5)
+
+
+async def test_live_target_weights_rebalance_at_the_close_on_the_venue(
+    url: str,  # noqa: F811
+    admin: Admin,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Live on the sandbox's USD-M market (its own margin, fills reported by the venue): the
+    weights of each close go out at once, valued at the close; every order is
+    journaled before it is sent and filled at the venue; both symbols went short there."""
+    start = admin("GET", "clock")["time"]
+    path = tmp_path / "live.sqlite"
+    strategy = SmallCycleWeights()
+    result = await run(spec(url, path, start + 30 * MINUTE, Mode.LIVE, strategy), admin)
+    with Journal(path) as journal:
+        fills = journal.load_fills()
+        orders = journal.orders()
+        events = journal.order_events()
+        bars = {s: journal.bars(s) for s in (BTC, ETH)}
+    assert len(fills) > 10 and set(orders["status"]) == {"filled"}
+    assert {f.venue for f in fills} == {"sandbox"}
+    # journaled (pending) before it was submitted to the venue, for every order
+    for cid in orders["client_order_id"]:
+        states = list(events[events["client_order_id"] == cid]["new"])
+        assert states[:2] == ["pending", "submitted"], (cid, states)
+    # each rebalance was decided on a close of the book schedule (every 3rd minute), valued
+    # there: its decision price is that close
+    by_id = orders.set_index("client_order_id")
+    for f in fills:
+        order = by_id.loc[f.client_order_id]
+        b = bars[f.symbol]
+        at = b[(b["close"] == float(order["decision_price"])) & (b["ts"] // MINUTE % 3 == 0)]
+        assert len(at), (f.symbol, order["decision_price"])
+    held = dict.fromkeys((BTC, ETH), D(0))
+    lowest = dict(held)
+    for f in fills:
+        held[f.symbol] += f.amount if f.side.value == "buy" else -f.amount
+        lowest[f.symbol] = min(lowest[f.symbol], held[f.symbol])
+    assert all(q < 0 for q in lowest.values())  # shorts at the venue
+    assert {s: q for s, q in held.items() if q} == result.positions
