@@ -1,6 +1,8 @@
 """Momentum rotation: hold the `top` coins with the best `lookback`-bar return among those with
 enough history (a point-in-time universe), equal or score weighted, rebalanced every `every`
-bars. Target weights are decided on the close; the backtest trades them at the next open."""
+bars; with `short` > 0 also sell short the `short` coins with the worst return (-1/short
+each: perpetuals only in the engine). Target weights are decided on the close; the backtest
+trades them at the next open."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from quantdesk.strategy import Choice, Int, Signals, SignalStrategy, StrategyErr
 
 
 class MomentumRotation(SignalStrategy):
-    """Top-N by momentum, rebalanced on a schedule, long only."""
+    """Top-N by momentum, rebalanced on a schedule; optionally short the bottom N."""
 
     params = {
         "lookback": Int(2, 365, 30),
@@ -23,8 +25,10 @@ class MomentumRotation(SignalStrategy):
         "every": Int(1, 90, 7),
         "min_history": Int(1, 2000, 60),
         "weighting": Choice(("equal", "score"), "equal"),
+        "short": Int(0, 50, 0),
     }
     timeframe = "1d"
+    target_weights = True
 
     @property
     def warmup(self) -> int:
@@ -41,4 +45,9 @@ class MomentumRotation(SignalStrategy):
         factors = compute_factors(panel, [name], FactorConfig(momentum_windows=(self.lookback,)))
         scores = composite_panel(factors.values, {name: 1.0}, universe)
         when = rebalance_mask(panel.index, self.every, self.timeframe)
-        return Signals(weights=top_n_weights(scores, self.top, when, self.weighting))
+        weights = top_n_weights(scores, self.top, when, self.weighting)
+        if int(self.short) > 0:
+            # the worst scores short, equal weight; a coin both top and bottom (a universe
+            # smaller than top + short) nets out
+            weights = weights - top_n_weights(-scores, int(self.short), when, "equal")
+        return Signals(weights=weights)

@@ -416,7 +416,12 @@ class SignalStrategy(Strategy):
     bars is a DataFrame with column levels (field, symbol): `bars["close"]` is a frame with one
     column per symbol. Returned frames have one column per symbol (per combination x symbol in a
     sweep, combination-major, as vectorbt indicators given parameter lists produce them).
+
+    A strategy returning target weights declares `target_weights = True`: a paper or live
+    session picks its runner (one cash pool for the universe) before it has seen a bar.
     """
+
+    target_weights: bool = False
 
     def signals(self, bars: pd.DataFrame) -> Signals:
         """Entries/exits or target weights for every bar of bars."""

@@ -200,7 +200,7 @@ def test_target_weight_strategy_without_sweeps_runs_its_grid_trial_by_trial():
         "momentum_rotation",
         data,
         "1d",
-        fixed={"min_history": 20, "weighting": "equal"},
+        fixed={"min_history": 20, "weighting": "equal", "short": 0},  # the grid: the rest
         grid=grid,
         strategies_dir=str(repo_strategies_dir()),
     )

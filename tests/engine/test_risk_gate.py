@@ -142,6 +142,22 @@ def test_derivative_margin_counts_the_part_that_closes() -> None:
     assert opened.amount == D("1.089")  # 11 / (10 margin + 0.1 fee) per unit
 
 
+def test_cash_margin_lets_a_short_sale_through_and_caps_buys_by_the_cash() -> None:
+    """The backtest's cash model (a replay of target weights): a sale needs no balance, a buy
+    its cost plus fee out of the cash, the part closing a short included; spot is unchanged."""
+    gate = PreTradeRisk(rules(), fee_rate=D("0.001"), cash_margin=True)
+    perp = {"symbol": "BTC/USDT:USDT"}
+    short = check(gate, order("sell", "50", "100", **perp), pos="2", free={"USDT": D(0)})
+    assert (short.decision, short.amount) == (Decision.APPROVED, D(50))
+    cover = check(gate, order("buy", "5", "100", **perp), pos="-3", free={"USDT": D("100.1")})
+    assert (cover.decision, cover.amount) == (Decision.APPROVED_REDUCED, D(4))  # 3 + 1
+    margin = PreTradeRisk(rules(), fee_rate=D("0.001"))
+    refused = check(margin, order("sell", "50", "100", **perp), pos="2", free={"USDT": D(0)})
+    assert (refused.decision, refused.amount) == (Decision.APPROVED_REDUCED, D(2))
+    spot = check(gate, order("sell", "5"), free={"USDT": D(0), "BTC": D(1)})
+    assert (spot.decision, spot.amount) == (Decision.APPROVED_REDUCED, D(1))
+
+
 def test_halted_allows_only_cancels() -> None:
     gate = PreTradeRisk(rules(), state=TradingState.HALTED)
     for o in (order(), order("sell", reduce_only=True)):

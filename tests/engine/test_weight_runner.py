@@ -212,19 +212,51 @@ def test_two_replays_in_one_process_do_not_interfere(coins: dict) -> None:
 
 
 def test_weights_are_refused_where_the_engine_cannot_run_them() -> None:
-    """Shorts (negative weights) stay backtest-only; a SignalRunner points to WeightRunner;
-    without the prepared history (paper, live) a WeightRunner refuses to decide."""
+    """Shorts (negative weights) on a spot market need its perpetual; a SignalRunner points to
+    WeightRunner, in paper and live to the strategy's target_weights declaration (which picks
+    the runner there); a WeightRunner refuses a strategy that returns entries/exits."""
     data = {"X/USDT": frame([10, 10], [10, 10]), "Y/USDT": frame([10, 10], [10, 10])}
-    with pytest.raises(StrategyError, match="negative target weights"):
+    with pytest.raises(StrategyError, match=r"X/USDT, a spot market: .*\(X/USDT:USDT\)"):
         replay(weights_strategy([[-0.5, 0.5], [np.nan, np.nan]]), data, COSTS)
     strategy = weights_strategy([[0.5, 0.5], [np.nan, np.nan]])
     signal_runner = SignalRunner(strategy, ["X/USDT"], capital=Decimal(1), fee=Decimal(0))
     with pytest.raises(StrategyError, match="use WeightRunner"):
         signal_runner.prepare(pd.DataFrame(), strategy.signals(to_bars(data)))
-    live = WeightRunner(strategy, ["X/USDT", "Y/USDT"], capital=Decimal(1), fee=Decimal(0))
     event = BarEvent("X/USDT", SimBar(0, 10.0, 10.0, 10.0, 10.0, 1.0), -1)
-    with pytest.raises(StrategyError, match="replay only"):
-        live.on_close(event)
+    undeclared = SignalRunner(
+        weights_strategy([[0.5]]), ["X/USDT"], capital=Decimal(1), fee=Decimal(0)
+    )
+    with pytest.raises(StrategyError, match="declare target_weights = True"):
+        undeclared.on_close(event)
+
+    class Entries(SignalStrategy):
+        params: dict = {}
+        target_weights = True
+
+        def signals(self, bars: pd.DataFrame) -> Signals:
+            flags = bars["close"] > 0
+            return Signals(entries=flags, exits=~flags)
+
+    live = WeightRunner(Entries(), ["X/USDT"], capital=Decimal(1), fee=Decimal(0))
+    assert live.on_close(event) == []  # the close joins the window, decided at the rebalance
+    with pytest.raises(StrategyError, match="declares target_weights but returned entries"):
+        list(live.rebalance([event], Quotes()))
+
+
+class Quotes:
+    """A market acting on a close at 10 (no open in progress)."""
+
+    def quote(self, symbol: str, side: Side) -> Decimal | None:
+        """Every market order at 10."""
+        return Decimal(10)
+
+    def amount_step(self, symbol: str) -> Decimal:
+        """Fine amounts."""
+        return Decimal("1e-18")
+
+    def bar_open(self, symbol: str) -> Decimal | None:
+        """Acting on a close."""
+        return None
 
 
 def test_funding_is_the_portfolios_not_the_pools() -> None:

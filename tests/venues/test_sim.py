@@ -15,6 +15,7 @@ from quantdesk.model import (
     SimBar,
     VenueRefused,
 )
+from quantdesk.venues.models import Bar
 from quantdesk.venues.sim import SimVenue
 
 SYM = "BTC/USDT"
@@ -202,3 +203,51 @@ async def test_a_perpetual_short_at_a_loss_keeps_the_cores_margin() -> None:
     v.open_bar(perp, SimBar(0, 100.0, 100.0, 100.0, 100.0))
     await v.create_order(Order("a", perp, Side.SELL, OrderType.MARKET, D(5), created_ms=0))
     assert v.account.available({perp: D(150)}) == D(250)
+
+
+async def test_a_flip_needs_margin_for_the_new_side_only() -> None:
+    """Leverage 1, no fees: a long of 6 at 100 leaves 400 free. A sell of 10 closes the 6
+    (no margin: it frees 600) and opens a short of 4 (400 of margin): accepted, one order. A
+    sell of 10 more would need 1,000 of margin with 600 free: refused."""
+    perp = "BTC/USDT:USDT"
+    v = SimVenue([perp], {"USDT": D(1_000)})
+    v.open_bar(perp, SimBar(0, 100.0, 100.0, 100.0, 100.0))
+    await v.create_order(Order("a", perp, Side.BUY, OrderType.MARKET, D(6), created_ms=0))
+    reply = await v.create_order(Order("b", perp, Side.SELL, OrderType.MARKET, D(10), created_ms=0))
+    assert reply.status is OrderStatus.FILLED
+    assert v.account.position(perp).qty == D(-4)
+    assert v.account.available(v.core.marks()) == D(600)
+    with pytest.raises(VenueRefused):
+        await v.create_order(Order("c", perp, Side.SELL, OrderType.MARKET, D(10), created_ms=0))
+
+
+async def test_cash_margin_is_the_backtests_cash_model() -> None:
+    """cash_margin: a short sale needs nothing and its proceeds are cash (1,000 + 20 x 100 =
+    3,000 free), a buy needs its cost out of that cash, and a short that the price triples is
+    not liquidated (the default account closes it: its liquidation price at leverage 1 is
+    ~199)."""
+    perp = "BTC/USDT:USDT"
+    bars = [SimBar(0, 100.0, 100.0, 100.0, 100.0)]
+    held = {}
+    for cash_margin in (True, False):
+        v = SimVenue([perp], {"USDT": D(1_000)}, cash_margin=cash_margin)
+        v.open_bar(perp, bars[0])
+        amount = D(20) if cash_margin else D(5)
+        await v.create_order(Order("s", perp, Side.SELL, OrderType.MARKET, amount, created_ms=0))
+        if cash_margin:
+            assert v.account.available(v.core.marks()) == D(3_000)
+            reply = await v.create_order(
+                Order("b", perp, Side.BUY, OrderType.MARKET, D(30), created_ms=0)
+            )
+            assert reply.status is OrderStatus.FILLED and v.account.position(perp).qty == 10
+            with pytest.raises(VenueRefused):
+                await v.create_order(
+                    Order("c", perp, Side.BUY, OrderType.MARKET, D(1), created_ms=0)
+                )
+            await v.create_order(Order("t", perp, Side.SELL, OrderType.MARKET, D(30), created_ms=0))
+        v.close_bar(perp, bars[0])
+        # the core's liquidation pass over a bar that reaches 300 (SimVenue runs it when orders
+        # rest in the core)
+        v.core.on_bar(perp, Bar(1, D(100), D(300), D(100), D(300), D(0)), 1)
+        held[cash_margin] = v.account.position(perp).qty
+    assert held == {True: D(-20), False: D(0)}

@@ -10,10 +10,11 @@ For each step of the feed (bars sharing one open time T, closing at T + timefram
 3. historical feeds: each runner acts on its last close's signals at this open (sized at the
    venue's price now): intents -> risk gate -> order manager -> venue -> fills -> portfolio;
    then each target-weight runner rebalances the step's symbols together, one order at a time
-   (sells first), each filled before the next is sized;
+   (sells first), each filled before the next is sized; a live feed on a bar venue (paper)
+   rebalances target weights here too, at the open after the close that decided them;
 4. clock to T + timeframe; the venue closes the bars (resting limits match);
 5. runners see the closed bars (signals); live feeds act on them at once (step 3 again), since
-   the next bar does not exist yet;
+   the next bar does not exist yet (target weights: only on a live venue, valued at the close);
 6. equity snapshot (every `equity_every` steps and at the end), journal batch commit.
 
 Fills reach the portfolio, the journal (positions) and the runner that owns the order, in that
@@ -359,6 +360,13 @@ class Kernel:
             self._opening = {ev.symbol: ev.bar.open for ev in events}
             await self._act(events)
             self._opening = {}
+        elif self._bar_venue:
+            # paper: the bar venue opens this bar now, so target weights decided on the last
+            # close rebalance at this open, as in a replay (valued and sized at the open, each
+            # order filled before the next is sized); a live venue rebalances at the close
+            self._opening = {ev.symbol: ev.bar.open for ev in events}
+            await self._rebalance(events)
+            self._opening = {}
         changed = False
         if self._bar_venue:
             # The bar's range comes after every order at its open (the fill convention).
@@ -388,7 +396,7 @@ class Kernel:
         if followups:
             await self._drain()
         if act_on_close:
-            await self._act(events)
+            await self._act(events, rebalance=not self._bar_venue)
         self.steps += 1
         if self.steps % self.equity_every == 0:
             self.snapshot()
@@ -396,7 +404,7 @@ class Kernel:
             self.guard.update_prices(self.marks())
             await self.guard.after_step(self.clock(), len(self.fills) - fills_before)
 
-    async def _act(self, events: Sequence[BarEvent]) -> None:
+    async def _act(self, events: Sequence[BarEvent], rebalance: bool = True) -> None:
         followups = self._followups
         for ev in events:
             for runner in self._runners_of(ev.symbol):
@@ -404,6 +412,11 @@ class Kernel:
                     followups.append((runner, action))
         if followups:
             await self._drain()
+        if rebalance:
+            await self._rebalance(events)
+
+    async def _rebalance(self, events: Sequence[BarEvent]) -> None:
+        followups = self._followups
         for runner in self.runners:
             # a target-weight runner (WeightRunner) rebalances the whole step at once: each
             # order it yields is carried out (and, on a bar venue, filled) before it sizes the

@@ -97,6 +97,12 @@ class Cancel:
     reason: str = ""
 
 
+def signal_window(strategy: SignalStrategy) -> int:
+    """Closed bars a paper or live runner keeps per symbol to evaluate the strategy on: twice
+    its warm-up and more (at least 50), so the last row sees all the history it needs."""
+    return max(2 * int(strategy.warmup) + 2, 50)
+
+
 class Market(Protocol):
     """What runners may ask the kernel about the market when they decide."""
 
@@ -184,7 +190,7 @@ class SignalRunner:
         self.min_amounts = dict(min_amounts or {})
         self.size = None if size is None else Decimal(size)
         self.sleeves = {s: Sleeve(s, Decimal(capital)) for s in self.symbols}
-        self.window = window or max(2 * int(strategy.warmup) + 2, 50)
+        self.window = window or signal_window(strategy)
         # entries, exits, short entries, short exits over the prepared history (replay)
         self._signals: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._col = {s: j for j, s in enumerate(self.symbols)}
@@ -266,8 +272,8 @@ class SignalRunner:
         signals = self.strategy.signals(frame)
         if signals.weights is not None:
             raise StrategyError(
-                f"{self.strategy.label()}: target weights need the whole universe at each close; "
-                "paper and live run entries/exits only (replay runs target weights)"
+                f"{self.strategy.label()}: target weights need the whole universe at each close "
+                "on one cash pool (WeightRunner): declare target_weights = True on the strategy"
             )
         if not self._sl and not self._tp:
             self._set_stops(signals)
@@ -547,10 +553,13 @@ class WeightRunner:
       buys the cash-limited amount then: at most 1e-9 of that order apart;
     - funding settled on a perpetual is the portfolio's (its cash and equity), not the pool's:
       orders are sized from the trading cash, as the backtest adds the funding on top of an
-      unfunded simulation and as SimVenue's account (which books no funding) holds it.
-
-    Long only (a negative weight, a short, is refused) and replay only: the weights come from
-    `prepare`; paper and live runners see one symbol's window at a time, not the universe.
+      unfunded simulation and as SimVenue's account (which books no funding) holds it;
+    - a negative weight is a short (direction="both"), on perpetuals only (a spot symbol is
+      refused): a sale needs no cash and may go below zero, in one order when it crosses from a
+      long (vectorbt's single order, not a close and an open), and its proceeds join the cash
+      that pays for the buys after it; a buy to cover is a buy, capped by the cash. The
+      backtest holds no margin for a short: the replay runs its venue and risk gate on that
+      cash model (SimVenue / PreTradeRisk cash_margin); a real venue asks initial margin.
     """
 
     def __init__(
@@ -561,8 +570,10 @@ class WeightRunner:
         capital: Decimal,
         fee: Decimal,
         strategy_id: str | None = None,
+        window: int | None = None,
     ) -> None:
-        """capital: the one starting cash of the whole universe; fee: the venue's fraction."""
+        """capital: the one starting cash of the whole universe; fee: the venue's fraction;
+        window: closed bars kept per symbol in paper and live (default: signal_window)."""
         if not isinstance(strategy, SignalStrategy):
             raise StrategyError(f"{strategy.label()} is not a SignalStrategy")
         self.strategy = strategy
@@ -577,6 +588,16 @@ class WeightRunner:
         # symbol -> (weight, bar ms of the close it was decided on, that close): not NaN only
         self._pending: dict[str, tuple[Decimal, int, Decimal]] = {}
         self._opens: dict[str, Decimal] = {}  # last open per symbol: its valuation price
+        self.window = window or signal_window(strategy)
+        self._history: dict[str, deque[tuple[int, float, float, float, float, float]]] = {
+            s: deque(maxlen=self.window) for s in self.symbols
+        }
+        self._closed_ms: int | None = None  # paper / live: the last close not yet evaluated
+        # orders sent and not filled yet (a live venue reports fills later): client id ->
+        # the cash each unit moves at the price it was sized at, so that the buys after a sale
+        # are sized from the cash the sale will bring, as the backtest's sequence does
+        self._unfilled: dict[str, tuple[Decimal, Decimal]] = {}
+        self._quoted: dict[str, Decimal] = {}  # symbol -> the price its last order was sized at
 
     def prepare(self, bars: pd.DataFrame, signals: Signals | None = None) -> None:
         """Compute the weights once over the whole (causal) history; rows looked up later."""
@@ -592,30 +613,87 @@ class WeightRunner:
                 f"signals.weights has shape {weights.shape}, "
                 f"expected {(len(bars), len(self.symbols))}"
             )
-        if (weights < 0).any():
-            raise StrategyError(
-                f"{self.strategy.label()}: negative target weights (shorts) are backtest-only; "
-                "the engine runs long-only weights"
-            )
+        for symbol, j in self._col.items():
+            if (weights[:, j] < 0).any():
+                self._check_shorts_on(symbol)
         self._weights = weights
+
+    def _check_shorts_on(self, symbol: str) -> None:
+        """A negative weight sells what is not held: it needs a perpetual."""
+        if not parse_symbol(symbol).is_derivative:
+            raise StrategyError(
+                f"{self.strategy.label()}: a negative target weight (a short) on {symbol}, a "
+                f"spot market: shorts need a perpetual ({perpetual_of(symbol)})"
+            )
 
     def value(self) -> Decimal:
         """Cash plus the holdings at the last opens (the value a rebalance sizes from)."""
         held = (q * self._opens[s] for s, q in self.qty.items() if q)
         return self.cash + sum(held, ZERO)
 
+    def remember(self, event: BarEvent) -> None:
+        """Keep a closed bar in the symbol's window without deciding on it (warm-up)."""
+        b = event.bar
+        self._history[event.symbol].append((b.time, b.open, b.high, b.low, b.close, b.volume))
+
     def on_close(self, event: BarEvent) -> list[Intent | Cancel]:
-        """Record the weight decided on this close (a NaN weight: hold, nothing recorded)."""
-        if self._weights is None or event.index < 0:
-            raise StrategyError(
-                f"{self.strategy.label()}: target weights need the whole universe at each "
-                "close; they run in replay only (paper and live run entries/exits)"
-            )
-        close = dec(event.bar.close)
-        weight = float(self._weights[event.index, self._col[event.symbol]])
-        if weight == weight:
-            self._pending[event.symbol] = (dec(weight), event.bar.time, close)
+        """Record the weight decided on this close (a NaN weight: hold, nothing recorded).
+        Paper and live: the bar joins the window; the universe's weights are evaluated once
+        all of the step's closes are in, when the kernel asks for the rebalance."""
+        if self._weights is not None and event.index >= 0:
+            weight = float(self._weights[event.index, self._col[event.symbol]])
+            if weight == weight:
+                self._pending[event.symbol] = (dec(weight), event.bar.time, dec(event.bar.close))
+            return []
+        self.remember(event)
+        self._closed_ms = max(self._closed_ms or event.bar.time, event.bar.time)
         return []
+
+    def _live_weights(self) -> None:
+        """Evaluate the strategy on the universe's window (each symbol's last `window` closed
+        bars, aligned on their times) and take the last close's row as the pending weights of
+        the symbols that closed a bar then: history up to the last close, never beyond."""
+        at, self._closed_ms = self._closed_ms, None
+        if at is None:
+            return
+        have = [s for s in self.symbols if self._history[s]]
+        warm = min(self.window, int(self.strategy.warmup) + 1)
+        if not any(len(self._history[s]) >= warm for s in have):
+            return
+        fields = ("open", "high", "low", "close", "volume")
+        parts = {}
+        for symbol in self.symbols:
+            rows = np.asarray(self._history[symbol], dtype=np.float64).reshape(-1, 6)
+            index = pd.DatetimeIndex(
+                pd.to_datetime(rows[:, 0].astype(np.int64), unit="ms", utc=True), name="time"
+            )
+            parts[symbol] = pd.DataFrame(rows[:, 1:], index=index, columns=list(fields))
+        frame = pd.concat(parts, axis=1).swaplevel(axis=1).sort_index(axis=1)
+        frame = frame.reindex(
+            columns=pd.MultiIndex.from_product([fields, self.symbols])
+        ).sort_index()
+        signals = self.strategy.signals(frame)
+        if signals.weights is None:
+            raise StrategyError(
+                f"{self.strategy.label()}: declares target_weights but returned entries/exits"
+            )
+        weights = np.asarray(signals.weights, dtype=np.float64)
+        if weights.shape != (len(frame), len(self.symbols)):
+            raise StrategyError(
+                f"signals.weights has shape {weights.shape}, "
+                f"expected {(len(frame), len(self.symbols))}"
+            )
+        last = int(frame.index[-1].value // 1_000_000)
+        if last != at:
+            return
+        for symbol, j in self._col.items():
+            hist = self._history[symbol]
+            weight = float(weights[-1, j])
+            if not hist or hist[-1][0] != at or weight != weight:
+                continue
+            if weight < 0:
+                self._check_shorts_on(symbol)
+            self._pending[symbol] = (dec(weight), at, dec(hist[-1][4]))
 
     def on_open(self, symbol: str, bar_ms: int, market: Market) -> list[Intent | Cancel]:
         """Nothing per symbol: the kernel calls `rebalance` once for the whole step."""
@@ -625,8 +703,19 @@ class WeightRunner:
         self, events: Sequence[BarEvent], market: Market
     ) -> Iterator[list[Intent | Cancel]]:
         """At a step's open: the orders of the last close's weights, one at a time in
-        vectorbt's call sequence; the caller carries out (and fills) each before the next."""
-        opens = {ev.symbol: dec(ev.bar.open) for ev in events if ev.symbol in self._col}
+        vectorbt's call sequence; the caller carries out (and fills) each before the next.
+
+        Acting on a close (a live venue: the next open is unknown) the holdings are valued
+        and the orders sized at the step's closes; paper (a bar venue) and replay act at the
+        open that follows."""
+        if self._weights is None:
+            self._live_weights()
+        self._unfilled.clear()  # an order of an earlier step that never filled brings nothing
+        opens = {}
+        for ev in events:
+            if ev.symbol in self._col:
+                price = market.bar_open(ev.symbol)
+                opens[ev.symbol] = price if price is not None else dec(ev.bar.close)
         self._opens.update(opens)
         pending, self._pending = self._pending, {}
         if not pending:
@@ -658,15 +747,29 @@ class WeightRunner:
             return None
         step = market.amount_step(symbol)
         if delta < 0:
+            # a sale needs no cash (vectorbt's sell_nb without lock_cash): a long is sold down,
+            # and what goes below zero is a short sale whose proceeds join the cash
             side = Side.SELL
-            amount = held if not target else min(held, (-delta / step).to_integral_value() * step)
+            self._quoted[symbol] = market.quote(symbol, Side.SELL) or self._opens[symbol]
+            amount = (-delta / step).to_integral_value() * step
+            if target > 0:
+                amount = min(held, amount)
+            elif not target and held > 0:
+                amount = held  # to flat exactly, as vectorbt's target 0 - position
+            reduce_only = target >= 0
         else:
+            # a buy (or a buy to cover) is paid for by the cash: capped by what it affords
             side = Side.BUY
             ask = market.quote(symbol, Side.BUY)
-            if ask is None or ask <= 0 or self.cash <= 0:
+            cash = self.cash + self._unfilled_cash()
+            if ask is None or ask <= 0 or cash <= 0:
                 return None
-            affordable = self.cash / (1 + self.fee) / ask
+            self._quoted[symbol] = ask
+            affordable = cash / (1 + self.fee) / ask
             amount = (min(delta, affordable) / step).to_integral_value(ROUND_DOWN) * step
+            if not target and held < 0 and affordable >= -held:
+                amount = -held
+            reduce_only = target <= 0
         if amount <= 0:
             return None
         return Intent(
@@ -676,10 +779,14 @@ class WeightRunner:
             amount,
             decided_ms,
             REBALANCE,
-            reduce_only=side is Side.SELL,
+            reduce_only=reduce_only,
             tag="rebalance",
             decision_price=close,
         )
+
+    def _unfilled_cash(self) -> Decimal:
+        """What the orders sent and not filled yet will add to (or take from) the cash."""
+        return sum((left * per_unit for left, per_unit in self._unfilled.values()), ZERO)
 
     def on_fill(self, fill: Fill, tag: str, bar_ms: int) -> list[Intent | Cancel]:
         """Book the fill on the shared cash and the symbol's holding."""
@@ -689,10 +796,20 @@ class WeightRunner:
             self.cash -= fill.amount * fill.price + net.fee_in_cash
         else:
             self.cash += fill.amount * fill.price - net.fee_in_cash
+        # the first fill replaces the estimate (a partial fill's rest is not counted on)
+        self._unfilled.pop(fill.client_order_id, None)
         return []
 
     def placed(self, intent: Intent, client_order_id: str) -> None:
-        """Nothing to remember: every order is a market order filled at the open."""
+        """A rebalance order went out: until it fills, the cash it moves is an estimate at
+        the price it was sized at (fills in replay and paper come before the next order)."""
+        price = self._quoted.get(intent.symbol)
+        if intent.tag != "rebalance" or price is None:
+            return
+        if intent.side is Side.BUY:
+            self._unfilled[client_order_id] = (intent.amount, -price * (1 + self.fee))
+        else:
+            self._unfilled[client_order_id] = (intent.amount, price * (1 - self.fee))
 
     def assume(self, intent: Intent) -> None:
         """Signals-only: nothing fills, each rebalance is sized from the holdings as they are."""

@@ -129,10 +129,14 @@ class RiskEngine:
         alerter: Any = None,
         breakers: Mapping[str, CircuitBreaker] | None = None,
         state: TradingState = TradingState.ACTIVE,
+        cash_margin: bool = False,
     ) -> None:
         """clock: ms UTC; journal: record_risk_event(...); alerter: alert(severity, msg, ...);
-        leverage: the margin leverage used to size derivative orders against free balance."""
-        self.gate = PreTradeRisk(markets, fee_rate=fee_rate, leverage=leverage, state=state)
+        leverage: the margin leverage used to size derivative orders against free balance;
+        cash_margin: derivatives on the backtest's cash model (PreTradeRisk)."""
+        self.gate = PreTradeRisk(
+            markets, fee_rate=fee_rate, leverage=leverage, state=state, cash_margin=cash_margin
+        )
         self.portfolio = portfolio
         self.clock = clock
         self.journal = journal

@@ -40,8 +40,12 @@ class PreTradeRisk:
         fee_rate: Decimal = ZERO,
         leverage: Decimal = Decimal(1),
         state: TradingState = TradingState.ACTIVE,
+        cash_margin: bool = False,
     ) -> None:
-        """fee_rate reserves fees out of the free balance; leverage sizes derivative margin."""
+        """fee_rate reserves fees out of the free balance; leverage sizes derivative margin;
+        cash_margin: derivatives on the backtest's cash model, as SimVenue(cash_margin=True)
+        trades them: a sale (a short sale too) needs no balance, a buy its cost in cash."""
+        self.cash_margin = cash_margin
         self.markets = dict(markets)
         self.max_order_notional = max_order_notional
         self.fee_rate = fee_rate
@@ -142,6 +146,10 @@ class PreTradeRisk:
         if rules.is_derivative:
             # Closing part of an opposite position needs no margin; only the excess does.
             closing = _reducible(order.side, position)
+            if self.cash_margin:
+                if order.side is Side.SELL:
+                    return Decimal("Infinity")  # its proceeds are cash: nothing to pay for
+                return closing + free.get(quote, ZERO) / (price * (1 + self.fee_rate))
             margin_per_unit = price / self.leverage + price * self.fee_rate  # fee on notional
             return closing + free.get(quote, ZERO) / margin_per_unit
         if order.side is Side.BUY:

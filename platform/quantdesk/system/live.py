@@ -36,7 +36,7 @@ from quantdesk.engine.journal import Journal
 from quantdesk.engine.kernel import ExecutionMode, Kernel
 from quantdesk.engine.portfolio import Portfolio
 from quantdesk.engine.reconcile import Reconciler, ReconcileReport, UnknownOrders
-from quantdesk.engine.runner import SignalRunner
+from quantdesk.engine.runner import SignalRunner, WeightRunner
 from quantdesk.errors import ConfigError, QuantdeskError
 from quantdesk.model import (
     ZERO,
@@ -55,7 +55,7 @@ from quantdesk.risk.checks import RiskEngine
 from quantdesk.risk.gate import PreTradeRisk
 from quantdesk.risk.killswitch import journaled_state
 from quantdesk.risk.limits import RiskConfig
-from quantdesk.risk.sizing import entry_size
+from quantdesk.risk.sizing import Sizing, entry_size
 from quantdesk.risk.var import daily_returns
 from quantdesk.strategy import SignalStrategy
 from quantdesk.system.kernel import (
@@ -370,17 +370,34 @@ class Session:
             spec.strategy,
             spec.risk.limits_for(spec.strategy.label()) if spec.risk is not None else None,
         )
-        runner = SignalRunner(
-            spec.strategy,
-            symbols,
-            capital=capital,
-            fee=fee,
-            size=None if sizing.fraction is None else dec(sizing.fraction),
-            min_amounts={s: max(r.min_amount, r.amount_step) for s, r in sym_rules.items()},
-        )
+        runner: SignalRunner | WeightRunner
+        weights = spec.strategy.target_weights
+        if weights:
+            # one cash pool for the universe (the backtest's cash sharing): the session's cash;
+            # the weights size every order, a [risk] entry size does not apply
+            runner = WeightRunner(spec.strategy, symbols, capital=session_cash, fee=fee)
+            sizing = Sizing(None, "target weights")
+        else:
+            runner = SignalRunner(
+                spec.strategy,
+                symbols,
+                capital=capital,
+                fee=fee,
+                size=None if sizing.fraction is None else dec(sizing.fraction),
+                min_amounts={s: max(r.min_amount, r.amount_step) for s, r in sym_rules.items()},
+            )
         step = min(r.amount_step for r in sym_rules.values())
-        venue = data if spec.mode is Mode.LIVE else self._paper_venue(portfolio, sym_rules, fee)
-        gate: PreTradeRisk | RiskEngine = PreTradeRisk(sym_rules, fee_rate=fee)
+        # paper trades target weights on the backtest's cash model, as a replay does (a
+        # short's proceeds are cash); live trades them against the venue's own margin
+        cash_margin = weights and spec.mode is Mode.PAPER
+        venue = (
+            data
+            if spec.mode is Mode.LIVE
+            else self._paper_venue(portfolio, sym_rules, fee, cash_margin=cash_margin)
+        )
+        gate: PreTradeRisk | RiskEngine = PreTradeRisk(
+            sym_rules, fee_rate=fee, cash_margin=cash_margin
+        )
         # the breaker's open/closed transitions reach every alert channel too
         alert = self.alerter.alert if self.alerter is not None else None
         breaker = venue_breaker(venue.name, spec.risk, alert)
@@ -396,6 +413,7 @@ class Session:
                 state=restored[0] if restored else TradingState.ACTIVE,
                 breakers={venue.name: breaker},
                 alerter=self.alerter,
+                cash_margin=cash_margin,
             )
         elif restored is not None:
             gate.state = restored[0]
@@ -578,13 +596,20 @@ class Session:
             },
             "window": window,
             "warmup_until_ms": warmup_until_ms,
+            # a WeightRunner on one pool of capital x symbols (else a sleeve per symbol)
+            "target_weights": bool(strategy.target_weights),
             "execution": str(self.spec.execution),
         }
 
     def _paper_venue(
-        self, portfolio: Portfolio, rules: Mapping[str, Instrument], fee: Decimal
+        self,
+        portfolio: Portfolio,
+        rules: Mapping[str, Instrument],
+        fee: Decimal,
+        cash_margin: bool = False,
     ) -> SimVenue:
-        """In-process fills for paper mode, funded with what the portfolio holds."""
+        """In-process fills for paper mode, funded with what the portfolio holds
+        (cash_margin: perps on the backtest's cash model, SimVenue's)."""
         held = dict(portfolio.cash)
         for symbol, pos in portfolio.positions.items():
             base = split_symbol(symbol)[0]
@@ -598,6 +623,7 @@ class Session:
             amount_step=min(r.amount_step for r in rules.values()),
             price_tick=min(r.price_tick for r in rules.values()),
             clock=self.clock,
+            cash_margin=cash_margin,
         )
 
     async def _starting(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
@@ -714,7 +740,7 @@ def _upcoming(
     return {symbol: [(t, r) for t, r in rows if t > now_ms] for symbol, rows in schedule.items()}
 
 
-def _warm_up(history: Sequence[Step], runner: SignalRunner, kernel: Kernel) -> None:
+def _warm_up(history: Sequence[Step], runner: SignalRunner | WeightRunner, kernel: Kernel) -> None:
     """Show the runner the last closed bars (its signal window) without acting on them: the
     strategy is not evaluated on them (seconds of a restart), their signals were history."""
     for past in history:
@@ -733,12 +759,13 @@ def _journal_bars(journal: Journal, timeframe: str, steps: Sequence[Step]) -> No
         journal.record_bars(symbol, timeframe, bars)
 
 
-def _restore_sleeves(runner: SignalRunner, journal: Journal, kernel: Kernel) -> None:
-    """Rebuild the runner's sleeves (cash, quantity) from the fills of its orders."""
+def _restore_sleeves(runner: SignalRunner | WeightRunner, journal: Journal, kernel: Kernel) -> None:
+    """Rebuild the runner's sleeves (cash, quantity; a WeightRunner's one pool) from the
+    fills of its orders."""
     ours = {cid for cid, o in kernel.om.orders.items() if o.strategy_id == runner.strategy_id}
     flattens = {cid for cid, o in kernel.om.orders.items() if is_flatten_order(o)}
     for fill in journal.load_fills():
-        if fill.symbol not in runner.sleeves:
+        if fill.symbol not in runner.symbols:
             continue
         if fill.client_order_id in ours:
             runner.on_fill(fill, "", 0)

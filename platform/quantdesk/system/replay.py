@@ -155,6 +155,9 @@ def replay(
         amount_step=AMOUNT_STEP,
         price_tick=PRICE_TICK,
         clock=clock,
+        # target weights: the backtest's cash model on perps (a short's proceeds are cash,
+        # nothing is liquidated), so its sells-first call sequence trades here too
+        cash_margin=weights,
     )
     breaker = venue_breaker(venue.name, risk_config)
     store = Journal(journal) if journal is not None else MemoryJournal()
@@ -162,7 +165,7 @@ def replay(
     gate: PreTradeRisk | RiskEngine | None = None
     if risk or risk_config is not None:
         rules = {s: Instrument(s, AMOUNT_STEP, PRICE_TICK) for s in symbols}
-        gate = PreTradeRisk(rules, fee_rate=fee)
+        gate = PreTradeRisk(rules, fee_rate=fee, cash_margin=weights)
         if risk_config is not None:
             gate = RiskEngine(
                 rules,
@@ -170,6 +173,7 @@ def replay(
                 portfolio,
                 clock=clock,
                 fee_rate=fee,
+                cash_margin=weights,
                 journal=store,
                 breakers={venue.name: breaker},
             )
@@ -308,7 +312,9 @@ def replay_session(
     window, later closes are acted on at once), fills by SimVenue at the next bar's open.
 
     record: the session's `session_started` payload (quantdesk.system.live journals it);
-    bars: per symbol, OHLCV on a UTC index (Journal.bars)."""
+    bars: per symbol, OHLCV on a UTC index (Journal.bars). A target-weight session (record
+    "target_weights") runs one WeightRunner on capital x symbols, on the cash model its paper
+    venue used, rebalancing at the open after each close as the paper session did."""
     frame = to_bars(dict(bars))
     symbols = [str(s) for s in frame["close"].columns]
     quote = split_symbol(symbols[0])[1]
@@ -332,6 +338,7 @@ def replay_session(
     feed = _ActOnCloseFeed(frame[~warm], tf_ms)
     clock = SimClock(int(feed.times[0]) if len(feed) else 0)
     total = capital * len(symbols)
+    weights = bool(record.get("target_weights"))
     venue = SimVenue(
         symbols,
         {quote: total},
@@ -341,17 +348,24 @@ def replay_session(
         amount_step=min(r.amount_step for r in rules.values()),
         price_tick=min(r.price_tick for r in rules.values()),
         clock=clock,
+        cash_margin=weights,
     )
     size = record.get("size")
-    runner = SignalRunner(
-        strategy,
-        symbols,
-        capital=capital,
-        fee=fee,
-        size=None if size is None else Decimal(size),
-        window=int(record["window"]),
-        min_amounts={s: max(r.min_amount, r.amount_step) for s, r in rules.items()},
-    )
+    runner: SignalRunner | WeightRunner
+    if weights:
+        runner = WeightRunner(
+            strategy, symbols, capital=total, fee=fee, window=int(record["window"])
+        )
+    else:
+        runner = SignalRunner(
+            strategy,
+            symbols,
+            capital=capital,
+            fee=fee,
+            size=None if size is None else Decimal(size),
+            window=int(record["window"]),
+            min_amounts={s: max(r.min_amount, r.amount_step) for s, r in rules.items()},
+        )
     store = MemoryJournal()
     kernel = build_kernel(
         venue,
@@ -360,7 +374,7 @@ def replay_session(
         clock,
         breaker=venue_breaker(venue.name, None),
         runners=[runner],
-        risk=PreTradeRisk(rules, fee_rate=fee),
+        risk=PreTradeRisk(rules, fee_rate=fee, cash_margin=weights),
         amount_step=step,
         timeframe_ms=tf_ms,
     )

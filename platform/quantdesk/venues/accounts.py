@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from quantdesk.venues.models import ZERO, OrderRejected, Reject
+from quantdesk.venues.models import ZERO, OrderRejected, Reject, Side
 
 MAINT_MARGIN_RATE = Decimal("0.004")
 DEFAULT_LEVERAGE = 20
@@ -145,3 +145,12 @@ class Account:
         upnl = sum((p.unrealized(marks[s]) for s, p in self.positions.items() if p.qty), ZERO)
         margin = sum((p.margin for p in self.positions.values()), ZERO)
         return self.wallet_balance(asset) + upnl - margin - self.order_margin
+
+    def margin_for(self, side: Side, opening: Decimal, price: Decimal, leverage: int) -> Decimal:
+        """Initial margin a perp order opening `opening` (beyond what it closes) must find."""
+        return opening * price / leverage
+
+    @property
+    def liquidates(self) -> bool:
+        """Whether the venue closes this account's positions at their liquidation price."""
+        return True

@@ -285,7 +285,7 @@ class MatchingCore:
         fills = []
         for account in self.accounts.values():
             pos = account.positions.get(symbol)
-            if pos is None or not pos.qty:
+            if pos is None or not pos.qty or not account.liquidates:
                 continue
             liq = spec.round_price(pos.liquidation_price, up=pos.qty > 0)
             if not (bar.low <= liq if pos.qty > 0 else bar.high >= liq):
@@ -370,8 +370,13 @@ class MatchingCore:
             price = (
                 order.price or order.stop_price or book.best(order.side) or self.mark(spec.symbol)
             )
-            lev = account.position(spec.symbol).leverage
-            margin = order.qty * price / lev
+            pos = account.position(spec.symbol)
+            # one-way mode: the part of the order that closes the opposite position needs no
+            # margin (Binance's rule, which the pre-trade risk gate applies too), only the rest
+            closing = ZERO
+            if pos.qty and (pos.qty > 0) != (order.side is Side.BUY):
+                closing = min(abs(pos.qty), order.qty)
+            margin = account.margin_for(order.side, order.qty - closing, price, pos.leverage)
             if account.available(self.marks(), spec.quote) < margin:
                 raise OrderRejected(
                     Reject.INSUFFICIENT_FUNDS,

@@ -90,22 +90,46 @@ def market_spec(symbol: str, amount_step: Decimal, price_tick: Decimal) -> Marke
     )
 
 
+@dataclass
 class CrossAccount(Account):
     """The SimVenue's account: a position's initial margin is valued at the lower of its entry
     and the mark (the sandbox's core values it at the entry). At leverage 1 a long at a loss
     then frees exactly its cash-flow cash (wallet - qty x entry, what the engine's portfolio
     holds), as Binance's cross margin (margin at the mark) does, so a long's unrealized loss
     or a stale mark never refuses a buy the cash pays for; every other case keeps the core's
-    margin (never less free balance than it: a short at a loss is valued as before)."""
+    margin (never less free balance than it: a short at a loss is valued as before).
+
+    cash_margin: the backtest's cash model instead (vectorbt's from_orders without lock_cash,
+    which the target-weight backtest runs): a perp sale needs no margin and its proceeds are
+    cash, a buy needs its cost out of the cash-flow cash (wallet - the sum of signed qty x
+    entry, a short's proceeds included), and nothing is liquidated. A real venue holds initial
+    margin on shorts too; this mode exists so that a replay of target weights trades what the
+    backtest trades (a short funding longs, sells first in the call sequence)."""
+
+    cash_margin: bool = False
 
     def available(self, marks: dict[str, Decimal], asset: str = "USDT") -> Decimal:
         """wallet + unrealized - initial margin (at min(entry, mark)) - order margin."""
         free = self.wallet_balance(asset) - self.order_margin
+        if self.cash_margin:
+            flows = (pos.qty * pos.entry for pos in self.positions.values() if pos.qty)
+            return free - sum(flows, ZERO)
         for symbol, pos in self.positions.items():
             if pos.qty:
                 mark = marks[symbol]
                 free += pos.unrealized(mark) - abs(pos.qty) * min(pos.entry, mark) / pos.leverage
         return free
+
+    def margin_for(self, side: Side, opening: Decimal, price: Decimal, leverage: int) -> Decimal:
+        """Cash margin: a sale (a short sale too) needs nothing, a buy its cost."""
+        if self.cash_margin and side is Side.SELL:
+            return ZERO
+        return super().margin_for(side, opening, price, leverage)
+
+    @property
+    def liquidates(self) -> bool:
+        """Cash margin has no liquidation (the backtest has none)."""
+        return not self.cash_margin
 
 
 @dataclass
@@ -140,15 +164,17 @@ class SimVenue:
         amount_step: Decimal = Decimal("1e-18"),
         price_tick: Decimal = Decimal("1e-12"),
         clock: Callable[[], int] | None = None,
+        cash_margin: bool = False,
     ) -> None:
-        """balances: starting spot balances (and USD-M wallet) per asset; fee/slippage fractions."""
+        """balances: starting spot balances (and USD-M wallet) per asset; fee/slippage fractions;
+        cash_margin: perps on the backtest's cash model (CrossAccount), not initial margin."""
         self.name = name
         self.fee = Decimal(fee)
         self.maker_fee = self.fee if maker_fee is None else Decimal(maker_fee)
         self.slippage = Decimal(slippage)
         self.specs = {s: market_spec(s, amount_step, price_tick) for s in symbols}
         self.core = MatchingCore(self.specs.values(), spot_fees=_NO_FEES, perp_fees=_NO_FEES)
-        self.account = CrossAccount(ACCOUNT)
+        self.account = CrossAccount(ACCOUNT, cash_margin=cash_margin)
         start = {k: Decimal(v) for k, v in balances.items()}
         self.core.set_balances(self.account, start, start)
         self.core.accounts[ACCOUNT] = self.account
