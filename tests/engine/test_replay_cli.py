@@ -57,6 +57,19 @@ def test_replay_prints_the_backtest_table_and_the_journal(invoke) -> None:
         assert set(j.fills()["symbol"]) == {"BTC/USDT", "ETH/USDT"}
 
 
+def test_a_target_weight_strategy_says_its_weights_size_it(invoke) -> None:
+    strategies = ["--strategies-dir", str(repo_strategies_dir())]
+    args = ["--symbols", "BTC/USDT,ETH/USDT", "--timeframe", "1h", "--param", "lookback=24"]
+    args += ["--param", "top=1"]
+    for command in (["backtest"], ["replay", "--no-progress"]):
+        code, out, _ = invoke(*command, "--strategy", "momentum_rotation", *strategies, *args)
+        assert code == 0, out
+        sizing = next(line for line in out.splitlines() if line.startswith("sizing:"))
+        assert "target weights" in sizing and "per entry" not in sizing
+    code, out, _ = invoke("backtest", "--strategy", "sma_cross", *strategies, *ARGS)
+    assert "per entry" in next(line for line in out.splitlines() if line.startswith("sizing:"))
+
+
 def test_replay_refuses_a_sweep_and_an_existing_journal(invoke, tmp_path) -> None:
     strategies = ["--strategies-dir", str(repo_strategies_dir())]
     code, _, err = invoke(

@@ -75,7 +75,7 @@ def backtest(
     from quantdesk.backtest import run, run_grid
     from quantdesk.backtest.metrics import STAT_COLUMNS
     from quantdesk.backtest.results import save_grid
-    from quantdesk.cli.options import run_costs
+    from quantdesk.cli.options import run_costs, sizing_text
     from quantdesk.data.symbols import parse_symbols
     from quantdesk.strategy import parse_param_args, strategy_class
 
@@ -104,7 +104,7 @@ def backtest(
         print_stats(replayed.backtest, cls.label(), tf, prefix="with risk limits: ")
         decisions = sorted(replayed.extra["risk"].items())
         print_table(["risk decision", "orders"], decisions, title="pre-trade risk decisions")
-        console().print(f"sizing: {sizing.describe()}")
+        console().print(f"sizing: {sizing_text(cls, sizing)}")
         return
 
     if grid:
@@ -129,13 +129,13 @@ def backtest(
             path = save_grid(result, Path(out_dir))
         except OSError as exc:
             raise DataError(f"cannot save results under {out_dir}: {exc}") from None
-        console().print(f"sizing: {sizing.describe()}")
+        console().print(f"sizing: {sizing_text(cls, sizing)}")
         console().print(f"sweep results: {path}")
         return
 
     result = run(cls(**fixed), data, costs, timeframe=tf, funding=funding)
     print_stats(result, cls.label(), tf)
-    console().print(f"sizing: {sizing.describe()}")
+    console().print(f"sizing: {sizing_text(cls, sizing)}")
     try:
         saved = result.save(Path(out_dir))  # all files or none: it writes a temp folder first
     except OSError as exc:

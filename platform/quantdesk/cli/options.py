@@ -125,6 +125,13 @@ def sizing_options(func: F) -> F:
     )(func)
 
 
+def sizing_text(cls: type, sizing: Any) -> str:
+    """The CLI's 'sizing:' phrase: the entry sizing, or the strategy's own target weights."""
+    if getattr(cls, "target_weights", False):
+        return "the strategy's target weights of one shared cash pool (entry sizing does not apply)"
+    return sizing.describe()
+
+
 def run_costs(
     app: Any,
     cls: Any,

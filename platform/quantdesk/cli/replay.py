@@ -52,7 +52,7 @@ def replay(
     journal); print the same stats table as `quantdesk backtest` and the journal's path."""
     announce(f"replay {strategy_name} on {symbols} {timeframe or '(strategy timeframe)'}")
     from quantdesk.cli.backtest import print_stats
-    from quantdesk.cli.options import run_costs
+    from quantdesk.cli.options import run_costs, sizing_text
     from quantdesk.data.store import stored_funding
     from quantdesk.data.symbols import parse_symbols
     from quantdesk.strategy import parse_param_args, strategy_class
@@ -82,7 +82,7 @@ def replay(
         funding=funding,
     )
     print_stats(result.backtest, cls.label(), tf, prefix="replay ")
-    console().print(f"sizing: {sizing.describe()}")
+    console().print(f"sizing: {sizing_text(cls, sizing)}")
     console().print(f"journal: {journal.resolve()}")
     if execution == "confirm":
         held = result.extra.get("awaiting_approval", 0)

@@ -25,7 +25,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from quantdesk.execution.books import ExecutionError
-from quantdesk.model import ZERO, Side
+from quantdesk.model import ZERO, Side, dec
 
 KINDS = ("twap", "vwap", "iceberg")
 
@@ -143,7 +143,7 @@ def vwap(
         raise ExecutionError("a schedule needs at least one slice")
     if end_ms <= start_ms:
         raise ExecutionError(f"end ({end_ms}) must be after start ({start_ms})")
-    volumes = [Decimal(str(v)) for v in profile]
+    volumes = [dec(v) for v in profile]
     if any(v < 0 for v in volumes) or sum(volumes) <= 0:
         raise ExecutionError("the volume profile needs non-negative volumes with a positive sum")
     weights = tuple(v / sum(volumes) for v in volumes)
