@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantdesk.backtest import Costs, simulate, to_bars
+from quantdesk.backtest import Costs, runner, simulate, to_bars
 from quantdesk.backtest.metrics import compute_stats
 from quantdesk.backtest.runner import portfolio_funding
 from quantdesk.data.csv_import import ImportOptions, parse_csv
@@ -39,8 +39,15 @@ def walk(n: int, seed: int, columns: list[str]) -> dict[str, pd.DataFrame]:
 
 
 def both_paths(bars, signals, costs, funding=None):
-    """(one-row portfolio, two-row portfolio) of the same signals."""
-    one = simulate(bars, signals, costs, funding=funding)
+    """(one-row portfolio, two-row portfolio) of the same signals; the first must not take
+    the two-row path."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a strategy without stops took the two-row simulation")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "_two_phase_rows", refuse)
+        one = simulate(bars, signals, costs, funding=funding)
     two = simulate(bars, replace(signals, sl_stop=0.99), costs, funding=funding)
     return one, two
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from quantdesk.cli import cli
-from quantdesk.cli.checks import cash_amount, start_end_time
+from quantdesk.cli.checks import cash_amount, output_file, start_end_time
 from quantdesk.cli.context import AppContext
 from quantdesk.cli.output import announce, console, print_table
 from quantdesk.errors import ConfigError
@@ -93,7 +93,7 @@ def backtest_cmd(
         raise ConfigError("arb backtest runs one parameter set: give each --param a single value")
     if fail_prob + partial_prob > 1:
         raise ConfigError("--fail-prob plus --partial-prob must be at most 1")
-    report = _report_target(report_path)
+    report = report_target(report_path)
     strategy = cls(**fixed)
     announce(f"arb backtest {symbol}: binance vs {second_venue}")
     from quantdesk.arbitrage.backtest import run_pair
@@ -142,16 +142,9 @@ def backtest_cmd(
         console().print(f"report: {report}")
 
 
-def _report_target(path: str | None) -> Path | None:
-    """Refuse a report path whose folder does not exist, before any work."""
-    if path is None:
-        return None
-    target = Path(path)
-    if target.suffix.lower() not in (".html", ".htm"):
-        raise ConfigError(f"--report must name an .html file, got {path}")
-    if not target.parent.is_dir():
-        raise ConfigError(f"--report: folder {target.parent} does not exist")
-    return target
+def report_target(path: str | None) -> Path | None:
+    """Refuse a --report path that is not an .html file in an existing folder, before any work."""
+    return output_file(path, "--report", (".html", ".htm"), "an .html file")
 
 
 def print_arb_stats(result: object) -> None:

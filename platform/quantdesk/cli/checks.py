@@ -62,6 +62,20 @@ def writable_folder(path: str | os.PathLike[str], option: str) -> Path:
     return folder
 
 
+def output_file(path: str | None, option: str, suffixes: tuple[str, ...], what: str) -> Path | None:
+    """Refuse an output file path with another suffix or in a missing folder, before any work.
+
+    what: the file kind for the message, e.g. "an .html file"."""
+    if path is None:
+        return None
+    target = Path(path)
+    if target.suffix.lower() not in suffixes:
+        raise ConfigError(f"{option} must name {what}, got {path}")
+    if not target.parent.is_dir():
+        raise ConfigError(f"{option}: folder {target.parent} does not exist")
+    return target
+
+
 def out_folder(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Click callback for --out: a writable (or creatable) folder."""
     if value is not None:

@@ -6,14 +6,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from quantdesk.cli import cli
-from quantdesk.cli.arb import _report_target, probability
-from quantdesk.cli.checks import cash_amount
+from quantdesk.cli.arb import probability, report_target
+from quantdesk.cli.checks import cash_amount, output_file
 from quantdesk.cli.context import AppContext
 from quantdesk.cli.output import announce, console, print_table
 from quantdesk.errors import ConfigError
@@ -277,7 +276,7 @@ def backtest_cmd(
     names = list(grid)
     combos = [dict(zip(names, c, strict=True)) for c in itertools.product(*grid.values())] or [{}]
     strategies = [cls(**{**fixed, **combo}) for combo in combos]
-    report = _report_target(report_path)
+    report = report_target(report_path)
     flow = load_flow(app, flow_args)
     announce(f"mm backtest {name}: {describe_flow(flow_args)}")
     from quantdesk.mm.backtest import run_mm
@@ -370,7 +369,7 @@ def optimize_cmd(
         raise ConfigError(f"--param {next(iter(grid))}: give one value (ranges go in --search)")
     ranges = dict(parse_range(text) for text in search_args)
     space = search_space(cls, ranges or None, fixed)
-    out = _csv_target(out_path)
+    out = output_file(out_path, "--out", (".csv",), "a .csv file")
     flow = load_flow(app, flow_args)
     announce(
         f"mm optimize {name}: {describe_flow(flow_args)}; {folds} folds, {trials} trials each, "
@@ -427,18 +426,6 @@ def print_walk_forward(result: object) -> None:
         f"mean {result.objective} in-sample {s['is_objective']:.3f}, "  # type: ignore[attr-defined]
         f"out-of-sample {s['oos_objective']:.3f}; out-of-sample PnL {s['oos_total_pnl']:,.2f}"
     )
-
-
-def _csv_target(path: str | None) -> Path | None:
-    """Refuse an --out path that is not a .csv in an existing folder, before any work."""
-    if path is None:
-        return None
-    target = Path(path)
-    if target.suffix.lower() != ".csv":
-        raise ConfigError(f"--out must name a .csv file, got {path}")
-    if not target.parent.is_dir():
-        raise ConfigError(f"--out: folder {target.parent} does not exist")
-    return target
 
 
 def _num(value: object) -> str:

@@ -126,7 +126,8 @@ def sizing_options(func: F) -> F:
 
 
 def sizing_text(cls: type, sizing: Any) -> str:
-    """The CLI's 'sizing:' phrase: the entry sizing, or the strategy's own target weights."""
+    """The CLI's 'sizing:' phrase: the entry sizing, or the strategy's own target weights
+    (only a SignalStrategy declares target_weights)."""
     if getattr(cls, "target_weights", False):
         return "the strategy's target weights of one shared cash pool (entry sizing does not apply)"
     return sizing.describe()

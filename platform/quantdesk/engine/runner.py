@@ -235,6 +235,17 @@ class SignalRunner:
             if short_entries[:, j].any():
                 self._check_shorts_on(symbol)
 
+    def _checked_weights(self, signals: Signals, rows: int, missing: str) -> np.ndarray:
+        """signals' weights as a (rows, symbols) array; missing: the refusal when it has none."""
+        if signals.weights is None:
+            raise StrategyError(f"{self.strategy.label()}: {missing}")
+        weights = np.asarray(signals.weights, dtype=np.float64)
+        if weights.shape != (rows, len(self.symbols)):
+            raise StrategyError(
+                f"signals.weights has shape {weights.shape}, expected {(rows, len(self.symbols))}"
+            )
+        return weights
+
     def _check_shorts_on(self, symbol: str) -> None:
         if not parse_symbol(symbol).is_derivative:
             raise StrategyError(
@@ -603,20 +614,24 @@ class WeightRunner:
         """Compute the weights once over the whole (causal) history; rows looked up later."""
         if signals is None:
             signals = self.strategy.signals(bars[[c for c in bars.columns if c[1] in self._col]])
-        if signals.weights is None:
-            raise StrategyError(
-                f"{self.strategy.label()}: no target weights (entries/exits run in SignalRunner)"
-            )
-        weights = np.asarray(signals.weights, dtype=np.float64)
-        if weights.shape != (len(bars), len(self.symbols)):
-            raise StrategyError(
-                f"signals.weights has shape {weights.shape}, "
-                f"expected {(len(bars), len(self.symbols))}"
-            )
+        weights = self._checked_weights(
+            signals, len(bars), "no target weights (entries/exits run in SignalRunner)"
+        )
         for symbol, j in self._col.items():
             if (weights[:, j] < 0).any():
                 self._check_shorts_on(symbol)
         self._weights = weights
+
+    def _checked_weights(self, signals: Signals, rows: int, missing: str) -> np.ndarray:
+        """signals' weights as a (rows, symbols) array; missing: the refusal when it has none."""
+        if signals.weights is None:
+            raise StrategyError(f"{self.strategy.label()}: {missing}")
+        weights = np.asarray(signals.weights, dtype=np.float64)
+        if weights.shape != (rows, len(self.symbols)):
+            raise StrategyError(
+                f"signals.weights has shape {weights.shape}, expected {(rows, len(self.symbols))}"
+            )
+        return weights
 
     def _check_shorts_on(self, symbol: str) -> None:
         """A negative weight sells what is not held: it needs a perpetual."""
@@ -673,16 +688,9 @@ class WeightRunner:
             columns=pd.MultiIndex.from_product([fields, self.symbols])
         ).sort_index()
         signals = self.strategy.signals(frame)
-        if signals.weights is None:
-            raise StrategyError(
-                f"{self.strategy.label()}: declares target_weights but returned entries/exits"
-            )
-        weights = np.asarray(signals.weights, dtype=np.float64)
-        if weights.shape != (len(frame), len(self.symbols)):
-            raise StrategyError(
-                f"signals.weights has shape {weights.shape}, "
-                f"expected {(len(frame), len(self.symbols))}"
-            )
+        weights = self._checked_weights(
+            signals, len(frame), "declares target_weights but returned entries/exits"
+        )
         last = int(frame.index[-1].value // 1_000_000)
         if last != at:
             return

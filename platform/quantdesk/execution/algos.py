@@ -72,8 +72,8 @@ class AlgoState:
         """Cancelled, or filled, or every child sent and done."""
         if self.cancelled or self.remaining <= 0:
             return True
-        slices = len(self.weights) if self.kind != "iceberg" else None
-        return slices is not None and len(self.sent) == slices and all(self.done.values())
+        every_slice_sent = self.kind != "iceberg" and len(self.sent) == len(self.weights)
+        return every_slice_sent and all(self.done.values())
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able copy (Decimals as strings) for the journal."""
@@ -196,8 +196,8 @@ def due(state: AlgoState, now_ms: int) -> list[Child]:
             (state.filled.get(c, ZERO) if state.done.get(c) else a for c, a in state.sent.items()),
             ZERO,
         )
-        goal = state.total if k == len(state.weights) - 1 else target
-        amount = _floor(min(goal, state.total) - committed, state.step)
+        goal = state.total if k == len(state.weights) - 1 else min(target, state.total)
+        amount = _floor(goal - committed, state.step)
         if amount <= 0:
             state.sent[cid] = ZERO  # nothing to do at this slice; never revisited
             state.done[cid] = True

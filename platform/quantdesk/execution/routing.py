@@ -2,10 +2,10 @@
 across venues by depth.
 
 A buy takes the levels with the lowest all-in price, price x (1 + taker fee), across every
-venue's asks (a sell the highest price x (1 - fee) across the bids) until the amount is done or
-the next level would break the slippage cap: the level price may be at most cap away from the
-reference price (the best mid across venues unless given, e.g. the arrival price). What the cap
-leaves is reported as unfilled, never sent.
+venue's asks (a sell the highest price x (1 - fee) across the bids) until the amount is done,
+skipping every level whose price is more than the slippage cap away from the reference price
+(the best mid across venues unless given, e.g. the arrival price). What the cap and the depth
+leave is reported as unfilled, never sent.
 """
 
 from __future__ import annotations
