@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 from tqdm.auto import tqdm
 
+from quantdesk.backtest import objective_metrics
 from quantdesk.backtest.funding import FundingData
 from quantdesk.backtest.metrics import compute_stats, funded_returns
 from quantdesk.backtest.runner import portfolio_funding, run_grid, simulate, to_bars
@@ -57,7 +58,12 @@ DEFAULT_STORAGE = Path("reports") / "optuna.sqlite3"
 # Seconds between a running trial's heartbeats in a shared study (a trial is stale after 3).
 DEFAULT_HEARTBEAT_S = 10
 METRIC_CAP = 1e3  # ratios explode on flat equity; cap them so samplers see finite numbers
-GRID_CHUNK = 500  # combinations per vectorbt call: bounds memory on long histories
+GRID_CHUNK = 500  # most combinations per vectorbt call
+# Bars x columns per vectorbt call. Every per-bar series of a call is a fresh array of this
+# many floats; past a few MB each, allocating and copying them costs more than the kernels
+# (measured in benchmarks/bench_grid.py: 500 combinations of 100k bars per call ran at half
+# the speed of 10-20), so long histories get small chunks.
+GRID_CELLS = 2_000_000
 MAX_ENUMERATED = 1_000_000  # combinations a constrained space is filtered over one by one
 
 
@@ -256,14 +262,19 @@ def portfolio_metrics(
     fraction; sharpe_bar is the per-bar (not annualized) Sharpe used by the deflated Sharpe.
     flows: funding cash per bar and column (portfolio_funding), counted in every metric.
     """
-    stats = compute_stats(portfolio, flows)
-    returns = portfolio.returns() if flows is None else funded_returns(portfolio, flows).obj
-    if isinstance(returns, pd.Series):
-        returns = returns.to_frame("portfolio")
-    std = returns.std(ddof=1)
-    stats["sharpe_bar"] = (returns.mean() / std.where(std > 0)).to_numpy()
+    if objective_metrics.supported(portfolio):
+        stats = objective_metrics.objective_metrics(portfolio, flows)
+        bars = portfolio.wrapper.shape[0]
+    else:
+        stats = compute_stats(portfolio, flows)
+        returns = portfolio.returns() if flows is None else funded_returns(portfolio, flows).obj
+        if isinstance(returns, pd.Series):
+            returns = returns.to_frame("portfolio")
+        std = returns.std(ddof=1)
+        stats["sharpe_bar"] = (returns.mean() / std.where(std > 0)).to_numpy()
+        bars = len(returns)
     stats["max_drawdown"] = stats["max_drawdown"].abs()
-    cols = ["sharpe", "sortino", "calmar", "total_return", "max_drawdown", "sharpe_bar", "trades"]
+    cols = objective_metrics.OBJECTIVE_COLUMNS
     frame = stats[cols].astype(float)
     # No trade means flat equity: its ratios are float noise over ~0 volatility, not an edge.
     idle = frame["trades"] == 0
@@ -277,7 +288,7 @@ def portfolio_metrics(
         frame["trades"] = trades
     for col in cols:
         frame[col] = frame[col].map(_finite)
-    frame["bars"] = float(len(returns))
+    frame["bars"] = float(bars)
     return frame
 
 
@@ -650,7 +661,10 @@ def optimize(
             "a grid needs every searched param discrete: fix Float params or list their values"
         )
     use_grid = method == "grid" or (method == "auto" and size <= n_trials)
-    if workers > 1 or is_server_storage(storage):
+    # A grid in memory with several workers: the workers only compute grid chunks and this
+    # process writes the study, so no storage needs sharing.
+    pooled = use_grid and storage is not None and str(storage) in ("memory", ":memory:")
+    if (workers > 1 and not pooled) or is_server_storage(storage):
         if storage is not None and str(storage) in ("memory", ":memory:"):
             raise OptimizeError(
                 "several workers need a shared --storage (SQLite file, URL, journal)"
@@ -664,7 +678,7 @@ def optimize(
     study = create_study(job, backend, study_name)
     if use_grid:
         try:
-            grid_study(study, job, progress=progress)
+            grid_study(study, job, progress=progress, workers=workers)
         except StrategyError:
             # a strategy without sweep support: the same combinations, one trial each
             n = _enqueue_grid(study, space)
@@ -688,8 +702,13 @@ def _enqueue_grid(study: optuna.Study, space: SearchSpace) -> int:
     return len(combos)
 
 
-def grid_study(study: optuna.Study, job: OptimizeJob, progress: bool = True) -> int:
-    """Evaluate every combination with vectorized vectorbt grids; add new ones as trials."""
+def grid_study(
+    study: optuna.Study, job: OptimizeJob, progress: bool = True, workers: int = 1
+) -> int:
+    """Evaluate every combination with vectorized vectorbt grids; add new ones as trials.
+
+    workers > 1 computes the sub-grids on that many spawned processes (grid_pool); this
+    process alone writes the trials, in the same order."""
     space = job.space()
     values = space.discrete_values()
     if values is None:
@@ -703,11 +722,20 @@ def grid_study(study: optuna.Study, job: OptimizeJob, progress: bool = True) -> 
     }
     added = 0
     valid = {tuple(c[n] for n in names) for c in space.combinations()}
+    # sub-grids of which every combination breaks a constraint are not evaluated
+    grids = [
+        grid
+        for grid in subgrids(values, grid_chunk(job.data))
+        if any(key in valid for key in itertools.product(*grid.values()))
+    ]
+    if workers > 1 and len(grids) > 1:
+        from quantdesk.backtest.grid_pool import pool_metrics
+
+        frames = pool_metrics(job, grids, workers)
+    else:
+        frames = (grid_metrics(space, job.data, job.costs, g, job.funding) for g in grids)
     bar = tqdm(total=len(valid), desc="grid", unit="combo", disable=not progress)
-    for grid in subgrids(values, GRID_CHUNK):
-        if not any(key in valid for key in itertools.product(*grid.values())):
-            continue  # every combination of this block breaks a constraint
-        frame = grid_metrics(space, job.data, job.costs, grid, job.funding)
+    for frame in frames:
         trials = []
         for key, metrics in frame.iterrows():
             key = key if isinstance(key, tuple) else (key,)
@@ -729,6 +757,12 @@ def grid_study(study: optuna.Study, job: OptimizeJob, progress: bool = True) -> 
         added += len(trials)
     bar.close()
     return added
+
+
+def grid_chunk(data: Mapping[str, pd.DataFrame]) -> int:
+    """Combinations per vectorbt call for this data: about GRID_CELLS bars x columns."""
+    cells = max(1, max((len(frame) for frame in data.values()), default=1) * len(data))
+    return max(1, min(GRID_CHUNK, GRID_CELLS // cells))
 
 
 def subgrids(values: Mapping[str, list[Any]], limit: int) -> list[dict[str, list[Any]]]:
