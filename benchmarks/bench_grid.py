@@ -8,7 +8,8 @@ The grid: sma_cross fast 2..101 x slow 105..204 (every pair valid, fast < slow),
   metrics of each, every combination recorded as an optuna trial. It runs on the first
   `BENCH_GRID_FAST` fast values (default 10: 1,000 combinations, two vectorized calls) and
   the 10,000-combination time is extrapolated per combination (the work is per combination);
-  set BENCH_GRID_FAST=100 for the whole grid.
+  set BENCH_GRID_FAST=100 for the whole grid. It runs once in one process and once with
+  `--workers` = the CPU count (BENCH_GRID_WORKERS): chunks computed on spawned processes.
 - backtesting.py 0.6: `Backtest.optimize` over the same grid with `max_tries`
   (`BENCH_GRID_PEER_TRIES`, default 8 random combinations; its own process pool), one run per
   combination; extrapolated per combination too.
@@ -45,16 +46,20 @@ FAST_VALUES = list(range(2, 102))
 SLOW_VALUES = list(range(105, 205))
 QD_FAST = int(os.environ.get("BENCH_GRID_FAST", "10"))
 PEER_TRIES = int(os.environ.get("BENCH_GRID_PEER_TRIES", "8"))
+WORKERS = int(os.environ.get("BENCH_GRID_WORKERS", str(os.cpu_count() or 1)))
 FEE, CASH = 0.001, 10_000.0
 COMBOS = len(FAST_VALUES) * len(SLOW_VALUES)
 
 
-def quantdesk_grid(data: dict[str, pd.DataFrame], fast: list[int]) -> tuple[float, int]:
-    """Seconds and trials of the optimizer's grid over fast x SLOW_VALUES."""
+def quantdesk_grid(
+    data: dict[str, pd.DataFrame], fast: list[int], workers: int = 1
+) -> tuple[float, int]:
+    """Seconds and trials of the optimizer's grid over fast x SLOW_VALUES (`--workers`)."""
     grid = {"fast": fast, "slow": SLOW_VALUES}
     job = OptimizeJob("sma_cross", data, "1h", fixed=NO_STOPS, costs=Costs(fee=FEE), grid=grid)
     t0 = time.perf_counter()
-    result = optimize(job, n_trials=len(fast) * len(SLOW_VALUES), method="grid", progress=False)
+    n = len(fast) * len(SLOW_VALUES)
+    result = optimize(job, n_trials=n, method="grid", progress=False, workers=workers)
     return time.perf_counter() - t0, len(result.study.trials)
 
 
@@ -137,8 +142,11 @@ def main() -> None:
     numba_loop.grid(o[:500], c[:500], np.arange(2, 4), np.arange(105, 107), FEE, CASH)
 
     fast = FAST_VALUES[:QD_FAST]
-    qd_seconds, qd_trials = quantdesk_grid(data, fast)
-    print(f"  quantdesk grid: {qd_trials:,} combinations in {qd_seconds:.1f} s", flush=True)
+    one_seconds, qd_trials = quantdesk_grid(data, fast)
+    print(f"  quantdesk grid: {qd_trials:,} combinations in {one_seconds:.1f} s", flush=True)
+    # both cores, as backtesting.py's pool uses them (the time includes spawning the workers)
+    qd_seconds, _ = quantdesk_grid(data, fast, WORKERS)
+    print(f"  quantdesk grid, {WORKERS} workers: {qd_seconds:.1f} s", flush=True)
     peer_seconds, peer_runs = backtesting_py_grid(bars, PEER_TRIES)
     print(f"  backtesting.py optimize: {peer_runs} runs in {peer_seconds:.1f} s", flush=True)
     t0 = time.perf_counter()
@@ -147,7 +155,8 @@ def main() -> None:
     assert out.shape[0] == COMBOS
 
     rows = [
-        ("quantdesk optimize --method grid (vectorbt)", qd_trials, qd_seconds),
+        ("quantdesk optimize --method grid (vectorbt), 1 process", qd_trials, one_seconds),
+        (f"quantdesk optimize --method grid --workers {WORKERS}", qd_trials, qd_seconds),
         ("backtesting.py 0.6 Backtest.optimize", peer_runs, peer_seconds),
         ("plain numba loop (the practical limit)", COMBOS, loop_seconds),
     ]
