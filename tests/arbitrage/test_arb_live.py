@@ -1,0 +1,75 @@
+"""Live funding arbitrage on two sandbox venues: entry on the spread, funding booked, a close."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+
+from quantdesk.engine.journal import Journal
+from quantdesk.system.arb_live import ArbSession
+from tests.arbitrage.two_venues import (
+    admins,
+    alerts,
+    kinds,
+    read,
+    spec,
+    start,
+    two_urls,
+    until,
+    venue_position,
+)
+
+__all__ = ["admins", "two_urls"]  # fixtures
+
+
+def test_the_spread_opens_a_hedged_pair_funding_is_booked_and_a_command_closes_it(
+    two_urls: dict[str, str], admins: dict, tmp_path: Path
+) -> None:
+    journal = tmp_path / "arb.sqlite"
+    arb = spec(two_urls, journal, {"entry_apr": 0.5})
+
+    async def main() -> None:
+        session = ArbSession(arb)
+        task = await start(session)
+        pairs = lambda: [p for p in kinds(journal, "arb_pair") if p["status"] == "open"]  # noqa: E731
+        await until(lambda: bool(pairs()), task, "the pair to open")
+        pair = pairs()[-1]
+        assert pair["direction"] == 1  # venue B pays more: long A, short B
+        qty = Decimal(pair["qty"])
+        assert venue_position(two_urls["a"]) == qty
+        assert venue_position(two_urls["b"]) == -qty
+        # two hours pass: B settles twice, A possibly once; the payments are booked once each
+        for leg in ("a", "b"):
+            await asyncio.to_thread(admins[leg].advance, 120)
+        await until(lambda: len(kinds(journal, "arb_funding")) >= 2, task, "funding booked")
+        with Journal(journal) as j:
+            j.add_command("arb_close", 0)
+        polls = session.spreads
+        await until(lambda: session.pair is None, task, "the pair to close")
+        # a manual close pauses automatic entries: the spread is still wide, nothing reopens
+        await until(lambda: session.spreads >= polls + 3, task, "more funding polls")
+        assert session.pair is None
+        session.stop.set()
+        result = await task
+        assert result.positions == {"alpha": 0, "beta": 0}
+
+    asyncio.run(main())
+    assert venue_position(two_urls["a"]) == 0 and venue_position(two_urls["b"]) == 0
+    spreads = kinds(journal, "arb_spread")
+    assert spreads[0]["interval_a"] == 8 and spreads[0]["interval_b"] == 1
+    assert spreads[0]["spread_apr"] > 1.0  # ~175% APR from B's offset
+    closed = [p for p in kinds(journal, "arb_pair") if p["status"] == "closed"]
+    assert [p["reason"] for p in closed] == ["manual"]
+    pnl = kinds(journal, "arb_pnl")[-1]
+    funding_b = Decimal(pnl["funding_b"])
+    assert funding_b > 0  # the short on B received B's higher funding
+    total = sum(Decimal(pnl[k]) for k in ("price_a", "price_b", "funding_a", "funding_b"))
+    assert Decimal(pnl["total"]) == total - Decimal(pnl["fees"])
+    # every order was journaled before it was sent, with the venue it went to
+    orders = read(journal, lambda j: j.orders())
+    assert set(orders["venue"]) == {"alpha", "beta"}
+    assert (orders["status"] == "filled").all()
+    messages = alerts(journal)
+    assert any("opening pair 1" in m for m in messages)
+    assert any("pair 1 closed (manual)" in m for m in messages)
