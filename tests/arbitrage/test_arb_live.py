@@ -73,3 +73,38 @@ def test_the_spread_opens_a_hedged_pair_funding_is_booked_and_a_command_closes_i
     messages = alerts(journal)
     assert any("opening pair 1" in m for m in messages)
     assert any("pair 1 closed (manual)" in m for m in messages)
+
+
+def test_the_liquidation_buffer_closes_the_pair_and_the_notional_limit_sizes_it(
+    two_urls: dict[str, str], admins: dict, tmp_path: Path
+) -> None:
+    journal = tmp_path / "arb.sqlite"
+    # at 20x a leg is liquidated ~4.5% away; a buffer of half that price puts the long leg's
+    # stop above its entry: breached at the first price poll after the open
+    params = {"entry_apr": 0.5, "leverage": 20.0, "liq_buffer": 0.5}
+    arb = spec(two_urls, journal, params, max_notional_per_venue=600)
+
+    async def main() -> None:
+        session = ArbSession(arb)
+        task = await start(session)
+        closed = lambda: [p for p in kinds(journal, "arb_pair") if p["status"] == "closed"]  # noqa: E731
+        await until(lambda: bool(closed()), task, "the pair to close")
+        with Journal(journal) as j:
+            j.add_command("arb_close", 0)  # pause: no second pair
+        await until(lambda: session.paused and session.pair is None, task, "paused and flat")
+        session.stop.set()
+        await task
+
+    asyncio.run(main())
+    assert venue_position(two_urls["a"]) == 0 and venue_position(two_urls["b"]) == 0
+    pairs = [p for p in kinds(journal, "arb_pair") if p["pair_id"] == 1]
+    opened = next(p for p in pairs if p["status"] == "open")
+    assert opened["stops"]["a"]["stop"] > opened["stops"]["a"]["liquidation"]
+    assert pairs[-1]["reason"] == "liquidation_buffer"
+    # 600 USDT per venue at ~41,000: the open is cut to the limit, not 0.5 x 1000 x 20
+    orders = read(journal, lambda j: j.orders())
+    notional = max(
+        Decimal(pnl["mark_a"]) * abs(Decimal(pnl["qty_a"])) for pnl in kinds(journal, "arb_pnl")
+    )
+    assert 0 < notional <= 600
+    assert Decimal(opened["qty"]) * Decimal(str(orders["average_price"].iloc[0])) <= 600

@@ -89,6 +89,23 @@ class PairExecutor:
         """qty_a + qty_b: zero for a hedged pair."""
         return self.legs["a"].qty + self.legs["b"].qty
 
+    @property
+    def hedged_qty(self) -> Decimal:
+        """The quantity both legs hold (the smaller leg's size)."""
+        return min(abs(self.legs["a"].qty), abs(self.legs["b"].qty))
+
+    async def catch_up(self, targets: dict[str, Decimal]) -> None:
+        """Before slicing: a leg behind the other (a step cut short by a crash) is brought
+        level with it first, if that moves it towards its target, so the slices stay matched."""
+        if abs(self.net) < max(self.legs[leg].rules.amount_step for leg in LEGS):
+            return
+        lag = max(LEGS, key=lambda leg: abs(targets[leg] - self.legs[leg].qty))
+        other = "b" if lag == "a" else "a"
+        want = -self.legs[other].qty - self.legs[lag].qty
+        room = targets[lag] - self.legs[lag].qty
+        if want * room > 0 and abs(want) <= abs(room):
+            await self.send(lag, want, "catch up")
+
     def _within_limits(self, leg: Leg, dq: Decimal) -> bool:
         new = abs(leg.qty + dq) * leg.mark
         if self.limits.per_venue is not None and new > self.limits.per_venue:
@@ -196,6 +213,7 @@ class PairExecutor:
     ) -> bool:
         """Move both legs to targets in slices_left matched slices (on_slice(k) after each);
         True when the pair ends hedged (and, closing, flat)."""
+        await self.catch_up(targets)
         start = {leg: self.legs[leg].qty for leg in LEGS}
         n = max(slices_left, 1)
         steps = {leg: (targets[leg] - start[leg]) / n for leg in LEGS}
@@ -206,10 +224,22 @@ class PairExecutor:
             goal = {leg: start[leg] + steps[leg] * (k + 1) for leg in LEGS}
             if k == n - 1:
                 goal = dict(targets)  # the last slice takes the rounding remainder
+            held = self.hedged_qty
             for leg in LEGS:
                 await self.send(leg, goal[leg] - self.legs[leg].qty, f"slice {k + 1}/{n}")
             await self.repair(goal, limit, f"slice {k + 1}/{n}")
             on_slice(k + 1)
+            if self.hedged_qty == held and k < n - 1:
+                # a leg that fails its slice and its retries fails the next ones too: stop
+                # paying the other leg's fees both ways
+                self.emit(
+                    "aborted",
+                    "pair",
+                    held,
+                    f"slice {k + 1}/{n} made no progress: "
+                    f"the remaining {n - k - 1} slices are not sent",
+                )
+                break
         hedged = await self.square("squared", "residual net exposure after the last slice")
         if closing and any(self.legs[leg].qty for leg in LEGS):
             left = {leg: self.legs[leg].qty for leg in LEGS}

@@ -86,6 +86,7 @@ SEVERITY = {
     "rebalanced": "error",
     "forced_close": "warning",
     "naked_leg": "critical",
+    "aborted": "error",
 }
 
 
@@ -565,6 +566,11 @@ class ArbSession:
         return (notional / price / step).to_integral_value(ROUND_DOWN) * step
 
     async def _open(self, direction: int, reason: str) -> None:
+        down = [leg.venue for leg in self.legs.values() if not leg.breaker.allows_new_orders()]
+        if down:
+            # one leg could not be placed: opening would only buy the other and sell it back
+            self._alert("error", f"arb: not opening ({reason}): {', '.join(down)} is down")
+            return
         qty = self._size()
         minimum = max(
             max(leg.rules.min_amount, leg.rules.amount_step) for leg in self.legs.values()
@@ -631,6 +637,7 @@ class ArbSession:
             self.pair = None
             return
         state.status = OPEN
+        state.qty = self.executor.hedged_qty  # what both legs hold, a cut-short open included
         leverage = float(self.params["leverage"])
         margin = ZERO
         for leg in LEGS:
