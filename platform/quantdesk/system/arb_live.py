@@ -177,6 +177,7 @@ class ArbSession:
         self.spreads = 0
         self.venue_ms = 0
         self.pair: PairState | None = None
+        self._drop_journal = False
         self.paused = False  # after a manual close: no automatic entry until a manual open
 
     # --- set-up -----------------------------------------------------------------------------
@@ -198,13 +199,24 @@ class ArbSession:
         self.alerter = Alerter.from_config(
             spec.alerts or AlertsConfig(), journal=self.journal, env=self.env
         )
+        fresh = not spec.journal.exists()
         try:
             return await self._run()
+        except VenueDown:
+            if fresh and not self.started.is_set():
+                self._drop_journal = True  # nothing happened: leave nothing behind
+            raise
         finally:
             await asyncio.to_thread(self.alerter.close, 5.0)
             self.journal.close()
             for venue in self.venues.values():
                 await venue.close()
+            if self._drop_journal:
+                for leftover in (
+                    spec.journal,
+                    *(Path(f"{spec.journal}{x}") for x in ("-wal", "-shm")),
+                ):
+                    leftover.unlink(missing_ok=True)
 
     async def _starting(self, leg: str, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """A start-up call, retried on transient failures; VenueDown when it never works."""
