@@ -47,3 +47,12 @@ def test_a_sandbox_configured_hourly_settles_every_hour() -> None:
     assert np.array_equal(hourly.series[PERP].ohlcv, eight.series[PERP].ohlcv)
     per_hour = float(eight.series[PERP].funding_rate(1)) / 8 + 0.0002
     assert float(hourly.series[PERP].funding_rate(8)) == pytest.approx(per_hour, abs=1e-8)
+
+
+def test_the_cli_refuses_a_zero_funding_interval(capsys: pytest.CaptureFixture[str]) -> None:
+    from quantdesk.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["sandbox", "--funding-hours", "0"])
+    assert done.value.code == 2
+    assert "--funding-hours" in capsys.readouterr().err
