@@ -35,7 +35,7 @@ from quantdesk.alerts import Alerter, AlertsConfig
 from quantdesk.arbitrage.backtest import ArbRules
 from quantdesk.arbitrage.execution import ExecConfig
 from quantdesk.arbitrage.live_exec import LEGS, Leg, Limits, PairExecutor
-from quantdesk.arbitrage.opportunity import direction_aprs, round_trip_cost
+from quantdesk.arbitrage.live_rates import Spread, observe
 from quantdesk.arbitrage.pair import (
     CLOSED,
     CLOSING,
@@ -49,7 +49,6 @@ from quantdesk.arbitrage.pair import (
     pair_pnl,
     record_pair,
 )
-from quantdesk.arbitrage.rates import Venue, apr, per_hour
 from quantdesk.arbitrage.risk import breaches, liquidation_price, pair_return, stop_price
 from quantdesk.config import ArbConfig, VenueConfig
 from quantdesk.engine.clock import WallClock
@@ -63,7 +62,7 @@ from quantdesk.risk.breaker import BreakerVenue
 from quantdesk.risk.limits import RiskConfig
 from quantdesk.system.kernel import venue_breaker
 from quantdesk.system.live import STARTUP_RETRY, LiveJournal, VenueDown
-from quantdesk.venues.perp_venue import PerpVenue, Settlement
+from quantdesk.venues.perp_venue import PerpVenue
 
 log = logging.getLogger(__name__)
 
@@ -104,29 +103,6 @@ class ArbSpec:
     retry: RetryPolicy | None = None
 
 
-@dataclass(frozen=True)
-class Spread:
-    """One funding observation of both venues: per-hour rates, the spread and net APRs."""
-
-    rate_h: dict[str, float]
-    interval_h: dict[str, int]
-    spread_apr: float
-    net_long_a: float
-    net_short_a: float
-
-    def payload(self) -> dict[str, Any]:
-        """For the journal (and the dashboard)."""
-        return {
-            "apr_a": apr(self.rate_h["a"]),
-            "apr_b": apr(self.rate_h["b"]),
-            "interval_a": self.interval_h["a"],
-            "interval_b": self.interval_h["b"],
-            "spread_apr": self.spread_apr,
-            "net_long_a": self.net_long_a,
-            "net_short_a": self.net_short_a,
-        }
-
-
 @dataclass
 class ArbResult:
     """What a session did, for the CLI summary and tests."""
@@ -138,16 +114,6 @@ class ArbResult:
     open_pair: PairState | None = None
     spreads: int = 0
     notes: list[str] = field(default_factory=list)
-
-
-def last_rate_per_hour(settled: list[Settlement], fallback_hours: int = 8) -> tuple[float, int]:
-    """(the last settled rate per hour, the interval in hours it covered)."""
-    if not settled:
-        raise VenueError("no funding settled yet")
-    hours = fallback_hours
-    if len(settled) >= 2:
-        hours = max(round((settled[-1].time_ms - settled[-2].time_ms) / HOUR_MS), 1)
-    return float(per_hour(float(settled[-1].rate), hours)), hours
 
 
 class ArbSession:
@@ -292,6 +258,17 @@ class ArbSession:
             for leg in LEGS
         }
         self.since = since
+        self.funding_since = {
+            leg: max(
+                [
+                    int(p["ts"])
+                    for p in journal.events(FUNDING_EVENT)["payload"]
+                    if p["venue"] == self.names[leg]
+                ]
+                or [since[leg]]
+            )
+            for leg in LEGS
+        }
         self.order_seq = journal.count("orders")
         self.executor = PairExecutor(
             self.legs,
@@ -468,8 +445,7 @@ class ArbSession:
                 settled[leg] = await self.legs[leg].breaker.call(
                     self.venues[leg].fetch_settlements, arb.symbol, 10
                 )
-                if self.pair is not None:
-                    await self._book_funding(leg)
+                await self._book_funding(leg)
             except VenueError as exc:
                 self._alert(
                     "warning",
@@ -477,14 +453,17 @@ class ArbSession:
                     venue=self.names[leg],
                 )
                 return
-        rate_h, interval = {}, {}
-        for leg in LEGS:
-            rate_h[leg], interval[leg] = last_rate_per_hour(settled[leg])
-        venues = {leg: self._venue(leg, interval[leg]) for leg in LEGS}
-        round_trip = round_trip_cost(venues["a"], venues["b"], float(p["slippage_bps"]))
-        spread_apr = float(apr(rate_h["b"] - rate_h["a"]))
-        long_a, short_a = direction_aprs(spread_apr, round_trip, float(p["hold_hours"]))
-        self.spread = Spread(rate_h, interval, spread_apr, long_a, short_a)
+        fees = {leg: self._taker_fee(leg) for leg in LEGS}
+        self.spread = observe(
+            settled,
+            self.names,
+            fees,
+            float(p["slippage_bps"]),
+            float(p["hold_hours"]),
+            arb.maintenance_margin,
+        )
+        spread_apr = self.spread.spread_apr
+        long_a, short_a = self.spread.net_long_a, self.spread.net_short_a
         self.spreads += 1
         payload = self.spread.payload() | {
             "entry_apr": float(p["entry_apr"]),
@@ -505,17 +484,21 @@ class ArbSession:
                 net = long_a if direction > 0 else short_a
                 await self._open(direction, f"entry: net {net:.2%} APR")
 
-    def _venue(self, leg: str, interval_h: int) -> Venue:
+    def _taker_fee(self, leg: str) -> float:
+        """The configured taker fee of a leg's venue, else its market's."""
         fee = self.spec.arb.taker_fees.get(self.names[leg])
-        if fee is None:
-            fee = float(self.legs[leg].rules.taker_fee or 0)
-        return Venue(self.names[leg], interval_h, fee, fee, self.spec.arb.maintenance_margin)
+        return float(self.legs[leg].rules.taker_fee or 0) if fee is None else fee
 
     async def _book_funding(self, leg: str) -> None:
-        """Funding payments the venue booked since the session began, each once."""
+        """Funding payments the venue booked since the session began, each once (read from
+        the last one booked on)."""
         name, symbol = self.names[leg], self.spec.arb.symbol
-        payments = await self.venues[leg].fetch_funding_payments(symbol, self.since[leg])
+        since = self.funding_since.get(leg, self.since[leg])
+        payments = await self.legs[leg].breaker.call(
+            self.venues[leg].fetch_funding_payments, symbol, since
+        )
         for pay in payments:
+            self.funding_since[leg] = max(self.funding_since.get(leg, 0), pay.time_ms)
             if (name, pay.id) in self.funding_seen or pay.time_ms < self.since[leg]:
                 continue
             self.funding_seen.add((name, pay.id))
