@@ -236,3 +236,62 @@ def test_a_restart_mid_open_resumes_from_the_venues_positions_without_doubling(
     bought = orders.loc[(orders["venue"] == "alpha") & (orders["side"] == "buy"), "filled"]
     assert sum(bought, Decimal(0)) == qty
     assert any("resuming pair 1 (opening, 1/4 slices done)" in m for m in alerts(journal))
+
+
+def test_an_order_whose_answer_was_lost_is_found_by_client_id_not_sent_again(
+    two_urls: dict[str, str], admins: dict, tmp_path: Path
+) -> None:
+    journal = tmp_path / "arb.sqlite"
+    # B executes its next two orders but drops the connection before answering
+    admins["b"].faults(drop_orders=2)
+
+    async def main() -> None:
+        session = ArbSession(spec(two_urls, journal))
+        task = await start(session)
+        command(journal, "arb_open", direction=1)
+        await until(lambda: session.pair is not None and settled(session, journal), task, "open")
+        session.stop.set()
+        await task
+
+    asyncio.run(main())
+    assert admins["b"]("GET", "faults")["drop_orders"] == 0  # both answers were lost
+    a, _ = assert_hedged(two_urls)
+    opened = [p for p in kinds(journal, "arb_pair") if p["status"] == "open"][-1]
+    assert a == Decimal(opened["qty"])
+    orders = read(journal, lambda j: j.orders())
+    beta = orders[orders["venue"] == "beta"]
+    assert len(beta) == 4 and set(beta["status"]) == {"filled"}  # one order per slice
+    assert sum(beta["filled"], Decimal(0)) == a
+    assert not [k for k in exec_kinds(journal) if k[0] in ("leg_unknown", "unwound")]
+
+
+def test_an_outside_trade_is_alerted_by_reconciliation_and_the_naked_position_closed(
+    two_urls: dict[str, str], admins: dict, tmp_path: Path
+) -> None:
+    journal = tmp_path / "arb.sqlite"
+
+    async def first() -> None:
+        session = ArbSession(spec(two_urls, journal))
+        task = await start(session)
+        session.stop.set()
+        await task
+
+    asyncio.run(first())
+    # while no session runs, someone sells 0.005 BTC on venue B's account by hand
+    ex = sandbox_client("binanceusdm", two_urls["b"], enableRateLimit=False)
+    ex.create_order(PERP, "market", "sell", 0.005)
+    assert venue_position(two_urls["b"]) == Decimal("-0.005")
+
+    async def second() -> None:
+        session = ArbSession(spec(two_urls, journal))
+        task = await start(session)  # reconciles, then checks the legs before trading
+        session.stop.set()
+        await task
+
+    asyncio.run(second())
+    assert venue_position(two_urls["a"]) == 0 and venue_position(two_urls["b"]) == 0
+    messages = alerts(journal)
+    assert any("arb reconcile beta: missing_fill" in m for m in messages)
+    assert any("rebalanced on pair" in m for m in messages)
+    closing = read(journal, lambda j: j.orders())
+    assert list(closing["reduce_only"]) == [True]  # bought back reduce-only, nothing else sent

@@ -108,3 +108,43 @@ def test_the_liquidation_buffer_closes_the_pair_and_the_notional_limit_sizes_it(
     )
     assert 0 < notional <= 600
     assert Decimal(opened["qty"]) * Decimal(str(orders["average_price"].iloc[0])) <= 600
+
+
+def test_funding_earned_takes_the_combined_profit_and_closes_the_pair(
+    two_urls: dict[str, str], admins: dict, tmp_path: Path
+) -> None:
+    journal = tmp_path / "arb.sqlite"
+    # 1% of the margin at 20x: the short on B earns ~0.0002 of notional per hour net of A's
+    # funding, after paying both legs' fees and spread (~0.0011): about 9 hours
+    params = {"entry_apr": 0.5, "leverage": 20.0, "liq_buffer": 0.01, "take_profit": 0.01}
+    arb = spec(two_urls, journal, params)
+
+    async def main() -> None:
+        session = ArbSession(arb)
+        task = await start(session)
+        await until(lambda: session.pair is not None and session.pair.status == "open", task,
+                    "the pair to open")  # fmt: skip
+        for _hour in range(16):
+            if session.pair is None or session.pair.status != "open":
+                break
+            polls = session.spreads
+            for leg in ("a", "b"):
+                await asyncio.to_thread(admins[leg].advance, 60)
+            await until(lambda polls=polls: session.spreads >= polls + 2, task, "a funding poll")
+        with Journal(journal) as j:
+            j.add_command("arb_close", 0)  # pause, so no second pair opens
+        await until(lambda: session.paused and session.pair is None, task, "paused and flat")
+        session.stop.set()
+        await task
+
+    asyncio.run(main())
+    first = [p for p in kinds(journal, "arb_pair") if p["pair_id"] == 1][-1]
+    assert first["status"] == "closed" and first["reason"] == "take_profit"
+    pnl = [p for p in kinds(journal, "arb_pnl") if p["pair"] == 1]
+    held, final = [p for p in pnl if p["status"] == "open"][-1], pnl[-1]
+    # the exit saw 1% of the margin (marked before the close, as the backtest decides)
+    assert Decimal(held["total"]) >= Decimal("0.01") * Decimal(held["margin"])
+    assert final["status"] == "closed"
+    assert Decimal(final["total"]) > 0  # the closing fees and spread are paid from it
+    assert Decimal(final["funding_b"]) > Decimal(final["fees"])  # funding paid for the trip
+    assert venue_position(two_urls["a"]) == 0 and venue_position(two_urls["b"]) == 0
