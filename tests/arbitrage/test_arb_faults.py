@@ -295,3 +295,37 @@ def test_an_outside_trade_is_alerted_by_reconciliation_and_the_naked_position_cl
     assert any("rebalanced on pair" in m for m in messages)
     closing = read(journal, lambda j: j.orders())
     assert list(closing["reduce_only"]) == [True]  # bought back reduce-only, nothing else sent
+
+
+def test_a_close_cut_short_by_a_venue_down_is_finished_when_it_is_back(
+    two_urls: dict[str, str], admins: dict, tmp_path: Path
+) -> None:
+    journal = tmp_path / "arb.sqlite"
+    arb = spec(two_urls, journal)
+    arb.risk = RiskConfig(breaker_failures=3, breaker_cooldown_s=0.3)
+
+    async def main() -> None:
+        session = ArbSession(arb)
+        task = await start(session)
+        command(journal, "arb_open", direction=1)
+        await until(lambda: session.pair is not None and settled(session, journal), task, "open")
+        await asyncio.to_thread(admins["b"].faults, error_rate=1.0)
+        command(journal, "arb_close")
+        naked = lambda: ("naked_leg", "beta") in exec_kinds(journal)  # noqa: E731
+        await until(naked, task, "the naked leg to be reported")
+        assert session.pair is not None and session.pair.status == "closing"
+        await asyncio.to_thread(admins["b"], "DELETE", "faults")
+        await until(lambda: session.pair is None, task, "the close to finish")
+        session.stop.set()
+        await task
+
+    asyncio.run(main())
+    assert venue_position(two_urls["a"]) == 0 and venue_position(two_urls["b"]) == 0
+    final = kinds(journal, "arb_pair")[-1]
+    assert final["status"] == "closed" and final["reason"] == "manual"
+    messages = alerts(journal)
+    assert any("retrying the closing of pair 1" in m for m in messages)
+    levels = read(
+        journal, lambda j: dict(zip(j.alerts()["message"], j.alerts()["level"], strict=True))
+    )
+    assert any(levels[m] == "critical" for m in messages if "naked_leg on beta" in m)

@@ -402,6 +402,7 @@ class ArbSession:
             if now >= due["prices"]:
                 due["prices"] = now + every["prices"]
                 if await self._read_prices():
+                    await self._retry_step()
                     await self._check_exit()
                     await self._check_imbalance()
             if now >= due["funding"]:
@@ -694,6 +695,16 @@ class ArbSession:
         reason = self.spec.strategy.exit(held, hours, ret, near)
         if reason is not None:
             await self._close(reason)
+
+    async def _retry_step(self) -> None:
+        """A close that could not finish (a venue was down) is carried on once both venues
+        take orders again."""
+        state = self.pair
+        if state is None or state.status not in WORKING:
+            return
+        if all(leg.breaker.allows_new_orders() for leg in self.legs.values()):
+            self._alert("warning", f"arb: retrying the {state.status} of pair {state.pair_id}")
+            await self._work()
 
     async def _check_imbalance(self) -> None:
         """Between steps the legs must mirror each other (and be flat without a pair)."""
