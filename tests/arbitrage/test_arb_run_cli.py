@@ -61,6 +61,8 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_written(
     assert code == 2 and err.count("\n") == 1
     code, err = exit_code(["arb", "open", "--journal", str(journal)], capsys)
     assert code == 2 and "no journal at" in err
+    code, err = exit_code(["arb", "status", "--journal", str(journal)], capsys)
+    assert code == 2 and "no journal at" in err
     assert not journal.exists()
     same = ARB.replace('venue_b = "beta"', 'venue_b = "alpha"')
     code, err = exit_code(
@@ -80,7 +82,7 @@ def wait(condition: object, proc: subprocess.Popen, what: str, limit: float = 90
 
 
 def test_run_then_open_and_close_by_command_then_stop_by_signal(
-    two_urls: dict[str, str], admins: dict, tmp_path: Path
+    two_urls: dict[str, str], admins: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path, two_urls, ARB)
     journal = tmp_path / "arb.sqlite"
@@ -94,11 +96,11 @@ def test_run_then_open_and_close_by_command_then_stop_by_signal(
         wait(lambda: bool(kinds(journal, "arb_session_started")), proc, "the session to start")
         base = ["--config", str(config), "arb"]
         with pytest.raises(SystemExit) as done:
-            main([*base, "open", "--journal", str(journal), "--direction", "short-a"])
+            main([*base, "open", "--journal", str(journal), "--direction", "long-a"])
         assert done.value.code == 0
         opened = lambda: any(p["status"] == "open" for p in kinds(journal, "arb_pair"))  # noqa: E731
         wait(opened, proc, "the pair to open")
-        assert venue_position(two_urls["a"]) < 0 < venue_position(two_urls["b"])
+        assert venue_position(two_urls["a"]) > 0 > venue_position(two_urls["b"])
         with pytest.raises(SystemExit) as done:
             main([*base, "close", "--journal", str(journal)])
         closed = lambda: any(p["status"] == "closed" for p in kinds(journal, "arb_pair"))  # noqa: E731
@@ -110,5 +112,10 @@ def test_run_then_open_and_close_by_command_then_stop_by_signal(
             proc.kill()
     assert proc.returncode == 0, out
     assert "pairs 1 (none)" in out
+    with pytest.raises(SystemExit) as done:
+        main(["arb", "status", "--journal", str(journal)])
+    assert done.value.code == 0
+    shown = capsys.readouterr().out
+    assert "alpha / beta" in shown and "closed" in shown and "manual" in shown
     assert venue_position(two_urls["a"]) == 0 and venue_position(two_urls["b"]) == 0
     assert KEY not in journal.read_bytes().decode("latin-1")  # credentials never journaled

@@ -297,3 +297,48 @@ def close_cmd(journal_path: str) -> None:
     """Close the open pair now; no automatic entry until `quantdesk arb open`."""
     command = _queue(journal_path, "arb_close", {})
     console().print(f"queued arb close (command {command})")
+
+
+@arb.command("status")
+@click.option("--journal", "journal_path", required=True, help="The arb session's journal.")
+def status_cmd(journal_path: str) -> None:
+    """The last funding spread and every pair with its PnL, from an arb journal."""
+    import time
+
+    from quantdesk.dashboards.arb_view import arb_view
+    from quantdesk.dashboards.session import age
+    from quantdesk.reports_format import money, pct
+
+    journal = Path(journal_path)
+    if not journal.is_file():
+        raise ConfigError(f"no journal at {journal}")
+    view = arb_view([journal])
+    if view.errors:
+        raise ConfigError(view.errors[0])
+    now = int(time.time() * 1000)
+    rows = [
+        [
+            s.symbol, f"{s.venue_a} / {s.venue_b}", pct(s.apr_a), pct(s.apr_b), pct(s.spread_apr),
+            f"{pct(s.best_net_apr)} {s.best_direction}", pct(s.entry_apr),
+            "above" if s.above else "below", age(s.read_ms, now),
+        ]
+        for s in view.spreads
+    ]  # fmt: skip
+    print_table(
+        ["pair", "venues", "APR A", "APR B", "spread", "best net", "entry", "", "read"],
+        rows or [["-"] * 9],
+        title="funding",
+    )
+    pairs = [
+        [
+            str(p.pair_id), p.status, "long A / short B" if p.direction > 0 else "short A / long B",
+            str(p.qty), money(p.price), money(p.funding), money(-p.fees), money(p.total),
+            "n/a" if p.ret is None else pct(p.ret), p.reason,
+        ]
+        for p in view.pairs
+    ]  # fmt: skip
+    print_table(
+        ["pair", "status", "side", "qty", "price", "funding", "fees", "total", "return", "reason"],
+        pairs or [["-"] * 10],
+        title="pairs",
+    )
