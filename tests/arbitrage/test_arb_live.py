@@ -70,6 +70,13 @@ def test_the_spread_opens_a_hedged_pair_funding_is_booked_and_a_command_closes_i
     orders = read(journal, lambda j: j.orders())
     assert set(orders["venue"]) == {"alpha", "beta"}
     assert (orders["status"] == "filled").all()
+    # the journal's positions say which leg is on which venue
+    held = read(journal, lambda j: j.positions(include_flat=True))
+    assert set(zip(held["venue"], held["symbol"], strict=True)) == {
+        ("alpha", "BTC/USDT:USDT"),
+        ("beta", "BTC/USDT:USDT"),
+    }
+    assert set(held["quantity"]) == {0}  # flat at the end, on both
     messages = alerts(journal)
     assert any("opening pair 1" in m for m in messages)
     assert any("pair 1 closed (manual)" in m for m in messages)

@@ -202,7 +202,15 @@ class ArbDashboard:
         self.spreads = widgets.HTML(_dom_classes=["qd-arb-spreads-box"])
         self.pairs = widgets.HTML(_dom_classes=["qd-arb-pairs-box"])
         self.status = widgets.HTML(_dom_classes=["qd-arb-status"])
-        self.widget = widgets.VBox([self.status, self.spreads, self.pairs])
+        self.widget = widgets.VBox(
+            [
+                self.status,
+                widgets.HTML("<h4>Funding spreads</h4>"),
+                self.spreads,
+                widgets.HTML("<h4>Pairs</h4>"),
+                self.pairs,
+            ]
+        )
         self._opened: dict[Path, Journal] = {}
         self._task: asyncio.Task[None] | None = None
 
