@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from quantdesk.cli import main
-from tests.arbitrage.two_venues import admins, kinds, two_urls, venue_position
+from tests.arbitrage.two_venues import admins, kinds, read, two_urls, venue_position
 from tests.sandbox.conftest import KEY, SECRET
 
 __all__ = ["admins", "two_urls"]  # fixtures
@@ -119,3 +119,32 @@ def test_run_then_open_and_close_by_command_then_stop_by_signal(
     assert "alpha / beta" in shown and "closed" in shown and "manual" in shown
     assert venue_position(two_urls["a"]) == 0 and venue_position(two_urls["b"]) == 0
     assert KEY not in journal.read_bytes().decode("latin-1")  # credentials never journaled
+
+
+def test_until_stops_at_the_venues_time_and_a_journal_of_other_venues_is_refused(
+    two_urls: dict[str, str],
+    admins: dict,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("QD_ARB_KEY", KEY)
+    monkeypatch.setenv("QD_ARB_SECRET", SECRET)
+    config = write_config(tmp_path, two_urls, ARB)
+    journal = tmp_path / "arb.sqlite"
+    args = ["--config", str(config), "arb", "run", "--journal", str(journal)]
+    code, _ = exit_code([*args, "--until", "2020-01-01"], capsys)
+    assert code == 0
+    stopped = kinds(journal, "arb_session_stopped")
+    assert len(stopped) == 1
+    messages = [m for m in read(journal, lambda j: list(j.events()["message"])) if "until" in m]
+    assert messages == ["reached --until"]
+    swapped = ARB.replace(
+        'venue_a = "alpha"\nvenue_b = "beta"', 'venue_a = "beta"\nvenue_b = "alpha"'
+    )
+    other = write_config(tmp_path, two_urls, swapped)
+    code, err = exit_code(
+        ["--config", str(other), "arb", "run", "--journal", str(journal), "--until", "2020-01-01"],
+        capsys,
+    )
+    assert code == 2 and "belongs to an arb session" in err and err.count("\n") == 1
