@@ -183,7 +183,8 @@ def test_a_venue_down_mid_open_leaves_no_naked_leg_and_its_orders_are_resolved(
     assert ("leg_unknown", "beta") in events and ("unwound", "alpha") in events
     assert ("aborted", "pair") in events  # slices 2-4 were never sent
     orders = read(journal, lambda j: j.orders())
-    assert list(orders.loc[orders["venue"] == "beta", "status"]) == ["rejected"]
+    # the order B never answered, and any half-open probe after it: looked up, none executed
+    assert set(orders.loc[orders["venue"] == "beta", "status"]) == {"rejected"}
     assert len(orders[orders["venue"] == "alpha"]) == 2  # slice 1 and its unwind
     messages = alerts(journal)
     assert any("circuit breaker for beta: closed -> open" in m for m in messages)

@@ -57,7 +57,16 @@ from quantdesk.engine.order_manager import OrderManager
 from quantdesk.engine.portfolio import Portfolio
 from quantdesk.engine.reconcile import Reconciler
 from quantdesk.errors import ConfigError
-from quantdesk.model import ZERO, Fill, Order, OrderStatus, RetryPolicy, VenueError, dec
+from quantdesk.model import (
+    ZERO,
+    Fill,
+    Instrument,
+    Order,
+    OrderStatus,
+    RetryPolicy,
+    VenueError,
+    dec,
+)
 from quantdesk.risk.breaker import BreakerVenue
 from quantdesk.risk.limits import RiskConfig
 from quantdesk.system.kernel import venue_breaker
@@ -136,8 +145,7 @@ class ArbSession:
         self.clock = WallClock()
         self.started = asyncio.Event()
         self.names = {"a": spec.arb.venue_a, "b": spec.arb.venue_b}
-        p = spec.strategy.values
-        self.params = p
+        self.params = spec.strategy.values
         self.streaks = {1: 0, -1: 0}
         self.spread: Spread | None = None
         self.spreads = 0
@@ -203,7 +211,7 @@ class ArbSession:
         self.alerter.alert(severity, message, payload=payload)
 
     async def _run(self) -> ArbResult:
-        spec, arb, journal = self.spec, self.spec.arb, self.journal
+        arb, journal = self.spec.arb, self.journal
         symbol = arb.symbol
         rules = {}
         for leg in LEGS:
@@ -216,6 +224,55 @@ class ArbSession:
                 leg, "set leverage", lambda v=self.venues[leg], n=lev: v.set_leverage(symbol, n)
             )
         since = await self._session_record()
+        await self._build(rules, since)
+        for leg in LEGS:
+            await self._reconcile(leg, attempts=10)
+        await self._read_prices()
+        self.pair = current_pair(journal)
+        pauses = journal.events(PAUSE_EVENT)
+        self.paused = bool(len(pauses)) and bool(pauses["payload"].iloc[-1]["paused"])
+        resumed = journal.count("fills") > 0 or self.pair is not None
+        journal.record_risk_event(
+            "arb_session_resumed" if resumed else "arb_session_started",
+            f"arb {symbol}: {self.names['a']} vs {self.names['b']}",
+            self.clock(),
+            "info",
+            {"pair": None if self.pair is None else self.pair.payload()},
+        )
+        if self.pair is not None and self.pair.status in WORKING:
+            self._alert(
+                "warning",
+                f"arb: resuming pair {self.pair.pair_id} ({self.pair.status}, "
+                f"{self.pair.slices_done}/{self.pair.slices} slices done) from the venues' "
+                f"positions a={self.legs['a'].qty} b={self.legs['b'].qty}",
+            )
+            await self._work()
+        await self._check_imbalance()
+        self.started.set()
+        await self._loop()
+        for leg in LEGS:
+            await self._reconcile(leg, attempts=3)
+        journal.record_risk_event(
+            "arb_session_stopped",
+            "stopped" if self.stop.is_set() else "reached --until",
+            self.clock(),
+            "info",
+        )
+        return ArbResult(
+            pairs=pair_history(journal),
+            positions={self.names[leg]: self.legs[leg].qty for leg in LEGS},
+            orders=journal.count("orders"),
+            stopped_by_signal=self.stop.is_set(),
+            open_pair=self.pair,
+            spreads=self.spreads,
+        )
+
+    async def _build(self, rules: dict[str, Instrument], since: dict[str, int]) -> None:
+        """Per venue: its portfolio rebuilt from the journal (its fills, its funding), breaker,
+        order manager (finished client ids remembered, unfinished orders recovered: intents
+        never sent withdrawn, unanswered ones looked up) and reconciler; then the executor."""
+        spec, arb, journal = self.spec, self.spec.arb, self.journal
+        symbol = arb.symbol
         self.legs: dict[str, Leg] = {}
         fills = journal.load_fills()
         known = [o for o in journal.load_orders(open_only=False) if o.status.is_terminal]
@@ -283,47 +340,6 @@ class ArbSession:
                 None if arb.max_total_notional is None else dec(arb.max_total_notional),
             ),
             self.after_order,
-        )
-        for leg in LEGS:
-            await self._reconcile(leg, attempts=10)
-        await self._read_prices()
-        self.pair = current_pair(journal)
-        pauses = journal.events(PAUSE_EVENT)
-        self.paused = bool(len(pauses)) and bool(pauses["payload"].iloc[-1]["paused"])
-        resumed = bool(fills) or self.pair is not None
-        journal.record_risk_event(
-            "arb_session_resumed" if resumed else "arb_session_started",
-            f"arb {symbol}: {self.names['a']} vs {self.names['b']}",
-            self.clock(),
-            "info",
-            {"pair": None if self.pair is None else self.pair.payload()},
-        )
-        if self.pair is not None and self.pair.status in WORKING:
-            self._alert(
-                "warning",
-                f"arb: resuming pair {self.pair.pair_id} ({self.pair.status}, "
-                f"{self.pair.slices_done}/{self.pair.slices} slices done) from the venues' "
-                f"positions a={self.legs['a'].qty} b={self.legs['b'].qty}",
-            )
-            await self._work()
-        await self._check_imbalance()
-        self.started.set()
-        await self._loop()
-        for leg in LEGS:
-            await self._reconcile(leg, attempts=3)
-        journal.record_risk_event(
-            "arb_session_stopped",
-            "stopped" if self.stop.is_set() else "reached --until",
-            self.clock(),
-            "info",
-        )
-        return ArbResult(
-            pairs=pair_history(journal),
-            positions={self.names[leg]: self.legs[leg].qty for leg in LEGS},
-            orders=journal.count("orders"),
-            stopped_by_signal=self.stop.is_set(),
-            open_pair=self.pair,
-            spreads=self.spreads,
         )
 
     async def _session_record(self) -> dict[str, int]:
