@@ -6,6 +6,9 @@ import asyncio
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
+from quantdesk.cli import main
 from quantdesk.engine.journal import Journal
 from quantdesk.system.arb_live import ArbSession
 from tests.arbitrage.two_venues import (
@@ -155,3 +158,53 @@ def test_funding_earned_takes_the_combined_profit_and_closes_the_pair(
     assert Decimal(final["total"]) > 0  # the closing fees and spread are paid from it
     assert Decimal(final["funding_b"]) > Decimal(final["fees"])  # funding paid for the trip
     assert venue_position(two_urls["a"]) == 0 and venue_position(two_urls["b"]) == 0
+
+
+def cli(*args: str) -> None:
+    """Run `quantdesk ARGS` in-process and require exit 0."""
+    with pytest.raises(SystemExit) as done:
+        main(list(args))
+    assert done.value.code == 0
+
+
+def test_kill_flatten_closes_the_pair_and_halts_across_a_restart_until_resume(
+    two_urls: dict[str, str], admins: dict, tmp_path: Path
+) -> None:
+    journal = tmp_path / "arb.sqlite"
+    config = tmp_path / "quantdesk.toml"
+    config.write_text("")
+
+    async def first() -> None:
+        session = ArbSession(spec(two_urls, journal))
+        task = await start(session)
+        cli("arb", "open", "--journal", str(journal))
+        await until(lambda: session.pair is not None and session.pair.status == "open", task,
+                    "the pair to open")  # fmt: skip
+        cli("--config", str(config), "kill", "--flatten", "--journal", str(journal))
+        await until(lambda: session.halted and session.pair is None, task, "halted and flat")
+        cli("arb", "open", "--journal", str(journal))
+        await until(lambda: any("arb open refused" in m for m in alerts(journal)), task,
+                    "the open to be refused")  # fmt: skip
+        session.stop.set()
+        await task
+
+    asyncio.run(first())
+    assert venue_position(two_urls["a"]) == 0 and venue_position(two_urls["b"]) == 0
+    assert kinds(journal, "arb_pair")[-1]["reason"] == "kill"
+
+    async def second() -> None:
+        session = ArbSession(spec(two_urls, journal))
+        task = await start(session)
+        assert session.halted  # a kill is a fact about the accounts, not about one process
+        cli("--config", str(config), "resume", "--journal", str(journal))
+        cli("arb", "open", "--journal", str(journal))
+        await until(lambda: session.pair is not None and session.pair.status == "open", task,
+                    "the pair to open after resume")  # fmt: skip
+        session.stop.set()
+        await task
+
+    asyncio.run(second())
+    assert venue_position(two_urls["a"]) > 0 > venue_position(two_urls["b"])
+    states = [p["new"] for p in kinds(journal, "state_change")]
+    assert states == ["halted", "active"]
+    assert any("trading stays halted after the restart" in m for m in alerts(journal))

@@ -64,10 +64,12 @@ from quantdesk.model import (
     Order,
     OrderStatus,
     RetryPolicy,
+    TradingState,
     VenueError,
     dec,
 )
 from quantdesk.risk.breaker import BreakerVenue
+from quantdesk.risk.killswitch import journaled_state
 from quantdesk.risk.limits import RiskConfig
 from quantdesk.system.kernel import venue_breaker
 from quantdesk.system.live import STARTUP_RETRY, LiveJournal, VenueDown
@@ -152,6 +154,7 @@ class ArbSession:
         self.venue_ms = 0
         self.pair: PairState | None = None
         self._drop_journal = False
+        self.halted = False  # a kill: no new pair until a resume
         self.paused = False  # after a manual close: no automatic entry until a manual open
 
     # --- set-up -----------------------------------------------------------------------------
@@ -229,6 +232,10 @@ class ArbSession:
             await self._reconcile(leg, attempts=10)
         await self._read_prices()
         self.pair = current_pair(journal)
+        restored = journaled_state(journal)
+        self.halted = restored is not None and restored[0] is not TradingState.ACTIVE
+        if self.halted:
+            self._alert("warning", f"arb: trading stays halted after the restart ({restored[1]})")
         pauses = journal.events(PAUSE_EVENT)
         self.paused = bool(len(pauses)) and bool(pauses["payload"].iloc[-1]["paused"])
         resumed = journal.count("fills") > 0 or self.pair is not None
@@ -492,7 +499,7 @@ class ArbSession:
         self.journal.record_risk_event(
             SPREAD_EVENT, f"spread {spread_apr:.2%} APR", self.clock(), "info", payload
         )
-        if self.pair is None and not self.paused:
+        if self.pair is None and not self.paused and not self.halted:
             self.streaks[1] = self.spec.strategy.streak(self.streaks[1], long_a)
             self.streaks[-1] = self.spec.strategy.streak(self.streaks[-1], short_a)
             direction = self.spec.strategy.entry(self.streaks[1], self.streaks[-1])
@@ -531,26 +538,48 @@ class ArbSession:
             self.journal.record_position(portfolio.positions[symbol], name)
 
     async def _commands(self) -> None:
+        """arb_open / arb_close (`quantdesk arb open/close`), kill / resume (`quantdesk kill
+        [--flatten]` / `quantdesk resume`), each consumed once."""
         for command in self.journal.pending_commands():
-            if command.kind not in ("arb_open", "arb_close"):
+            if command.kind not in ("arb_open", "arb_close", "kill", "resume"):
                 continue
             if not self.journal.consume_command(command.id, self.clock()):
                 continue
-            if command.kind == "arb_close":
+            if command.kind == "kill":
+                reason = str(command.payload.get("reason") or "kill")
+                self._set_halted(True, reason)
+                if command.payload.get("flatten") and self.pair is not None:
+                    await self._close("kill")
+            elif command.kind == "resume":
+                self._set_halted(False, str(command.payload.get("reason") or "resume"))
+            elif command.kind == "arb_close":
                 self._pause(True, "manual close: no automatic entry until `quantdesk arb open`")
                 if self.pair is None:
                     self._alert("warning", "arb close: no pair is open")
                 else:
                     await self._close("manual")
-                continue
-            direction = int(command.payload.get("direction", 1))
-            if self.paused:
-                self._pause(False, "manual open: automatic entries resume")
-            if self.pair is not None:
+            elif self.halted:
+                self._alert("warning", "arb open refused: trading is halted (quantdesk resume)")
+            elif self.pair is not None:
                 self._alert("warning", f"arb open: pair {self.pair.pair_id} is already open")
-                continue
-            await self._read_prices()
-            await self._open(direction, "manual")
+            else:
+                if self.paused:
+                    self._pause(False, "manual open: automatic entries resume")
+                await self._read_prices()
+                await self._open(int(command.payload.get("direction", 1)), "manual")
+
+    def _set_halted(self, halted: bool, reason: str) -> None:
+        """HALTED: no pair opens (an open pair keeps its exits) until a resume; journaled as
+        the kill switch journals it, so a restart comes back halted."""
+        old, new = ("active", "halted") if halted else ("halted", "active")
+        if self.halted == halted:
+            return
+        self.halted = halted
+        message = f"trading state {old} -> {new}: {reason}"
+        severity = "critical" if halted else "info"
+        payload = {"old": old, "new": new, "reason": reason}
+        self.journal.record_risk_event("state_change", message, self.clock(), severity, payload)
+        self._alert(severity, f"arb: {message}", **payload)
 
     def _pause(self, paused: bool, message: str) -> None:
         self.paused = paused
