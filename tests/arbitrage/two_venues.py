@@ -8,6 +8,8 @@ perpetual fees. Sessions run in-process; tests wait on the journal, never on the
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -121,14 +123,25 @@ async def until(
         await asyncio.sleep(0.02)
 
 
+def rows(journal: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Rows of a read-only query (nothing when the journal is not there yet): a reader that
+    opened a Journal could race the session creating its tables."""
+    try:
+        with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as db:
+            return list(db.execute(sql, args))
+    except sqlite3.Error:
+        return []
+
+
 def kinds(journal: Path, kind: str) -> list[dict[str, Any]]:
     """Payloads of the journal's risk events of one kind."""
-    return read(journal, lambda j: list(j.events(kind)["payload"])) or []
+    found = rows(journal, "select payload from risk_events where kind = ? order by id", kind)
+    return [json.loads(p) for (p,) in found]
 
 
 def alerts(journal: Path) -> list[str]:
     """Messages of every journaled alert."""
-    return read(journal, lambda j: list(j.alerts()["message"])) or []
+    return [m for (m,) in rows(journal, "select message from alerts order by id")]
 
 
 async def start(session: ArbSession) -> asyncio.Task:

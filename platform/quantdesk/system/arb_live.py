@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from quantdesk.alerts import Alerter, AlertsConfig
 from quantdesk.arbitrage.backtest import ArbRules
@@ -52,7 +49,6 @@ from quantdesk.arbitrage.pair import (
 from quantdesk.arbitrage.risk import breaches, liquidation_price, pair_return, stop_price
 from quantdesk.config import ArbConfig, VenueConfig
 from quantdesk.engine.clock import WallClock
-from quantdesk.engine.journal import Journal
 from quantdesk.engine.order_manager import OrderManager
 from quantdesk.engine.portfolio import Portfolio
 from quantdesk.engine.reconcile import Reconciler
@@ -74,8 +70,6 @@ from quantdesk.risk.limits import RiskConfig
 from quantdesk.system.kernel import venue_breaker
 from quantdesk.system.live import STARTUP_RETRY, LiveJournal, VenueDown
 from quantdesk.venues.perp_venue import PerpVenue
-
-log = logging.getLogger(__name__)
 
 SESSION_EVENT = "arb_session"
 SPREAD_EVENT = "arb_spread"
@@ -124,7 +118,6 @@ class ArbResult:
     stopped_by_signal: bool = False
     open_pair: PairState | None = None
     spreads: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 class ArbSession:
@@ -804,9 +797,3 @@ class ArbSession:
                 )
             return True
         return False
-
-
-def spread_frame(journal: Journal) -> pd.DataFrame:
-    """The journaled funding observations (one row per poll), oldest first."""
-    events = journal.events(SPREAD_EVENT)
-    return pd.DataFrame(list(events["payload"]), index=events["ts"])
