@@ -31,9 +31,10 @@ def test_the_spread_opens_a_hedged_pair_funding_is_booked_and_a_command_closes_i
 ) -> None:
     journal = tmp_path / "arb.sqlite"
     arb = spec(two_urls, journal, {"entry_apr": 0.5})
+    lines: list[str] = []
 
     async def main() -> None:
-        session = ArbSession(arb)
+        session = ArbSession(arb, on_status=lines.append)
         task = await start(session)
         pairs = lambda: [p for p in kinds(journal, "arb_pair") if p["status"] == "open"]  # noqa: E731
         await until(lambda: bool(pairs()), task, "the pair to open")
@@ -46,6 +47,9 @@ def test_the_spread_opens_a_hedged_pair_funding_is_booked_and_a_command_closes_i
         for leg in ("a", "b"):
             await asyncio.to_thread(admins[leg].advance, 120)
         await until(lambda: len(kinds(journal, "arb_funding")) >= 2, task, "funding booked")
+        seen = len(lines)
+        await until(lambda: len(lines) > seen, task, "a status line with the funding")
+        assert f"pair 1 open {qty}: PnL" in lines[-1] and "funding 0.6" in lines[-1]
         with Journal(journal) as j:
             j.add_command("arb_close", 0)
         polls = session.spreads

@@ -112,6 +112,8 @@ def test_run_then_open_and_close_by_command_then_stop_by_signal(
             proc.kill()
     assert proc.returncode == 0, out
     assert "pairs 1 (none)" in out
+    assert "spread " in out and "entry 1000.00%" in out  # a status line per funding poll
+    assert "; no pair" in out
     with pytest.raises(SystemExit) as done:
         main(["arb", "status", "--journal", str(journal)])
     assert done.value.code == 0

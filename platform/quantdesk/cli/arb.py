@@ -248,7 +248,7 @@ def run_cmd(
         stop = asyncio.Event()
         remove = install_signal_handlers(stop)
         try:
-            return await ArbSession(spec, stop=stop).run()
+            return await ArbSession(spec, stop=stop, on_status=_print_status).run()
         finally:
             remove()
 
@@ -259,6 +259,11 @@ def run_cmd(
     print_table(["venue", "position"], rows, title=f"{config.arb.symbol} positions")
     held = "none" if result.open_pair is None else f"pair {result.open_pair.pair_id} open"
     out.print(f"pairs {len(result.pairs)} ({held}), orders {result.orders}, journal {journal}")
+
+
+def _print_status(line: str) -> None:
+    """One status line, flushed (the session may run under a supervisor reading its output)."""
+    click.echo(line)
 
 
 def _queue(journal_path: str, kind: str, payload: dict[str, object]) -> int:

@@ -130,9 +130,12 @@ class ArbSession:
         env: Mapping[str, str] | None = None,
         stop: asyncio.Event | None = None,
         after_order: Callable[[Order], Awaitable[None] | None] | None = None,
+        on_status: Callable[[str], None] | None = None,
     ) -> None:
         """env: where credentials are read; stop: set it to stop; after_order: told each order
-        once its venue answered (tests place a crash there)."""
+        once its venue answered (tests place a crash there); on_status: one line per funding
+        poll (the spread, the pair and its PnL)."""
+        self.on_status = on_status
         self.spec = spec
         self.env = env
         self.stop = stop or asyncio.Event()
@@ -492,6 +495,8 @@ class ArbSession:
         self.journal.record_risk_event(
             SPREAD_EVENT, f"spread {spread_apr:.2%} APR", self.clock(), "info", payload
         )
+        if self.on_status is not None:
+            self.on_status(self._status_line())
         if self.pair is None and not self.paused and not self.halted:
             self.streaks[1] = self.spec.strategy.streak(self.streaks[1], long_a)
             self.streaks[-1] = self.spec.strategy.streak(self.streaks[-1], short_a)
@@ -500,6 +505,29 @@ class ArbSession:
                 self.streaks = {1: 0, -1: 0}
                 net = long_a if direction > 0 else short_a
                 await self._open(direction, f"entry: net {net:.2%} APR")
+
+    def _status_line(self) -> str:
+        """The spread and the pair, in one line."""
+        assert self.spread is not None
+        sp, entry = self.spread, float(self.params["entry_apr"])
+        line = (
+            f"spread {sp.spread_apr:.2%} APR (net long A {sp.net_long_a:.2%}, short A "
+            f"{sp.net_short_a:.2%}; entry {entry:.2%})"
+        )
+        if self.halted:
+            line += "; halted"
+        elif self.paused:
+            line += "; entries paused"
+        state = self.pair
+        if state is None:
+            return line + "; no pair"
+        pnl = pair_pnl(state, self._portfolios(), self._symbols(), self._marks())
+        price = sum(pnl.price.values(), ZERO)
+        funding = sum(pnl.funding.values(), ZERO)
+        return (
+            f"{line}; pair {state.pair_id} {state.status} {state.qty}: PnL {pnl.total:.2f} "
+            f"(price {price:.2f}, funding {funding:.2f}, fees {-pnl.fees:.2f})"
+        )
 
     def _taker_fee(self, leg: str) -> float:
         """The configured taker fee of a leg's venue, else its market's."""
