@@ -212,3 +212,30 @@ def test_kill_flatten_closes_the_pair_and_halts_across_a_restart_until_resume(
     states = [p["new"] for p in kinds(journal, "state_change")]
     assert states == ["halted", "active"]
     assert any("trading stays halted after the restart" in m for m in alerts(journal))
+
+
+def test_the_combined_stop_loss_closes_a_pair_whose_costs_exceed_it(
+    two_urls: dict[str, str], admins: dict, tmp_path: Path
+) -> None:
+    journal = tmp_path / "arb.sqlite"
+    # at 20x the open's fees and spread (~0.11% of notional) are ~2.2% of the margin: past 1%
+    params = {"entry_apr": 0.5, "leverage": 20.0, "liq_buffer": 0.01, "stop_loss": 0.01}
+    arb = spec(two_urls, journal, params)
+
+    async def main() -> None:
+        session = ArbSession(arb)
+        task = await start(session)
+        closed = lambda: [p for p in kinds(journal, "arb_pair") if p["status"] == "closed"]  # noqa: E731
+        await until(lambda: bool(closed()), task, "the pair to close")
+        with Journal(journal) as j:
+            j.add_command("arb_close", 0)
+        await until(lambda: session.paused and session.pair is None, task, "paused and flat")
+        session.stop.set()
+        await task
+
+    asyncio.run(main())
+    first = [p for p in kinds(journal, "arb_pair") if p["pair_id"] == 1][-1]
+    assert first["reason"] == "stop_loss"
+    held = [p for p in kinds(journal, "arb_pnl") if p["pair"] == 1 and p["status"] == "open"][-1]
+    assert Decimal(held["total"]) <= Decimal("-0.01") * Decimal(held["margin"])
+    assert venue_position(two_urls["a"]) == 0 and venue_position(two_urls["b"]) == 0
