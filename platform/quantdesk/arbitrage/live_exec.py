@@ -47,7 +47,7 @@ class Leg:
         pos = self.portfolio.positions.get(self.symbol)
         return pos.quantity if pos is not None else ZERO
 
-    def on_step(self, qty: Decimal) -> Decimal:
+    def to_step(self, qty: Decimal) -> Decimal:
         """qty (unsigned) rounded down to the venue's amount step."""
         step = self.rules.amount_step
         return (qty / step).to_integral_value(ROUND_DOWN) * step
@@ -117,7 +117,7 @@ class PairExecutor:
     async def send(self, name: str, dq: Decimal, what: str, reduce_only: bool = False) -> Decimal:
         """One market order of signed dq on a leg; returns the signed quantity it filled."""
         leg = self.legs[name]
-        amount = leg.on_step(abs(dq))
+        amount = leg.to_step(abs(dq))
         if amount <= 0 or amount < leg.rules.min_amount:
             return ZERO
         signed = amount if dq > 0 else -amount
