@@ -81,6 +81,37 @@ class StorageConfig(_Model):
     )
 
 
+class ArbConfig(_Model):
+    """`[arb]`: live funding-rate arbitrage between two configured venues (`quantdesk arb run`)."""
+
+    venue_a: str = Field(min_length=1, description="a [venues.NAME] (USD-M)")
+    venue_b: str = Field(min_length=1, description="another [venues.NAME] (USD-M)")
+    symbol: str = Field("BTC/USDT:USDT", min_length=3, description="the perpetual on both")
+    capital: float = Field(gt=0, description="USDT the pair may post as margin, both venues")
+    max_notional_per_venue: float | None = Field(default=None, gt=0)
+    max_total_notional: float | None = Field(default=None, gt=0)
+    funding_poll_s: float = Field(60.0, gt=0, description="how often funding rates are read")
+    price_poll_s: float = Field(10.0, gt=0, description="how often prices are read")
+    reconcile_every_s: float = Field(60.0, gt=0)
+    taker_fees: dict[str, float] = Field(
+        default_factory=dict, description="venue name -> taker fee (default: the market's)"
+    )
+    maintenance_margin: float = Field(0.005, ge=0, lt=1)
+    tolerance: float = Field(0.05, ge=0, lt=1, description="net exposure allowed, of a slice")
+    retries: int = Field(2, ge=0, le=10, description="retries of a lagging leg")
+    params: dict[str, float | int | str] = Field(
+        default_factory=dict, description="funding_arb parameters"
+    )
+
+    @field_validator("venue_b")
+    @classmethod
+    def _two(cls, value: str, info: object) -> str:
+        data = getattr(info, "data", {})
+        if value == data.get("venue_a"):
+            raise ValueError("venue_b must differ from venue_a")
+        return value
+
+
 class Config(_Model):
     """The whole quantdesk.toml."""
 
@@ -89,6 +120,7 @@ class Config(_Model):
     venues: dict[str, VenueConfig] = {}
     risk: RiskConfig = RiskConfig()
     alerts: AlertsConfig = AlertsConfig()
+    arb: ArbConfig | None = None
     source: Path | None = Field(default=None, exclude=True)
 
     def store(self) -> DataStore:

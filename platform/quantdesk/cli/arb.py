@@ -184,3 +184,166 @@ def print_arb_stats(result: object) -> None:
     out.print(f"in market: {s['exposure'] * 100:.1f}% of hours")
     out.print("exits: " + (", ".join(f"{k} {n}" for k, n in exits.most_common()) or "none"))
     out.print(f"params: {params}")
+
+
+DIRECTIONS = {"long-a": 1, "short-a": -1}
+
+
+@arb.command("run")
+@click.option("--journal", "journal_path", required=True, help="The session's journal (SQLite).")
+@click.option("--until", default=None, callback=start_end_time, help="Stop at this venue time.")
+@click.option(
+    "--param", "param_args", multiple=True, metavar="NAME=VALUE", help="Overrides [arb.params]."
+)
+@click.option("--strategies-dir", default=None, help="Folder of strategies (default ./strategies).")
+@click.pass_obj
+def run_cmd(
+    app: AppContext,
+    journal_path: str,
+    until: str | None,
+    param_args: tuple[str, ...],
+    strategies_dir: str | None,
+) -> None:
+    """Trade funding_arb live on the two venues of [arb] (quantdesk.toml), one pair at a time.
+
+    Ctrl-C or SIGTERM stops; a restart with the same journal recovers the orders in flight,
+    reconciles both venues and carries the pair on from the venues' positions.
+    """
+    import asyncio
+    import logging
+
+    from quantdesk.cli.runlock import session_lock
+    from quantdesk.data.times import parse_time, to_ms
+    from quantdesk.strategy import parse_param_args, strategy_class
+    from quantdesk.system.arb_live import ArbResult, ArbSession, ArbSpec
+    from quantdesk.system.live import RedactSignatures, install_signal_handlers
+
+    config = app.config
+    if config.arb is None:
+        raise ConfigError("quantdesk.toml has no [arb] section: name venue_a, venue_b, capital")
+    cls = strategy_class(STRATEGY, strategies_dir)
+    fixed, grid = parse_param_args(cls, param_args)
+    if grid:
+        raise ConfigError("arb run trades one parameter set: give each --param a single value")
+    strategy = cls(**{**config.arb.params, **fixed})
+    venues = {name: config.venue(name) for name in (config.arb.venue_a, config.arb.venue_b)}
+    journal = Path(journal_path)
+    if not journal.parent.is_dir():
+        raise ConfigError(f"--journal: folder {journal.parent} does not exist")
+    spec = ArbSpec(
+        strategy,
+        config.arb,
+        venues,
+        journal,
+        risk=config.risk,
+        alerts=config.alerts,
+        until_ms=to_ms(parse_time(until)) if until else None,
+    )
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSignatures())
+    announce(f"arb run {config.arb.symbol}: {config.arb.venue_a} vs {config.arb.venue_b}")
+
+    async def main() -> ArbResult:
+        stop = asyncio.Event()
+        remove = install_signal_handlers(stop)
+        try:
+            return await ArbSession(spec, stop=stop, on_status=_print_status).run()
+        finally:
+            remove()
+
+    with session_lock(journal):
+        result = asyncio.run(main())
+    out = console()
+    rows = [[venue, str(qty)] for venue, qty in result.positions.items()]
+    print_table(["venue", "position"], rows, title=f"{config.arb.symbol} positions")
+    held = "none" if result.open_pair is None else f"pair {result.open_pair.pair_id} open"
+    out.print(f"pairs {len(result.pairs)} ({held}), orders {result.orders}, journal {journal}")
+
+
+def _print_status(line: str) -> None:
+    """One status line, flushed (the session may run under a supervisor reading its output)."""
+    click.echo(line)
+
+
+def _queue(journal_path: str, kind: str, payload: dict[str, object]) -> int:
+    """Queue a command in an existing arb journal."""
+    from quantdesk.engine.journal import Journal
+
+    journal = Path(journal_path)
+    if not journal.is_file():
+        raise ConfigError(f"no journal at {journal}: start `quantdesk arb run` with it first")
+    import time
+
+    with Journal(journal) as j:
+        if not len(j.events("arb_session")):
+            raise ConfigError(f"{journal} is not the journal of a `quantdesk arb run` session")
+        return j.add_command(kind, int(time.time() * 1000), payload=payload)
+
+
+@arb.command("open")
+@click.option("--journal", "journal_path", required=True, help="The arb session's journal.")
+@click.option(
+    "--direction",
+    type=click.Choice(sorted(DIRECTIONS)),
+    default="long-a",
+    show_default=True,
+    help="long-a: long venue A, short venue B (earns B's rate minus A's); short-a: the reverse.",
+)
+def open_cmd(journal_path: str, direction: str) -> None:
+    """Open a pair now (the running session acts on it); resumes automatic entries."""
+    command = _queue(journal_path, "arb_open", {"direction": DIRECTIONS[direction]})
+    console().print(f"queued arb open {direction} (command {command})")
+
+
+@arb.command("close")
+@click.option("--journal", "journal_path", required=True, help="The arb session's journal.")
+def close_cmd(journal_path: str) -> None:
+    """Close the open pair now; no automatic entry until `quantdesk arb open`."""
+    command = _queue(journal_path, "arb_close", {})
+    console().print(f"queued arb close (command {command})")
+
+
+@arb.command("status")
+@click.option("--journal", "journal_path", required=True, help="The arb session's journal.")
+def status_cmd(journal_path: str) -> None:
+    """The last funding spread and every pair with its PnL, from an arb journal."""
+    import time
+
+    from quantdesk.dashboards.arb_view import arb_view
+    from quantdesk.dashboards.session import age
+    from quantdesk.reports_format import money, pct
+
+    journal = Path(journal_path)
+    if not journal.is_file():
+        raise ConfigError(f"no journal at {journal}")
+    view = arb_view([journal])
+    if view.errors:
+        raise ConfigError(view.errors[0])
+    now = int(time.time() * 1000)
+    rows = [
+        [
+            s.symbol, f"{s.venue_a} / {s.venue_b}", pct(s.apr_a), pct(s.apr_b), pct(s.spread_apr),
+            f"{pct(s.best_net_apr)} {s.best_direction}", pct(s.entry_apr),
+            "above" if s.above else "below", age(s.read_ms, now),
+        ]
+        for s in view.spreads
+    ]  # fmt: skip
+    print_table(
+        ["pair", "venues", "APR A", "APR B", "spread", "best net", "entry", "", "read"],
+        rows or [["-"] * 9],
+        title="funding",
+    )
+    pairs = [
+        [
+            str(p.pair_id), p.status, "long A / short B" if p.direction > 0 else "short A / long B",
+            str(p.qty), money(p.price), money(p.funding), money(-p.fees), money(p.total),
+            "n/a" if p.ret is None else pct(p.ret), p.reason,
+        ]
+        for p in view.pairs
+    ]  # fmt: skip
+    print_table(
+        ["pair", "status", "side", "qty", "price", "funding", "fees", "total", "return", "reason"],
+        pairs or [["-"] * 10],
+        title="pairs",
+    )

@@ -52,7 +52,7 @@ def dashboard(
     journal: str | None,
     journals_dir: str | None,
 ) -> None:
-    """Serve a Voila dashboard (strategy_explorer, screener, session, overview) until stopped.
+    """Serve a Voila dashboard (strategy_explorer, screener, session, overview, arb) until stopped.
 
     The page needs a token: $QUANTDESK_DASHBOARD_TOKEN, else a fresh one printed in the URL.
     """
@@ -65,7 +65,7 @@ def dashboard(
     folder = default_notebooks(notebooks_dir) / "dashboards"
     path = find_notebook(name, folder)
     env = dict(os.environ)
-    if name in ("session", "overview"):
+    if name in ("session", "overview", "arb"):
         if journal is None and journals_dir is None:
             raise QuantdeskError(f"dashboard {name} needs --journal PATH or --journals DIR")
         if journal is not None:

@@ -167,6 +167,19 @@ def _is_loopback(host: str) -> bool:
     help="USD-M request weight per IP per minute.",
 )
 @click.option(
+    "--funding-hours",
+    type=click.IntRange(1, 168),
+    default=None,
+    help="Perpetuals settle funding every N hours (default: as the replayed data does, 8).",
+)
+@click.option(
+    "--funding-offset",
+    type=click.FloatRange(-0.01, 0.01),
+    default=0.0,
+    show_default=True,
+    help="Added to the funding rate per hour: a second sandbox then pays another rate.",
+)
+@click.option(
     "--admin/--no-admin",
     "admin",
     default=None,
@@ -196,6 +209,8 @@ def sandbox(
     depth_volume_fraction: str,
     weight_limit: int,
     futures_weight_limit: int,
+    funding_hours: int | None,
+    funding_offset: float,
     admin: bool | None,
 ) -> None:
     """Run a local Binance-compatible exchange (spot /api/v3 + USD-M /fapi) replaying bars."""
@@ -237,6 +252,8 @@ def sandbox(
         ),
         weight_limit=weight_limit,
         futures_weight_limit=futures_weight_limit,
+        funding_hours=funding_hours,
+        funding_offset=funding_offset,
         admin=_is_loopback(host) if admin is None else admin,
     )
     if token_from_env:

@@ -209,7 +209,8 @@ bars_t = Table(
 # (table, column) added after journals already existed: added on open when missing
 MIGRATIONS = (("orders", "decision_price"),)
 
-COMMAND_KINDS = ("kill", "resume", "approve", "reject", "cancel")
+# arb_open / arb_close: manual pair commands for `quantdesk arb run` (quantdesk arb open/close)
+COMMAND_KINDS = ("kill", "resume", "approve", "reject", "cancel", "arb_open", "arb_close")
 _SECRET_KEY = re.compile(r"secret|api_?key|password|passphrase|token|private|signature", re.I)
 
 

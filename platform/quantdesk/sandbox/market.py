@@ -109,6 +109,28 @@ class Series:
         return rows[:limit]
 
 
+def regrid_funding(series: Series, hours: int | None, offset: float) -> Series:
+    """The same funding on another settlement interval: each settled rate spread evenly over
+    the hours it covered, summed per `hours`, plus `offset` per hour (a second venue whose
+    crowd pays a different rate: what a funding arbitrage rehearsal needs)."""
+    times, rates = series.funding_times, series.funding_rates
+    if len(times) < 2:
+        return series
+    hour = 3_600_000
+    gap = int(np.median(np.diff(times)))
+    span = max(gap // hour, 1)
+    hours = span if hours is None else hours
+    if hours < 1:
+        raise ConfigError("funding_hours must be >= 1")
+    # per-hour accruals over the hours each settlement covers (the first covers one interval)
+    hourly_t = (times[:, None] - gap + hour * np.arange(1, span + 1)[None, :]).ravel()
+    hourly_r = np.repeat(rates / span, span) + offset
+    n = len(hourly_t) // hours
+    ends = hourly_t[: n * hours].reshape(n, hours)[:, -1]
+    summed = hourly_r[: n * hours].reshape(n, hours).sum(axis=1)
+    return replace(series, funding_times=ends.astype(np.int64), funding_rates=summed)
+
+
 def _dec(value: float, quantum: Decimal) -> Decimal:
     return dec(value).quantize(quantum)
 

@@ -14,7 +14,13 @@ from quantdesk.errors import ConfigError
 from quantdesk.model import dec
 from quantdesk.sandbox.auth import OrderCounter, WeightLimiter
 from quantdesk.sandbox.faults import Faults
-from quantdesk.sandbox.market import MINUTE_MS, MarketClock, Series, synthetic_series
+from quantdesk.sandbox.market import (
+    MINUTE_MS,
+    MarketClock,
+    Series,
+    regrid_funding,
+    synthetic_series,
+)
 from quantdesk.sandbox.userstream import ListenKeys, UserEvents
 from quantdesk.venues.book import Book, BookConfig, book_from_bar
 from quantdesk.venues.matching import PERP_FEES, SPOT_FEES, FeeSchedule, MatchingCore
@@ -50,6 +56,11 @@ class SandboxConfig:
     volume_window: int = 60
     spot_fees: FeeSchedule = SPOT_FEES
     perp_fees: FeeSchedule = PERP_FEES
+    # Perpetuals settle funding every funding_hours (None: as the source does; else the source's
+    # rates spread per hour and summed), plus funding_offset per hour: two sandboxes then
+    # differ like two venues do.
+    funding_hours: int | None = None
+    funding_offset: float = 0.0
     weight_limit: int = 6000  # spot request weight per IP per minute (Binance: 6000)
     futures_weight_limit: int = 2400  # USD-M (Binance: 2400)
     # ORDERS limits per account, (seconds, orders): Binance spot and USD-M defaults
@@ -83,6 +94,13 @@ class Sandbox:
         self._wall = wall
         self._epoch = epoch
         self._source = series or synthetic_series(config.symbols, config.seed, config.days)
+        if config.funding_hours is not None or config.funding_offset:
+            self._source = {
+                sym: regrid_funding(s, config.funding_hours, config.funding_offset)
+                if s.spec.perp
+                else s
+                for sym, s in self._source.items()
+            }
         lengths = {len(s.times) for s in self._source.values()}
         if len(lengths) != 1:
             raise ConfigError("all replayed markets must share one 1-minute timeline")
