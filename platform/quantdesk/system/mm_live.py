@@ -309,7 +309,8 @@ class MMSession:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        await self._cancel_all("shutdown")
+            # whatever ended the loop: quotes nobody watches any more must not rest
+            await self._cancel_all("shutdown")
         if self.reconciler is not None:
             self.reconciler.venue = data
             await self._reconcile(attempts=10)
@@ -637,15 +638,18 @@ class MMSession:
         last_slow = last_reconcile = self.clock()
         while True:
             await asyncio.sleep(self.spec.kill_poll_s)
-            await self.guard.kill_switch.poll()
-            now = self.clock()
-            if now - last_slow < 1000:
-                continue
-            last_slow = now
-            await self.guard.after_step(now)
-            if self.params is not None:
-                self.params.check()
-            await self._check_behaviour(now)
+            try:
+                await self.guard.kill_switch.poll()
+                now = self.clock()
+                if now - last_slow < 1000:
+                    continue
+                last_slow = now
+                await self.guard.after_step(now)
+                if self.params is not None:
+                    self.params.check()
+                await self._check_behaviour(now)
+            except VenueError as exc:  # the venue failed a cancel or a lookup: next round
+                log.warning("control step failed (%s); retrying", type(exc).__name__)
             if self.reconciler is not None and now - last_reconcile >= every:
                 last_reconcile = now
                 self._reconcile_due = True  # the event loop runs it between two events

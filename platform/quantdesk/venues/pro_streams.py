@@ -208,7 +208,10 @@ class ProStreams:
                 continue
             failures = 0
             self.messages += 1
-            handle(got)
+            try:
+                handle(got)
+            except (KeyError, TypeError, ValueError) as exc:  # one malformed message: skip it
+                log.warning("%s stream: unreadable message (%s)", name, exc)
 
     async def touches(self, put: Callable[[Touch], None], on_reconnect: Any = None) -> None:
         """watch_order_book forever: each new touch to put (unchanged ones too: sizes move)."""
