@@ -54,6 +54,7 @@ from quantdesk.model import (
     Order,
     OrderStatus,
     OrderType,
+    RetryPolicy,
     Side,
     TradingState,
     VenueError,
@@ -75,6 +76,10 @@ from quantdesk.venues.pro_streams import MarketTrade, OrderUpdate, ProStreams, T
 
 log = logging.getLogger(__name__)
 S = OrderStatus
+# A refused cancel (the quote filled a moment before) is looked up after a backoff: a quote's
+# backoff starts at 50 ms, not the bar sessions' 500 ms, or one race stalls the requote loop.
+# Throttling still multiplies it (RetryPolicy.throttle_factor).
+QUOTE_RETRY = RetryPolicy(base=0.05, factor=2.0, cap=5.0, max_attempts=5)
 STRATEGY_PREFIX = "mm"  # client ids qd-... hash (mm:STRATEGY, symbol, session start, seq)
 
 
@@ -255,6 +260,7 @@ class MMSession:
             journal,
             self.clock,
             rng=random.Random(),
+            policy=QUOTE_RETRY,
             on_fill=self._booked,
         )
         self.journal = journal
