@@ -171,3 +171,18 @@ async def test_rehearsal_of_three_market_hours_with_stream_disconnects(
     with Journal(journal) as j:
         statuses = set(j.orders()["status"])
     assert statuses <= {s.value for s in OrderStatus if s.is_terminal}
+
+
+async def test_a_restart_on_the_same_journal_resumes_and_never_reuses_a_client_id(
+    tmp_path: Path, mm_url: str, mm_admin: Admin, mm_sandbox: Sandbox
+) -> None:
+    journal = tmp_path / "restart.sqlite"
+    for _ in range(2):
+        async with running(mm_spec(mm_url, journal, "live")) as session:
+            await wait_for(lambda: venue_open(mm_sandbox, SPOT) >= 2, "a two-sided quote")
+            await drive(session, mm_admin, mm_sandbox, bars=8)
+    check_journal_against_venue(journal, mm_sandbox, SPOT)
+    with Journal(journal) as j:
+        kinds = list(j.events()["kind"])
+    assert kinds.count("session_started") == 1 and kinds.count("session_resumed") == 1
+    assert result_of(session).position == venue_position(mm_sandbox, SPOT, Decimal("1"))

@@ -614,13 +614,15 @@ class MMSession:
             strategy_id=self.spec.strategy.label(),
             decision_price=price,
         )
-        self._seq += 1
         decision = self.risk.check_order(
             order, reference_price=dec(self.book.mid), position=position, free=self._free(position)
         )
         if not decision.approved:
             self.counts["denied"] += 1
             return
+        # ids are used densely (only approved orders take one) and a restart continues after
+        # every journaled order: no client id is ever generated twice for another order
+        self._seq += 1
         order = decision.applied_to(order)
         self._ids[self._seq] = (order.client_order_id, quote.level)
         self.behaviour.placed(now)
