@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from quantdesk.alerts import AlertsConfig
 from quantdesk.engine.journal import Journal
 from quantdesk.model import OrderStatus
 from quantdesk.risk.killswitch import queue_command
 from quantdesk.sandbox import Sandbox, serve_in_thread
+from quantdesk.venues import sandbox_client
 from tests.mm.session_helpers import (
     PERP,
     SPOT,
@@ -28,7 +30,7 @@ from tests.mm.session_helpers import (
     venue_orders,
     wait_for,
 )
-from tests.sandbox.conftest import ADMIN_TOKEN, KEY, Admin, make_config
+from tests.sandbox.conftest import ADMIN_TOKEN, KEY, SECRET, Admin, make_config
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +167,7 @@ async def test_rehearsal_of_three_market_hours_with_stream_disconnects(
     assert hours >= 3.0
     assert sum(session.streams.reconnects.values()) >= 2  # the faults did cut the streams
     orders, fills = check_journal_against_venue(journal, mm_sandbox, symbol)
-    assert orders >= 20 and fills >= 10
+    assert orders >= 10 and fills >= 3  # counts follow wall time: messages are rate-limited
     result = result_of(session)
     assert result.position == venue_position(mm_sandbox, symbol, Decimal("1"))
     with Journal(journal) as j:
@@ -186,3 +188,29 @@ async def test_a_restart_on_the_same_journal_resumes_and_never_reuses_a_client_i
         kinds = list(j.events()["kind"])
     assert kinds.count("session_started") == 1 and kinds.count("session_resumed") == 1
     assert result_of(session).position == venue_position(mm_sandbox, SPOT, Decimal("1"))
+
+
+async def test_reconciliation_cancels_a_foreign_order_and_alerts_the_difference(
+    tmp_path: Path, mm_url: str, mm_admin: Admin, mm_sandbox: Sandbox
+) -> None:
+    journal = tmp_path / "foreign.sqlite"
+    spec = mm_spec(mm_url, journal, "live")
+    spec.alerts = AlertsConfig()
+    ex = sandbox_client("binance", mm_url, KEY, SECRET)
+    async with running(spec) as session:
+        await wait_for(lambda: venue_open(mm_sandbox, SPOT) >= 2, "a two-sided quote")
+        price = round(session.book.bid * 0.9, 2)  # far below the market: it would rest
+        await asyncio.to_thread(
+            ex.create_order, SPOT, "limit", "buy", 0.001, price, {"newClientOrderId": "foreign-1"}
+        )
+        foreign = venue_orders(mm_sandbox, SPOT)["foreign-1"]
+        await wait_for(lambda: not foreign.status.is_open, "reconciliation to cancel it", 20)
+        with Journal(journal) as j:
+
+            def alerted() -> bool:
+                return any("unknown_order foreign-1" in m for m in j.alerts()["message"])
+
+            await wait_for(alerted, "the alert")
+    with Journal(journal) as j:
+        differences = j.events("reconcile_unknown_order")
+    assert list(differences["payload"].iloc[:1].map(lambda p: p["key"])) == ["foreign-1"]

@@ -17,6 +17,7 @@ from quantdesk.sandbox import Sandbox, serve_in_thread
 from quantdesk.system.mm_live import MMSession
 from tests.mm.session_helpers import (
     MM_RISK,
+    PERP,
     SPOT,
     drive,
     mm_spec,
@@ -65,13 +66,14 @@ def open_paper(session: MMSession) -> list:
     return [o for o in session.om.orders.values() if o.status.is_open]
 
 
+@pytest.mark.parametrize(("market", "symbol"), [("spot", SPOT), ("usdm", PERP)])
 async def test_paper_quotes_never_reach_the_venue_and_params_reload_while_quoting(
-    tmp_path: Path, ctl_url: str, ctl_admin: Admin, ctl_sandbox: Sandbox
+    tmp_path: Path, ctl_url: str, ctl_admin: Admin, ctl_sandbox: Sandbox, market: str, symbol: str
 ) -> None:
     config = tmp_path / "quantdesk.toml"
     write(config, "[mm.params.basic_mm]\nsize = 0.001\n")
     journal = tmp_path / "paper.sqlite"
-    spec = mm_spec(ctl_url, journal, "paper", config_path=config)
+    spec = mm_spec(ctl_url, journal, "paper", market, config_path=config)
     async with running(spec) as session:
         await wait_for(lambda: len(open_paper(session)) >= 2, "a two-sided paper quote")
         await drive(session, ctl_admin, ctl_sandbox, bars=5)
@@ -88,7 +90,7 @@ async def test_paper_quotes_never_reach_the_venue_and_params_reload_while_quotin
         assert spec.strategy.size == 0.002  # the old params stay
         await drive(session, ctl_admin, ctl_sandbox, bars=2)
         assert not sized("-1")
-    assert venue_orders(ctl_sandbox, SPOT) == {}  # paper: nothing was sent to the venue
+    assert venue_orders(ctl_sandbox, symbol) == {}  # paper: nothing was sent to the venue
     with Journal(journal) as j:
         orders = j.orders()
         alerts = j.events("params_rejected")
@@ -96,6 +98,24 @@ async def test_paper_quotes_never_reach_the_venue_and_params_reload_while_quotin
     assert alerts["severity"].iloc[0] == "error" and "size" in alerts["message"].iloc[0]
     assert not open_paper(session)  # stopping cancels every quote
     assert result_of(session).state == "active"
+
+
+async def test_a_quote_older_than_the_order_timeout_is_replaced_on_a_still_market(
+    tmp_path: Path, ctl_url: str, ctl_admin: Admin
+) -> None:
+    settings = MMLiveConfig(max_inventory=0.005, order_timeout_s=0.5, timer_s=0.1)
+    spec = mm_spec(ctl_url, tmp_path / "timeout.sqlite", "paper", settings=settings)
+    async with running(spec) as session:
+        await wait_for(lambda: len(open_paper(session)) >= 2, "a two-sided paper quote")
+        first = {o.client_order_id: o for o in open_paper(session)}
+        # the clock stands still: only the timeout can retire these quotes
+        await wait_for(lambda: all(o.status.is_terminal for o in first.values()), "timeouts")
+        await wait_for(lambda: len(open_paper(session)) >= 2, "the quotes re-placed")
+        ages = [o.updated_ms - o.created_ms for o in first.values()]
+        again = [o for o in open_paper(session) if o.client_order_id not in first]
+    assert all(o.status == "canceled" for o in first.values())
+    assert min(ages) >= 500  # not before the timeout
+    assert len(again) >= 2 and {o.price for o in again} == {o.price for o in first.values()}
 
 
 @pytest.mark.parametrize(("action", "state"), [("halt", "halted"), ("reduce", "reducing")])

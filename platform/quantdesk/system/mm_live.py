@@ -681,8 +681,7 @@ class MMSession:
         assert self.reconciler is not None
         for attempt in range(1, attempts + 1):
             try:
-                self.reports.append(await self.reconciler.run())
-                return True
+                report = await self.reconciler.run()
             except VenueError as exc:
                 log.warning("reconciliation failed (%s), attempt %d", type(exc).__name__, attempt)
                 self.journal.record_risk_event(
@@ -690,6 +689,18 @@ class MMSession:
                 )
                 if attempt < attempts:
                     await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+                continue
+            self.reports.append(report)
+            if self.alerter is not None:  # journaled by the reconciler; people hear of it too
+                for d in report.differences:
+                    if d.kind != "order":  # an order's state caught up: routine
+                        self.alerter.alert(
+                            "warning",
+                            f"reconcile {d.kind} {d.key}: journal {d.journal}, venue {d.venue}: "
+                            f"{d.action}",
+                            key=f"reconcile:{d.kind}:{d.key}",
+                        )
+            return True
         return False
 
     async def _session_start(self, data: CcxtVenue, journal: Journal) -> dict[str, Any]:
