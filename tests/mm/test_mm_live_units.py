@@ -14,6 +14,7 @@ from quantdesk.engine.portfolio import Portfolio
 from quantdesk.errors import ConfigError
 from quantdesk.mm.behaviour import BehaviourLimits, BehaviourMonitor
 from quantdesk.mm.paper import PaperQuoteVenue
+from quantdesk.mm.quotes import ASK, BID, Quote, reducing_quotes
 from quantdesk.mm.reload import ParamReloader, apply_params, section_params
 from quantdesk.model import Fill, Order, OrderStatus, OrderType, Side, VenueRefused
 from quantdesk.strategy import ParamError, strategy_class
@@ -194,3 +195,12 @@ def test_covering_a_spot_short_with_a_base_fee_leaves_a_trip_the_next_fill_can_c
     pf.apply_fill(fill(3, Side.BUY, "0.001", "0", "BTC"))  # closes the residual, opens long
     assert pf.positions[SYM].quantity == Decimal("0.000999")
     assert len(pf.closed_trips) == 2 and SYM in pf.open_trips
+
+
+def test_reducing_keeps_only_the_side_back_to_flat_and_never_past_it() -> None:
+    ladder = [Quote(BID, 99.0, 0.002, 0), Quote(ASK, 101.0, 0.002, 0), Quote(ASK, 102.0, 0.002, 1)]
+    assert reducing_quotes(ladder, 0.0015) == [Quote(ASK, 101.0, 0.0015, 0)]
+    both = reducing_quotes(ladder, 0.003)  # all of it filled would leave it flat, not short
+    assert both == [Quote(ASK, 101.0, 0.002, 0), Quote(ASK, 102.0, 0.001, 1)]
+    assert reducing_quotes(ladder, -0.001) == [Quote(BID, 99.0, 0.001, 0)]
+    assert reducing_quotes(ladder, 0.0) == []

@@ -45,7 +45,15 @@ from quantdesk.errors import ConfigError
 from quantdesk.mm.backtest import Book, MMContext, MMFill, Trade
 from quantdesk.mm.behaviour import BehaviourLimits, BehaviourMonitor
 from quantdesk.mm.paper import PaperQuoteVenue
-from quantdesk.mm.quotes import Action, Quote, QuoteLimits, RateLimiter, Working, diff_quotes
+from quantdesk.mm.quotes import (
+    Action,
+    Quote,
+    QuoteLimits,
+    RateLimiter,
+    Working,
+    diff_quotes,
+    reducing_quotes,
+)
 from quantdesk.mm.reload import ParamReloader
 from quantdesk.model import (
     ZERO,
@@ -425,7 +433,9 @@ class MMSession:
         if not self.book.bid:
             return None
         self._sync_ctx()
-        return strategy.on_timer(ctx.now_ns, ctx) or self.desired  # re-diff: stale quotes age
+        desired = strategy.on_timer(ctx.now_ns, ctx)
+        # as in the backtest: None re-diffs the last quotes (stale ones time out); [] pulls all
+        return self.desired if desired is None else desired
 
     def _on_touch(self, touch: Touch, call: bool) -> list[Quote] | None:
         book = self.book
@@ -540,15 +550,9 @@ class MMSession:
         if state is TradingState.HALTED:
             return  # the kill switch cancelled everything; nothing new until a resume
         self.desired = desired
-        inventory = self.ctx.inventory
         if state is TradingState.REDUCING:
-            # only the side that brings the inventory back to zero, never past it
-            side = -1 if inventory > 0 else 1
-            desired = [
-                Quote(q.side, q.price, min(q.size, abs(inventory)), q.level)
-                for q in desired
-                if inventory and q.side == side
-            ]
+            desired = reducing_quotes(desired, self.ctx.inventory)
+        self._follow_risk_limits()
         now_ns = self.clock() * 1_000_000
         result = diff_quotes(desired, self._working(), now_ns, self.tick, self.limits, self.limiter)
         self.counts["deferred"] += result.deferred
@@ -569,6 +573,20 @@ class MMSession:
                 return
         assert action.quote is not None
         await self._place(action.quote)
+
+    def _follow_risk_limits(self) -> None:
+        """Keep the diff's budget inside the risk engine's limits after a [risk] hot reload."""
+        rl = self.risk.limits(self.spec.strategy.label())
+        settings = self.spec.settings
+        limits = replace(
+            self.limits,
+            max_orders_per_s=min(settings.max_orders_per_s, rl.max_orders_per_second),
+            max_cancel_ratio=min(settings.max_cancel_ratio, rl.max_cancel_ratio),
+            ratio_window_s=rl.cancel_ratio_window_s,
+            ratio_min_orders=rl.cancel_ratio_min_orders,
+        )
+        if limits != self.limits:
+            self.limits = self.limiter.limits = limits
 
     def _free(self, position: Decimal) -> dict[str, Decimal]:
         """What the pre-trade check may spend: the session's cash; on spot also the base the
