@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from quantdesk.alerts import AlertsConfig
+from quantdesk.config import MMLiveConfig
 from quantdesk.engine.journal import Journal
 from quantdesk.model import OrderStatus
 from quantdesk.risk.killswitch import queue_command
@@ -214,3 +215,31 @@ async def test_reconciliation_cancels_a_foreign_order_and_alerts_the_difference(
     with Journal(journal) as j:
         differences = j.events("reconcile_unknown_order")
     assert list(differences["payload"].iloc[:1].map(lambda p: p["key"])) == ["foreign-1"]
+
+
+async def test_fills_missed_in_a_user_stream_gap_are_backfilled_before_any_reconciliation(
+    tmp_path: Path, mm_url: str, mm_admin: Admin, mm_sandbox: Sandbox
+) -> None:
+    # the bar whose publication cuts the streams is lost to them, its fills too: they reach the
+    # journal over REST (the backfill after the reconnect, or the lookup after a cancel the
+    # venue refused because the quote had filled), never through a periodic reconciliation
+    settings = MMLiveConfig(max_inventory=0.005, reconcile_every_s=3600)  # start and end only
+    journal = tmp_path / "gap.sqlite"
+    spec = mm_spec(mm_url, journal, "live", settings=settings)
+
+    async def cut(done: int) -> None:
+        if done in (4, 12):
+            await asyncio.to_thread(mm_admin.faults, stream_disconnects=8)
+
+    async with running(spec) as session:
+        await wait_for(lambda: venue_open(mm_sandbox, SPOT) >= 2, "a two-sided quote")
+        await drive(session, mm_admin, mm_sandbox, bars=20, between=cut)
+
+        def journaled() -> bool:
+            with Journal(journal) as j:
+                return set(venue_fills(mm_sandbox, SPOT)) <= set(j.fills()["trade_id"])
+
+        await wait_for(journaled, "every venue fill journaled while the session runs")
+        assert session.counts["backfills"] >= 1 and len(session.reports) == 1
+        assert len(venue_fills(mm_sandbox, SPOT)) >= 2
+    check_journal_against_venue(journal, mm_sandbox, SPOT)
