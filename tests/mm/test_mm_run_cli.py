@@ -124,3 +124,52 @@ def test_mm_run_refuses_bad_input_in_one_line(
     lines = [line for line in out.strip().splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in out
     assert not journal.exists()
+
+
+def test_after_a_crash_the_restart_cancels_the_quotes_left_resting_and_resumes(
+    tmp_path: Path, cli_url: str, cli_sandbox: Sandbox
+) -> None:
+    admin = Admin(cli_url, ADMIN_TOKEN)
+    admin("POST", "reset")
+    admin("POST", "limits", {"weight_limit": 1_000_000})
+    journal = tmp_path / "crash.sqlite"
+    cfg = config(tmp_path, cli_url)
+    args = ["--strategy", "basic_mm", "--symbol", "BTC/USDT", "--mode", "live",
+            "--venue", "sandbox", "--journal", str(journal)]  # fmt: skip
+
+    def resting() -> list:
+        return [o for o in cli_sandbox.core.open_orders.values() if o.account == KEY]
+
+    first = quantdesk(cfg, *args)
+    try:
+        deadline = time.monotonic() + 120
+        while len(resting()) < 2:
+            assert first.poll() is None and time.monotonic() < deadline, "no quote"
+            time.sleep(0.05)
+    finally:
+        first.kill()  # SIGKILL: no shutdown, the quotes stay at the venue
+        first.communicate(timeout=60)
+    left = {o.client_id for o in resting()}
+    assert len(left) >= 2
+    until = pd.Timestamp(cli_sandbox.now_ms() + 3 * 60_000, unit="ms", tz="UTC").isoformat()
+    second = quantdesk(cfg, *args, "--until", until)
+    try:
+        deadline = time.monotonic() + 120
+        while left & {o.client_id for o in resting()}:
+            assert second.poll() is None and time.monotonic() < deadline, "stale quotes stayed"
+            time.sleep(0.05)
+        while second.poll() is None:
+            assert time.monotonic() < deadline + 120, "the session never reached --until"
+            admin.advance(1)
+            time.sleep(0.1)
+        out, _ = second.communicate(timeout=60)
+    finally:
+        if second.poll() is None:
+            second.kill()
+    assert second.returncode == 0, out
+    with Journal(journal) as j:
+        kinds = list(j.events()["kind"])
+        orders = j.orders().set_index("client_order_id")
+    assert kinds.count("session_started") == 1 and kinds.count("session_resumed") == 1
+    assert all(orders.loc[cid, "status"] in ("canceled", "filled") for cid in left)
+    assert resting() == []

@@ -290,6 +290,9 @@ class MMSession:
             await self._reconcile(attempts=10)
             self.reconciler.venue = BreakerVenue(data, breaker)
         await self.guard.kill_switch.poll()  # a kill queued while no session ran acts first
+        # quotes a previous life left resting were decided on a book long gone (and a halted
+        # session may only cancel): the strategy quotes afresh from the first touch
+        await self._cancel_all("stale quote from a previous session")
         tasks = [
             asyncio.create_task(streams.touches(self._put("touch"))),
             asyncio.create_task(streams.trades(self._put("trade"))),
