@@ -91,6 +91,7 @@ class MMLiveConfig(_Model):
     order_timeout_s: float = Field(5.0, gt=0, description="re-place a quote older than this")
     reconcile_every_s: float = Field(30.0, gt=0, description="live: journal vs venue")
     timer_s: float = Field(1.0, gt=0, description="the strategy's on_timer interval")
+    status_every_s: float = Field(10.0, gt=0, description="the CLI's status line")
     max_inventory: float = Field(0.01, gt=0, description="|position| cap, base units")
     max_orders_per_s: int = Field(10, ge=1, description="the quote diff's message budget")
     max_cancel_ratio: float = Field(3.0, gt=0, description="the quote diff's cancels / places")

@@ -41,7 +41,7 @@ def config(tmp_path: Path, url: str) -> Path:
         "[risk]\n"
         "max_orders_per_second = 20\nmax_orders_per_minute = 2000\n"
         "max_cancel_ratio = 5.0\nmax_symbol_exposure = 1.0\n"
-        "[mm]\nmax_inventory = 0.005\nreconcile_every_s = 1.0\n"
+        "[mm]\nmax_inventory = 0.005\nreconcile_every_s = 1.0\nstatus_every_s = 1.0\n"
         "[mm.params.basic_mm]\nsize = 0.001\n"
     )
     return path
@@ -73,7 +73,7 @@ def test_mm_run_quotes_live_until_the_venue_clock_reaches_until(
     admin("POST", "reset")
     admin("POST", "limits", {"weight_limit": 1_000_000})
     journal = tmp_path / "mm.sqlite"
-    until = pd.Timestamp(cli_sandbox.now_ms() + 8 * 60_000, unit="ms", tz="UTC").isoformat()
+    until = pd.Timestamp(cli_sandbox.now_ms() + 25 * 60_000, unit="ms", tz="UTC").isoformat()
     proc = quantdesk(
         config(tmp_path, cli_url), "--strategy", "basic_mm", "--symbol", "BTC/USDT",
         "--mode", "live", "--venue", "sandbox", "--journal", str(journal), "--until", until,
@@ -93,6 +93,7 @@ def test_mm_run_quotes_live_until_the_venue_clock_reaches_until(
             proc.kill()
     assert proc.returncode == 0, out
     assert "orders " in out and "fills " in out
+    assert "status: BTC/USDT bid " in out and "| active" in out  # the periodic status line
     with Journal(journal) as j:
         stopped = j.events("session_stopped")
         orders = j.orders()

@@ -11,7 +11,7 @@ import click
 from quantdesk.cli.context import AppContext
 from quantdesk.cli.mm import mm, quote_strategy_class
 from quantdesk.cli.output import announce, console
-from quantdesk.cli.run import _decimal
+from quantdesk.cli.run import _decimal, _print_status
 from quantdesk.cli.runlock import session_lock
 from quantdesk.errors import QuantdeskError
 
@@ -119,7 +119,7 @@ def mm_run(
         stop = asyncio.Event()
         remove = install_signal_handlers(stop)
         try:
-            return await run_mm_session(spec, stop=stop)
+            return await run_mm_session(spec, stop=stop, on_status=_print_status)
         finally:
             remove()
 

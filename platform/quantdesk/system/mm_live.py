@@ -136,9 +136,12 @@ class MMSession:
         *,
         env: Mapping[str, str] | None = None,
         stop: asyncio.Event | None = None,
+        on_status: Callable[[str], None] | None = None,
     ) -> None:
-        """env: where credentials are read; stop: set it to stop gracefully."""
+        """env: where credentials are read; stop: set it to stop gracefully; on_status: gets a
+        status line every [mm] status_every_s."""
         self.spec = spec
+        self.on_status = on_status
         self.env = env
         self.stop = stop or asyncio.Event()
         self.clock = WallClock()
@@ -664,7 +667,8 @@ class MMSession:
         """Kill switch every kill_poll_s; monitors, reloads, behaviour every second;
         reconciliation every reconcile_every_s (live: flagged here, run by the event loop)."""
         every = self.spec.settings.reconcile_every_s * 1000
-        last_slow = last_reconcile = self.clock()
+        status_every = self.spec.settings.status_every_s * 1000
+        last_slow = last_reconcile = last_status = self.clock()
         while True:
             await asyncio.sleep(self.spec.kill_poll_s)
             try:
@@ -677,11 +681,28 @@ class MMSession:
                 if self.params is not None:
                     self.params.check()
                 await self._check_behaviour(now)
+                if self.on_status is not None and now - last_status >= status_every:
+                    last_status = now
+                    self.on_status(self.status_line())
             except VenueError as exc:  # the venue failed a cancel or a lookup: next round
                 log.warning("control step failed (%s); retrying", type(exc).__name__)
             if self.reconciler is not None and now - last_reconcile >= every:
                 last_reconcile = now
                 self._reconcile_due = True  # the event loop runs it between two events
+
+    def status_line(self) -> str:
+        """Touch, inventory, equity, quotes resting, orders and fills so far, trading state."""
+        pos = self.portfolio.positions.get(self.symbol)
+        qty = pos.quantity if pos else ZERO
+        mid = dec(self.book.mid) if self.book.bid else None
+        equity = self.portfolio.equity({self.symbol: mid}) if mid is not None else None
+        resting = sum(1 for o in self.om.orders.values() if o.status.is_open)
+        return (
+            f"status: {self.symbol} bid {self.book.bid:g} ask {self.book.ask:g} | inventory "
+            f"{qty} | equity {equity if equity is None else round(equity, 2)} | quotes {resting} "
+            f"| places {self.counts['places']} cancels {self.counts['cancels']} fills "
+            f"{self.journal.count('fills')} | {self.risk.state.value}"
+        )
 
     async def _check_behaviour(self, now: int) -> None:
         why = self.behaviour.check(now)
@@ -780,9 +801,10 @@ async def run_mm_session(
     env: Mapping[str, str] | None = None,
     stop: asyncio.Event | None = None,
     started: asyncio.Event | None = None,
+    on_status: Callable[[str], None] | None = None,
 ) -> MMSessionResult:
     """Run one market-making session to its end (--until, or `stop` being set)."""
-    session = MMSession(spec, env=env, stop=stop)
+    session = MMSession(spec, env=env, stop=stop, on_status=on_status)
     if started is not None:
         session.started = started
     return await session.run()
