@@ -157,6 +157,7 @@ class MMSession:
         self._new_fills = 0
         self._queued_touches = 0
         self._reconcile_due = False
+        self._reconcile_due_ms = 0
         self._fill_desired: list[Quote] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -382,9 +383,11 @@ class MMSession:
 
     async def _loop(self) -> None:
         while not self.finished():
-            if self._reconcile_due and self._events.empty():
-                # when idle, never while an order is in flight (a fill of an order whose ack is
-                # still travelling would look foreign) or while stream events wait unread
+            waited = self.clock() - self._reconcile_due_ms
+            if self._reconcile_due and (self._events.empty() or waited > 5_000):
+                # between two events, never while an order is in flight (a fill of an order
+                # whose ack is still travelling would look foreign), and preferably with no
+                # stream event waiting unread (a busy market waits at most 5 s more)
                 self._reconcile_due = False
                 await self._reconcile(attempts=1)
             try:
@@ -688,7 +691,7 @@ class MMSession:
                 log.warning("control step failed (%s); retrying", type(exc).__name__)
             if self.reconciler is not None and now - last_reconcile >= every:
                 last_reconcile = now
-                self._reconcile_due = True  # the event loop runs it between two events
+                self._reconcile_due, self._reconcile_due_ms = True, now  # run by the loop
 
     def status_line(self) -> str:
         """Touch, inventory, equity, quotes resting, orders and fills so far, trading state."""
