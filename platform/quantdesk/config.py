@@ -6,7 +6,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -112,6 +112,28 @@ class ArbConfig(_Model):
         return value
 
 
+class MMLiveConfig(_Model):
+    """`[mm]`: how `quantdesk mm run` quotes, and the behaviour monitor's limits.
+
+    `[mm.params.STRATEGY]` holds strategy parameters; a running session re-reads them (hot
+    reload) and applies a change only if the strategy validates it."""
+
+    params: dict[str, dict[str, Any]] = {}
+    order_timeout_s: float = Field(5.0, gt=0, description="re-place a quote older than this")
+    reconcile_every_s: float = Field(30.0, gt=0, description="live: journal vs venue")
+    timer_s: float = Field(1.0, gt=0, description="the strategy's on_timer interval")
+    status_every_s: float = Field(10.0, gt=0, description="the CLI's status line")
+    max_inventory: float = Field(0.01, gt=0, description="|position| cap, base units")
+    max_orders_per_s: int = Field(10, ge=1, description="the quote diff's message budget")
+    max_cancel_ratio: float = Field(3.0, gt=0, description="the quote diff's cancels / places")
+    monitor_window_s: float = Field(60.0, gt=0, description="the behaviour monitor's window")
+    monitor_min_orders: int = Field(20, ge=1, description="orders before the ratios apply")
+    monitor_max_orders_per_s: float | None = Field(None, gt=0)
+    monitor_max_cancel_ratio: float | None = Field(None, gt=0)
+    monitor_min_fill_rate: float | None = Field(None, ge=0, le=1, description="fills / orders")
+    monitor_action: Literal["reduce", "halt"] = "halt"
+
+
 class Config(_Model):
     """The whole quantdesk.toml."""
 
@@ -121,6 +143,7 @@ class Config(_Model):
     risk: RiskConfig = RiskConfig()
     alerts: AlertsConfig = AlertsConfig()
     arb: ArbConfig | None = None
+    mm: MMLiveConfig = MMLiveConfig()
     source: Path | None = Field(default=None, exclude=True)
 
     def store(self) -> DataStore:

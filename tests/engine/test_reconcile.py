@@ -15,7 +15,7 @@ import pytest
 from quantdesk.engine.journal import Journal
 from quantdesk.engine.order_manager import OrderManager
 from quantdesk.engine.portfolio import Portfolio
-from quantdesk.engine.reconcile import Reconciler, UnknownOrders
+from quantdesk.engine.reconcile import Reconciler, ReconcileReport, UnknownOrders
 from quantdesk.model import Order, OrderStatus, OrderType, Side, client_order_id
 from quantdesk.venues import sandbox_client
 from quantdesk.venues.ccxt_venue import CcxtVenue
@@ -219,3 +219,26 @@ async def test_perp_position_from_missing_fills_matches_venue(
             assert (await rec.run()).clean
     finally:
         await venue.close()
+
+
+async def test_fills_of_two_orders_met_in_one_pass_both_go_through_their_orders(
+    rig: Rig,
+    admin: Admin,  # noqa: F811
+) -> None:
+    # the fills step meets the first order's trade, refreshes every open order (which applies
+    # the second order's trade too and finishes it): the second is no stray either
+    last = D(str((await rig.venue.exchange.fetch_ticker(BTC))["last"]))
+    price = rig.venue.rules[BTC].round_price(last * D("0.999"), Side.BUY)
+    a = await rig.manager.submit(order(3, "0.01", OrderType.LIMIT, price=price))
+    b = await rig.manager.submit(order(4, "0.01", OrderType.LIMIT, price=price))
+    for _ in range(48):
+        admin.advance(30)
+        if len(admin("GET", "fills")) >= 2:
+            break
+    reconciler = rig.reconciler()
+    report = ReconcileReport(1)
+    await reconciler._fills(report)  # the fills step on its own: the orders were not refreshed
+    assert a.status is S.FILLED and b.status is S.FILLED
+    actions = {d.key: d.action for d in report.of("missing_fill")}
+    assert len(actions) == 2 and set(actions.values()) == {"applied via order"}
+    assert rig.journal.count("fills") == 2

@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "dashboard",
     "data",
     "mm",
+    "mm_run",
     "optimize",
     "promote",
     "replay",

@@ -312,6 +312,27 @@ class OrderManager:
             if found is not None:
                 self._adopt(order, found)
 
+    async def refresh_order(self, client_order_id: str) -> Order | None:
+        """Look one tracked order up at the venue and adopt what it says (REST backfill after a
+        stream event the stream alone cannot explain); None for an unknown client id."""
+        order = self.orders.get(client_order_id)
+        if order is None:
+            return None
+        found, _ = await self._lookup(order, None)
+        if found is not None:
+            self._adopt(order, found)
+        return order
+
+    def apply_update(self, reply: VenueOrder) -> Order | None:
+        """Adopt a venue report that arrived on its own (a user-stream event, a paper venue's
+        match) for a tracked order; None when the client id is not ours. Fills dedupe by
+        trade id, so the same execution seen again (stream, then REST) is applied once."""
+        order = self.orders.get(reply.client_order_id)
+        if order is None or order.status is S.PENDING:
+            return None
+        self._adopt(order, reply)
+        return order
+
     # --- applying venue state -------------------------------------------------------------------
 
     def _adopt(self, order: Order, reply: VenueOrder, cancel_refused: bool = False) -> None:

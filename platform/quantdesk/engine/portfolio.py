@@ -168,8 +168,13 @@ class Portfolio:
     ) -> None:
         trip = self.open_trips.get(fill.symbol)
         opening = fill.amount - closing
+        if closing and trip is None:
+            # the residual a fee in the base asset left once its trip had closed (a spot short
+            # covered by a buy that paid its fee in the asset bought): a trip of its own
+            trip = RoundTrip(fill.symbol, 1 if old > 0 else -1, fill.timestamp)
+            trip.entry_amount, trip.entry_value = abs(old), abs(old) * fill.price
+            self.open_trips[fill.symbol] = trip
         if closing:
-            assert trip is not None  # a reduction implies an open trip
             trip.exit_amount += closing
             trip.exit_value += closing * fill.price
             trip.pnl += realized

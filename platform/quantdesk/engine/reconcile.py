@@ -198,11 +198,12 @@ class Reconciler:
                 if fill.trade_id in known or fill.timestamp < self.since_ms:
                     continue
                 order = by_venue_id.get(fill.venue_order_id)
-                applied = False
                 if order is not None and not order.status.is_terminal:
                     # through the order, so its fill count and status move with it
                     await self.manager.refresh()
-                    applied = fill.trade_id in order.fill_ids
+                # an earlier refresh of this pass may have applied it already (and finished the
+                # order): then it went through its order too
+                applied = order is not None and fill.trade_id in order.fill_ids
                 if not applied:
                     cid = order.client_order_id if order else ""
                     if not cid and fill.venue_order_id:

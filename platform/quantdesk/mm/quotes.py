@@ -171,3 +171,18 @@ def diff_quotes(
         else:
             deferred += len(group)
     return DiffResult(actions, deferred, kept)
+
+
+def reducing_quotes(desired: list[Quote], inventory: float) -> list[Quote]:
+    """The quotes a REDUCING state allows: only the side that brings the inventory back to
+    zero, together no larger than the inventory (top levels first; none when flat)."""
+    side = ASK if inventory > 0 else BID
+    left = abs(inventory)
+    out = []
+    for q in sorted((q for q in desired if q.side == side), key=lambda q: q.level):
+        size = min(q.size, left)
+        if size <= 1e-12:
+            break
+        out.append(Quote(q.side, q.price, size, q.level))
+        left -= size
+    return out
