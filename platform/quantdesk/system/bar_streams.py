@@ -141,7 +141,8 @@ class StreamBarFeed(LiveBarFeed):
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            await asyncio.wait(tasks)
         if tasks:
             with suppress(VenueError, OSError):
                 await self.venue.reset_streams()
@@ -156,38 +157,49 @@ class StreamBarFeed(LiveBarFeed):
     async def _watch(self, symbol: str) -> None:
         """The symbol's kline stream forever: backfill after every loss, then follow."""
         lost, failures = True, 0  # the stream starts after the warm-up: fetch what closed since
-        while True:
-            if lost:
-                if not await self._backfill(symbol):
-                    failures += 1
-                    await asyncio.sleep(min(RETRY_S * 2**failures, RETRY_CAP_S))
+        watch: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                if lost:
+                    if not await self._backfill(symbol):
+                        failures += 1
+                        await asyncio.sleep(min(RETRY_S * 2**failures, RETRY_CAP_S))
+                        continue
+                    lost = False
+                if watch is None:
+                    watch = asyncio.ensure_future(self.venue.watch_candles(symbol, self.timeframe))
+                # asyncio.wait, not wait_for: a ccxt watch does not always end when cancelled,
+                # and wait_for would wait for it to; a stalled one is abandoned instead
+                await asyncio.wait({watch}, timeout=self.stall_s)
+                if not watch.done():
+                    self.stats.stalls += 1
+                    log.warning(
+                        "%s klines: no update for %.1f s; resubscribing", symbol, self.stall_s
+                    )
+                    _abandon(watch)
+                    watch = None
+                    lost = True
+                    self._forming.pop(symbol, None)
+                    with suppress(VenueError, OSError):
+                        await self.venue.reset_streams()
                     continue
-                lost = False
-            try:
-                updates = await asyncio.wait_for(
-                    self.venue.watch_candles(symbol, self.timeframe), self.stall_s
-                )
-            except TimeoutError:
-                self.stats.stalls += 1
-                log.warning("%s klines: no update for %.1f s; resubscribing", symbol, self.stall_s)
-                lost = True
-                self._forming.pop(symbol, None)
-                with suppress(VenueError, OSError):
-                    await self.venue.reset_streams()
-                continue
-            except (VenueError, OSError) as exc:
-                self.stats.reconnects += 1
-                failures += 1
-                log.warning(
-                    "%s klines: stream failed (%s); reconnecting", symbol, type(exc).__name__
-                )
-                lost = True
-                # an update lost with the connection may have changed the forming candle
-                self._forming.pop(symbol, None)
-                await asyncio.sleep(min(RETRY_S * 2 ** min(failures, 6), RETRY_CAP_S))
-                continue
-            failures = 0
-            await self._take(symbol, updates)
+                done, watch = watch, None
+                if done.cancelled() or isinstance(done.exception(), VenueError | OSError):
+                    # (ccxt cancels the watches of a connection it closes itself)
+                    self.stats.reconnects += 1
+                    failures += 1
+                    reason = "cancelled" if done.cancelled() else type(done.exception()).__name__
+                    log.warning("%s klines: stream failed (%s); reconnecting", symbol, reason)
+                    lost = True
+                    # an update lost with the connection may have changed the forming candle
+                    self._forming.pop(symbol, None)
+                    await asyncio.sleep(min(RETRY_S * 2 ** min(failures, 6), RETRY_CAP_S))
+                    continue
+                failures = 0
+                await self._take(symbol, done.result())
+        finally:
+            if watch is not None:
+                _abandon(watch)
 
     async def _take(self, symbol: str, updates: list[tuple[list[Any], bool]]) -> None:
         """Apply stream updates: close what they close, backfill a hole before it."""
@@ -244,3 +256,10 @@ class StreamBarFeed(LiveBarFeed):
         except VenueError as exc:
             log.warning("%s klines: backfill failed (%s)", symbol, type(exc).__name__)
             return False
+
+
+def _abandon(watch: asyncio.Future[Any]) -> None:
+    """Cancel a watch nobody waits for any more; its outcome is consumed so that asyncio does
+    not report it as never retrieved."""
+    watch.cancel()
+    watch.add_done_callback(lambda f: f.cancelled() or f.exception())

@@ -405,20 +405,32 @@ class CcxtVenue:
         candle's end; other exchanges: the local clock past its end. A candle that is not yet
         closed is closed by the next one opening (the caller's rule: it sees the order).
         """
-        rows = await self.exchange.watch_ohlcv(symbol, timeframe)
         span = self.exchange.parse_timeframe(timeframe) * 1000
         market_id = self.exchange.market(symbol)["id"]
         interval = self.exchange.timeframes.get(timeframe, timeframe)
-        out = []
-        for row in sorted(rows, key=lambda r: r[0]):
-            t = int(row[0])
-            flags = self._klines.pop((market_id, interval, t), None)
-            if flags is not None:
-                closed = flags[0] or flags[1] >= t + span
-            else:
-                closed = self.exchange.milliseconds() >= t + span
-            out.append((list(row[:6]), closed))
-        return out
+        if not self._klines_of(market_id, interval):
+            rows = await self.exchange.watch_ohlcv(symbol, timeframe)
+        else:
+            # messages came in since the last call: ccxt would hand them over only with the
+            # next message (a watch waits for a new one), so a burst's last candle would wait
+            rows = []
+        times = self._klines_of(market_id, interval)
+        if times:  # Binance: what the messages updated, read from ccxt's candle cache
+            cache = (self.exchange.ohlcvs.get(symbol) or {}).get(timeframe) or []
+            # ArrayCacheByTimestamp keys its rows by open time; any other cache is scanned
+            by_time = getattr(cache, "hashmap", None) or {int(r[0]): r for r in cache}
+            out = []
+            for t in times:
+                closed, event_ms = self._klines.pop((market_id, interval, t))
+                if t in by_time:  # (else the cache dropped it: the feed backfills the hole)
+                    out.append((list(by_time[t][:6]), closed or event_ms >= t + span))
+            return out
+        now = self.exchange.milliseconds()
+        return [(list(r[:6]), now >= int(r[0]) + span) for r in sorted(rows, key=lambda r: r[0])]
+
+    def _klines_of(self, market_id: str, interval: str) -> list[int]:
+        """Open times of the kline messages of one stream not yet handed over, oldest first."""
+        return sorted(t for m, i, t in self._klines if m == market_id and i == interval)
 
     @_mapped(Operation.FETCH)
     async def reset_streams(self) -> None:
