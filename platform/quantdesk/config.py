@@ -48,6 +48,18 @@ class VenueConfig(_Model):
         "assume its published weight limits at 50); lower it only where the account's "
         "or the sandbox's limit is higher",
     )
+    feed: Literal["poll", "streams"] = Field(
+        default="poll",
+        description="where live/paper sessions get closed candles: poll (REST fetch_ohlcv every "
+        "--poll seconds) or streams (ccxt.pro watch_ohlcv, with REST backfill after each "
+        "reconnect; falls back to poll when ccxt has no ccxt.pro class for the exchange)",
+    )
+    stream_stall_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="feed = streams: a stream silent this long is reconnected and backfilled",
+    )
 
     @field_validator("sandbox_url")
     @classmethod

@@ -1,8 +1,8 @@
-"""Paper and live sessions: closed candles polled through ccxt, orders to CcxtVenue or SimVenue.
+"""Paper and live sessions: closed candles through ccxt, orders to CcxtVenue or SimVenue.
 
-`LiveBarFeed` is the kernel's `Feed` for live data: it polls `fetch_ohlcv` and yields only
-candles whose end is at or before the venue's clock (the sandbox replays history, so "now" is
-the venue's, not the local wall clock). Steps come out in time order, one per open time.
+The kernel's `Feed` for live data is a `LiveBarFeed` (REST polling of closed candles,
+system/bar_feeds.py) or, with the venue's `feed = "streams"`, a `StreamBarFeed` (ccxt.pro's
+kline stream with reconnects and REST backfill, system/bar_streams.py).
 
 Crash injection for the crash tests lives outside this path, in `quantdesk.testing.crash`.
 """
@@ -15,7 +15,7 @@ import logging
 import random
 import re
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -31,7 +31,7 @@ from quantdesk.config import VenueConfig
 from quantdesk.data.store import DataStore, stored_funding
 from quantdesk.data.timeframes import timeframe_ms
 from quantdesk.engine.clock import WallClock
-from quantdesk.engine.feeds import BarEvent, Step
+from quantdesk.engine.feeds import Step
 from quantdesk.engine.journal import Journal
 from quantdesk.engine.kernel import ExecutionMode, Kernel
 from quantdesk.engine.portfolio import Portfolio
@@ -58,6 +58,8 @@ from quantdesk.risk.limits import RiskConfig
 from quantdesk.risk.sizing import Sizing, entry_size
 from quantdesk.risk.var import daily_returns
 from quantdesk.strategy import SignalStrategy
+from quantdesk.system.bar_feeds import LiveBarFeed
+from quantdesk.system.bar_streams import StreamBarFeed
 from quantdesk.system.kernel import (
     build_kernel,
     funding_schedule,
@@ -77,119 +79,6 @@ STARTUP_RETRY = RetryPolicy(base=0.5, factor=2.0, cap=8.0, max_attempts=6)
 
 class VenueDown(QuantdeskError):
     """The venue did not answer at start-up (after retries), or refused the session."""
-
-
-class LiveBarFeed:
-    """Closed candles of several symbols from a ccxt venue, polled every `poll_s` seconds."""
-
-    historical = False
-
-    def __init__(
-        self,
-        venue: CcxtVenue,
-        symbols: Sequence[str],
-        timeframe: str,
-        *,
-        poll_s: float = 5.0,
-        after_ms: int | None = None,
-        until_ms: int | None = None,
-        stop: asyncio.Event | None = None,
-    ) -> None:
-        """after_ms: only candles opening after it (default: those closing after the first
-        poll); until_ms: end the feed once a candle opening at or after it has closed."""
-        self.venue = venue
-        self.symbols = list(symbols)
-        self.timeframe = timeframe
-        self.timeframe_ms = timeframe_ms(timeframe)
-        self.poll_s = poll_s
-        self.after_ms = after_ms
-        self.until_ms = until_ms
-        self.stop = stop or asyncio.Event()
-        self.polls = 0
-        # awaited once per poll, between steps: the kernel is idle then, so work done here
-        # (periodic reconciliation) never interleaves with an order in progress
-        self.on_idle: Callable[[], Awaitable[None]] | None = None
-        # called after the kernel has processed each step (the session's status line)
-        self.after_step: Callable[[], None] | None = None
-        # called with each step before the kernel gets it (the session journals its bars)
-        self.on_step: Callable[[Step], None] | None = None
-
-    async def history(self, bars: int) -> list[Step]:
-        """The last `bars` closed candles as steps (warm-up); later polls continue after them."""
-        per_symbol = {
-            s: await self.venue.fetch_closed_bars(s, self.timeframe, None, bars + 1)
-            for s in self.symbols
-        }
-        steps = _steps(per_symbol)[-bars:] if bars else []
-        if steps:
-            self.after_ms = max(self.after_ms or 0, steps[-1][0].bar.time)
-        return steps
-
-    async def _poll(self) -> list[Step]:
-        per_symbol: dict[str, list[list[Any]]] = {}
-        for symbol in self.symbols:
-            since = None if self.after_ms is None else self.after_ms + 1
-            per_symbol[symbol] = await self.venue.fetch_closed_bars(symbol, self.timeframe, since)
-        self.polls += 1
-        steps = _steps(per_symbol)
-        if self.after_ms is None:
-            # first poll without a starting point: only what closes from now on is news
-            self.after_ms = steps[-1][0].bar.time if steps else None
-            return []
-        # a step is complete once every symbol has reported it (or moved past it)
-        # (exchanges list a candle for every interval, traded or not)
-        latest = min(rows[-1][0] if rows else self.after_ms for rows in per_symbol.values())
-        ready = [s for s in steps if self.after_ms < s[0].bar.time <= latest]
-        if ready:
-            self.after_ms = ready[-1][0].bar.time
-        return ready
-
-    def finished(self) -> bool:
-        """The --until time has been reached (or a stop was requested)."""
-        if self.stop.is_set():
-            return True
-        return (
-            self.until_ms is not None
-            and self.after_ms is not None
-            and self.after_ms >= self.until_ms
-        )
-
-    async def __aiter__(self) -> AsyncIterator[Step]:
-        while not self.finished():
-            try:
-                steps = await self._poll()
-            except VenueError as exc:
-                log.warning("bar poll failed (%s); retrying", type(exc).__name__)
-                steps = []
-            for step in steps:
-                if self.until_ms is not None and step[0].bar.time > self.until_ms:
-                    self.after_ms = self.until_ms
-                    return
-                for event in step:
-                    self.venue.marks[event.symbol] = dec(event.bar.close)
-                if self.on_step is not None:
-                    self.on_step(step)
-                yield step
-                if self.after_step is not None:  # the kernel has processed the step
-                    self.after_step()
-                if self.stop.is_set():
-                    return
-            if self.finished():
-                return
-            if self.on_idle is not None:
-                await self.on_idle()
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), self.poll_s)
-
-
-def _steps(per_symbol: dict[str, list[list[Any]]]) -> list[Step]:
-    """Rows per symbol -> steps of BarEvents sharing an open time, in time order."""
-    by_time: dict[int, Step] = {}
-    for symbol, rows in per_symbol.items():
-        for t, o, h, low, c, v in (r[:6] for r in rows):
-            bar = SimBar(int(t), float(o), float(h), float(low), float(c), float(v or 0.0))
-            by_time.setdefault(int(t), []).append(BarEvent(symbol, bar, -1))
-    return [by_time[t] for t in sorted(by_time)]
 
 
 class RedactSignatures(logging.Filter):
@@ -472,9 +361,7 @@ class Session:
         if kernel.guard is not None:  # a kill queued while no session ran acts before any bar
             await kernel.guard.kill_switch.poll()
         _restore_sleeves(runner, journal, kernel)
-        feed = LiveBarFeed(
-            data, symbols, timeframe, poll_s=spec.poll_s, until_ms=spec.until_ms, stop=self.stop
-        )
+        feed = self._feed(data, symbols, timeframe)
         history = await self._starting("send recent bars", lambda: feed.history(runner.window))
         _warm_up(history, runner, kernel)
         # the closed bars the session saw (its warm-up window included), so that the daily
@@ -505,7 +392,10 @@ class Session:
                                         history[-1][0].bar.time if history else None),
         )  # fmt: skip
         self.started.set()
-        await kernel.run(feed)
+        try:
+            await kernel.run(feed)
+        finally:
+            await feed.close()
         if spec.cancel_on_exit:
             for order in [o for o in kernel.om.orders.values() if o.status.is_open]:
                 await kernel.om.cancel(order.client_order_id, "shutdown")
@@ -533,6 +423,21 @@ class Session:
             if kernel.closes
             else None,
             quote=quote,
+        )
+
+    def _feed(self, data: CcxtVenue, symbols: list[str], timeframe: str) -> LiveBarFeed:
+        """The venue's kline streams (feed = streams, when ccxt.pro has the exchange), else
+        REST polling."""
+        spec = self.spec
+        if spec.venue.feed == "streams" and data.streams:
+            return StreamBarFeed(
+                data, symbols, timeframe, poll_s=spec.poll_s, stall_s=spec.venue.stream_stall_s,
+                until_ms=spec.until_ms, stop=self.stop,
+            )  # fmt: skip
+        if spec.venue.feed == "streams":
+            log.warning("venue %s has no ccxt.pro streams: polling candles", spec.venue_name)
+        return LiveBarFeed(
+            data, symbols, timeframe, poll_s=spec.poll_s, until_ms=spec.until_ms, stop=self.stop
         )
 
     def _status_reporter(

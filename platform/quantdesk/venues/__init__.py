@@ -2,7 +2,7 @@
 
 from quantdesk.venues.accounts import Account, Balance, Position
 from quantdesk.venues.book import Book, BookConfig, book_from_bar
-from quantdesk.venues.client import sandbox_client
+from quantdesk.venues.client import sandbox_client, sandbox_pro_client
 from quantdesk.venues.matching import FeeSchedule, MatchingCore
 from quantdesk.venues.models import (
     Bar,
@@ -37,4 +37,5 @@ __all__ = [
     "TimeInForce",
     "book_from_bar",
     "sandbox_client",
+    "sandbox_pro_client",
 ]

@@ -19,6 +19,7 @@ transport's own TimeoutError/OSError, which the engine treats as ambiguous).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -27,6 +28,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import ccxt
 import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxt_pro
 
 from quantdesk.config import VenueConfig
 from quantdesk.errors import ConfigError
@@ -51,7 +53,7 @@ from quantdesk.model import (
 from quantdesk.model import (
     dec as model_dec,
 )
-from quantdesk.venues.client import sandbox_client
+from quantdesk.venues.client import sandbox_client, sandbox_pro_client
 
 log = logging.getLogger(__name__)
 S = OrderStatus
@@ -144,12 +146,19 @@ def make_exchange(config: VenueConfig, env: Mapping[str, str] | None = None) -> 
     used when the config names no credential variables).
     """
     exchange_id = _EXCHANGE_IDS.get((config.exchange, config.market), config.exchange)
+    # feed = streams needs a ccxt.pro class (which does REST too); without one the venue is
+    # the plain async client and sessions poll (CcxtVenue.streams is then False)
+    pro = config.feed == "streams" and hasattr(ccxt_pro, exchange_id)
     if config.sandbox_url:
         if config.api_key_env or config.api_secret_env:
             key, secret = config.credentials(env)
             creds = {"key": key.get_secret_value(), "secret": secret.get_secret_value()}
         else:
             creds = {}
+        if pro:
+            return sandbox_pro_client(
+                exchange_id, config.sandbox_url, options=dict(CLOCK_SYNC), **_pace(config), **creds
+            )
         return sandbox_client(
             exchange_id,
             config.sandbox_url,
@@ -163,7 +172,7 @@ def make_exchange(config: VenueConfig, env: Mapping[str, str] | None = None) -> 
     key, secret = config.credentials(env)
     options = {"defaultType": "swap"} if config.market == "usdm" else {}
     options.update(CLOCK_SYNC)
-    return getattr(ccxt_async, exchange_id)(
+    return getattr(ccxt_pro if pro else ccxt_async, exchange_id)(
         {
             "apiKey": key.get_secret_value(),
             "secret": secret.get_secret_value(),
@@ -192,6 +201,10 @@ class CcxtVenue:
         binance = exchange.id.startswith("binance")
         self._create_key = "newClientOrderId" if binance else "clientOrderId"
         self._fetch_key = "origClientOrderId" if binance else "clientOrderId"
+        # (market id, interval, open ms) -> (closed flag, event ms) of the latest kline message
+        self._klines: dict[tuple[str, str, int], tuple[bool, int]] = {}
+        if self.streams and binance:
+            _keep_kline_flags(exchange, self._klines)
 
     @classmethod
     def from_config(
@@ -374,6 +387,66 @@ class CcxtVenue:
         span = self.exchange.parse_timeframe(timeframe) * 1000
         return [r for r in rows if r[0] + span <= now]
 
+    # --- streams (ccxt.pro) ---------------------------------------------------------------
+
+    @property
+    def streams(self) -> bool:
+        """Whether the client is a ccxt.pro one that streams candles (feed = streams)."""
+        return bool(getattr(self.exchange, "has", {}).get("ws")) and bool(
+            self.exchange.has.get("watchOHLCV")
+        )
+
+    @_mapped(Operation.FETCH)
+    async def watch_candles(self, symbol: str, timeframe: str) -> list[tuple[list[Any], bool]]:
+        """The next candle updates from the kline stream, oldest first, each as
+        ([open_ms, o, h, l, c, v], closed).
+
+        closed: Binance's final-update flag (k.x), or the venue's event time at or past the
+        candle's end; other exchanges: the local clock past its end. A candle that is not yet
+        closed is closed by the next one opening (the caller's rule: it sees the order).
+        """
+        span = self.exchange.parse_timeframe(timeframe) * 1000
+        market_id = self.exchange.market(symbol)["id"]
+        interval = self.exchange.timeframes.get(timeframe, timeframe)
+        if not self._klines_of(market_id, interval):
+            rows = await self.exchange.watch_ohlcv(symbol, timeframe)
+        else:
+            # messages came in since the last call: ccxt would hand them over only with the
+            # next message (a watch waits for a new one), so a burst's last candle would wait
+            rows = []
+        times = self._klines_of(market_id, interval)
+        if times:  # Binance: what the messages updated, read from ccxt's candle cache
+            cache = (self.exchange.ohlcvs.get(symbol) or {}).get(timeframe) or []
+            # ArrayCacheByTimestamp keys its rows by open time; any other cache is scanned
+            by_time = getattr(cache, "hashmap", None) or {int(r[0]): r for r in cache}
+            out = []
+            for t in times:
+                closed, event_ms = self._klines.pop((market_id, interval, t))
+                if t in by_time:  # (else the cache dropped it: the feed backfills the hole)
+                    out.append((list(by_time[t][:6]), closed or event_ms >= t + span))
+            return out
+        now = self.exchange.milliseconds()
+        return [(list(r[:6]), now >= int(r[0]) + span) for r in sorted(rows, key=lambda r: r[0])]
+
+    def _klines_of(self, market_id: str, interval: str) -> list[int]:
+        """Open times of the kline messages of one stream not yet handed over, oldest first."""
+        return sorted(t for m, i, t in self._klines if m == market_id and i == interval)
+
+    @_mapped(Operation.FETCH)
+    async def reset_streams(self) -> None:
+        """Close every stream connection: the next watch connects and subscribes afresh (a
+        stalled connection may be open but dead)."""
+        clients = list(self.exchange.clients.items())
+        for url, client in clients:
+            # dropped first, so a watch made while these close connects afresh (ccxt's own
+            # close_ws_clients would also drop a connection opened meanwhile)
+            if self.exchange.clients.get(url) is client:
+                del self.exchange.clients[url]
+            client.error = ccxt.NetworkError("stream reset by the session")
+            # every watcher on it fails now and reconnects, instead of waiting out its stall
+            client.reject(client.error)
+        await asyncio.gather(*(c.close() for _, c in clients), return_exceptions=True)
+
     # --- helpers ------------------------------------------------------------------------------
 
     def _family(self, symbol: str, order: Order | None) -> dict[str, Any]:
@@ -464,3 +537,24 @@ class CcxtVenue:
             venue=self.name,
             venue_order_id=str(trade.get("order")) if trade.get("order") is not None else None,
         )
+
+
+def _keep_kline_flags(exchange: Any, flags: dict[tuple[str, str, int], tuple[bool, int]]) -> None:
+    """Record each kline message's closed flag and event time before ccxt parses it.
+
+    ccxt's unified candles drop Binance's k.x and E: without them a finished candle would only
+    count as closed when the next one opens, a whole bar late.
+    """
+    handle = exchange.handle_ohlcv
+
+    def handle_ohlcv(client: Any, message: dict[str, Any]) -> Any:
+        kline = message.get("k") or {}
+        if "t" in kline:
+            key = (str(kline.get("s") or kline.get("ps")), str(kline.get("i")), int(kline["t"]))
+            flags[key] = (bool(kline.get("x")), int(message.get("E") or 0))
+            if len(flags) > 10_000:  # updates nobody watched any more (a symbol unsubscribed)
+                for old in list(flags)[:5_000]:
+                    del flags[old]
+        return handle(client, message)
+
+    exchange.handle_ohlcv = handle_ohlcv

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import ccxt
 import ccxt.async_support as ccxt_async
+import ccxt.pro
 
 from quantdesk.errors import ConfigError
 
@@ -57,3 +58,41 @@ def sandbox_client(
     for kind in ("exact", "broad"):
         client.exceptions[kind] = {**client.exceptions[kind], **tables.get(kind, {})}
     return client
+
+
+_SANDBOX_OPTIONS = (
+    "fetchCurrencies",
+    "fetchMargins",
+    "fetchMarkets",
+    "defaultType",
+    "warnOnFetchOpenOrdersWithoutSymbol",
+    "fetchOpenOrders",
+)
+
+
+def sandbox_pro_client(
+    exchange: str,
+    url: str,
+    key: str = "sandbox-key",
+    secret: str = "sandbox-secret",
+    **config: Any,
+) -> Any:
+    """Return ccxt.pro binance / binanceusdm whose REST and stream URLs point at the sandbox
+    (the ccxt.pro class does REST too, so one client serves orders and streams)."""
+    options = config.pop("options", {})
+    rest = sandbox_client(exchange, url, key, secret, async_=True, options=options, **config)
+    pro = getattr(ccxt.pro, exchange)({"apiKey": key, "secret": secret, **config})
+    # only what sandbox_client switches (the ccxt.pro class has its own stream options)
+    pro.options.update({k: rest.options[k] for k in (*_SANDBOX_OPTIONS, *options)})
+    ws_root = "ws://" + urlsplit(url).netloc
+    api = dict(rest.urls["api"])
+    api["ws"] = dict(pro.urls["api"]["ws"]) | {
+        "spot": f"{ws_root}/ws",
+        "margin": f"{ws_root}/ws",
+        "linear": f"{ws_root}/fstream/ws",
+        # spot user data (watch_orders, watch_my_trades) goes through the WebSocket API
+        "ws-api": dict(pro.urls["api"]["ws"]["ws-api"]) | {"spot": f"{ws_root}/ws-api/v3"},
+    }
+    pro.urls["api"] = api
+    pro.exceptions = rest.exceptions
+    return pro
