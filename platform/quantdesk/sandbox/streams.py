@@ -24,9 +24,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
-import ccxt.pro
 from aiohttp import WSMsgType, web
 
 from quantdesk.sandbox import formats as fmt
@@ -34,7 +32,7 @@ from quantdesk.sandbox.errors import BinanceError
 from quantdesk.sandbox.market import MINUTE_MS
 from quantdesk.sandbox.state import Sandbox
 from quantdesk.sandbox.userstream import NO_LISTEN_KEY, verify_ws_signature
-from quantdesk.venues import sandbox_client
+from quantdesk.venues import sandbox_pro_client
 from quantdesk.venues.models import MarketSpec
 
 PUMP_S = 0.02  # how often the pump looks at the clock
@@ -382,28 +380,4 @@ def add_stream_routes(app: web.Application, sandbox: Sandbox) -> None:
 def pro_client(exchange: str, url: str, key: str = "sandbox-key", secret: str = "sandbox-secret",
                **config: Any) -> Any:  # fmt: skip
     """A ccxt.pro binance / binanceusdm client whose REST and stream URLs point at the sandbox."""
-    rest = sandbox_client(exchange, url, key, secret, **config)
-    pro = getattr(ccxt.pro, exchange)({"apiKey": key, "secret": secret, **config})
-    pro.options.update({k: v for k, v in rest.options.items() if k in _REST_OPTIONS})
-    ws_root = "ws://" + urlsplit(url).netloc
-    api = dict(rest.urls["api"])
-    api["ws"] = dict(pro.urls["api"]["ws"]) | {
-        "spot": f"{ws_root}/ws",
-        "margin": f"{ws_root}/ws",
-        "linear": f"{ws_root}/fstream/ws",
-        # spot user data (watch_orders, watch_balance...) goes through the WebSocket API
-        "ws-api": dict(pro.urls["api"]["ws"]["ws-api"]) | {"spot": f"{ws_root}/ws-api/v3"},
-    }
-    pro.urls["api"] = api
-    pro.exceptions = rest.exceptions
-    return pro
-
-
-_REST_OPTIONS = (
-    "fetchCurrencies",
-    "fetchMargins",
-    "fetchMarkets",
-    "defaultType",
-    "warnOnFetchOpenOrdersWithoutSymbol",
-    "fetchOpenOrders",
-)
+    return sandbox_pro_client(exchange, url, key, secret, **config)

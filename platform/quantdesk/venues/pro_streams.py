@@ -16,14 +16,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 import ccxt.pro
 
 from quantdesk.config import VenueConfig
 from quantdesk.errors import ConfigError
 from quantdesk.model import Fill, OrderStatus, Side, dec
-from quantdesk.venues.client import sandbox_client
+from quantdesk.venues.client import sandbox_pro_client
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +34,6 @@ _STATUS = {
     "expired": OrderStatus.EXPIRED,
     "rejected": OrderStatus.REJECTED,
 }
-# what the sandbox REST client sets that the ccxt.pro client must share (markets, types)
-_REST_OPTIONS = (
-    "fetchCurrencies",
-    "fetchMargins",
-    "fetchMarkets",
-    "defaultType",
-    "warnOnFetchOpenOrdersWithoutSymbol",
-    "fetchOpenOrders",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,20 +90,9 @@ def pro_exchange(config: VenueConfig, env: Mapping[str, str] | None = None) -> A
         options = {"defaultType": "swap"} if config.market == "usdm" else {}
         return getattr(ccxt.pro, ident)({**creds, "enableRateLimit": True, "options": options})
     creds = creds or {"apiKey": "sandbox-key", "secret": "sandbox-secret"}
-    rest = sandbox_client(ident, config.sandbox_url, creds["apiKey"], creds["secret"])
-    pro = getattr(ccxt.pro, ident)({**creds, "enableRateLimit": False})
-    pro.options.update({k: v for k, v in rest.options.items() if k in _REST_OPTIONS})
-    ws_root = "ws://" + urlsplit(config.sandbox_url).netloc
-    api = dict(rest.urls["api"])
-    api["ws"] = dict(pro.urls["api"]["ws"]) | {
-        "spot": f"{ws_root}/ws",
-        "margin": f"{ws_root}/ws",
-        "linear": f"{ws_root}/fstream/ws",
-        "ws-api": dict(pro.urls["api"]["ws"]["ws-api"]) | {"spot": f"{ws_root}/ws-api/v3"},
-    }
-    pro.urls["api"] = api
-    pro.exceptions = rest.exceptions
-    return pro
+    return sandbox_pro_client(
+        ident, config.sandbox_url, creds["apiKey"], creds["secret"], enableRateLimit=False
+    )
 
 
 def touch_of(book: Mapping[str, Any]) -> Touch | None:
