@@ -210,13 +210,12 @@ def run_cmd(
     reconciles both venues and carries the pair on from the venues' positions.
     """
     import asyncio
-    import logging
 
     from quantdesk.cli.runlock import session_lock
     from quantdesk.data.times import parse_time, to_ms
     from quantdesk.strategy import parse_param_args, strategy_class
     from quantdesk.system.arb_live import ArbResult, ArbSession, ArbSpec
-    from quantdesk.system.live import RedactSignatures, install_signal_handlers
+    from quantdesk.system.live import install_signal_handlers, session_logging
 
     config = app.config
     if config.arb is None:
@@ -239,9 +238,7 @@ def run_cmd(
         alerts=config.alerts,
         until_ms=to_ms(parse_time(until)) if until else None,
     )
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactSignatures())
+    session_logging()
     announce(f"arb run {config.arb.symbol}: {config.arb.venue_a} vs {config.arb.venue_b}")
 
     async def main() -> ArbResult:

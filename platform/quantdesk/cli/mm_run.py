@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 
 import click
@@ -73,7 +72,7 @@ def mm_run(
     from quantdesk.data.times import parse_time, to_ms
     from quantdesk.mm.reload import section_params
     from quantdesk.strategy import parse_param_args
-    from quantdesk.system.live import Mode, RedactSignatures, install_signal_handlers
+    from quantdesk.system.live import Mode, install_signal_handlers, session_logging
     from quantdesk.system.mm_live import MMSessionResult, MMSessionSpec, run_mm_session
 
     cls = quote_strategy_class(name, strategies_dir)
@@ -110,9 +109,7 @@ def mm_run(
         config_path=config.source,
         alerts=config.alerts,
     )
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactSignatures())
+    session_logging()
     out = console()
 
     async def main() -> MMSessionResult:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -135,11 +134,11 @@ def run(
     from quantdesk.strategy import SignalStrategy, parse_param_args, strategy_class
     from quantdesk.system.live import (
         Mode,
-        RedactSignatures,
         SessionResult,
         SessionSpec,
         install_signal_handlers,
         run_session,
+        session_logging,
     )
 
     cls = strategy_class(strategy_name, strategies_dir)
@@ -186,9 +185,7 @@ def run(
         )
     if not allow_unpromoted:
         require_promoted(strategy, registry=registry, strategies_dir=strategies_dir)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactSignatures())
+    session_logging()
     out = console()
 
     async def main() -> SessionResult:

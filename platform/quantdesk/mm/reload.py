@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from quantdesk.risk.reload import file_stamp
 from quantdesk.strategy import ParamError, Strategy
 
 log = logging.getLogger(__name__)
@@ -66,11 +67,7 @@ class ParamReloader:
         self.last_error: str | None = None
 
     def _stamp(self) -> tuple[int, int] | None:
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return stat.st_mtime_ns, stat.st_size
+        return file_stamp(self.path)
 
     def check(self) -> bool | None:
         """Reload if the file changed: True applied, False refused, None unchanged."""

@@ -22,6 +22,15 @@ from quantdesk.risk.limits import RiskConfig
 log = logging.getLogger(__name__)
 
 
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """The file's mtime (ns) and size, what a reloader polls; None while it does not exist."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
 class RiskReloader:
     """Watches one config file and hands each new valid [risk] section to `apply`."""
 
@@ -46,11 +55,7 @@ class RiskReloader:
         self.last_error: str | None = None
 
     def _stamp(self) -> tuple[int, int] | None:
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return stat.st_mtime_ns, stat.st_size
+        return file_stamp(self.path)
 
     def check(self) -> bool | None:
         """Reload if the file changed: True applied, False rejected, None unchanged."""

@@ -95,6 +95,13 @@ class RedactSignatures(logging.Filter):
         return True
 
 
+def session_logging() -> None:
+    """Warnings and errors to stderr with times, request signatures blanked (every session CLI)."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactSignatures())
+
+
 def install_signal_handlers(stop: asyncio.Event) -> Callable[[], None]:
     """SIGINT/SIGTERM set `stop` (a graceful shutdown); returns a function that removes them."""
     loop = asyncio.get_running_loop()
